@@ -1,0 +1,311 @@
+//! The wire contract between gateways and data nodes: routes, header names, request and
+//! response bodies, and the metadata records with their merge function.
+//!
+//! Invariants: everything here is pure (no IO). `ObjectRecord::merge` and
+//! `BucketRecord::merge` are commutative, associative and idempotent, so a record may be
+//! written, re-sent and repaired in any order and every replica converges to the same value.
+//! Versions are immutable once written; the only change a version ever sees is becoming
+//! `Purged` (permanently deleted), and a purge tombstone always wins.
+//!
+//! Routes (every route but `/health` requires the [`SECRET_HEADER`]):
+//!
+//! | method | path | body | answer |
+//! |---|---|---|---|
+//! | GET | `/health` | | `ok` |
+//! | PUT | `/blobs/{id}` | raw bytes (chunked) | [`BlobPutReply`] |
+//! | GET | `/blobs/{id}` | `Range: bytes=a-b` optional | raw bytes, 200 or 206 |
+//! | DELETE | `/blobs/{id}` | | 204 |
+//! | GET | `/records/{bucket}/{key}` | | [`ObjectRecord`] or 404 |
+//! | POST | `/records/{bucket}/{key}` | [`ObjectRecord`] (merged in) | 204 |
+//! | GET | `/list/{bucket}?after=&prefix=&limit=` | | [`ListPage`] |
+//! | GET | `/buckets` | | `Vec<BucketRecord>` |
+//! | GET | `/buckets/{bucket}` | | [`BucketRecord`] or 404 |
+//! | POST | `/buckets/{bucket}` | [`BucketRecord`] (merged in) | 204 |
+//!
+//! Path segments `{bucket}` and `{key}` are percent-encoded with [`encode_segment`]; blob ids
+//! are 32 lowercase hex characters. Errors are [`ErrorBody`] with a non-2xx status.
+
+use std::collections::BTreeMap;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use serde::{Deserialize, Serialize};
+
+/// Header carrying the cluster secret on every gateway → node call.
+pub const SECRET_HEADER: &str = "x-s3q-secret";
+/// Optional header on `PUT /blobs/{id}`: the hex MD5 the sender expects. A node refuses
+/// (and does not keep) a body whose MD5 differs.
+pub const EXPECTED_MD5_HEADER: &str = "x-s3q-expected-md5";
+/// Size of the blocks whose CRC32C a node records at write time and checks on every read.
+pub const BLOB_BLOCK_SIZE: u64 = 64 * 1024;
+/// Largest JSON body (record, bucket record) a node or gateway buffers.
+pub const MAX_RECORD_BODY: usize = 16 * 1024 * 1024;
+/// Largest number of entries a node returns in one `ListPage`.
+pub const MAX_LIST_LIMIT: usize = 1000;
+
+/// Characters left as they are in an encoded path segment. Everything else, `.` and `/`
+/// included, is percent-encoded, so `..` or `a/b` can never be read as path structure.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'~');
+
+/// Percent-encodes a bucket name or object key for use as one path segment.
+pub fn encode_segment(s: &str) -> String {
+    utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+/// Decodes a path segment made by [`encode_segment`]; `None` if it is not valid UTF-8.
+pub fn decode_segment(s: &str) -> Option<String> {
+    percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(|c| c.into_owned())
+}
+
+/// True when `id` is a well-formed blob id (32 lowercase hex characters).
+pub fn is_valid_blob_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Error body of every non-2xx node answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Stable machine-readable code, e.g. `NotFound`, `DigestMismatch`, `Corrupt`.
+    pub code: String,
+    pub message: String,
+}
+
+/// Answer to `PUT /blobs/{id}`: what the node durably stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobPutReply {
+    /// Hex MD5 of the bytes the node stored, computed by the node itself.
+    pub md5: String,
+    pub size: u64,
+}
+
+/// Total order of versions: a hybrid logical timestamp (microseconds since the Unix epoch,
+/// never behind the newest timestamp its writer has seen) broken by a unique id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Stamp {
+    pub ts: u64,
+    pub id: String,
+}
+
+/// Where an object's bytes live.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Data {
+    /// Small bodies travel inside the record: one round trip instead of two.
+    Inline {
+        #[serde(with = "b64")]
+        bytes: Vec<u8>,
+    },
+    /// A blob stored under `id` on the same replicas as the record.
+    Blob { id: String },
+}
+
+/// Everything S3 returns about one stored object version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectMeta {
+    pub size: u64,
+    /// Hex MD5 of the body (the S3 ETag of a single-part object, without quotes).
+    pub md5: String,
+    /// The S3 ETag without quotes: `md5` for single-part, `md5-of-md5s-N` for multipart.
+    pub etag: String,
+    pub data: Data,
+    /// Standard headers stored with the object (`content-type`, `cache-control`, ...),
+    /// lowercase names.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// `x-amz-meta-*` user metadata, names without the prefix.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub user_metadata: BTreeMap<String, String>,
+    /// Verified full-object checksums, algorithm name (`CRC32`, `SHA256`, ...) → base64.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checksums: BTreeMap<String, String>,
+}
+
+/// What a version is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum VersionState {
+    Object(ObjectMeta),
+    DeleteMarker,
+    /// Permanently deleted (`DELETE ?versionId=`): a tombstone that keeps a stale replica
+    /// from bringing the version back.
+    Purged,
+}
+
+/// One version of one key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    pub stamp: Stamp,
+    /// The S3 `null` version (writes to unversioned or suspended buckets). A newer null
+    /// version replaces every older one.
+    #[serde(default)]
+    pub null: bool,
+    #[serde(flatten)]
+    pub state: VersionState,
+}
+
+impl Version {
+    /// The version id S3 clients see.
+    pub fn s3_version_id(&self) -> &str {
+        if self.null { "null" } else { &self.stamp.id }
+    }
+
+    pub fn is_purged(&self) -> bool {
+        matches!(self.state, VersionState::Purged)
+    }
+}
+
+/// All versions of one (bucket, key), oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRecord {
+    pub versions: Vec<Version>,
+}
+
+impl ObjectRecord {
+    pub fn single(version: Version) -> Self {
+        ObjectRecord {
+            versions: vec![version],
+        }
+    }
+
+    /// Merges `other` into `self`: the union of versions by stamp, where a purge tombstone
+    /// wins over the version it deletes, then null versions older than the newest null
+    /// version are dropped. This is a join of a semilattice, so replicas converge whatever
+    /// the order, grouping or repetition of the writes they receive.
+    pub fn merge(&mut self, other: &ObjectRecord) {
+        let mut by_stamp: BTreeMap<&Stamp, &Version> = BTreeMap::new();
+        for v in self.versions.iter().chain(other.versions.iter()) {
+            by_stamp
+                .entry(&v.stamp)
+                .and_modify(|kept| {
+                    if v.is_purged() && !kept.is_purged() {
+                        *kept = v;
+                    }
+                })
+                .or_insert(v);
+        }
+        let newest_null = by_stamp
+            .values()
+            .filter(|v| v.null)
+            .map(|v| &v.stamp)
+            .max()
+            .cloned();
+        let merged: Vec<Version> = by_stamp
+            .into_values()
+            .filter(|v| !v.null || Some(&v.stamp) == newest_null.as_ref())
+            .cloned()
+            .collect();
+        self.versions = merged;
+    }
+
+    /// The newest version that is not purged: the object's current state.
+    pub fn current(&self) -> Option<&Version> {
+        self.versions.iter().rev().find(|v| !v.is_purged())
+    }
+
+    /// The current version if it is an object (not a delete marker).
+    pub fn current_object(&self) -> Option<(&Version, &ObjectMeta)> {
+        match self.current() {
+            Some(
+                v @ Version {
+                    state: VersionState::Object(meta),
+                    ..
+                },
+            ) => Some((v, meta)),
+            _ => None,
+        }
+    }
+
+    /// The newest stamp in the record, purged versions included (for hybrid clocks).
+    pub fn newest_stamp(&self) -> Option<&Stamp> {
+        self.versions.last().map(|v| &v.stamp)
+    }
+
+    /// Looks a version up by the id S3 clients see (`null` included).
+    pub fn find_s3_version(&self, version_id: &str) -> Option<&Version> {
+        self.versions
+            .iter()
+            .rev()
+            .find(|v| v.s3_version_id() == version_id)
+    }
+}
+
+/// Versioning state of a bucket, as S3 names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Versioning {
+    Enabled,
+    Suspended,
+}
+
+/// A last-writer-wins register ordered by [`Stamp`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lww<T> {
+    pub stamp: Stamp,
+    pub value: T,
+}
+
+impl<T: Clone> Lww<T> {
+    fn merge(&mut self, other: &Lww<T>) {
+        if other.stamp > self.stamp {
+            *self = other.clone();
+        }
+    }
+}
+
+/// A bucket, fully replicated on every node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketRecord {
+    pub name: String,
+    /// Whether the bucket exists; the stamp of the latest create or delete. A create's
+    /// stamp timestamp is the bucket's creation date.
+    pub exists: Lww<bool>,
+    /// `None` until versioning is first configured.
+    pub versioning: Option<Lww<Versioning>>,
+}
+
+impl BucketRecord {
+    /// Last-writer-wins per field; commutative, associative and idempotent.
+    pub fn merge(&mut self, other: &BucketRecord) {
+        self.exists.merge(&other.exists);
+        match (&mut self.versioning, &other.versioning) {
+            (Some(mine), Some(theirs)) => mine.merge(theirs),
+            (None, Some(theirs)) => self.versioning = Some(theirs.clone()),
+            _ => {}
+        }
+    }
+}
+
+/// One key and its record in a [`ListPage`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListEntry {
+    pub key: String,
+    pub record: ObjectRecord,
+}
+
+/// Answer to `GET /list/{bucket}`: records with key > `after` and starting with `prefix`,
+/// in ascending byte order of the key, at most `limit` of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListPage {
+    pub entries: Vec<ListEntry>,
+    /// True when more matching records exist after the last entry.
+    pub truncated: bool,
+}
+
+mod b64 {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        STANDARD.decode(s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests;

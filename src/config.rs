@@ -1,0 +1,251 @@
+//! Command line and environment configuration of the `s3quorum` binary, and the checks that
+//! refuse impossible settings before anything starts.
+//!
+//! Every flag also reads `S3QUORUM_<FLAG>` from the environment. Values are parsed once in
+//! `main` and passed down; nothing deeper reads the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// s3quorum: an S3-compatible object store replicated over plain-HTTP data nodes.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Three data nodes and a gateway in one process, on local directories.
+    Dev(DevArgs),
+    /// The stateless S3 gateway in front of a set of data nodes.
+    Gateway(GatewayArgs),
+    /// One data node (blob files and metadata records on local disk).
+    Node(NodeArgs),
+}
+
+/// Settings shared by `gateway` and `dev`.
+#[derive(Debug, Clone, Args)]
+pub struct S3Args {
+    /// Address of the S3 listener (port 0 picks a free port).
+    #[arg(long, env = "S3QUORUM_S3_ADDR", default_value = "127.0.0.1:9000")]
+    pub s3_addr: SocketAddr,
+    /// Address of the admin listener: /health, /ready, /metrics.
+    #[arg(long, env = "S3QUORUM_ADMIN_ADDR", default_value = "127.0.0.1:9001")]
+    pub admin_addr: SocketAddr,
+    /// Replicas per object (RF).
+    #[arg(long, env = "S3QUORUM_REPLICAS", default_value_t = 3)]
+    pub replicas: usize,
+    /// Replicas that must durably store a write before it is acknowledged (W).
+    #[arg(long, env = "S3QUORUM_WRITE_QUORUM", default_value_t = 2)]
+    pub write_quorum: usize,
+    /// Replicas consulted on every read (R); R + W must exceed RF.
+    #[arg(long, env = "S3QUORUM_READ_QUORUM", default_value_t = 2)]
+    pub read_quorum: usize,
+    /// Deadline of one gateway → node call (a whole record call, or one idle gap in a
+    /// streamed body).
+    #[arg(long, env = "S3QUORUM_NODE_TIMEOUT_MS", default_value_t = 10_000)]
+    pub node_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GatewayArgs {
+    /// Base URLs of every data node, comma separated (http://host:port).
+    #[arg(long, env = "S3QUORUM_NODES", value_delimiter = ',', required = true)]
+    pub nodes: Vec<String>,
+    /// S3 access key clients sign with.
+    #[arg(long, env = "S3QUORUM_ACCESS_KEY")]
+    pub access_key: String,
+    /// S3 secret key clients sign with.
+    #[arg(long, env = "S3QUORUM_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: String,
+    /// Shared secret every gateway → node call carries.
+    #[arg(long, env = "S3QUORUM_CLUSTER_SECRET", hide_env_values = true)]
+    pub cluster_secret: String,
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NodeArgs {
+    /// Directory holding this node's blobs and record database.
+    #[arg(long, env = "S3QUORUM_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "S3QUORUM_LISTEN", default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Shared secret the gateways present; requests without it are refused.
+    #[arg(long, env = "S3QUORUM_CLUSTER_SECRET", hide_env_values = true)]
+    pub cluster_secret: String,
+    /// Skip fsync (faster, but an acknowledged write can be lost on power failure).
+    #[arg(long, env = "S3QUORUM_NO_FSYNC")]
+    pub no_fsync: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DevArgs {
+    /// Directory for the three nodes' data and the generated keys.
+    #[arg(long, env = "S3QUORUM_DATA_DIR", default_value = "./s3quorum-data")]
+    pub data_dir: PathBuf,
+    /// S3 access key (generated and kept in DATA_DIR when absent).
+    #[arg(long, env = "S3QUORUM_ACCESS_KEY")]
+    pub access_key: Option<String>,
+    /// S3 secret key (generated and kept in DATA_DIR when absent).
+    #[arg(long, env = "S3QUORUM_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// Skip fsync on the nodes.
+    #[arg(long, env = "S3QUORUM_NO_FSYNC")]
+    pub no_fsync: bool,
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+/// Everything the gateway needs, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub nodes: Vec<String>,
+    pub access_key: String,
+    pub secret_key: String,
+    pub cluster_secret: String,
+    pub replicas: usize,
+    pub write_quorum: usize,
+    pub read_quorum: usize,
+    pub node_timeout: Duration,
+}
+
+impl Config {
+    pub fn from_args(args: &GatewayArgs) -> Self {
+        Config {
+            nodes: args
+                .nodes
+                .iter()
+                .map(|n| n.trim().trim_end_matches('/').to_owned())
+                .filter(|n| !n.is_empty())
+                .collect(),
+            access_key: args.access_key.clone(),
+            secret_key: args.secret_key.clone(),
+            cluster_secret: args.cluster_secret.clone(),
+            replicas: args.s3.replicas,
+            write_quorum: args.s3.write_quorum,
+            read_quorum: args.s3.read_quorum,
+            node_timeout: Duration::from_millis(args.s3.node_timeout_ms),
+        }
+    }
+
+    /// Refuses settings under which the store could not keep its promises.
+    pub fn validate(&self) -> Result<(), String> {
+        let (n, rf, w, r) = (
+            self.nodes.len(),
+            self.replicas,
+            self.write_quorum,
+            self.read_quorum,
+        );
+        if rf == 0 || w == 0 || r == 0 {
+            return Err("replicas, write quorum and read quorum must all be at least 1".into());
+        }
+        if n < rf {
+            return Err(format!(
+                "{n} node(s) given but replicas = {rf}: at least {rf} nodes are needed"
+            ));
+        }
+        if w > rf {
+            return Err(format!(
+                "write quorum {w} exceeds replicas {rf}: no write could ever succeed"
+            ));
+        }
+        if r > rf {
+            return Err(format!(
+                "read quorum {r} exceeds replicas {rf}: no read could ever succeed"
+            ));
+        }
+        if r + w <= rf {
+            return Err(format!(
+                "read quorum {r} + write quorum {w} must exceed replicas {rf}, \
+                 or a read could miss an acknowledged write"
+            ));
+        }
+        if self.node_timeout.is_zero() {
+            return Err("node timeout must be greater than zero".into());
+        }
+        if self.access_key.is_empty() || self.secret_key.is_empty() {
+            return Err("access key and secret key must not be empty".into());
+        }
+        if self.cluster_secret.is_empty() {
+            return Err("cluster secret must not be empty".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for node in &self.nodes {
+            if !(node.starts_with("http://")) {
+                return Err(format!("node URL {node:?} must start with http://"));
+            }
+            if !seen.insert(node) {
+                return Err(format!("node URL {node:?} is listed twice"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(n: usize, rf: usize, w: usize, r: usize) -> Config {
+        Config {
+            nodes: (0..n).map(|i| format!("http://127.0.0.1:{}", 7000 + i)).collect(),
+            access_key: "ak".into(),
+            secret_key: "sk".into(),
+            cluster_secret: "cs".into(),
+            replicas: rf,
+            write_quorum: w,
+            read_quorum: r,
+            node_timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn accepts_the_defaults_and_larger_clusters() {
+        assert_eq!(config(3, 3, 2, 2).validate(), Ok(()));
+        assert_eq!(config(5, 3, 2, 2).validate(), Ok(()));
+        assert_eq!(config(5, 5, 3, 3).validate(), Ok(()));
+        assert_eq!(config(1, 1, 1, 1).validate(), Ok(()));
+    }
+
+    #[test]
+    fn refuses_impossible_settings() {
+        for (n, rf, w, r) in [
+            (2, 3, 2, 2), // fewer nodes than replicas
+            (3, 3, 4, 2), // W > RF
+            (3, 3, 2, 4), // R > RF
+            (3, 3, 1, 2), // R + W = RF
+            (3, 3, 1, 1), // R + W < RF
+            (3, 3, 0, 3), // zero quorum
+            (3, 0, 0, 0),
+        ] {
+            assert!(
+                config(n, rf, w, r).validate().is_err(),
+                "accepted n={n} rf={rf} w={w} r={r}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_zero_timeout_empty_secrets_and_duplicate_nodes() {
+        let mut c = config(3, 3, 2, 2);
+        c.node_timeout = Duration::ZERO;
+        assert!(c.validate().is_err());
+        let mut c = config(3, 3, 2, 2);
+        c.cluster_secret.clear();
+        assert!(c.validate().is_err());
+        let mut c = config(3, 3, 2, 2);
+        c.nodes[2] = c.nodes[0].clone();
+        assert!(c.validate().is_err());
+        let mut c = config(3, 3, 2, 2);
+        c.nodes[1] = "ftp://x".into();
+        assert!(c.validate().is_err());
+    }
+}

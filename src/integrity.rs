@@ -1,0 +1,259 @@
+//! End-to-end integrity of uploads: one pass over the body computes its MD5 (the ETag) and
+//! every checksum the client announced, and the result is compared with `Content-MD5` and
+//! the `x-amz-checksum-*` values from headers or the aws-chunked trailer.
+//!
+//! Nothing here stores anything: the caller commits only after [`BodyDigest::verify`]
+//! succeeded, which is what keeps a corrupted or truncated upload invisible.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use http::HeaderMap;
+use md5::{Digest, Md5};
+use s3s::checksum::ChecksumHasher;
+use s3s::dto::{ChecksumAlgorithm, ETag};
+use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
+
+/// The checksum algorithms we verify and store, with their S3 header names.
+const ALGORITHMS: [(&str, &str); 5] = [
+    ("CRC32", "x-amz-checksum-crc32"),
+    ("CRC32C", "x-amz-checksum-crc32c"),
+    ("CRC64NVME", "x-amz-checksum-crc64nvme"),
+    ("SHA1", "x-amz-checksum-sha1"),
+    ("SHA256", "x-amz-checksum-sha256"),
+];
+
+/// What the client claims about the body, gathered before it is read.
+#[derive(Debug, Default, Clone)]
+pub struct Claims {
+    /// `Content-MD5`, base64.
+    pub content_md5: Option<String>,
+    /// Algorithm → base64 value from request headers.
+    pub checksums: BTreeMap<&'static str, String>,
+    /// Algorithms to compute (named by `x-amz-checksum-algorithm`, the trailer, or a header).
+    pub algorithms: Vec<&'static str>,
+}
+
+impl Claims {
+    /// Reads the claims from the request headers (s3s leaves them unchecked).
+    pub fn from_headers(
+        headers: &HeaderMap,
+        content_md5: Option<&str>,
+        algorithm: Option<&ChecksumAlgorithm>,
+    ) -> S3Result<Claims> {
+        let mut claims = Claims {
+            content_md5: content_md5.map(str::to_owned),
+            ..Claims::default()
+        };
+        if let Some(md5) = &claims.content_md5 {
+            match STANDARD.decode(md5) {
+                Ok(raw) if raw.len() == 16 => {}
+                _ => return Err(s3_error!(InvalidDigest, "The Content-MD5 you specified is not valid.")),
+            }
+        }
+        for (name, header) in ALGORITHMS {
+            if let Some(value) = headers.get(header) {
+                let value = value
+                    .to_str()
+                    .map_err(|_| s3_error!(InvalidArgument, "{header} is not valid"))?;
+                claims.checksums.insert(name, value.to_owned());
+                claims.algorithms.push(name);
+            }
+        }
+        let trailer = headers
+            .get("x-amz-trailer")
+            .and_then(|v| v.to_str().ok())
+            .map(|t| t.trim().to_ascii_lowercase());
+        for (name, header) in ALGORITHMS {
+            let named = algorithm.is_some_and(|a| a.as_str().eq_ignore_ascii_case(name))
+                || trailer.as_deref() == Some(header);
+            if named && !claims.algorithms.contains(&name) {
+                claims.algorithms.push(name);
+            }
+        }
+        if let Some(a) = algorithm
+            && !ALGORITHMS.iter().any(|(n, _)| a.as_str().eq_ignore_ascii_case(n))
+        {
+            return Err(s3_error!(
+                InvalidArgument,
+                "Checksum algorithm {} is not supported",
+                a.as_str()
+            ));
+        }
+        Ok(claims)
+    }
+}
+
+/// The verified digests of a body.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub md5: String,
+    pub size: u64,
+    /// Algorithm → base64, for every algorithm computed.
+    pub checksums: BTreeMap<String, String>,
+}
+
+/// Digests computed while a body streams through.
+pub struct BodyDigest {
+    md5: Md5,
+    others: ChecksumHasher,
+    size: u64,
+    claims: Claims,
+}
+
+impl BodyDigest {
+    pub fn new(claims: Claims) -> Self {
+        let mut others = ChecksumHasher::default();
+        for name in &claims.algorithms {
+            match *name {
+                "CRC32" => others.crc32 = Some(Default::default()),
+                "CRC32C" => others.crc32c = Some(Default::default()),
+                "CRC64NVME" => others.crc64nvme = Some(Default::default()),
+                "SHA1" => others.sha1 = Some(Default::default()),
+                "SHA256" => others.sha256 = Some(Default::default()),
+                _ => {}
+            }
+        }
+        BodyDigest {
+            md5: Md5::new(),
+            others,
+            size: 0,
+            claims,
+        }
+    }
+
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.md5.update(chunk);
+        self.others.update(chunk);
+        self.size += chunk.len() as u64;
+    }
+
+    /// Compares every digest with what the client claimed, in headers or in `trailers`
+    /// (read after the body ended). Any mismatch is `BadDigest`.
+    pub fn verify(self, trailers: Option<&HeaderMap>) -> S3Result<Verified> {
+        let md5 = self.md5.finalize();
+        if let Some(claimed) = &self.claims.content_md5
+            && STANDARD.encode(md5) != *claimed
+        {
+            return Err(s3_error!(
+                BadDigest,
+                "The Content-MD5 you specified did not match what we received."
+            ));
+        }
+        let computed = self.others.finalize();
+        let mut checksums = BTreeMap::new();
+        for (name, header) in ALGORITHMS {
+            let ours = match name {
+                "CRC32" => computed.checksum_crc32.clone(),
+                "CRC32C" => computed.checksum_crc32c.clone(),
+                "CRC64NVME" => computed.checksum_crc64nvme.clone(),
+                "SHA1" => computed.checksum_sha1.clone(),
+                _ => computed.checksum_sha256.clone(),
+            };
+            let Some(ours) = ours else { continue };
+            let claimed = self.claims.checksums.get(name).cloned().or_else(|| {
+                trailers
+                    .and_then(|t| t.get(header))
+                    .and_then(|v| v.to_str().ok())
+                    .map(|s| s.trim().to_owned())
+            });
+            if let Some(claimed) = claimed
+                && claimed != ours
+            {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::BadDigest,
+                    format!("The {name} you specified did not match the calculated checksum."),
+                ));
+            }
+            checksums.insert(name.to_owned(), ours);
+        }
+        Ok(Verified {
+            md5: hex::encode(md5),
+            size: self.size,
+            checksums,
+        })
+    }
+}
+
+/// Maps a failure of the client's body stream to the S3 error it means: a bad payload
+/// hash or chunk signature, a truncated body, an oversized body. Anything else is the
+/// client going away or sending garbage: `IncompleteBody`, never a 500.
+pub fn body_error(e: s3s::StdError) -> S3Error {
+    use s3s::stream::aws_chunked_stream::AwsChunkedStreamError;
+    use s3s::stream::upload_stream::UploadStreamError;
+    let code = if e.is::<s3s::BodySizeLimitExceeded>() {
+        S3ErrorCode::EntityTooLarge
+    } else if let Some(x) = e.downcast_ref::<UploadStreamError>() {
+        x.to_s3_error_code()
+    } else if let Some(x) = e.downcast_ref::<AwsChunkedStreamError>() {
+        x.to_s3_error_code()
+    } else {
+        S3ErrorCode::IncompleteBody
+    };
+    S3Error::with_source(code, e)
+}
+
+/// The ETag of a stored object, as s3s wants it (unquoted, strong).
+pub fn etag(value: &str) -> ETag {
+    ETag::Strong(value.to_owned())
+}
+
+/// Sets the `checksum_*` fields of an S3 output from stored checksums.
+pub fn for_each_checksum(checksums: &BTreeMap<String, String>, mut set: impl FnMut(&str, String)) {
+    for (name, value) in checksums {
+        set(name, value.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest_of(body: &[u8], claims: Claims) -> S3Result<Verified> {
+        let mut d = BodyDigest::new(claims);
+        for chunk in body.chunks(7) {
+            d.update(chunk);
+        }
+        d.verify(None)
+    }
+
+    #[test]
+    fn etag_vectors() {
+        let v = digest_of(b"", Claims::default()).unwrap();
+        assert_eq!(v.md5, "d41d8cd98f00b204e9800998ecf8427e");
+        let v = digest_of(b"The quick brown fox jumps over the lazy dog", Claims::default()).unwrap();
+        assert_eq!(v.md5, "9e107d9d372bb6826bd81d3542a419d6");
+    }
+
+    #[test]
+    fn content_md5_mismatch_is_bad_digest() {
+        let claims = Claims {
+            content_md5: Some(STANDARD.encode([0u8; 16])),
+            ..Claims::default()
+        };
+        let err = digest_of(b"hello", claims).unwrap_err();
+        assert_eq!(*err.code(), S3ErrorCode::BadDigest);
+        let claims = Claims {
+            content_md5: Some("XUFAKrxLKna5cZ2REBfFkg==".into()),
+            ..Claims::default()
+        };
+        assert!(digest_of(b"hello", claims).is_ok());
+    }
+
+    #[test]
+    fn crc32_header_checked() {
+        // CRC32 of "hello" is 0x3610a686.
+        let good = STANDARD.encode(0x3610a686u32.to_be_bytes());
+        let mut claims = Claims::default();
+        claims.checksums.insert("CRC32", good.clone());
+        claims.algorithms.push("CRC32");
+        let v = digest_of(b"hello", claims.clone()).unwrap();
+        assert_eq!(v.checksums["CRC32"], good);
+        claims.checksums.insert("CRC32", "AAAAAA==".into());
+        assert_eq!(
+            *digest_of(b"hello", claims).unwrap_err().code(),
+            S3ErrorCode::BadDigest
+        );
+    }
+}

@@ -1,0 +1,26 @@
+//! s3quorum: an S3 wire-compatible object store. A stateless gateway speaks S3 through
+//! `s3s` and stores every object on RF data nodes with write and read quorums.
+//!
+//! Module map, following a request from the outside in:
+//! - `server`: the S3 and admin listeners, request ids, metrics per request.
+//! - `s3`: `impl s3s::S3`, one handler per operation, grouped by family.
+//! - `integrity`: MD5 / checksum computation and verification of uploads.
+//! - `quorum`: fan-out to replicas, quorum counting, merged reads and listings.
+//! - `node_client`: one function per data-node endpoint.
+//! - `placement`: which nodes own a key (rendezvous hashing).
+//! - `config`, `error`, `metrics`, `dev` (three nodes and a gateway in one process).
+//!
+//! The data node itself is the `node` crate (`node/`), which knows nothing of S3.
+
+pub mod config;
+pub mod dev;
+pub mod error;
+mod integrity;
+pub mod metrics;
+mod node_client;
+pub mod placement;
+mod quorum;
+mod s3;
+pub mod server;
+
+pub use server::run_gateway;

@@ -1,0 +1,96 @@
+//! The `s3quorum` binary: parse the command line, set up logging, run a subcommand.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use s3quorum::config::{Cli, Command, Config};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("s3quorum: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("s3quorum: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Dev(args) => s3quorum::dev::run(args, ctrl_c()).await,
+        Command::Gateway(args) => {
+            let config = Config::from_args(&args);
+            config.validate()?;
+            let s3 = bind(args.s3.s3_addr).await?;
+            let admin = bind(args.s3.admin_addr).await?;
+            announce("s3", &s3)?;
+            announce("admin", &admin)?;
+            s3quorum::run_gateway(config, s3, admin, ctrl_c()).await
+        }
+        Command::Node(args) => {
+            let config = node::Config {
+                data_dir: args.data_dir,
+                cluster_secret: args.cluster_secret,
+                fsync: !args.no_fsync,
+            };
+            config.validate().map_err(|e| e.to_string())?;
+            let listener = bind(args.listen).await?;
+            announce("node", &listener)?;
+            node::serve(config, listener, ctrl_c())
+                .await
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))
+}
+
+/// Prints the bound address on stdout, one line, so scripts and tests can use port 0.
+fn announce(role: &str, listener: &TcpListener) -> Result<(), String> {
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("listening {role} http://{addr}");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn ctrl_c() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,337 @@
+//! One async function per data-node endpoint (see `node::proto` for the route table).
+//!
+//! Every call carries the cluster secret and has a deadline; streamed bodies have an idle
+//! deadline per chunk instead. Connections are pooled and kept alive (one pool for all
+//! nodes). Failures become a [`NodeError`] that says what went wrong; the caller adds which
+//! node and which operation.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use http::{HeaderValue, Method, Request, StatusCode, header};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full, Limited, StreamBody};
+use hyper::body::Frame;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use node::proto::{
+    self, BlobPutReply, BucketRecord, EXPECTED_MD5_HEADER, ErrorBody, ListPage, ObjectRecord,
+    SECRET_HEADER, encode_segment,
+};
+use serde::de::DeserializeOwned;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type ReqBody = BoxBody<Bytes, BoxError>;
+
+/// Why a node call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("answered {status} {code}: {message}")]
+    Status {
+        status: StatusCode,
+        code: String,
+        message: String,
+    },
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("stored MD5 {got} differs from the gateway's {want}")]
+    DigestMismatch { want: String, got: String },
+    #[error("bad reply: {0}")]
+    BadReply(String),
+    #[error("aborted")]
+    Aborted,
+}
+
+/// A pooled HTTP client for one data node.
+#[derive(Clone)]
+pub struct NodeClient {
+    base: String,
+    client: Client<HttpConnector, ReqBody>,
+    secret: HeaderValue,
+    timeout: Duration,
+}
+
+/// A pool shared by every [`NodeClient`] of a gateway.
+pub fn new_pool() -> Client<HttpConnector, ReqBody> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_keepalive(Some(Duration::from_secs(60)));
+    connector.set_connect_timeout(Some(Duration::from_secs(3)));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(256)
+        .build(connector)
+}
+
+impl NodeClient {
+    pub fn new(
+        base: String,
+        pool: Client<HttpConnector, ReqBody>,
+        secret: &str,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        let secret = HeaderValue::from_str(secret)
+            .map_err(|_| "cluster secret must be printable ASCII".to_owned())?;
+        Ok(NodeClient {
+            base,
+            client: pool,
+            secret,
+            timeout,
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn request(&self, method: Method, path: &str, body: ReqBody) -> Request<ReqBody> {
+        let mut req = Request::new(body);
+        *req.method_mut() = method;
+        *req.uri_mut() = format!("{}{}", self.base, path)
+            .parse()
+            .unwrap_or_else(|_| http::Uri::from_static("http://invalid./"));
+        req.headers_mut().insert(SECRET_HEADER, self.secret.clone());
+        req
+    }
+
+    async fn send(
+        &self,
+        req: Request<ReqBody>,
+    ) -> Result<http::Response<hyper::body::Incoming>, NodeError> {
+        let resp = self
+            .client
+            .request(req)
+            .await
+            .map_err(|e| NodeError::Unreachable(error_chain(&e)))?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let body = Limited::new(resp.into_body(), 64 * 1024)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let parsed: Option<ErrorBody> = serde_json::from_slice(&body).ok();
+        let (code, message) = match parsed {
+            Some(e) => (e.code, e.message),
+            None => (
+                status.canonical_reason().unwrap_or("").to_owned(),
+                String::from_utf8_lossy(&body).into_owned(),
+            ),
+        };
+        if code == "Corrupt" {
+            return Err(NodeError::Corrupt(message));
+        }
+        Err(NodeError::Status {
+            status,
+            code,
+            message,
+        })
+    }
+
+    /// A JSON call with the whole exchange under one deadline.
+    async fn call_json<T: DeserializeOwned>(
+        &self,
+        req: Request<ReqBody>,
+    ) -> Result<Option<T>, NodeError> {
+        let fut = async {
+            let resp = match self.send(req).await {
+                Err(NodeError::Status { status, .. }) if status == StatusCode::NOT_FOUND => {
+                    return Ok(None);
+                }
+                other => other?,
+            };
+            if resp.status() == StatusCode::NO_CONTENT {
+                return Ok(None);
+            }
+            let body = Limited::new(resp.into_body(), proto::MAX_RECORD_BODY)
+                .collect()
+                .await
+                .map_err(|e| NodeError::BadReply(e.to_string()))?
+                .to_bytes();
+            serde_json::from_slice(&body)
+                .map(Some)
+                .map_err(|e| NodeError::BadReply(e.to_string()))
+        };
+        tokio::time::timeout(self.timeout, fut)
+            .await
+            .map_err(|_| NodeError::Timeout(self.timeout))?
+    }
+
+    fn json_body<T: serde::Serialize>(value: &T) -> ReqBody {
+        let bytes = serde_json::to_vec(value).unwrap_or_default();
+        Full::new(Bytes::from(bytes))
+            .map_err(|never| match never {})
+            .boxed()
+    }
+
+    fn empty() -> ReqBody {
+        Empty::new().map_err(|never| match never {}).boxed()
+    }
+
+    /// Stores a blob streamed from `chunks`. An `Err` item aborts the upload on the node,
+    /// which then keeps nothing. Waiting for the answer after the body ends is the
+    /// caller's deadline to set; this function has none because the body's pace is the
+    /// client's.
+    pub async fn put_blob(
+        &self,
+        id: &str,
+        chunks: impl Stream<Item = Result<Bytes, BoxError>> + Send + Sync + 'static,
+        expected_md5: Option<&str>,
+    ) -> Result<BlobPutReply, NodeError> {
+        let body = BodyExt::boxed(StreamBody::new(chunks.map(|c| c.map(Frame::data))));
+        let mut req = self.request(Method::PUT, &format!("/blobs/{id}"), body);
+        if let Some(md5) = expected_md5.and_then(|m| HeaderValue::from_str(m).ok()) {
+            req.headers_mut().insert(EXPECTED_MD5_HEADER, md5);
+        }
+        let resp = self.send(req).await?;
+        let body = Limited::new(resp.into_body(), 64 * 1024)
+            .collect()
+            .await
+            .map_err(|e| NodeError::BadReply(e.to_string()))?
+            .to_bytes();
+        serde_json::from_slice(&body).map_err(|e| NodeError::BadReply(e.to_string()))
+    }
+
+    /// Opens a blob for reading, `range` being `start..end` (exclusive). The answer's
+    /// headers arrive under the call deadline; each chunk after that under the same idle
+    /// deadline.
+    pub async fn get_blob(
+        &self,
+        id: &str,
+        range: Option<(u64, u64)>,
+    ) -> Result<impl Stream<Item = Result<Bytes, NodeError>> + Send + use<>, NodeError> {
+        let mut req = self.request(Method::GET, &format!("/blobs/{id}"), Self::empty());
+        if let Some((start, end)) = range {
+            let value = format!("bytes={}-{}", start, end.saturating_sub(1));
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                req.headers_mut().insert(header::RANGE, v);
+            }
+        }
+        let timeout = self.timeout;
+        let resp = tokio::time::timeout(timeout, self.send(req))
+            .await
+            .map_err(|_| NodeError::Timeout(timeout))??;
+        let body = resp.into_body().into_data_stream();
+        // After an error or a timeout the stream ends: the caller fails over.
+        Ok(futures::stream::unfold(Some(body), move |state| async move {
+            let mut body = state?;
+            match tokio::time::timeout(timeout, body.next()).await {
+                Err(_) => Some((Err(NodeError::Timeout(timeout)), None)),
+                Ok(None) => None,
+                Ok(Some(Ok(b))) => Some((Ok(b), Some(body))),
+                Ok(Some(Err(e))) => Some((
+                    Err(NodeError::Corrupt(format!(
+                        "blob stream broke: {}",
+                        error_chain(&e)
+                    ))),
+                    None,
+                )),
+            }
+        }))
+    }
+
+    /// True when the node answers `/health` within the deadline.
+    pub async fn health(&self) -> bool {
+        let req = self.request(Method::GET, "/health", Self::empty());
+        matches!(
+            tokio::time::timeout(self.timeout, self.send(req)).await,
+            Ok(Ok(_))
+        )
+    }
+
+    pub async fn delete_blob(&self, id: &str) -> Result<(), NodeError> {
+        let req = self.request(Method::DELETE, &format!("/blobs/{id}"), Self::empty());
+        self.call_json::<serde_json::Value>(req).await.map(|_| ())
+    }
+
+    pub async fn get_record(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<ObjectRecord>, NodeError> {
+        let path = format!(
+            "/records/{}/{}",
+            encode_segment(bucket),
+            encode_segment(key)
+        );
+        self.call_json(self.request(Method::GET, &path, Self::empty()))
+            .await
+    }
+
+    pub async fn put_record(
+        &self,
+        bucket: &str,
+        key: &str,
+        record: &ObjectRecord,
+    ) -> Result<(), NodeError> {
+        let path = format!(
+            "/records/{}/{}",
+            encode_segment(bucket),
+            encode_segment(key)
+        );
+        let req = self.request(Method::POST, &path, Self::json_body(record));
+        self.call_json::<serde_json::Value>(req).await.map(|_| ())
+    }
+
+    pub async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<ListPage, NodeError> {
+        let path = format!(
+            "/list/{}?prefix={}&after={}&limit={}",
+            encode_segment(bucket),
+            encode_segment(prefix),
+            encode_segment(after),
+            limit
+        );
+        self.call_json(self.request(Method::GET, &path, Self::empty()))
+            .await
+            .map(Option::unwrap_or_default)
+    }
+
+    pub async fn get_bucket(&self, bucket: &str) -> Result<Option<BucketRecord>, NodeError> {
+        let path = format!("/buckets/{}", encode_segment(bucket));
+        self.call_json(self.request(Method::GET, &path, Self::empty()))
+            .await
+    }
+
+    pub async fn put_bucket(&self, record: &BucketRecord) -> Result<(), NodeError> {
+        let path = format!("/buckets/{}", encode_segment(&record.name));
+        let req = self.request(Method::POST, &path, Self::json_body(record));
+        self.call_json::<serde_json::Value>(req).await.map(|_| ())
+    }
+
+    pub async fn list_buckets(&self) -> Result<Vec<BucketRecord>, NodeError> {
+        self.call_json(self.request(Method::GET, "/buckets", Self::empty()))
+            .await
+            .map(Option::unwrap_or_default)
+    }
+}
+
+/// The error and its sources on one line: hyper's top-level messages alone
+/// ("client error (Connect)") do not say what happened.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(src) = cur {
+        s.push_str(": ");
+        s.push_str(&src.to_string());
+        cur = src.source();
+    }
+    s
+}

@@ -1,0 +1,78 @@
+//! The bucket table: small, so every node holds every bucket record.
+//!
+//! Writes need a majority of all nodes and reads ask enough nodes to overlap every
+//! majority (N - majority + 1), so a read sees every acknowledged create, delete and
+//! versioning change. Records merge last-writer-wins per field.
+
+use std::collections::BTreeMap;
+
+use node::proto::BucketRecord;
+
+use super::{Cluster, gather, spawn_each};
+use crate::error::Error;
+
+impl Cluster {
+    pub(super) fn all_nodes(&self) -> Vec<usize> {
+        (0..self.inner.nodes.len()).collect()
+    }
+
+    fn bucket_write_quorum(&self) -> usize {
+        self.inner.nodes.len() / 2 + 1
+    }
+
+    fn bucket_read_quorum(&self) -> usize {
+        self.inner.nodes.len() - self.bucket_write_quorum() + 1
+    }
+
+    /// The merged record of `name`, deleted or not; `None` if no node knows it.
+    pub async fn get_bucket(&self, name: &str) -> Result<Option<BucketRecord>, Error> {
+        let n = name.to_owned();
+        let calls = spawn_each(self, &self.all_nodes(), |node| {
+            let n = n.clone();
+            async move { node.get_bucket(&n).await }
+        });
+        let answers = gather(self, "read bucket", calls, self.bucket_read_quorum()).await?;
+        let mut merged: Option<BucketRecord> = None;
+        for record in answers.into_iter().filter_map(|(_, r)| r) {
+            match &mut merged {
+                Some(m) => m.merge(&record),
+                None => merged = Some(record),
+            }
+        }
+        Ok(merged)
+    }
+
+    /// The record of `name` if the bucket exists now.
+    pub async fn existing_bucket(&self, name: &str) -> Result<Option<BucketRecord>, Error> {
+        Ok(self.get_bucket(name).await?.filter(|b| b.exists.value))
+    }
+
+    pub async fn put_bucket(&self, record: BucketRecord) -> Result<(), Error> {
+        let record = std::sync::Arc::new(record);
+        let calls = spawn_each(self, &self.all_nodes(), |node| {
+            let record = record.clone();
+            async move { node.put_bucket(&record).await }
+        });
+        gather(self, "write bucket", calls, self.bucket_write_quorum())
+            .await
+            .map(|_| ())
+    }
+
+    /// Every existing bucket, sorted by name.
+    pub async fn list_buckets(&self) -> Result<Vec<BucketRecord>, Error> {
+        let calls = spawn_each(self, &self.all_nodes(), |node| async move {
+            node.list_buckets().await
+        });
+        let answers = gather(self, "list buckets", calls, self.bucket_read_quorum()).await?;
+        let mut merged: BTreeMap<String, BucketRecord> = BTreeMap::new();
+        for record in answers.into_iter().flat_map(|(_, r)| r) {
+            match merged.get_mut(&record.name) {
+                Some(m) => m.merge(&record),
+                None => {
+                    merged.insert(record.name.clone(), record);
+                }
+            }
+        }
+        Ok(merged.into_values().filter(|b| b.exists.value).collect())
+    }
+}

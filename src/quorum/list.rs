@@ -1,0 +1,186 @@
+//! Listing: sorted record pages from every node, merged key by key.
+//!
+//! Every node is asked (with N > RF no node holds every key) and the answers of at least
+//! N - (RF - R) nodes are required: then every key written with W acknowledgements has at
+//! least one of its replicas among them (list-after-write). Each round is only trusted up
+//! to the smallest last key of the pages that were cut short; the next round starts there.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+
+use node::proto::{MAX_LIST_LIMIT, ObjectMeta, ObjectRecord, Version, VersionState};
+
+use super::{Cluster, gather, spawn_each};
+use crate::error::Error;
+
+/// One current object in a listing.
+pub struct ListedObject {
+    pub key: String,
+    pub version: Version,
+    pub meta: ObjectMeta,
+}
+
+/// One page of a ListObjects answer.
+#[derive(Default)]
+pub struct Listing {
+    pub objects: Vec<ListedObject>,
+    pub common_prefixes: Vec<String>,
+    /// More results exist after `next_marker`.
+    pub truncated: bool,
+    /// The last key or common prefix returned.
+    pub next_marker: Option<String>,
+}
+
+/// Larger than any valid key continuation: `cp` + this sorts after every key under `cp`
+/// whose next character is below U+10FFFF (the rest are skipped one by one).
+const AFTER_ALL: char = '\u{10FFFF}';
+
+impl Cluster {
+    fn list_quorum(&self) -> usize {
+        let n = self.inner.nodes.len();
+        let rf = self.inner.placement.replicas("", "").len();
+        n - (rf - self.inner.read_quorum)
+    }
+
+    /// Walks the merged records of `bucket` with keys starting with `prefix` and greater
+    /// than `after`, in key order. `visit` may return a key to jump past (all keys up to
+    /// and including it are skipped) or break.
+    async fn scan<F>(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: &str,
+        page: usize,
+        mut visit: F,
+    ) -> Result<(), Error>
+    where
+        F: FnMut(&str, &ObjectRecord) -> ControlFlow<(), Option<String>>,
+    {
+        let mut cursor = after.to_owned();
+        let limit = page.clamp(1, MAX_LIST_LIMIT);
+        loop {
+            let (b, p, c) = (bucket.to_owned(), prefix.to_owned(), cursor.clone());
+            let calls = spawn_each(self, &self.all_nodes(), |node| {
+                let (b, p, c) = (b.clone(), p.clone(), c.clone());
+                async move { node.list(&b, &p, &c, limit).await }
+            });
+            let pages = gather(self, "list", calls, self.list_quorum()).await?;
+            let mut bound: Option<String> = None;
+            let mut merged: BTreeMap<String, ObjectRecord> = BTreeMap::new();
+            for (_, page) in pages {
+                if page.truncated
+                    && let Some(last) = page.entries.last()
+                    && bound.as_ref().is_none_or(|b| &last.key < b)
+                {
+                    bound = Some(last.key.clone());
+                }
+                for entry in page.entries {
+                    match merged.get_mut(&entry.key) {
+                        Some(r) => r.merge(&entry.record),
+                        None => {
+                            merged.insert(entry.key, entry.record);
+                        }
+                    }
+                }
+            }
+            let mut skip_to: Option<String> = None;
+            for (key, record) in &merged {
+                if bound.as_ref().is_some_and(|b| key > b) {
+                    break;
+                }
+                if *key <= cursor || skip_to.as_ref().is_some_and(|s| key <= s) {
+                    continue;
+                }
+                cursor.clone_from(key);
+                match visit(key, record) {
+                    ControlFlow::Break(()) => return Ok(()),
+                    ControlFlow::Continue(Some(jump)) => skip_to = Some(jump),
+                    ControlFlow::Continue(None) => {}
+                }
+            }
+            let Some(bound) = bound else { return Ok(()) };
+            cursor = bound.max(cursor);
+            if let Some(jump) = skip_to {
+                cursor = jump.max(cursor);
+            }
+        }
+    }
+
+    /// One page of current (not deleted) objects, S3 ListObjects style.
+    pub async fn list_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: Option<&str>,
+        start_after: &str,
+        max_keys: usize,
+    ) -> Result<Listing, Error> {
+        let mut out = Listing::default();
+        let mut count = 0;
+        let page = if delimiter.is_some() {
+            MAX_LIST_LIMIT
+        } else {
+            max_keys + 1
+        };
+        self.scan(bucket, prefix, start_after, page, |key, record| {
+            let Some((version, meta)) = record.current_object() else {
+                return ControlFlow::Continue(None);
+            };
+            let rolled_up = delimiter.and_then(|d| {
+                let rest = key.get(prefix.len()..)?;
+                rest.find(d)
+                    .map(|at| key[..prefix.len() + at + d.len()].to_owned())
+            });
+            if let Some(cp) = &rolled_up
+                && (cp.as_str() <= start_after || out.next_marker.as_ref() == Some(cp))
+            {
+                return ControlFlow::Continue(Some(format!("{cp}{AFTER_ALL}")));
+            }
+            if count == max_keys {
+                out.truncated = true;
+                return ControlFlow::Break(());
+            }
+            count += 1;
+            match rolled_up {
+                Some(cp) => {
+                    let jump = format!("{cp}{AFTER_ALL}");
+                    out.common_prefixes.push(cp.clone());
+                    out.next_marker = Some(cp);
+                    ControlFlow::Continue(Some(jump))
+                }
+                None => {
+                    out.objects.push(ListedObject {
+                        key: key.to_owned(),
+                        version: version.clone(),
+                        meta: meta.clone(),
+                    });
+                    out.next_marker = Some(key.to_owned());
+                    ControlFlow::Continue(None)
+                }
+            }
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// True when any key of `bucket` still holds an object or a delete marker a client
+    /// could list (what makes DeleteBucket refuse with BucketNotEmpty).
+    pub async fn bucket_has_objects(&self, bucket: &str) -> Result<bool, Error> {
+        let mut found = false;
+        self.scan(bucket, "", "", MAX_LIST_LIMIT, |_, record| {
+            let live = record.versions.iter().any(|v| match v.state {
+                VersionState::Object(_) => true,
+                VersionState::DeleteMarker => !v.null,
+                VersionState::Purged => false,
+            });
+            if live {
+                found = true;
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(None)
+            }
+        })
+        .await?;
+        Ok(found)
+    }
+}

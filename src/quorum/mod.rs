@@ -1,0 +1,330 @@
+//! The replicated quorum layer: which nodes to ask, how many answers make a success, and the
+//! fan-out that returns as soon as the quorum is met while the remaining calls finish in the
+//! background.
+//!
+//! Counting rules live in the pure [`QuorumTracker`]; everything async is in [`Cluster`] and
+//! its submodules (`write` for blobs and records, `read` for records and blob streams, `list`
+//! for merged listings, `buckets` for the fully replicated bucket table). A quorum failure
+//! carries every replica's reason so one log line explains it.
+
+mod buckets;
+mod list;
+mod read;
+mod write;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::node_client::{NodeClient, NodeError, new_pool};
+use crate::placement::Placement;
+
+pub use list::Listing;
+pub use write::BlobUpload;
+
+/// Where a quorum stands after some answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Not decided yet: more answers are needed and still possible.
+    Pending,
+    /// At least `needed` calls succeeded.
+    Met,
+    /// Too many failed: `needed` successes can no longer happen.
+    Failed,
+}
+
+/// Counts successes and failures (errors and timeouts alike) of `total` calls that need
+/// `needed` successes.
+#[derive(Debug, Clone)]
+pub struct QuorumTracker {
+    total: usize,
+    needed: usize,
+    ok: usize,
+    failed: usize,
+}
+
+impl QuorumTracker {
+    pub fn new(total: usize, needed: usize) -> Self {
+        QuorumTracker {
+            total,
+            needed,
+            ok: 0,
+            failed: 0,
+        }
+    }
+
+    pub fn record(&mut self, success: bool) -> Outcome {
+        if success {
+            self.ok += 1;
+        } else {
+            self.failed += 1;
+        }
+        self.outcome()
+    }
+
+    pub fn outcome(&self) -> Outcome {
+        if self.ok >= self.needed {
+            Outcome::Met
+        } else if self.total - self.failed.min(self.total) < self.needed {
+            Outcome::Failed
+        } else {
+            Outcome::Pending
+        }
+    }
+
+    pub fn successes(&self) -> usize {
+        self.ok
+    }
+}
+
+/// Shared handle on the data nodes: one per gateway, cheap to clone.
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    nodes: Vec<NodeClient>,
+    placement: Placement,
+    write_quorum: usize,
+    read_quorum: usize,
+    clock: Hlc,
+}
+
+impl Cluster {
+    pub fn new(config: &Config) -> Result<Self, String> {
+        let pool = new_pool();
+        let nodes = config
+            .nodes
+            .iter()
+            .map(|url| {
+                NodeClient::new(
+                    url.clone(),
+                    pool.clone(),
+                    &config.cluster_secret,
+                    config.node_timeout,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Cluster {
+            inner: Arc::new(Inner {
+                nodes,
+                placement: Placement::new(config.nodes.clone(), config.replicas),
+                write_quorum: config.write_quorum,
+                read_quorum: config.read_quorum,
+                clock: Hlc::default(),
+            }),
+        })
+    }
+
+    fn node(&self, i: usize) -> &NodeClient {
+        &self.inner.nodes[i]
+    }
+
+    fn replicas(&self, bucket: &str, key: &str) -> Vec<usize> {
+        self.inner.placement.replicas(bucket, key)
+    }
+
+    /// The nodes holding `(bucket, key)`, as indexes for the write calls.
+    pub fn replicas_of(&self, bucket: &str, key: &str) -> Vec<usize> {
+        self.replicas(bucket, key)
+    }
+
+    /// How many nodes answer their health check, and how many writes need.
+    pub async fn reachable_nodes(&self) -> (usize, usize) {
+        let checks = self.inner.nodes.iter().map(|n| n.health());
+        let up = futures::future::join_all(checks)
+            .await
+            .into_iter()
+            .filter(|ok| *ok)
+            .count();
+        (up, self.inner.write_quorum)
+    }
+
+    /// A fresh unique id (version ids, blob ids): 32 lowercase hex characters.
+    pub fn new_id() -> String {
+        uuid::Uuid::new_v4().simple().to_string()
+    }
+
+    /// The next hybrid-logical timestamp, after everything this gateway has seen.
+    pub fn next_timestamp(&self, seen: Option<u64>) -> u64 {
+        self.inner.clock.next(seen)
+    }
+}
+
+/// Spawns `call` once per node in `targets`; each call runs to completion in its own task
+/// even after the caller has stopped waiting (the background part of a quorum write).
+fn spawn_each<T, F, Fut>(
+    cluster: &Cluster,
+    targets: &[usize],
+    call: F,
+) -> Vec<(usize, impl Future<Output = Result<T, NodeError>> + use<T, F, Fut>)>
+where
+    T: Send + 'static,
+    F: Fn(NodeClient) -> Fut,
+    Fut: Future<Output = Result<T, NodeError>> + Send + 'static,
+{
+    targets
+        .iter()
+        .map(|&i| {
+            let task = tokio::spawn(call(cluster.node(i).clone()));
+            (i, async move {
+                task.await
+                    .unwrap_or_else(|e| Err(NodeError::BadReply(format!("task: {e}"))))
+            })
+        })
+        .collect()
+}
+
+/// Waits until `needed` of the calls succeed (returning their results, first answers
+/// first) or until that has become impossible (a `QuorumFailed` naming every node's
+/// reason). Spawned calls still running keep running.
+async fn gather<T, Fut>(
+    cluster: &Cluster,
+    op: &'static str,
+    calls: Vec<(usize, Fut)>,
+    needed: usize,
+) -> Result<Vec<(usize, T)>, Error>
+where
+    Fut: Future<Output = Result<T, NodeError>>,
+{
+    let mut tracker = QuorumTracker::new(calls.len(), needed);
+    let mut reasons = Vec::new();
+    if tracker.outcome() == Outcome::Failed {
+        return Err(quorum_failed(op, needed, 0, reasons));
+    }
+    let mut pending: FuturesUnordered<_> = calls
+        .into_iter()
+        .map(|(i, f)| async move { (i, f.await) })
+        .collect();
+    let mut ok = Vec::with_capacity(needed);
+    while let Some((i, result)) = pending.next().await {
+        let success = match result {
+            Ok(v) => {
+                ok.push((i, v));
+                true
+            }
+            Err(e) => {
+                reasons.push(format!("{}: {e}", cluster.node(i).url()));
+                false
+            }
+        };
+        match tracker.record(success) {
+            Outcome::Met => return Ok(ok),
+            Outcome::Failed => {
+                return Err(quorum_failed(op, needed, tracker.successes(), reasons));
+            }
+            Outcome::Pending => {}
+        }
+    }
+    Err(quorum_failed(op, needed, tracker.successes(), reasons))
+}
+
+fn quorum_failed(op: &'static str, needed: usize, got: usize, per_node: Vec<String>) -> Error {
+    Error::QuorumFailed {
+        op,
+        needed,
+        got,
+        per_node,
+    }
+}
+
+/// Hybrid logical clock: wall-clock microseconds, but never behind (and never equal to)
+/// anything this gateway has produced or seen, so a version written after reading another
+/// always orders after it even when gateway clocks disagree.
+#[derive(Default)]
+struct Hlc {
+    last: AtomicU64,
+}
+
+impl Hlc {
+    fn next(&self, seen: Option<u64>) -> u64 {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0);
+        let floor = seen.map_or(0, |s| s.saturating_add(1));
+        let mut last = self.last.load(Ordering::Relaxed);
+        loop {
+            let next = now.max(floor).max(last.saturating_add(1));
+            match self
+                .last
+                .compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return next,
+                Err(actual) => last = actual,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every order of ok (o), error (e) and timeout (t) answers from 3 replicas, with the
+    /// outcome after each answer, for W = 2 (and R = 2, the same table).
+    #[test]
+    fn quorum_table_rf3_q2() {
+        // answers → outcome after each answer
+        let table = [
+            ("ooo", "P M M"),
+            ("ooe", "P M M"),
+            ("oeo", "P P M"),
+            ("eoo", "P P M"),
+            ("oee", "P P F"),
+            ("eoe", "P P F"),
+            ("eeo", "P F F"),
+            ("eee", "P F F"),
+            ("oot", "P M M"),
+            ("oto", "P P M"),
+            ("too", "P P M"),
+            ("ott", "P P F"),
+            ("tot", "P P F"),
+            ("tto", "P F F"),
+            ("ttt", "P F F"),
+            ("ote", "P P F"),
+            ("eto", "P F F"),
+            ("teo", "P F F"),
+        ];
+        for (answers, expected) in table {
+            let mut t = QuorumTracker::new(3, 2);
+            let got: Vec<&str> = answers
+                .chars()
+                .map(|c| match t.record(c == 'o') {
+                    Outcome::Pending => "P",
+                    Outcome::Met => "M",
+                    Outcome::Failed => "F",
+                })
+                .collect();
+            assert_eq!(got.join(" "), expected, "answers {answers}");
+        }
+    }
+
+    #[test]
+    fn quorum_edges() {
+        assert_eq!(QuorumTracker::new(3, 3).record(false), Outcome::Failed);
+        assert_eq!(QuorumTracker::new(1, 1).record(true), Outcome::Met);
+        assert_eq!(QuorumTracker::new(1, 2).outcome(), Outcome::Failed);
+        let mut t = QuorumTracker::new(5, 3);
+        assert_eq!(t.record(false), Outcome::Pending);
+        assert_eq!(t.record(false), Outcome::Pending);
+        assert_eq!(t.record(false), Outcome::Failed);
+    }
+
+    #[test]
+    fn clock_is_strictly_monotonic_and_respects_what_it_saw() {
+        let c = Hlc::default();
+        let a = c.next(None);
+        let b = c.next(None);
+        assert!(b > a);
+        let far = b + 10_000_000_000;
+        assert_eq!(c.next(Some(far)), far + 1);
+        assert!(c.next(None) > far + 1);
+    }
+}

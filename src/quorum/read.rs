@@ -1,0 +1,204 @@
+//! Reads: a record merged from R replicas, and a blob streamed from one healthy replica with
+//! fail-over to the next, mid-stream included.
+//!
+//! Nodes check each block's CRC32C before sending it, so a corrupt replica shows up as an
+//! error or a broken stream, never as wrong bytes; the reader then resumes at the same byte
+//! offset on the next replica, and the client sees one uninterrupted, correct body.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+use md5::{Digest, Md5};
+use node::proto::{Data, ObjectRecord, VersionState};
+
+use super::{Cluster, gather, quorum_failed, spawn_each};
+use crate::error::Error;
+use crate::node_client::NodeError;
+
+/// A record as read from a read quorum.
+pub struct RecordRead {
+    /// The merge of every answer; `None` when no replica has the key.
+    pub record: Option<ObjectRecord>,
+    /// The key's replicas, those that answered first at the front: the order to try
+    /// blob reads in.
+    pub replicas: Vec<usize>,
+}
+
+impl Cluster {
+    /// Reads the record of `(bucket, key)` from R replicas and merges the answers.
+    pub async fn read_record(&self, bucket: &str, key: &str) -> Result<RecordRead, Error> {
+        let replicas = self.replicas(bucket, key);
+        let (b, k) = (bucket.to_owned(), key.to_owned());
+        let calls = spawn_each(self, &replicas, |node| {
+            let (b, k) = (b.clone(), k.clone());
+            async move { node.get_record(&b, &k).await }
+        });
+        let answers = gather(self, "read record", calls, self.inner.read_quorum).await?;
+        let mut order: Vec<usize> = answers.iter().map(|(i, _)| *i).collect();
+        let rest: Vec<usize> = replicas.into_iter().filter(|i| !order.contains(i)).collect();
+        order.extend(rest);
+        let mut merged: Option<ObjectRecord> = None;
+        for (i, record) in answers {
+            let Some(mut record) = record else { continue };
+            drop_corrupt_inline(&mut record, self.node(i).url(), bucket, key);
+            match &mut merged {
+                Some(m) => m.merge(&record),
+                None => merged = Some(record),
+            }
+        }
+        Ok(RecordRead {
+            record: merged,
+            replicas: order,
+        })
+    }
+
+    /// Opens blob `id` for the byte range `start..end`, trying `candidates` in order. Fails
+    /// only when no candidate can serve it.
+    pub async fn open_blob(
+        &self,
+        id: &str,
+        candidates: &[usize],
+        start: u64,
+        end: u64,
+    ) -> Result<BlobReader, Error> {
+        let mut reader = ReaderState {
+            cluster: self.clone(),
+            id: id.to_owned(),
+            candidates: candidates.iter().copied().collect(),
+            pos: start,
+            start,
+            end,
+            current: None,
+            current_node: 0,
+            failures: Vec::new(),
+        };
+        if start < end {
+            reader.open_next().await?;
+        }
+        Ok(BlobReader { state: reader })
+    }
+}
+
+/// Inline bodies carry no block checksums; their MD5 is checked here instead, and a
+/// version whose bytes do not match is left out so another replica's copy wins.
+fn drop_corrupt_inline(record: &mut ObjectRecord, node: &str, bucket: &str, key: &str) {
+    record.versions.retain(|v| match &v.state {
+        VersionState::Object(meta) => match &meta.data {
+            Data::Inline { bytes } => {
+                let ok = hex::encode(Md5::digest(bytes)) == meta.md5;
+                if !ok {
+                    tracing::warn!(node, bucket, key, version = %v.stamp.id, "corrupt inline body ignored");
+                }
+                ok
+            }
+            Data::Blob { .. } => true,
+        },
+        _ => true,
+    });
+}
+
+/// A blob byte range being streamed, failing over between replicas.
+pub struct BlobReader {
+    state: ReaderState,
+}
+
+struct ReaderState {
+    cluster: Cluster,
+    id: String,
+    candidates: VecDeque<usize>,
+    start: u64,
+    pos: u64,
+    end: u64,
+    current: Option<BoxStream<'static, Result<Bytes, NodeError>>>,
+    /// The replica `current` streams from.
+    current_node: usize,
+    failures: Vec<String>,
+}
+
+impl ReaderState {
+    async fn open_next(&mut self) -> Result<(), Error> {
+        while let Some(i) = self.candidates.pop_front() {
+            let node = self.cluster.node(i);
+            match node.get_blob(&self.id, Some((self.pos, self.end))).await {
+                Ok(stream) => {
+                    self.current = Some(stream.boxed());
+                    self.current_node = i;
+                    return Ok(());
+                }
+                Err(e) => self.fail(i, e),
+            }
+        }
+        Err(quorum_failed(
+            "read blob",
+            1,
+            0,
+            std::mem::take(&mut self.failures),
+        ))
+    }
+
+    fn fail(&mut self, i: usize, e: NodeError) {
+        let node = self.cluster.node(i).url();
+        tracing::warn!(node, blob = %self.id, offset = self.pos, "blob read failed, resuming on the next replica: {e}");
+        self.failures.push(format!("{node}: {e}"));
+    }
+
+    /// The next chunk of the range, failing over as needed; `None` at the end.
+    async fn next_chunk(&mut self) -> Option<Result<Bytes, Error>> {
+        loop {
+            if self.pos >= self.end {
+                return None;
+            }
+            if self.current.is_none() {
+                if let Err(e) = self.open_next().await {
+                    return Some(Err(e));
+                }
+            }
+            let stream = self.current.as_mut()?;
+            match stream.next().await {
+                Some(Ok(mut chunk)) => {
+                    let left = self.end - self.pos;
+                    if chunk.len() as u64 > left {
+                        chunk.truncate(left as usize);
+                    }
+                    self.pos += chunk.len() as u64;
+                    if !chunk.is_empty() {
+                        return Some(Ok(chunk));
+                    }
+                }
+                Some(Err(e)) => {
+                    self.current = None;
+                    self.fail(self.current_node, e);
+                }
+                None => {
+                    self.current = None;
+                    let e = NodeError::BadReply(format!("stream ended early at {}", self.pos));
+                    self.fail(self.current_node, e);
+                }
+            }
+        }
+    }
+}
+
+impl BlobReader {
+    /// Bytes this reader delivers in all.
+    pub fn len(&self) -> u64 {
+        self.state.end - self.state.start
+    }
+
+    /// The body as a stream of chunks; an error ends it (every replica failed).
+    pub fn into_stream(self) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send {
+        futures::stream::unfold(Some(self.state), |state| async move {
+            let mut state = state?;
+            match state.next_chunk().await {
+                None => None,
+                Some(Ok(chunk)) => Some((Ok(chunk), Some(state))),
+                Some(Err(e)) => {
+                    tracing::error!("{e}");
+                    Some((Err(std::io::Error::other(e.to_string())), None))
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,250 @@
+//! Writes: a blob streamed to every replica at once, then the record that makes it visible.
+//!
+//! Blob before record: a record is only ever sent to a replica whose blob was stored with the
+//! gateway's MD5, so no replica holds a record pointing at a missing blob because of this
+//! path. An upload that is aborted, or dropped half way (the client went away), ends each
+//! replica's stream with an error, and the node keeps nothing. A write is acknowledged at W
+//! replicas; the remaining replica finishes (blob, then record) in a background task.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::{BoxFuture, Shared, join_all};
+use futures::FutureExt;
+use node::proto::{BlobPutReply, ObjectRecord};
+use tokio::sync::mpsc;
+
+use super::{Cluster, gather, quorum_failed, spawn_each};
+use crate::error::Error;
+use crate::node_client::{BoxError, NodeError};
+
+/// Chunks buffered per replica before the slowest replica holds the upload back.
+const REPLICA_BUFFER_CHUNKS: usize = 16;
+
+enum Msg {
+    Data(Bytes),
+    /// The body ended cleanly. A channel closed without this is an abort.
+    End,
+}
+
+/// One replica's blob upload; shared so the quorum wait and the late replica's record
+/// write can both look at it. The upload itself runs in a spawned task.
+type ReplicaPut = Shared<BoxFuture<'static, Result<BlobPutReply, String>>>;
+
+/// A blob being streamed to the replicas of one key.
+pub struct BlobUpload {
+    cluster: Cluster,
+    id: String,
+    senders: Vec<(usize, mpsc::Sender<Msg>)>,
+    puts: Vec<(usize, ReplicaPut)>,
+    /// Replicas dropped during the upload, with why.
+    lost: Vec<String>,
+    timeout: Duration,
+}
+
+/// A blob durably stored on at least W replicas.
+pub struct BlobStored {
+    acked: Vec<usize>,
+    late: Vec<(usize, ReplicaPut)>,
+    md5: String,
+}
+
+impl Cluster {
+    /// Opens one streaming upload per replica of `(bucket, key)`.
+    pub fn start_blob_upload(&self, bucket: &str, key: &str) -> BlobUpload {
+        let id = Cluster::new_id();
+        let mut senders = Vec::new();
+        let mut puts = Vec::new();
+        for i in self.replicas(bucket, key) {
+            let (tx, rx) = mpsc::channel::<Msg>(REPLICA_BUFFER_CHUNKS);
+            let stream = futures::stream::unfold((rx, false), |(mut rx, done)| async move {
+                if done {
+                    return None;
+                }
+                match rx.recv().await {
+                    Some(Msg::Data(b)) => Some((Ok(b), (rx, false))),
+                    Some(Msg::End) => None,
+                    None => Some((Err::<Bytes, BoxError>("upload aborted".into()), (rx, true))),
+                }
+            });
+            let node = self.node(i).clone();
+            let blob_id = id.clone();
+            let task = tokio::spawn(async move { node.put_blob(&blob_id, stream, None).await });
+            let put: ReplicaPut = async move {
+                match task.await {
+                    Ok(Ok(reply)) => Ok(reply),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(e) => Err(format!("task: {e}")),
+                }
+            }
+            .boxed()
+            .shared();
+            puts.push((i, put));
+            senders.push((i, tx));
+        }
+        BlobUpload {
+            cluster: self.clone(),
+            id,
+            senders,
+            puts,
+            lost: Vec::new(),
+            timeout: self.node(0).timeout(),
+        }
+    }
+
+    /// Sends `record` to `targets` and returns once W of them merged it.
+    pub async fn write_record(
+        &self,
+        bucket: &str,
+        key: &str,
+        record: ObjectRecord,
+        targets: &[usize],
+    ) -> Result<(), Error> {
+        let record = std::sync::Arc::new(record);
+        let (b, k) = (bucket.to_owned(), key.to_owned());
+        let calls = spawn_each(self, targets, |node| {
+            let (b, k, record) = (b.clone(), k.clone(), record.clone());
+            async move { node.put_record(&b, &k, &record).await }
+        });
+        gather(self, "write record", calls, self.inner.write_quorum)
+            .await
+            .map(|_| ())
+    }
+
+    /// Writes the record of a blob upload: to the replicas that acknowledged the blob now
+    /// (W needed), and to each late replica once its blob is stored with the right MD5.
+    pub async fn commit_blob_record(
+        &self,
+        bucket: &str,
+        key: &str,
+        record: ObjectRecord,
+        stored: BlobStored,
+    ) -> Result<(), Error> {
+        for (i, put) in stored.late {
+            let (cluster, b, k, record, md5) = (
+                self.clone(),
+                bucket.to_owned(),
+                key.to_owned(),
+                record.clone(),
+                stored.md5.clone(),
+            );
+            tokio::spawn(async move {
+                let node = cluster.node(i).clone();
+                let result = match check_md5(put.await, &md5) {
+                    Ok(_) => node.put_record(&b, &k, &record).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = result {
+                    tracing::warn!(node = node.url(), bucket = %b, key = %k, "late replica not written: {e}");
+                }
+            });
+        }
+        self.write_record(bucket, key, record, &stored.acked).await
+    }
+}
+
+impl BlobUpload {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Sends one chunk to every live replica. A replica that cannot take it within the
+    /// node deadline is dropped; fewer than W live replicas fails the upload.
+    pub async fn send(&mut self, chunk: Bytes) -> Result<(), Error> {
+        let timeout = self.timeout;
+        let results = join_all(self.senders.iter().map(|(_, tx)| {
+            let msg = Msg::Data(chunk.clone());
+            async move {
+                match tokio::time::timeout(timeout, tx.send(msg)).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(_)) => Err("stream closed by the node".to_owned()),
+                    Err(_) => Err(format!("no progress for {timeout:?}")),
+                }
+            }
+        }))
+        .await;
+        let mut kept = Vec::with_capacity(self.senders.len());
+        for ((i, tx), result) in std::mem::take(&mut self.senders).into_iter().zip(results) {
+            match result {
+                Ok(()) => kept.push((i, tx)),
+                Err(why) => {
+                    let node = self.cluster.node(i).url();
+                    tracing::warn!(node, blob = %self.id, "replica dropped from upload: {why}");
+                    self.lost.push(format!("{node}: {why}"));
+                }
+            }
+        }
+        self.senders = kept;
+        let w = self.cluster.inner.write_quorum;
+        if self.senders.len() < w {
+            return Err(quorum_failed(
+                "put blob",
+                w,
+                self.senders.len(),
+                std::mem::take(&mut self.lost),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Ends the body and waits for W replicas to confirm they stored exactly `md5`.
+    pub async fn finish(mut self, md5: &str) -> Result<BlobStored, Error> {
+        for (_, tx) in std::mem::take(&mut self.senders) {
+            // A full channel means the replica is behind; it gets the end marker when it
+            // catches up, within the same deadline as every chunk.
+            let _ = tokio::time::timeout(self.timeout, tx.send(Msg::End)).await;
+        }
+        let timeout = self.timeout;
+        let w = self.cluster.inner.write_quorum;
+        let puts = std::mem::take(&mut self.puts);
+        let checked = puts
+            .iter()
+            .map(|(i, put)| (*i, put.clone().map(|r| check_md5(r, md5))))
+            .collect();
+        // One deadline from the end of the body for W replicas to store and answer.
+        let acked = tokio::time::timeout(timeout, gather(&self.cluster, "put blob", checked, w))
+            .await
+            .map_err(|_| {
+                quorum_failed(
+                    "put blob",
+                    w,
+                    0,
+                    vec![format!("no quorum within {timeout:?} after the body ended")],
+                )
+            })??;
+        let acked: Vec<usize> = acked.into_iter().map(|(i, _)| i).collect();
+        let late = puts
+            .into_iter()
+            .filter(|(i, _)| !acked.contains(i))
+            .collect();
+        Ok(BlobStored {
+            acked,
+            late,
+            md5: md5.to_owned(),
+        })
+    }
+
+    /// Abandons the upload: every replica discards what it received.
+    pub fn abort(self) {
+        drop(self);
+    }
+}
+
+/// Dropping an unfinished upload closes the channels without the end marker, which ends
+/// each replica's body with an error: the nodes discard the partial blob.
+impl Drop for BlobUpload {
+    fn drop(&mut self) {
+        self.senders.clear();
+    }
+}
+
+fn check_md5(put: Result<BlobPutReply, String>, want: &str) -> Result<BlobPutReply, NodeError> {
+    match put {
+        Ok(reply) if reply.md5 == want => Ok(reply),
+        Ok(reply) => Err(NodeError::DigestMismatch {
+            want: want.to_owned(),
+            got: reply.md5,
+        }),
+        Err(e) => Err(NodeError::BadReply(e)),
+    }
+}

@@ -1,0 +1,626 @@
+//! Object operations: PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects.
+//!
+//! PutObject reads the body once: MD5 and checksums are computed on the fly while the bytes
+//! go to the replicas; bodies up to `INLINE_MAX` travel inside the record instead. Nothing
+//! becomes visible until the body ended and every digest matched (`integrity`). The
+//! bucket and the key's current record are read while the body is still arriving, so the
+//! new version's timestamp orders after everything the read saw.
+
+use std::collections::BTreeMap;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use node::proto::{Data, ObjectMeta, ObjectRecord, Stamp, Version, VersionState, Versioning};
+use s3s::dto::*;
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+
+use super::bucket::timestamp;
+use super::{Gateway, check_key};
+use crate::error::Error;
+use crate::integrity::{BodyDigest, Claims, Verified, body_error, etag};
+use crate::quorum::{BlobUpload, Cluster};
+
+/// Bodies up to this size live inside the record: one round trip, one fsync.
+pub(super) const INLINE_MAX: usize = 64 * 1024;
+
+/// Standard headers stored with an object and returned on GET/HEAD.
+pub(super) struct StoredHeaders<'a> {
+    pub content_type: Option<&'a str>,
+    pub cache_control: Option<&'a str>,
+    pub content_disposition: Option<&'a str>,
+    pub content_encoding: Option<&'a str>,
+    pub content_language: Option<&'a str>,
+    pub expires: Option<&'a str>,
+}
+
+impl StoredHeaders<'_> {
+    pub fn none() -> Self {
+        StoredHeaders {
+            content_type: None,
+            cache_control: None,
+            content_disposition: None,
+            content_encoding: None,
+            content_language: None,
+            expires: None,
+        }
+    }
+
+    pub fn into_map(self) -> BTreeMap<String, String> {
+        let mut map = BTreeMap::new();
+        let mut put = |name: &str, value: Option<&str>| {
+            if let Some(v) = value {
+                map.insert(name.to_owned(), v.to_owned());
+            }
+        };
+        put("content-type", self.content_type);
+        put("cache-control", self.cache_control);
+        put("content-disposition", self.content_disposition);
+        // aws-chunked is the transfer framing of the upload, not a property of the object.
+        let encoding = self.content_encoding.map(|e| {
+            e.split(',')
+                .map(str::trim)
+                .filter(|t| !t.eq_ignore_ascii_case("aws-chunked") && !t.is_empty())
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
+        put("content-encoding", encoding.as_deref().filter(|e| !e.is_empty()));
+        put("content-language", self.content_language);
+        put("expires", self.expires);
+        map
+    }
+}
+
+/// What a write needs to know before it can commit: the bucket's versioning state and
+/// the newest timestamp of the key.
+pub(super) struct WriteContext {
+    pub versioning: Option<Versioning>,
+    pub seen: Option<u64>,
+}
+
+impl WriteContext {
+    /// Reads the bucket (which must exist) and the key's record concurrently.
+    pub async fn load(cluster: &Cluster, bucket: &str, key: &str) -> Result<Self, Error> {
+        let (b, r) = tokio::join!(
+            cluster.existing_bucket(bucket),
+            cluster.read_record(bucket, key)
+        );
+        let bucket = b?.ok_or(Error::NoSuchBucket)?;
+        let record = r?.record;
+        Ok(WriteContext {
+            versioning: bucket.versioning.map(|v| v.value),
+            seen: record.as_ref().and_then(|r| r.newest_stamp()).map(|s| s.ts),
+        })
+    }
+
+    /// A new version's stamp and null flag under this bucket's versioning state.
+    pub fn new_version(&self, cluster: &Cluster, state: VersionState) -> Version {
+        Version {
+            stamp: Stamp {
+                ts: cluster.next_timestamp(self.seen),
+                id: Cluster::new_id(),
+            },
+            null: self.versioning != Some(Versioning::Enabled),
+            state,
+        }
+    }
+
+    /// The `x-amz-version-id` S3 returns for a write in this bucket.
+    pub fn version_id_for(&self, v: &Version) -> Option<String> {
+        self.versioning.map(|_| v.s3_version_id().to_owned())
+    }
+}
+
+/// Writes a new version with `data` and `meta` fields: the record to W replicas (after
+/// the blob, for blob data).
+pub(super) async fn commit_version(
+    cluster: &Cluster,
+    bucket: &str,
+    key: &str,
+    ctx: &WriteContext,
+    meta: ObjectMeta,
+    upload: Option<BlobUpload>,
+) -> S3Result<Version> {
+    let stored = match upload {
+        Some(u) => Some(u.finish(&meta.md5).await?),
+        None => None,
+    };
+    let version = ctx.new_version(cluster, VersionState::Object(meta));
+    let record = ObjectRecord::single(version.clone());
+    match stored {
+        Some(stored) => {
+            cluster
+                .commit_blob_record(bucket, key, record, stored)
+                .await?
+        }
+        None => {
+            let replicas = cluster.replicas_of(bucket, key);
+            cluster.write_record(bucket, key, record, &replicas).await?
+        }
+    }
+    Ok(version)
+}
+
+pub(super) fn new_meta(
+    verified: Verified,
+    data: Data,
+    headers: StoredHeaders<'_>,
+    metadata: Option<Metadata>,
+) -> ObjectMeta {
+    ObjectMeta {
+        size: verified.size,
+        etag: verified.md5.clone(),
+        md5: verified.md5,
+        data,
+        headers: headers.into_map(),
+        user_metadata: metadata.unwrap_or_default().into_iter().collect(),
+        checksums: verified.checksums,
+    }
+}
+
+pub(super) async fn put_object(
+    gw: &Gateway,
+    req: S3Request<PutObjectInput>,
+) -> S3Result<S3Response<PutObjectOutput>> {
+    let S3Request {
+        input,
+        headers,
+        trailing_headers,
+        ..
+    } = req;
+    check_key(&input.key)?;
+    if input.if_match.is_some() || input.if_none_match.is_some() {
+        return Err(s3_error!(
+            NotImplemented,
+            "Conditional writes (If-Match / If-None-Match on PUT) are not supported yet"
+        ));
+    }
+    let claims = Claims::from_headers(
+        &headers,
+        input.content_md5.as_deref(),
+        input.checksum_algorithm.as_ref(),
+    )?;
+    let cluster = gw.cluster.clone();
+    let (bucket, key) = (input.bucket.clone(), input.key.clone());
+    let context = {
+        let (c, b, k) = (cluster.clone(), bucket.clone(), key.clone());
+        tokio::spawn(async move { WriteContext::load(&c, &b, &k).await })
+    };
+    let mut context = Some(context);
+    let mut ctx: Option<WriteContext> = None;
+
+    let mut digest = BodyDigest::new(claims);
+    let mut head = BytesMut::new();
+    let mut upload: Option<BlobUpload> = None;
+    if let Some(mut body) = input.body {
+        while let Some(chunk) = body.next().await {
+            let chunk: Bytes = chunk.map_err(body_error)?;
+            digest.update(&chunk);
+            if let Some(u) = &mut upload {
+                u.send(chunk).await?;
+                continue;
+            }
+            head.extend_from_slice(&chunk);
+            if head.len() > INLINE_MAX {
+                // Past the inline size: the bucket must exist before bytes go to disks.
+                ctx = Some(join_context(context.take()).await?);
+                let mut u = cluster.start_blob_upload(&bucket, &key);
+                u.send(std::mem::take(&mut head).freeze()).await?;
+                upload = Some(u);
+            }
+        }
+    }
+    let trailers = trailing_headers.and_then(|t| t.take());
+    let verified = digest.verify(trailers.as_ref())?;
+    let ctx = match ctx {
+        Some(c) => c,
+        None => join_context(context.take()).await?,
+    };
+    let data = match &upload {
+        Some(u) => Data::Blob {
+            id: u.id().to_owned(),
+        },
+        None => Data::Inline {
+            bytes: head.to_vec(),
+        },
+    };
+    let headers = StoredHeaders {
+        content_type: input.content_type.as_deref(),
+        cache_control: input.cache_control.as_deref(),
+        content_disposition: input.content_disposition.as_deref(),
+        content_encoding: input.content_encoding.as_deref(),
+        content_language: input.content_language.as_deref(),
+        expires: headers.get("expires").and_then(|v| v.to_str().ok()),
+    };
+    let checksums = verified.checksums.clone();
+    let meta = new_meta(verified, data, headers, input.metadata);
+    let md5 = meta.md5.clone();
+    let version = commit_version(&cluster, &bucket, &key, &ctx, meta, upload).await?;
+    let mut out = PutObjectOutput {
+        e_tag: Some(etag(&md5)),
+        version_id: ctx.version_id_for(&version),
+        ..Default::default()
+    };
+    for (name, value) in checksums {
+        match name.as_str() {
+            "CRC32" => out.checksum_crc32 = Some(value),
+            "CRC32C" => out.checksum_crc32c = Some(value),
+            "CRC64NVME" => out.checksum_crc64nvme = Some(value),
+            "SHA1" => out.checksum_sha1 = Some(value),
+            "SHA256" => out.checksum_sha256 = Some(value),
+            _ => {}
+        }
+    }
+    Ok(S3Response::new(out))
+}
+
+async fn join_context(
+    task: Option<tokio::task::JoinHandle<Result<WriteContext, Error>>>,
+) -> S3Result<WriteContext> {
+    let task = task.ok_or_else(|| s3_error!(InternalError, "write context read twice"))?;
+    let ctx = task
+        .await
+        .map_err(|e| s3_error!(InternalError, "write context task failed: {e}"))??;
+    Ok(ctx)
+}
+
+/// The version a read addresses: the current one, or `version_id`. Delete markers answer
+/// as S3 does: 404 NoSuchKey with `x-amz-delete-marker` when current, 405 when named.
+pub(super) async fn resolve_version(
+    cluster: &Cluster,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> S3Result<(Version, ObjectMeta, Vec<usize>)> {
+    let read = cluster.read_record(bucket, key).await?;
+    let found = read.record.as_ref().and_then(|r| match version_id {
+        Some(id) => r.find_s3_version(id).filter(|v| !v.is_purged()),
+        None => r.current(),
+    });
+    let Some(version) = found else {
+        cluster
+            .existing_bucket(bucket)
+            .await?
+            .ok_or(Error::NoSuchBucket)?;
+        return Err(match version_id {
+            Some(_) => Error::NoSuchVersion.into(),
+            None => Error::NoSuchKey.into(),
+        });
+    };
+    match &version.state {
+        VersionState::Object(meta) => Ok((version.clone(), meta.clone(), read.replicas)),
+        _ => {
+            let mut err = match version_id {
+                Some(_) => S3Error::with_message(
+                    S3ErrorCode::MethodNotAllowed,
+                    "The specified method is not allowed against this resource.",
+                ),
+                None => S3Error::with_message(S3ErrorCode::NoSuchKey, "The specified key does not exist."),
+            };
+            let mut headers = http::HeaderMap::new();
+            headers.insert("x-amz-delete-marker", http::HeaderValue::from_static("true"));
+            if let Ok(v) = http::HeaderValue::from_str(version.s3_version_id()) {
+                headers.insert("x-amz-version-id", v);
+            }
+            err.set_headers(headers);
+            Err(err)
+        }
+    }
+}
+
+/// GET/HEAD preconditions, in the order RFC 9110 §13.2.2 and S3 evaluate them.
+fn check_preconditions(
+    meta: &ObjectMeta,
+    version: &Version,
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+    if_unmodified_since: Option<&Timestamp>,
+) -> S3Result<()> {
+    let ours = etag(&meta.etag);
+    let last_modified_secs = version.stamp.ts / 1_000_000;
+    let secs = |t: &Timestamp| {
+        let seconds = time::OffsetDateTime::from(t.clone()).unix_timestamp();
+        u64::try_from(seconds).unwrap_or(0)
+    };
+    let matches = |c: &ETagCondition| c.is_any() || c.as_etag().is_some_and(|e| e.strong_cmp(&ours));
+    match if_match {
+        Some(c) if !matches(c) => return Err(s3_error!(PreconditionFailed)),
+        None if if_unmodified_since.is_some_and(|t| last_modified_secs > secs(t)) => {
+            return Err(s3_error!(PreconditionFailed));
+        }
+        _ => {}
+    }
+    let not_modified = match if_none_match {
+        Some(c) => matches(c),
+        None => if_modified_since.is_some_and(|t| last_modified_secs <= secs(t)),
+    };
+    if not_modified {
+        let mut err = S3Error::new(S3ErrorCode::NotModified);
+        let mut headers = http::HeaderMap::new();
+        if let Ok(v) = http::HeaderValue::from_str(&format!("\"{}\"", meta.etag)) {
+            headers.insert(http::header::ETAG, v);
+        }
+        err.set_headers(headers);
+        return Err(err);
+    }
+    Ok(())
+}
+
+/// Fills the metadata fields shared by GetObjectOutput and HeadObjectOutput.
+macro_rules! fill_object_fields {
+    ($out:expr, $version:expr, $meta:expr) => {{
+        let h = &$meta.headers;
+        $out.e_tag = Some(etag(&$meta.etag));
+        $out.last_modified = Some(timestamp($version.stamp.ts));
+        $out.content_type = h.get("content-type").cloned();
+        $out.cache_control = h.get("cache-control").cloned();
+        $out.content_disposition = h.get("content-disposition").cloned();
+        $out.content_encoding = h.get("content-encoding").cloned();
+        $out.content_language = h.get("content-language").cloned();
+        $out.expires = h.get("expires").cloned();
+        $out.accept_ranges = Some("bytes".into());
+        if !$meta.user_metadata.is_empty() {
+            $out.metadata = Some($meta.user_metadata.clone().into_iter().collect());
+        }
+    }};
+}
+
+/// Sets full-object checksums on an output (only for whole-object reads in checksum mode).
+macro_rules! fill_checksums {
+    ($out:expr, $meta:expr) => {{
+        for (name, value) in &$meta.checksums {
+            let v = Some(value.clone());
+            match name.as_str() {
+                "CRC32" => $out.checksum_crc32 = v,
+                "CRC32C" => $out.checksum_crc32c = v,
+                "CRC64NVME" => $out.checksum_crc64nvme = v,
+                "SHA1" => $out.checksum_sha1 = v,
+                "SHA256" => $out.checksum_sha256 = v,
+                _ => {}
+            }
+        }
+    }};
+}
+
+fn checksum_mode_enabled(mode: Option<&ChecksumMode>) -> bool {
+    mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case("ENABLED"))
+}
+
+pub(super) async fn get_object(
+    gw: &Gateway,
+    req: S3Request<GetObjectInput>,
+) -> S3Result<S3Response<GetObjectOutput>> {
+    let input = req.input;
+    if input.part_number.is_some() {
+        return Err(s3_error!(NotImplemented, "GET with partNumber is not supported yet"));
+    }
+    let (version, meta, replicas) = resolve_version(
+        &gw.cluster,
+        &input.bucket,
+        &input.key,
+        input.version_id.as_deref(),
+    )
+    .await?;
+    check_preconditions(
+        &meta,
+        &version,
+        input.if_match.as_ref(),
+        input.if_none_match.as_ref(),
+        input.if_modified_since.as_ref(),
+        input.if_unmodified_since.as_ref(),
+    )?;
+    let (start, end) = match &input.range {
+        Some(r) => {
+            let range = r.check(meta.size)?;
+            (range.start, range.end)
+        }
+        None => (0, meta.size),
+    };
+    let body = match &meta.data {
+        Data::Inline { bytes } => {
+            let slice = Bytes::copy_from_slice(&bytes[start as usize..end as usize]);
+            StreamingBlob::from(s3s::Body::from(slice))
+        }
+        Data::Blob { id } => {
+            let reader = gw.cluster.open_blob(id, &replicas, start, end).await?;
+            let stream = reader
+                .into_stream()
+                .map(|r| r.map(hyper::body::Frame::data));
+            StreamingBlob::from(s3s::Body::http_body_unsync(http_body_util::StreamBody::new(
+                stream,
+            )))
+        }
+    };
+    let mut out = GetObjectOutput {
+        body: Some(body),
+        content_length: Some((end - start) as i64),
+        version_id: version_id_header(&version),
+        ..Default::default()
+    };
+    fill_object_fields!(out, version, meta);
+    if input.range.is_some() {
+        out.content_range = Some(format!("bytes {}-{}/{}", start, end.saturating_sub(1), meta.size));
+    } else if checksum_mode_enabled(input.checksum_mode.as_ref()) {
+        fill_checksums!(out, meta);
+    }
+    Ok(S3Response::new(out))
+}
+
+pub(super) async fn head_object(
+    gw: &Gateway,
+    req: S3Request<HeadObjectInput>,
+) -> S3Result<S3Response<HeadObjectOutput>> {
+    let input = req.input;
+    let (version, meta, _) = resolve_version(
+        &gw.cluster,
+        &input.bucket,
+        &input.key,
+        input.version_id.as_deref(),
+    )
+    .await?;
+    check_preconditions(
+        &meta,
+        &version,
+        input.if_match.as_ref(),
+        input.if_none_match.as_ref(),
+        input.if_modified_since.as_ref(),
+        input.if_unmodified_since.as_ref(),
+    )?;
+    let mut out = HeadObjectOutput {
+        content_length: Some(meta.size as i64),
+        version_id: version_id_header(&version),
+        ..Default::default()
+    };
+    if let Some(r) = &input.range {
+        let range = r.check(meta.size)?;
+        out.content_length = Some((range.end - range.start) as i64);
+        out.content_range = Some(format!(
+            "bytes {}-{}/{}",
+            range.start,
+            range.end.saturating_sub(1),
+            meta.size
+        ));
+    }
+    fill_object_fields!(out, version, meta);
+    if input.range.is_none() && checksum_mode_enabled(input.checksum_mode.as_ref()) {
+        fill_checksums!(out, meta);
+    }
+    Ok(S3Response::new(out))
+}
+
+/// S3 shows a version id on reads only for objects written under versioning.
+fn version_id_header(v: &Version) -> Option<String> {
+    (!v.null).then(|| v.stamp.id.clone())
+}
+
+/// Deletes `key` (a delete marker, or for `version_id` a permanent purge) and returns what
+/// S3 reports: the version id involved and whether it is a delete marker.
+async fn delete_one(
+    cluster: &Cluster,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> S3Result<(Option<String>, bool)> {
+    check_key(key)?;
+    let (b, read) = tokio::join!(cluster.existing_bucket(bucket), cluster.read_record(bucket, key));
+    let bucket_rec = b?.ok_or(Error::NoSuchBucket)?;
+    let record = read?.record;
+    let replicas = cluster.replicas_of(bucket, key);
+    if let Some(id) = version_id {
+        let Some(target) = record.as_ref().and_then(|r| r.find_s3_version(id)) else {
+            // Deleting a version that does not exist succeeds, as in S3.
+            return Ok((Some(id.to_owned()), false));
+        };
+        let was_marker = matches!(target.state, VersionState::DeleteMarker);
+        let tombstone = Version {
+            stamp: target.stamp.clone(),
+            null: target.null,
+            state: VersionState::Purged,
+        };
+        cluster
+            .write_record(bucket, key, ObjectRecord::single(tombstone), &replicas)
+            .await?;
+        return Ok((Some(id.to_owned()), was_marker));
+    }
+    let ctx = WriteContext {
+        versioning: bucket_rec.versioning.map(|v| v.value),
+        seen: record.as_ref().and_then(|r| r.newest_stamp()).map(|s| s.ts),
+    };
+    // Unversioned: nothing to delete means nothing to write (S3 answers 204 all the same).
+    if ctx.versioning.is_none() && record.as_ref().and_then(|r| r.current_object()).is_none() {
+        return Ok((None, false));
+    }
+    let marker = ctx.new_version(cluster, VersionState::DeleteMarker);
+    cluster
+        .write_record(bucket, key, ObjectRecord::single(marker.clone()), &replicas)
+        .await?;
+    Ok((
+        ctx.version_id_for(&marker),
+        ctx.versioning.is_some(),
+    ))
+}
+
+pub(super) async fn delete_object(
+    gw: &Gateway,
+    req: S3Request<DeleteObjectInput>,
+) -> S3Result<S3Response<DeleteObjectOutput>> {
+    let input = req.input;
+    if input.if_match.is_some() {
+        return Err(s3_error!(
+            NotImplemented,
+            "Conditional deletes (If-Match) are not supported yet"
+        ));
+    }
+    let (version_id, delete_marker) =
+        delete_one(&gw.cluster, &input.bucket, &input.key, input.version_id.as_deref()).await?;
+    Ok(S3Response::new(DeleteObjectOutput {
+        version_id,
+        delete_marker: delete_marker.then_some(true),
+        ..Default::default()
+    }))
+}
+
+/// At most this many keys of one DeleteObjects request are deleted concurrently.
+const DELETE_CONCURRENCY: usize = 16;
+
+pub(super) async fn delete_objects(
+    gw: &Gateway,
+    req: S3Request<DeleteObjectsInput>,
+) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    let input = req.input;
+    let objects = input.delete.objects;
+    if objects.len() > 1000 {
+        return Err(s3_error!(
+            MalformedXML,
+            "DeleteObjects accepts at most 1000 keys"
+        ));
+    }
+    gw.cluster
+        .existing_bucket(&input.bucket)
+        .await?
+        .ok_or(Error::NoSuchBucket)?;
+    let quiet = input.delete.quiet.unwrap_or(false);
+    let bucket = input.bucket;
+    let results: Vec<_> = futures::stream::iter(objects)
+        .map(|obj| {
+            let (cluster, bucket) = (gw.cluster.clone(), bucket.clone());
+            async move {
+                let r = delete_one(&cluster, &bucket, &obj.key, obj.version_id.as_deref()).await;
+                (obj, r)
+            }
+        })
+        .buffered(DELETE_CONCURRENCY)
+        .collect()
+        .await;
+    let mut deleted = Vec::new();
+    let mut errors = Vec::new();
+    for (obj, result) in results {
+        match result {
+            Ok((version_id, marker)) => {
+                if !quiet {
+                    deleted.push(DeletedObject {
+                        key: Some(obj.key),
+                        version_id: obj.version_id.clone(),
+                        delete_marker: marker.then_some(true),
+                        delete_marker_version_id: if marker && obj.version_id.is_none() {
+                            version_id
+                        } else {
+                            None
+                        },
+                    });
+                }
+            }
+            Err(e) => errors.push(s3s::dto::Error {
+                code: Some(e.code().as_str().to_owned()),
+                key: Some(obj.key),
+                message: e.message().map(str::to_owned),
+                version_id: obj.version_id,
+            }),
+        }
+    }
+    Ok(S3Response::new(DeleteObjectsOutput {
+        deleted: Some(deleted),
+        errors: (!errors.is_empty()).then_some(errors),
+        ..Default::default()
+    }))
+}

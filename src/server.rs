@@ -1,0 +1,220 @@
+//! The gateway's two listeners: S3 (through s3s) and admin (`/health`, `/ready`,
+//! `/metrics`), with graceful shutdown.
+//!
+//! Every S3 response gets `x-amz-request-id`, `x-amz-id-2` and `Server`, and is counted by
+//! operation and status. The operation name comes from s3s through the access check, which
+//! stores it in a slot the request carries.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use hyper_util::server::graceful::GracefulShutdown;
+use s3s::access::{S3Access, S3AccessContext};
+use s3s::auth::SimpleAuth;
+use s3s::service::{S3Service, S3ServiceBuilder};
+use s3s::{Body, S3Result, s3_error};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::quorum::Cluster;
+use crate::s3::Gateway;
+
+/// How long in-flight requests may run after shutdown was asked for.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs the gateway until `shutdown` resolves, then drains in-flight requests.
+pub async fn run_gateway(
+    config: Config,
+    s3_listener: TcpListener,
+    admin_listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    config.validate()?;
+    let cluster = Cluster::new(&config)?;
+    let metrics = Metrics::new();
+    let mut builder = S3ServiceBuilder::new(Gateway::new(cluster.clone()));
+    builder.set_auth(SimpleAuth::from_single(
+        config.access_key.clone(),
+        config.secret_key.clone(),
+    ));
+    builder.set_access(OpNameAccess);
+    let s3 = builder.build();
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+
+    let s3_metrics = metrics.clone();
+    let s3_server = serve(s3_listener, stop_rx.clone(), move |req| {
+        handle_s3(s3.clone(), s3_metrics.clone(), req)
+    });
+    let admin_server = serve(admin_listener, stop_rx, move |req| {
+        handle_admin(cluster.clone(), metrics.clone(), req)
+    });
+    tokio::join!(s3_server, admin_server);
+    Ok(())
+}
+
+/// Accepts connections on `listener` until `stop` turns true, then waits (bounded) for
+/// open connections to finish.
+pub async fn serve<F, Fut>(listener: TcpListener, mut stop: watch::Receiver<bool>, handler: F)
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response<Body>, s3s::HttpError>> + Send + 'static,
+{
+    let graceful = GracefulShutdown::new();
+    let mut conn_builder = ConnBuilder::new(TokioExecutor::new());
+    conn_builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .keep_alive(true);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let tcp = match accepted {
+            Ok((tcp, _)) => tcp,
+            Err(e) => {
+                // Out of file descriptors, usually: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let handler = handler.clone();
+        let conn = conn_builder
+            .serve_connection(TokioIo::new(tcp), service_fn(move |req| handler.clone()(req)))
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("connection ended: {e}");
+            }
+        });
+    }
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections were still open after {DRAIN_TIMEOUT:?}");
+    }
+}
+
+/// Where the access check leaves the S3 operation name for the metrics.
+#[derive(Clone, Default)]
+struct OpSlot(Arc<Mutex<Option<&'static str>>>);
+
+struct OpNameAccess;
+
+#[async_trait::async_trait]
+impl S3Access for OpNameAccess {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let name = operation_name(cx.s3_op().name());
+        if let Some(slot) = cx.extensions_mut().get::<OpSlot>()
+            && let Ok(mut s) = slot.0.lock()
+        {
+            *s = Some(name);
+        }
+        // Same rule as s3s's default: a signature is required.
+        match cx.credentials() {
+            Some(_) => Ok(()),
+            None => Err(s3_error!(AccessDenied, "Signature is required")),
+        }
+    }
+}
+
+/// Interns operation names so metric labels stay `'static` and bounded.
+fn operation_name(name: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "CreateBucket",
+        "HeadBucket",
+        "DeleteBucket",
+        "ListBuckets",
+        "GetBucketLocation",
+        "PutObject",
+        "GetObject",
+        "HeadObject",
+        "DeleteObject",
+        "DeleteObjects",
+        "CopyObject",
+        "ListObjects",
+        "ListObjectsV2",
+    ];
+    KNOWN.iter().find(|k| **k == name).copied().unwrap_or("Other")
+}
+
+async fn handle_s3(
+    s3: S3Service,
+    metrics: Metrics,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, s3s::HttpError> {
+    let started = Instant::now();
+    let slot = OpSlot::default();
+    let mut req = req.map(Body::from);
+    req.extensions_mut().insert(slot.clone());
+    let request_id = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
+    let mut resp = s3.call(req).await?;
+    let headers = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&request_id[..16]) {
+        headers.insert("x-amz-request-id", v.clone());
+    }
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        headers.insert("x-amz-id-2", v);
+    }
+    headers.insert(http::header::SERVER, HeaderValue::from_static("s3quorum"));
+    let op = slot.0.lock().ok().and_then(|s| *s).unwrap_or("Unauthenticated");
+    metrics
+        .requests
+        .with_label_values(&[op, resp.status().as_str()])
+        .inc();
+    metrics
+        .request_duration
+        .with_label_values(&[op])
+        .observe(started.elapsed().as_secs_f64());
+    Ok(resp)
+}
+
+async fn handle_admin(
+    cluster: Cluster,
+    metrics: Metrics,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, s3s::HttpError> {
+    let (status, content_type, body) = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/health") => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
+        (&Method::GET, "/ready") => {
+            let (up, needed) = cluster.reachable_nodes().await;
+            if up >= needed {
+                (StatusCode::OK, "text/plain", format!("ready: {up} nodes up\n"))
+            } else {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    format!("not ready: {up} nodes up, {needed} needed\n"),
+                )
+            }
+        }
+        (&Method::GET, "/metrics") => (
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            metrics.render(),
+        ),
+        _ => (StatusCode::NOT_FOUND, "text/plain", "not found\n".to_owned()),
+    };
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    Ok(resp)
+}
