@@ -196,7 +196,9 @@ mod tests {
 
     fn config(n: usize, rf: usize, w: usize, r: usize) -> Config {
         Config {
-            nodes: (0..n).map(|i| format!("http://127.0.0.1:{}", 7000 + i)).collect(),
+            nodes: (0..n)
+                .map(|i| format!("http://127.0.0.1:{}", 7000 + i))
+                .collect(),
             access_key: "ak".into(),
             secret_key: "sk".into(),
             cluster_secret: "cs".into(),

@@ -126,13 +126,19 @@ pub async fn run(
     println!("listening s3 http://{s3_addr}");
     println!("listening admin http://{admin_addr}");
     println!();
-    println!("s3quorum dev: 3 nodes + gateway, data in {}", args.data_dir.display());
+    println!(
+        "s3quorum dev: 3 nodes + gateway, data in {}",
+        args.data_dir.display()
+    );
     println!("  S3 endpoint:    http://{s3_addr}");
     println!("  admin endpoint: http://{admin_addr} (/health /ready /metrics)");
     println!("  access key:     {}", creds.access_key);
     println!("  secret key:     {}", creds.secret_key);
     println!();
-    println!("  export AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_DEFAULT_REGION=us-east-1", creds.access_key, creds.secret_key);
+    println!(
+        "  export AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_DEFAULT_REGION=us-east-1",
+        creds.access_key, creds.secret_key
+    );
     println!("  aws --endpoint-url http://{s3_addr} s3 mb s3://my-bucket");
 
     let mut gateway_stop = stop_rx.clone();

@@ -49,7 +49,12 @@ impl Claims {
         if let Some(md5) = &claims.content_md5 {
             match STANDARD.decode(md5) {
                 Ok(raw) if raw.len() == 16 => {}
-                _ => return Err(s3_error!(InvalidDigest, "The Content-MD5 you specified is not valid.")),
+                _ => {
+                    return Err(s3_error!(
+                        InvalidDigest,
+                        "The Content-MD5 you specified is not valid."
+                    ));
+                }
             }
         }
         for (name, header) in ALGORITHMS {
@@ -73,7 +78,9 @@ impl Claims {
             }
         }
         if let Some(a) = algorithm
-            && !ALGORITHMS.iter().any(|(n, _)| a.as_str().eq_ignore_ascii_case(n))
+            && !ALGORITHMS
+                .iter()
+                .any(|(n, _)| a.as_str().eq_ignore_ascii_case(n))
         {
             return Err(s3_error!(
                 InvalidArgument,
@@ -199,13 +206,6 @@ pub fn etag(value: &str) -> ETag {
     ETag::Strong(value.to_owned())
 }
 
-/// Sets the `checksum_*` fields of an S3 output from stored checksums.
-pub fn for_each_checksum(checksums: &BTreeMap<String, String>, mut set: impl FnMut(&str, String)) {
-    for (name, value) in checksums {
-        set(name, value.clone());
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,7 +222,11 @@ mod tests {
     fn etag_vectors() {
         let v = digest_of(b"", Claims::default()).unwrap();
         assert_eq!(v.md5, "d41d8cd98f00b204e9800998ecf8427e");
-        let v = digest_of(b"The quick brown fox jumps over the lazy dog", Claims::default()).unwrap();
+        let v = digest_of(
+            b"The quick brown fox jumps over the lazy dog",
+            Claims::default(),
+        )
+        .unwrap();
         assert_eq!(v.md5, "9e107d9d372bb6826bd81d3542a419d6");
     }
 

@@ -1,7 +1,9 @@
 //! Prometheus metrics of the gateway, registered once in a registry of our own (so tests
 //! and `dev` can run several gateways in one process), rendered on the admin port.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
 
 /// Every metric the gateway exports.
 #[derive(Clone)]
@@ -17,7 +19,10 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("s3_requests_total", "S3 requests answered, by operation and HTTP status"),
+            Opts::new(
+                "s3_requests_total",
+                "S3 requests answered, by operation and HTTP status",
+            ),
             &["op", "status"],
         )
         .expect("valid metric");

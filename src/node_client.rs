@@ -225,21 +225,24 @@ impl NodeClient {
             .map_err(|_| NodeError::Timeout(timeout))??;
         let body = resp.into_body().into_data_stream();
         // After an error or a timeout the stream ends: the caller fails over.
-        Ok(futures::stream::unfold(Some(body), move |state| async move {
-            let mut body = state?;
-            match tokio::time::timeout(timeout, body.next()).await {
-                Err(_) => Some((Err(NodeError::Timeout(timeout)), None)),
-                Ok(None) => None,
-                Ok(Some(Ok(b))) => Some((Ok(b), Some(body))),
-                Ok(Some(Err(e))) => Some((
-                    Err(NodeError::Corrupt(format!(
-                        "blob stream broke: {}",
-                        error_chain(&e)
-                    ))),
-                    None,
-                )),
-            }
-        }))
+        Ok(futures::stream::unfold(
+            Some(body),
+            move |state| async move {
+                let mut body = state?;
+                match tokio::time::timeout(timeout, body.next()).await {
+                    Err(_) => Some((Err(NodeError::Timeout(timeout)), None)),
+                    Ok(None) => None,
+                    Ok(Some(Ok(b))) => Some((Ok(b), Some(body))),
+                    Ok(Some(Err(e))) => Some((
+                        Err(NodeError::Corrupt(format!(
+                            "blob stream broke: {}",
+                            error_chain(&e)
+                        ))),
+                        None,
+                    )),
+                }
+            },
+        ))
     }
 
     /// True when the node answers `/health` within the deadline.

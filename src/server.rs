@@ -95,7 +95,10 @@ where
         let _ = tcp.set_nodelay(true);
         let handler = handler.clone();
         let conn = conn_builder
-            .serve_connection(TokioIo::new(tcp), service_fn(move |req| handler.clone()(req)))
+            .serve_connection(
+                TokioIo::new(tcp),
+                service_fn(move |req| handler.clone()(req)),
+            )
             .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
@@ -152,7 +155,11 @@ fn operation_name(name: &str) -> &'static str {
         "ListObjects",
         "ListObjectsV2",
     ];
-    KNOWN.iter().find(|k| **k == name).copied().unwrap_or("Other")
+    KNOWN
+        .iter()
+        .find(|k| **k == name)
+        .copied()
+        .unwrap_or("Other")
 }
 
 async fn handle_s3(
@@ -174,7 +181,12 @@ async fn handle_s3(
         headers.insert("x-amz-id-2", v);
     }
     headers.insert(http::header::SERVER, HeaderValue::from_static("s3quorum"));
-    let op = slot.0.lock().ok().and_then(|s| *s).unwrap_or("Unauthenticated");
+    let op = slot
+        .0
+        .lock()
+        .ok()
+        .and_then(|s| *s)
+        .unwrap_or("Unauthenticated");
     metrics
         .requests
         .with_label_values(&[op, resp.status().as_str()])
@@ -196,7 +208,11 @@ async fn handle_admin(
         (&Method::GET, "/ready") => {
             let (up, needed) = cluster.reachable_nodes().await;
             if up >= needed {
-                (StatusCode::OK, "text/plain", format!("ready: {up} nodes up\n"))
+                (
+                    StatusCode::OK,
+                    "text/plain",
+                    format!("ready: {up} nodes up\n"),
+                )
             } else {
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -210,11 +226,17 @@ async fn handle_admin(
             "text/plain; version=0.0.4",
             metrics.render(),
         ),
-        _ => (StatusCode::NOT_FOUND, "text/plain", "not found\n".to_owned()),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found\n".to_owned(),
+        ),
     };
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
     Ok(resp)
 }

@@ -99,6 +99,18 @@ pub enum Data {
     },
     /// A blob stored under `id` on the same replicas as the record.
     Blob { id: String },
+    /// A completed multipart upload: its parts' blobs, in order, on the same replicas.
+    Parts { parts: Vec<PartRef> },
+}
+
+/// One part of a multipart object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartRef {
+    pub number: u32,
+    pub blob: String,
+    pub size: u64,
+    /// Hex MD5 of the part (its ETag).
+    pub md5: String,
 }
 
 /// Everything S3 returns about one stored object version.
@@ -117,6 +129,9 @@ pub struct ObjectMeta {
     /// `x-amz-meta-*` user metadata, names without the prefix.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub user_metadata: BTreeMap<String, String>,
+    /// For an uploaded part (inside a multipart upload's record): its part number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_number: Option<u32>,
     /// Verified full-object checksums, algorithm name (`CRC32`, `SHA256`, ...) → base64.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub checksums: BTreeMap<String, String>,

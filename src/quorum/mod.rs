@@ -163,7 +163,10 @@ fn spawn_each<T, F, Fut>(
     cluster: &Cluster,
     targets: &[usize],
     call: F,
-) -> Vec<(usize, impl Future<Output = Result<T, NodeError>> + use<T, F, Fut>)>
+) -> Vec<(
+    usize,
+    impl Future<Output = Result<T, NodeError>> + use<T, F, Fut>,
+)>
 where
     T: Send + 'static,
     F: Fn(NodeClient) -> Fut,

@@ -29,7 +29,17 @@ pub struct RecordRead {
 impl Cluster {
     /// Reads the record of `(bucket, key)` from R replicas and merges the answers.
     pub async fn read_record(&self, bucket: &str, key: &str) -> Result<RecordRead, Error> {
-        let replicas = self.replicas(bucket, key);
+        self.read_record_on(bucket, key, self.replicas(bucket, key))
+            .await
+    }
+
+    /// Reads the record stored under `(bucket, key)` on `replicas` (R of them must answer).
+    pub async fn read_record_on(
+        &self,
+        bucket: &str,
+        key: &str,
+        replicas: Vec<usize>,
+    ) -> Result<RecordRead, Error> {
         let (b, k) = (bucket.to_owned(), key.to_owned());
         let calls = spawn_each(self, &replicas, |node| {
             let (b, k) = (b.clone(), k.clone());
@@ -37,7 +47,10 @@ impl Cluster {
         });
         let answers = gather(self, "read record", calls, self.inner.read_quorum).await?;
         let mut order: Vec<usize> = answers.iter().map(|(i, _)| *i).collect();
-        let rest: Vec<usize> = replicas.into_iter().filter(|i| !order.contains(i)).collect();
+        let rest: Vec<usize> = replicas
+            .into_iter()
+            .filter(|i| !order.contains(i))
+            .collect();
         order.extend(rest);
         let mut merged: Option<ObjectRecord> = None;
         for (i, record) in answers {
@@ -68,7 +81,6 @@ impl Cluster {
             id: id.to_owned(),
             candidates: candidates.iter().copied().collect(),
             pos: start,
-            start,
             end,
             current: None,
             current_node: 0,
@@ -93,7 +105,7 @@ fn drop_corrupt_inline(record: &mut ObjectRecord, node: &str, bucket: &str, key:
                 }
                 ok
             }
-            Data::Blob { .. } => true,
+            Data::Blob { .. } | Data::Parts { .. } => true,
         },
         _ => true,
     });
@@ -108,7 +120,6 @@ struct ReaderState {
     cluster: Cluster,
     id: String,
     candidates: VecDeque<usize>,
-    start: u64,
     pos: u64,
     end: u64,
     current: Option<BoxStream<'static, Result<Bytes, NodeError>>>,
@@ -182,11 +193,6 @@ impl ReaderState {
 }
 
 impl BlobReader {
-    /// Bytes this reader delivers in all.
-    pub fn len(&self) -> u64 {
-        self.state.end - self.state.start
-    }
-
     /// The body as a stream of chunks; an error ends it (every replica failed).
     pub fn into_stream(self) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send {
         futures::stream::unfold(Some(self.state), |state| async move {
@@ -200,5 +206,72 @@ impl BlobReader {
                 }
             }
         })
+    }
+}
+
+/// The bytes `start..end` of an object made of parts, streamed part after part.
+pub type ObjectStream = futures::stream::BoxStream<'static, Result<Bytes, std::io::Error>>;
+
+impl Cluster {
+    /// Opens the byte range `start..end` of an object stored as `parts` (each a blob on
+    /// `candidates`). The first part is opened before returning, so an object no replica
+    /// can serve fails here rather than after the response started.
+    pub async fn open_parts(
+        &self,
+        parts: &[node::proto::PartRef],
+        candidates: &[usize],
+        start: u64,
+        end: u64,
+    ) -> Result<ObjectStream, Error> {
+        let mut segments = VecDeque::new();
+        let mut offset = 0u64;
+        for part in parts {
+            let (part_start, part_end) = (offset, offset + part.size);
+            offset = part_end;
+            let (s, e) = (start.max(part_start), end.min(part_end));
+            if s < e {
+                segments.push_back((part.blob.clone(), s - part_start, e - part_start));
+            }
+        }
+        let first = match segments.pop_front() {
+            Some((id, s, e)) => Some(
+                self.open_blob(&id, candidates, s, e)
+                    .await?
+                    .into_stream()
+                    .boxed(),
+            ),
+            None => None,
+        };
+        let state = (self.clone(), candidates.to_vec(), segments, first);
+        let stream = futures::stream::unfold(
+            state,
+            |(cluster, candidates, mut segments, mut current)| async move {
+                loop {
+                    if let Some(stream) = current.as_mut() {
+                        match stream.next().await {
+                            Some(item) => {
+                                let failed = item.is_err();
+                                let next = if failed { None } else { current };
+                                if failed {
+                                    segments.clear();
+                                }
+                                return Some((item, (cluster, candidates, segments, next)));
+                            }
+                            None => {}
+                        }
+                    }
+                    let (id, s, e) = segments.pop_front()?;
+                    match cluster.open_blob(&id, &candidates, s, e).await {
+                        Ok(reader) => current = Some(reader.into_stream().boxed()),
+                        Err(err) => {
+                            segments.clear();
+                            let err = std::io::Error::other(err.to_string());
+                            return Some((Err(err), (cluster, candidates, segments, None)));
+                        }
+                    }
+                }
+            },
+        );
+        Ok(stream.boxed())
     }
 }

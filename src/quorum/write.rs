@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::future::{BoxFuture, Shared, join_all};
 use futures::FutureExt;
+use futures::future::{BoxFuture, Shared, join_all};
 use node::proto::{BlobPutReply, ObjectRecord};
 use tokio::sync::mpsc;
 
@@ -143,6 +143,24 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Deletes unreferenced blobs from `replicas` in a background task; a replica that
+    /// misses a delete keeps an orphan file, which costs space, never correctness.
+    pub fn delete_blobs_in_background(&self, blobs: Vec<String>, replicas: Vec<usize>) {
+        let cluster = self.clone();
+        tokio::spawn(async move {
+            for id in blobs {
+                for &i in &replicas {
+                    let node = cluster.node(i);
+                    if let Err(e) = node.delete_blob(&id).await {
+                        tracing::debug!(node = node.url(), blob = %id, "blob delete failed: {e}");
+                    }
+                }
+            }
+        });
+    }
+}
+
 impl BlobUpload {
     pub fn id(&self) -> &str {
         &self.id
@@ -222,11 +240,6 @@ impl BlobUpload {
             late,
             md5: md5.to_owned(),
         })
-    }
-
-    /// Abandons the upload: every replica discards what it received.
-    pub fn abort(self) {
-        drop(self);
     }
 }
 

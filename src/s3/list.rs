@@ -35,7 +35,10 @@ impl Encoder {
         match encoding_type.map(|e| e.as_str()) {
             None => Ok(Encoder(false)),
             Some(e) if e.eq_ignore_ascii_case("url") => Ok(Encoder(true)),
-            Some(other) => Err(s3_error!(InvalidArgument, "Invalid Encoding Method specified in Request: {other}")),
+            Some(other) => Err(s3_error!(
+                InvalidArgument,
+                "Invalid Encoding Method specified in Request: {other}"
+            )),
         }
     }
 
@@ -70,8 +73,13 @@ async fn list(
 ) -> S3Result<Listing> {
     let (exists, listing) = tokio::join!(
         gw.cluster.existing_bucket(bucket),
-        gw.cluster
-            .list_objects(bucket, prefix, delimiter.filter(|d| !d.is_empty()), after, max_keys)
+        gw.cluster.list_objects(
+            bucket,
+            prefix,
+            delimiter.filter(|d| !d.is_empty()),
+            after,
+            max_keys
+        )
     );
     exists?.ok_or(Error::NoSuchBucket)?;
     Ok(listing?)
@@ -85,7 +93,9 @@ fn contents(listing: &mut Listing, enc: &Encoder) -> (Vec<Object>, Vec<CommonPre
             e_tag: Some(etag(&o.meta.etag)),
             size: Some(o.meta.size as i64),
             last_modified: Some(timestamp(o.version.stamp.ts)),
-            storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
+            storage_class: Some(ObjectStorageClass::from_static(
+                ObjectStorageClass::STANDARD,
+            )),
             owner: Some(owner()),
             ..Default::default()
         })
@@ -150,7 +160,12 @@ pub(super) async fn list_objects_v2(
             .decode(token)
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| s3_error!(InvalidArgument, "The continuation token provided is incorrect"))?,
+            .ok_or_else(|| {
+                s3_error!(
+                    InvalidArgument,
+                    "The continuation token provided is incorrect"
+                )
+            })?,
         None => input.start_after.clone().unwrap_or_default(),
     };
     let mut listing = list(
@@ -166,7 +181,12 @@ pub(super) async fn list_objects_v2(
     let key_count = (objects.len() + prefixes.len()) as i32;
     let next_continuation_token = listing
         .truncated
-        .then(|| listing.next_marker.as_ref().map(|m| URL_SAFE_NO_PAD.encode(m)))
+        .then(|| {
+            listing
+                .next_marker
+                .as_ref()
+                .map(|m| URL_SAFE_NO_PAD.encode(m))
+        })
         .flatten();
     Ok(S3Response::new(ListObjectsV2Output {
         name: Some(input.bucket),

@@ -8,6 +8,7 @@
 mod bucket;
 mod copy;
 mod list;
+mod multipart;
 mod object;
 
 use s3s::dto::*;
@@ -39,7 +40,17 @@ fn check_key(key: &str) -> S3Result<()> {
         ));
     }
     if key.is_empty() {
-        return Err(s3_error!(InvalidArgument, "The object key must not be empty"));
+        return Err(s3_error!(
+            InvalidArgument,
+            "The object key must not be empty"
+        ));
+    }
+    // A NUL cannot be expressed in S3's XML answers; it also separates internal names.
+    if key.contains('\0') {
+        return Err(s3_error!(
+            InvalidArgument,
+            "The object key must not contain NUL"
+        ));
     }
     Ok(())
 }
@@ -121,6 +132,34 @@ impl S3 for Gateway {
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         copy::copy_object(self, req).await
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        multipart::create_multipart_upload(self, req).await
+    }
+
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        multipart::upload_part(self, req).await
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        multipart::complete_multipart_upload(self, req).await
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        multipart::abort_multipart_upload(self, req).await
     }
 
     async fn list_objects(

@@ -63,7 +63,10 @@ impl StoredHeaders<'_> {
                 .collect::<Vec<_>>()
                 .join(", ")
         });
-        put("content-encoding", encoding.as_deref().filter(|e| !e.is_empty()));
+        put(
+            "content-encoding",
+            encoding.as_deref().filter(|e| !e.is_empty()),
+        );
         put("content-language", self.content_language);
         put("expires", self.expires);
         map
@@ -153,6 +156,7 @@ pub(super) fn new_meta(
         data,
         headers: headers.into_map(),
         user_metadata: metadata.unwrap_or_default().into_iter().collect(),
+        part_number: None,
         checksums: verified.checksums,
     }
 }
@@ -191,23 +195,21 @@ pub(super) async fn put_object(
     let mut digest = BodyDigest::new(claims);
     let mut head = BytesMut::new();
     let mut upload: Option<BlobUpload> = None;
-    if let Some(mut body) = input.body {
-        while let Some(chunk) = body.next().await {
-            let chunk: Bytes = chunk.map_err(body_error)?;
-            digest.update(&chunk);
-            if let Some(u) = &mut upload {
-                u.send(chunk).await?;
-                continue;
-            }
-            head.extend_from_slice(&chunk);
-            if head.len() > INLINE_MAX {
-                // Past the inline size: the bucket must exist before bytes go to disks.
-                ctx = Some(join_context(context.take()).await?);
-                let mut u = cluster.start_blob_upload(&bucket, &key);
-                u.send(std::mem::take(&mut head).freeze()).await?;
-                upload = Some(u);
-            }
-        }
+    let mut body = input.body;
+    while head.len() <= INLINE_MAX {
+        let Some(chunk) = next_chunk(&mut body).await? else {
+            break;
+        };
+        digest.update(&chunk);
+        head.extend_from_slice(&chunk);
+    }
+    if head.len() > INLINE_MAX {
+        // Past the inline size: the bucket must exist before bytes go to disks.
+        ctx = Some(join_context(context.take()).await?);
+        let mut u = cluster.start_blob_upload(&bucket, &key);
+        u.send(std::mem::take(&mut head).freeze()).await?;
+        pump(&mut body, &mut digest, &mut u).await?;
+        upload = Some(u);
     }
     let trailers = trailing_headers.and_then(|t| t.take());
     let verified = digest.verify(trailers.as_ref())?;
@@ -253,6 +255,26 @@ pub(super) async fn put_object(
     Ok(S3Response::new(out))
 }
 
+async fn next_chunk(body: &mut Option<StreamingBlob>) -> S3Result<Option<Bytes>> {
+    match body {
+        Some(b) => b.next().await.transpose().map_err(body_error),
+        None => Ok(None),
+    }
+}
+
+/// Streams the rest of a client body into `upload`, hashing it on the way.
+pub(super) async fn pump(
+    body: &mut Option<StreamingBlob>,
+    digest: &mut BodyDigest,
+    upload: &mut BlobUpload,
+) -> S3Result<()> {
+    while let Some(chunk) = next_chunk(body).await? {
+        digest.update(&chunk);
+        upload.send(chunk).await?;
+    }
+    Ok(())
+}
+
 async fn join_context(
     task: Option<tokio::task::JoinHandle<Result<WriteContext, Error>>>,
 ) -> S3Result<WriteContext> {
@@ -294,10 +316,16 @@ pub(super) async fn resolve_version(
                     S3ErrorCode::MethodNotAllowed,
                     "The specified method is not allowed against this resource.",
                 ),
-                None => S3Error::with_message(S3ErrorCode::NoSuchKey, "The specified key does not exist."),
+                None => S3Error::with_message(
+                    S3ErrorCode::NoSuchKey,
+                    "The specified key does not exist.",
+                ),
             };
             let mut headers = http::HeaderMap::new();
-            headers.insert("x-amz-delete-marker", http::HeaderValue::from_static("true"));
+            headers.insert(
+                "x-amz-delete-marker",
+                http::HeaderValue::from_static("true"),
+            );
             if let Ok(v) = http::HeaderValue::from_str(version.s3_version_id()) {
                 headers.insert("x-amz-version-id", v);
             }
@@ -322,7 +350,8 @@ fn check_preconditions(
         let seconds = time::OffsetDateTime::from(t.clone()).unix_timestamp();
         u64::try_from(seconds).unwrap_or(0)
     };
-    let matches = |c: &ETagCondition| c.is_any() || c.as_etag().is_some_and(|e| e.strong_cmp(&ours));
+    let matches =
+        |c: &ETagCondition| c.is_any() || c.as_etag().is_some_and(|e| e.strong_cmp(&ours));
     match if_match {
         Some(c) if !matches(c) => return Err(s3_error!(PreconditionFailed)),
         None if if_unmodified_since.is_some_and(|t| last_modified_secs > secs(t)) => {
@@ -392,7 +421,10 @@ pub(super) async fn get_object(
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let input = req.input;
     if input.part_number.is_some() {
-        return Err(s3_error!(NotImplemented, "GET with partNumber is not supported yet"));
+        return Err(s3_error!(
+            NotImplemented,
+            "GET with partNumber is not supported yet"
+        ));
     }
     let (version, meta, replicas) = resolve_version(
         &gw.cluster,
@@ -423,12 +455,11 @@ pub(super) async fn get_object(
         }
         Data::Blob { id } => {
             let reader = gw.cluster.open_blob(id, &replicas, start, end).await?;
-            let stream = reader
-                .into_stream()
-                .map(|r| r.map(hyper::body::Frame::data));
-            StreamingBlob::from(s3s::Body::http_body_unsync(http_body_util::StreamBody::new(
-                stream,
-            )))
+            streaming_body(reader.into_stream())
+        }
+        Data::Parts { parts } => {
+            let stream = gw.cluster.open_parts(parts, &replicas, start, end).await?;
+            streaming_body(stream)
         }
     };
     let mut out = GetObjectOutput {
@@ -439,7 +470,12 @@ pub(super) async fn get_object(
     };
     fill_object_fields!(out, version, meta);
     if input.range.is_some() {
-        out.content_range = Some(format!("bytes {}-{}/{}", start, end.saturating_sub(1), meta.size));
+        out.content_range = Some(format!(
+            "bytes {}-{}/{}",
+            start,
+            end.saturating_sub(1),
+            meta.size
+        ));
     } else if checksum_mode_enabled(input.checksum_mode.as_ref()) {
         fill_checksums!(out, meta);
     }
@@ -488,6 +524,15 @@ pub(super) async fn head_object(
     Ok(S3Response::new(out))
 }
 
+fn streaming_body(
+    stream: impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+) -> StreamingBlob {
+    let frames = stream.map(|r| r.map(hyper::body::Frame::data));
+    StreamingBlob::from(s3s::Body::http_body_unsync(
+        http_body_util::StreamBody::new(frames),
+    ))
+}
+
 /// S3 shows a version id on reads only for objects written under versioning.
 fn version_id_header(v: &Version) -> Option<String> {
     (!v.null).then(|| v.stamp.id.clone())
@@ -502,7 +547,10 @@ async fn delete_one(
     version_id: Option<&str>,
 ) -> S3Result<(Option<String>, bool)> {
     check_key(key)?;
-    let (b, read) = tokio::join!(cluster.existing_bucket(bucket), cluster.read_record(bucket, key));
+    let (b, read) = tokio::join!(
+        cluster.existing_bucket(bucket),
+        cluster.read_record(bucket, key)
+    );
     let bucket_rec = b?.ok_or(Error::NoSuchBucket)?;
     let record = read?.record;
     let replicas = cluster.replicas_of(bucket, key);
@@ -534,10 +582,7 @@ async fn delete_one(
     cluster
         .write_record(bucket, key, ObjectRecord::single(marker.clone()), &replicas)
         .await?;
-    Ok((
-        ctx.version_id_for(&marker),
-        ctx.versioning.is_some(),
-    ))
+    Ok((ctx.version_id_for(&marker), ctx.versioning.is_some()))
 }
 
 pub(super) async fn delete_object(
@@ -551,8 +596,13 @@ pub(super) async fn delete_object(
             "Conditional deletes (If-Match) are not supported yet"
         ));
     }
-    let (version_id, delete_marker) =
-        delete_one(&gw.cluster, &input.bucket, &input.key, input.version_id.as_deref()).await?;
+    let (version_id, delete_marker) = delete_one(
+        &gw.cluster,
+        &input.bucket,
+        &input.key,
+        input.version_id.as_deref(),
+    )
+    .await?;
     Ok(S3Response::new(DeleteObjectOutput {
         version_id,
         delete_marker: delete_marker.then_some(true),

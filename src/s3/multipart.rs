@@ -1,0 +1,351 @@
+//! Multipart uploads: CreateMultipartUpload, UploadPart, CompleteMultipartUpload,
+//! AbortMultipartUpload.
+//!
+//! An upload in progress is a record of its own, stored on the replicas of the final key
+//! under the pseudo-bucket `<bucket>/uploads` (a `/` can never occur in a real bucket name)
+//! and the key `<key>\0<upload id>`. Its versions are the upload's initial entry (stamp id =
+//! upload id, carrying the object's headers and metadata) and one entry per uploaded part,
+//! each part a blob on those same replicas. Completing writes the object's version with
+//! `Data::Parts` referring to the chosen blobs (no byte is copied, and the work is linear
+//! in the number of parts), then purges the upload's record.
+
+use md5::{Digest, Md5};
+use node::proto::{Data, ObjectMeta, ObjectRecord, PartRef, Stamp, Version, VersionState};
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+use super::object::{StoredHeaders, WriteContext, pump};
+use super::{Gateway, check_key};
+use crate::error::Error;
+use crate::integrity::{BodyDigest, Claims, etag};
+use crate::quorum::Cluster;
+
+/// Parts other than the last must be at least this large (S3's rule).
+const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+const MAX_PART_NUMBER: i32 = 10_000;
+
+/// Where the record of upload `id` of `(bucket, key)` lives.
+fn upload_address(bucket: &str, key: &str, id: &str) -> (String, String) {
+    (format!("{bucket}/uploads"), format!("{key}\0{id}"))
+}
+
+/// An upload in progress, as read from a read quorum.
+struct Upload {
+    record: ObjectRecord,
+    init: ObjectMeta,
+    replicas: Vec<usize>,
+}
+
+async fn load_upload(cluster: &Cluster, bucket: &str, key: &str, id: &str) -> S3Result<Upload> {
+    let (ub, uk) = upload_address(bucket, key, id);
+    let replicas = cluster.replicas_of(bucket, key);
+    let read = cluster.read_record_on(&ub, &uk, replicas.clone()).await?;
+    let record = read.record.unwrap_or_default();
+    let init = record.versions.iter().find_map(|v| match &v.state {
+        VersionState::Object(m) if v.stamp.id == id && m.part_number.is_none() => Some(m.clone()),
+        _ => None,
+    });
+    match init {
+        Some(init) => Ok(Upload {
+            record,
+            init,
+            replicas,
+        }),
+        None => Err(s3_error!(
+            NoSuchUpload,
+            "The specified multipart upload does not exist."
+        )),
+    }
+}
+
+pub(super) async fn create_multipart_upload(
+    gw: &Gateway,
+    req: S3Request<CreateMultipartUploadInput>,
+) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+    let input = req.input;
+    check_key(&input.key)?;
+    let cluster = &gw.cluster;
+    WriteContext::load(cluster, &input.bucket, &input.key).await?;
+    let id = Cluster::new_id();
+    let headers = StoredHeaders {
+        content_type: input.content_type.as_deref(),
+        cache_control: input.cache_control.as_deref(),
+        content_disposition: input.content_disposition.as_deref(),
+        content_encoding: input.content_encoding.as_deref(),
+        content_language: input.content_language.as_deref(),
+        expires: input.expires.as_deref(),
+    };
+    let init = Version {
+        stamp: Stamp {
+            ts: cluster.next_timestamp(None),
+            id: id.clone(),
+        },
+        null: false,
+        state: VersionState::Object(ObjectMeta {
+            size: 0,
+            // The (empty) inline body is checked against its MD5 like any other.
+            md5: hex::encode(Md5::digest(b"")),
+            etag: String::new(),
+            data: Data::Inline { bytes: Vec::new() },
+            headers: headers.into_map(),
+            user_metadata: input.metadata.unwrap_or_default().into_iter().collect(),
+            part_number: None,
+            checksums: Default::default(),
+        }),
+    };
+    let (ub, uk) = upload_address(&input.bucket, &input.key, &id);
+    let replicas = cluster.replicas_of(&input.bucket, &input.key);
+    cluster
+        .write_record(&ub, &uk, ObjectRecord::single(init), &replicas)
+        .await?;
+    Ok(S3Response::new(CreateMultipartUploadOutput {
+        bucket: Some(input.bucket),
+        key: Some(input.key),
+        upload_id: Some(id),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn upload_part(
+    gw: &Gateway,
+    req: S3Request<UploadPartInput>,
+) -> S3Result<S3Response<UploadPartOutput>> {
+    let S3Request {
+        input,
+        headers,
+        trailing_headers,
+        ..
+    } = req;
+    if !(1..=MAX_PART_NUMBER).contains(&input.part_number) {
+        return Err(s3_error!(
+            InvalidArgument,
+            "Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive"
+        ));
+    }
+    let cluster = &gw.cluster;
+    load_upload(cluster, &input.bucket, &input.key, &input.upload_id).await?;
+    let claims = Claims::from_headers(
+        &headers,
+        input.content_md5.as_deref(),
+        input.checksum_algorithm.as_ref(),
+    )?;
+    let mut digest = BodyDigest::new(claims);
+    let mut upload = cluster.start_blob_upload(&input.bucket, &input.key);
+    let mut body = input.body;
+    pump(&mut body, &mut digest, &mut upload).await?;
+    let trailers = trailing_headers.and_then(|t| t.take());
+    let verified = digest.verify(trailers.as_ref())?;
+    let blob = upload.id().to_owned();
+    let stored = upload.finish(&verified.md5).await?;
+    let part = Version {
+        stamp: Stamp {
+            ts: cluster.next_timestamp(None),
+            id: Cluster::new_id(),
+        },
+        null: false,
+        state: VersionState::Object(ObjectMeta {
+            size: verified.size,
+            md5: verified.md5.clone(),
+            etag: verified.md5.clone(),
+            data: Data::Blob { id: blob },
+            headers: Default::default(),
+            user_metadata: Default::default(),
+            part_number: Some(input.part_number as u32),
+            checksums: verified.checksums.clone(),
+        }),
+    };
+    let (ub, uk) = upload_address(&input.bucket, &input.key, &input.upload_id);
+    cluster
+        .commit_blob_record(&ub, &uk, ObjectRecord::single(part), stored)
+        .await?;
+    let mut out = UploadPartOutput {
+        e_tag: Some(etag(&verified.md5)),
+        ..Default::default()
+    };
+    for (name, value) in verified.checksums {
+        match name.as_str() {
+            "CRC32" => out.checksum_crc32 = Some(value),
+            "CRC32C" => out.checksum_crc32c = Some(value),
+            "CRC64NVME" => out.checksum_crc64nvme = Some(value),
+            "SHA1" => out.checksum_sha1 = Some(value),
+            "SHA256" => out.checksum_sha256 = Some(value),
+            _ => {}
+        }
+    }
+    Ok(S3Response::new(out))
+}
+
+/// The newest uploaded copy of part `number`, if any.
+fn newest_part(record: &ObjectRecord, number: u32) -> Option<(&ObjectMeta, &str)> {
+    record.versions.iter().rev().find_map(|v| match &v.state {
+        VersionState::Object(
+            m @ ObjectMeta {
+                data: Data::Blob { id },
+                ..
+            },
+        ) if m.part_number == Some(number) => Some((m, id.as_str())),
+        _ => None,
+    })
+}
+
+pub(super) async fn complete_multipart_upload(
+    gw: &Gateway,
+    req: S3Request<CompleteMultipartUploadInput>,
+) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    let input = req.input;
+    if input.if_match.is_some() || input.if_none_match.is_some() {
+        return Err(s3_error!(
+            NotImplemented,
+            "Conditional writes on CompleteMultipartUpload are not supported yet"
+        ));
+    }
+    let cluster = &gw.cluster;
+    let upload = load_upload(cluster, &input.bucket, &input.key, &input.upload_id).await?;
+    let requested = input
+        .multipart_upload
+        .and_then(|m| m.parts)
+        .unwrap_or_default();
+    if requested.is_empty() {
+        return Err(s3_error!(
+            MalformedXML,
+            "You must specify at least one part"
+        ));
+    }
+    let mut parts = Vec::with_capacity(requested.len());
+    let mut md5s = Md5::new();
+    let mut last_number = 0;
+    for (i, p) in requested.iter().enumerate() {
+        let number = p.part_number.unwrap_or(0);
+        if number <= last_number {
+            return Err(s3_error!(
+                InvalidPartOrder,
+                "The list of parts was not in ascending order."
+            ));
+        }
+        last_number = number;
+        let number = u32::try_from(number).unwrap_or(0);
+        let found = newest_part(&upload.record, number).filter(|(m, _)| {
+            p.e_tag
+                .as_ref()
+                .is_some_and(|e| e.value().trim_matches('"') == m.md5)
+        });
+        let Some((meta, blob)) = found else {
+            return Err(s3_error!(
+                InvalidPart,
+                "One or more of the specified parts could not be found: part {number}"
+            ));
+        };
+        if i + 1 < requested.len() && meta.size < MIN_PART_SIZE {
+            return Err(s3_error!(
+                EntityTooSmall,
+                "Your proposed upload is smaller than the minimum allowed object size: part {number}"
+            ));
+        }
+        let raw =
+            hex::decode(&meta.md5).map_err(|_| s3_error!(InternalError, "bad stored part md5"))?;
+        md5s.update(&raw);
+        parts.push(PartRef {
+            number,
+            blob: blob.to_owned(),
+            size: meta.size,
+            md5: meta.md5.clone(),
+        });
+    }
+    let multipart_etag = format!("{}-{}", hex::encode(md5s.finalize()), parts.len());
+    let ctx = WriteContext::load(cluster, &input.bucket, &input.key).await?;
+    let meta = ObjectMeta {
+        size: parts.iter().map(|p| p.size).sum(),
+        // The MD5 of the whole body is not known without reading it again.
+        md5: String::new(),
+        etag: multipart_etag.clone(),
+        data: Data::Parts { parts },
+        headers: upload.init.headers.clone(),
+        user_metadata: upload.init.user_metadata.clone(),
+        part_number: None,
+        checksums: Default::default(),
+    };
+    let version = ctx.new_version(cluster, VersionState::Object(meta));
+    cluster
+        .write_record(
+            &input.bucket,
+            &input.key,
+            ObjectRecord::single(version.clone()),
+            &upload.replicas,
+        )
+        .await?;
+    finish_upload(
+        cluster,
+        &input.bucket,
+        &input.key,
+        &input.upload_id,
+        &upload,
+    )
+    .await?;
+    Ok(S3Response::new(CompleteMultipartUploadOutput {
+        bucket: Some(input.bucket.clone()),
+        key: Some(input.key.clone()),
+        e_tag: Some(etag(&multipart_etag)),
+        location: Some(format!("/{}/{}", input.bucket, input.key)),
+        version_id: ctx.version_id_for(&version),
+        ..Default::default()
+    }))
+}
+
+/// Purges the upload's record (every version becomes a tombstone), so it can neither be
+/// completed again nor listed.
+async fn finish_upload(
+    cluster: &Cluster,
+    bucket: &str,
+    key: &str,
+    id: &str,
+    upload: &Upload,
+) -> Result<(), Error> {
+    let (ub, uk) = upload_address(bucket, key, id);
+    let tombstones = ObjectRecord {
+        versions: upload
+            .record
+            .versions
+            .iter()
+            .map(|v| Version {
+                stamp: v.stamp.clone(),
+                null: v.null,
+                state: VersionState::Purged,
+            })
+            .collect(),
+    };
+    cluster
+        .write_record(&ub, &uk, tombstones, &upload.replicas)
+        .await
+}
+
+pub(super) async fn abort_multipart_upload(
+    gw: &Gateway,
+    req: S3Request<AbortMultipartUploadInput>,
+) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+    let input = req.input;
+    let cluster = &gw.cluster;
+    let upload = load_upload(cluster, &input.bucket, &input.key, &input.upload_id).await?;
+    finish_upload(
+        cluster,
+        &input.bucket,
+        &input.key,
+        &input.upload_id,
+        &upload,
+    )
+    .await?;
+    // The part blobs are now unreferenced; free them on every replica, best effort.
+    let blobs: Vec<String> = upload
+        .record
+        .versions
+        .iter()
+        .filter_map(|v| match &v.state {
+            VersionState::Object(ObjectMeta {
+                data: Data::Blob { id },
+                ..
+            }) => Some(id.clone()),
+            _ => None,
+        })
+        .collect();
+    cluster.delete_blobs_in_background(blobs, upload.replicas.clone());
+    Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+}
