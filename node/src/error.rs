@@ -1,0 +1,157 @@
+//! The node's one error type and the one place that turns it into an HTTP answer.
+//!
+//! Invariant: nothing else in the node chooses a status code. Handlers return `Error`;
+//! [`status_and_body`] maps it to a status and a [`proto::ErrorBody`] whose `code` is stable
+//! (the gateway matches on it). Internal failures are logged here, once, with their cause.
+
+use std::io;
+use std::sync::Arc;
+
+use http::StatusCode;
+
+use crate::proto;
+
+/// Everything that can go wrong in the node.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The blob, record or bucket does not exist on this node.
+    #[error("not found")]
+    NotFound,
+    /// No route matches the request path.
+    #[error("no such route")]
+    NoRoute,
+    /// The path exists but not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The request is malformed (bad path segment, bad JSON, bad header, ...).
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The cluster secret is missing or wrong.
+    #[error("missing or wrong cluster secret")]
+    Unauthorized,
+    /// A body the node would have to buffer is larger than it accepts.
+    #[error("body larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    /// The requested byte range lies outside a blob of `size` bytes.
+    #[error("range not satisfiable for a blob of {size} bytes")]
+    RangeNotSatisfiable { size: u64 },
+    /// The stored bytes do not have the MD5 the sender announced; nothing was kept.
+    #[error("md5 mismatch: expected {expected}, received data has {actual}")]
+    DigestMismatch { expected: String, actual: String },
+    /// The request body ended with an error (the sender aborted); nothing was kept.
+    #[error("request body aborted: {0}")]
+    BodyAborted(String),
+    /// Stored data failed a checksum or has an invalid layout.
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+    /// The configuration cannot work.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A file system operation failed.
+    #[error("{op}: {source}")]
+    Io {
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    /// The record database failed. Shared because one failed group commit fails every
+    /// write in the batch.
+    #[error("record database, {op}: {source}")]
+    Db {
+        op: &'static str,
+        #[source]
+        source: Arc<redb::Error>,
+    },
+    /// The node is shutting down or a background worker it needs has stopped.
+    #[error("unavailable: {0}")]
+    Unavailable(&'static str),
+}
+
+impl Error {
+    /// Wraps an IO error with the operation that failed; for `map_err`.
+    pub(crate) fn io(op: &'static str) -> impl FnOnce(io::Error) -> Error {
+        move |source| Error::Io { op, source }
+    }
+
+    /// Wraps any redb error with the operation that failed; for `map_err`.
+    pub(crate) fn db<E: Into<redb::Error>>(op: &'static str) -> impl FnOnce(E) -> Error {
+        move |source| Error::Db {
+            op,
+            source: Arc::new(source.into()),
+        }
+    }
+
+    /// A copy of `self` for each waiter of a failed group commit (`io::Error` is not
+    /// `Clone`; redb errors are shared, anything else keeps its message).
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::Db { op, source } => Error::Db {
+                op,
+                source: Arc::clone(source),
+            },
+            other => Error::Io {
+                op: "record writer",
+                source: io::Error::other(other.to_string()),
+            },
+        }
+    }
+}
+
+/// The HTTP status and error body for `err`. Logs server-side failures (5xx) once, here.
+pub(crate) fn status_and_body(err: &Error) -> (StatusCode, proto::ErrorBody) {
+    let (status, code) = match err {
+        Error::NotFound => (StatusCode::NOT_FOUND, "NotFound"),
+        Error::NoRoute => (StatusCode::NOT_FOUND, "NoSuchRoute"),
+        Error::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
+        Error::BadRequest(_) => (StatusCode::BAD_REQUEST, "BadRequest"),
+        Error::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized"),
+        Error::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "TooLarge"),
+        Error::RangeNotSatisfiable { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, "InvalidRange"),
+        Error::DigestMismatch { .. } => (StatusCode::BAD_REQUEST, "DigestMismatch"),
+        Error::BodyAborted(_) => (StatusCode::BAD_REQUEST, "BodyAborted"),
+        Error::Corrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Corrupt"),
+        Error::Config(_) | Error::Io { .. } | Error::Db { .. } => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "InternalError")
+        }
+        Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Unavailable"),
+    };
+    if status.is_server_error() {
+        tracing::error!(error = %err, code, "request failed");
+    }
+    let body = proto::ErrorBody {
+        code: code.to_string(),
+        message: err.to_string(),
+    };
+    (status, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_errors_are_4xx_and_failures_5xx() {
+        let cases = [
+            (Error::NotFound, 404, "NotFound"),
+            (Error::Unauthorized, 401, "Unauthorized"),
+            (Error::TooLarge { limit: 1 }, 413, "TooLarge"),
+            (Error::RangeNotSatisfiable { size: 3 }, 416, "InvalidRange"),
+            (
+                Error::DigestMismatch {
+                    expected: "a".into(),
+                    actual: "b".into(),
+                },
+                400,
+                "DigestMismatch",
+            ),
+            (Error::Corrupt("block 3".into()), 500, "Corrupt"),
+            (Error::Unavailable("stopping"), 503, "Unavailable"),
+        ];
+        for (err, status, code) in cases {
+            let (s, body) = status_and_body(&err);
+            assert_eq!(s.as_u16(), status, "{err}");
+            assert_eq!(body.code, code);
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The s3quorum data node: blob files and merged metadata records over plain HTTP. It knows
+//! nothing of S3; the gateway turns S3 requests into calls on the routes in [`proto`].
+//!
+//! # Layout
+//!
+//! - `proto`: the wire contract shared with the gateway (routes, headers, bodies, record
+//!   merge). Pure, public.
+//! - `http`: authentication, router and one handler per route.
+//! - `blobs`: blob files, written temp → MD5 check → fsync → rename, CRC32C-verified on read.
+//! - `records`: object and bucket records in redb, merged on write, group-committed.
+//! - `config`, `error`: the node's [`Config`] and its one [`Error`] type with the one
+//!   mapping to HTTP statuses.
+//!
+//! [`serve`] wires them together: it owns the listener, the connections and shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+pub mod proto;
+
+mod blobs;
+mod config;
+mod error;
+mod http;
+mod records;
+
+pub use config::Config;
+pub use error::Error;
+
+/// How long in-flight requests may run on after shutdown before their connections are cut.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// A client that has not sent complete request headers by then is disconnected, so idle or
+/// slow sockets cannot pile up.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause after a failed `accept` (typically out of file descriptors) before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Runs a data node on `listener` until `shutdown` resolves: validates `config`, opens (and
+/// creates) the stores under `config.data_dir`, serves HTTP/1.1 with keep-alive, then stops
+/// accepting, lets in-flight requests finish for up to 10 s, and makes every acknowledged
+/// record durable before returning. Errors only if the node cannot start.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    config.validate()?;
+    let data_dir = config.data_dir.clone();
+    let fsync = config.fsync;
+    let (blobs, records, writer) = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&data_dir).map_err(Error::io("create data directory"))?;
+        // Records first: redb locks its file, so a second node on the same directory stops
+        // here, before the blob store clears the first node's temp files.
+        let (records, writer) = records::RecordStore::open(&data_dir.join("records.redb"), fsync)?;
+        let blobs = blobs::BlobStore::open(&data_dir, fsync)?;
+        Ok::<_, Error>((blobs, records, writer))
+    })
+    .await
+    .map_err(|e| Error::Io {
+        op: "open stores",
+        source: std::io::Error::other(e.to_string()),
+    })??;
+    let state = Arc::new(http::State {
+        secret: config.cluster_secret.into_bytes(),
+        blobs,
+        records,
+    });
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, data_dir = %config.data_dir.display(), fsync, "node serving");
+    }
+
+    accept_until(listener, state, shutdown).await;
+
+    // Every connection task is gone, so the last record handle is dropped: the writer
+    // answers what is queued, makes lazy commits durable and stops.
+    if tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .is_err()
+    {
+        tracing::error!("record writer join task failed");
+    }
+    tracing::info!("node stopped");
+    Ok(())
+}
+
+/// Accepts connections until `shutdown`, then drains them gracefully.
+async fn accept_until(
+    listener: TcpListener,
+    state: Arc<http::State>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true);
+    let graceful = GracefulShutdown::new();
+    // Connection tasks live in a set so that, past the grace period, they can be aborted
+    // and their handles on the stores released before the record writer is joined.
+    let mut connections = JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    // Small JSON answers must not wait for Nagle's algorithm.
+                    if let Err(e) = stream.set_nodelay(true) {
+                        tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+                    }
+                    let state = Arc::clone(&state);
+                    let service = service_fn(move |req| {
+                        let state = Arc::clone(&state);
+                        async move { http::handle(&state, req).await }
+                    });
+                    let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+                    connections.spawn(async move {
+                        if let Err(e) = connection.await {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    drop(state);
+    tracing::info!(
+        connections = connections.len(),
+        "shutting down: no new connections, draining"
+    );
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
+            tracing::warn!(connections = connections.len(), "grace period over, cutting connections");
+        }
+    }
+    connections.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,314 @@
+//! Merge laws of the records (commutative, associative, idempotent, order-independent),
+//! checked by property tests, and the version rules the gateway relies on.
+//!
+//! Generated histories respect the contract's invariant: versions with equal stamps are
+//! equal, except that a version may also appear as its purge tombstone (same stamp, same
+//! `null` flag, state `Purged`).
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn meta(tag: u8) -> ObjectMeta {
+    ObjectMeta {
+        size: u64::from(tag),
+        md5: format!("{tag:032x}"),
+        etag: format!("{tag:032x}"),
+        data: match tag % 3 {
+            0 => Data::Inline {
+                bytes: vec![tag; usize::from(tag % 5)],
+            },
+            1 => Data::Blob {
+                id: format!("{tag:032x}"),
+            },
+            _ => Data::Parts {
+                parts: vec![PartRef {
+                    number: 1,
+                    blob: format!("{tag:032x}"),
+                    size: u64::from(tag),
+                    md5: format!("{tag:032x}"),
+                }],
+            },
+        },
+        headers: BTreeMap::from([("content-type".to_string(), "text/plain".to_string())]),
+        user_metadata: BTreeMap::new(),
+        part_number: None,
+        checksums: BTreeMap::new(),
+    }
+}
+
+fn stamp(ts: u64, id: &str) -> Stamp {
+    Stamp {
+        ts,
+        id: id.to_string(),
+    }
+}
+
+fn object(ts: u64, id: &str, null: bool) -> Version {
+    Version {
+        stamp: stamp(ts, id),
+        null,
+        state: VersionState::Object(meta(ts as u8)),
+    }
+}
+
+fn purged(v: &Version) -> Version {
+    Version {
+        state: VersionState::Purged,
+        ..v.clone()
+    }
+}
+
+fn merged(parts: &[&ObjectRecord]) -> ObjectRecord {
+    let mut out = ObjectRecord::default();
+    for p in parts {
+        out.merge(p);
+    }
+    out
+}
+
+/// A canonical version for every distinct stamp: its content is a function of the stamp.
+fn canonical(ts: u64, id: u8, null: bool, kind: u8) -> Version {
+    let stamp = stamp(ts, &format!("id{id}"));
+    let state = match kind {
+        0 => VersionState::DeleteMarker,
+        1 => VersionState::Purged,
+        _ => VersionState::Object(meta(ts as u8 ^ id)),
+    };
+    Version { stamp, null, state }
+}
+
+/// Single-version writes drawn from a small pool of stamps, so that histories overlap; each
+/// write is the canonical version or its purge tombstone.
+fn writes() -> impl Strategy<Value = Vec<ObjectRecord>> {
+    let pool = prop::collection::btree_map((0u64..6, 0u8..3), (any::<bool>(), 0u8..4), 1..10);
+    pool.prop_flat_map(|pool| {
+        let pool: Vec<Version> = pool
+            .into_iter()
+            .map(|((ts, id), (null, kind))| canonical(ts, id, null, kind))
+            .collect();
+        let n = pool.len();
+        prop::collection::vec((0..n, prop::bool::weighted(0.2)), 0..12).prop_map(move |picks| {
+            picks
+                .into_iter()
+                .map(|(i, purge)| {
+                    let v = &pool[i];
+                    ObjectRecord::single(if purge { purged(v) } else { v.clone() })
+                })
+                .collect()
+        })
+    })
+}
+
+/// Three records, each the merge of some of the writes.
+fn three_records() -> impl Strategy<Value = (ObjectRecord, ObjectRecord, ObjectRecord)> {
+    writes().prop_flat_map(|ws| {
+        let n = ws.len();
+        prop::collection::vec(0..3usize, n).prop_map(move |owner| {
+            let mut parts = [vec![], vec![], vec![]];
+            for (w, o) in ws.iter().zip(owner) {
+                parts[o].push(w);
+            }
+            let [a, b, c] = parts.map(|p| merged(&p));
+            (a, b, c)
+        })
+    })
+}
+
+fn bucket_records() -> impl Strategy<Value = Vec<BucketRecord>> {
+    // Value fields are functions of the stamp, as for versions.
+    let write =
+        (0u64..5, 0u8..2, prop::option::of((0u64..5, 0u8..2))).prop_map(|(ts, id, versioning)| {
+            BucketRecord {
+                name: "b".into(),
+                exists: Lww {
+                    stamp: stamp(ts, &format!("g{id}")),
+                    value: (ts + u64::from(id)) % 2 == 0,
+                },
+                versioning: versioning.map(|(ts, id)| Lww {
+                    stamp: stamp(ts, &format!("g{id}")),
+                    value: if (ts + u64::from(id)) % 2 == 0 {
+                        Versioning::Enabled
+                    } else {
+                        Versioning::Suspended
+                    },
+                }),
+            }
+        });
+    prop::collection::vec(write, 1..8)
+}
+
+fn merge_buckets(records: &[BucketRecord]) -> BucketRecord {
+    let mut out = records[0].clone();
+    for r in &records[1..] {
+        out.merge(r);
+    }
+    out
+}
+
+proptest! {
+    #[test]
+    fn object_merge_is_commutative((a, b, _) in three_records()) {
+        prop_assert_eq!(merged(&[&a, &b]), merged(&[&b, &a]));
+    }
+
+    #[test]
+    fn object_merge_is_associative((a, b, c) in three_records()) {
+        let left = merged(&[&merged(&[&a, &b]), &c]);
+        let right = merged(&[&a, &merged(&[&b, &c])]);
+        prop_assert_eq!(left, right);
+    }
+
+    #[test]
+    fn object_merge_is_idempotent((a, b, _) in three_records()) {
+        prop_assert_eq!(merged(&[&a, &a]), a.clone());
+        let ab = merged(&[&a, &b]);
+        prop_assert_eq!(merged(&[&ab, &b]), ab.clone());
+        // Merging into itself in place, as a node does on a re-sent record.
+        let mut again = ab.clone();
+        again.merge(&ab);
+        prop_assert_eq!(again, ab);
+    }
+
+    #[test]
+    fn object_merge_ignores_delivery_order(
+        (ws, shuffled) in writes().prop_flat_map(|ws| (Just(ws.clone()), Just(ws).prop_shuffle()))
+    ) {
+        let in_order = merged(&ws.iter().collect::<Vec<_>>());
+        let reordered = merged(&shuffled.iter().collect::<Vec<_>>());
+        prop_assert_eq!(&in_order, &reordered);
+        // Versions stay sorted by stamp and unique.
+        prop_assert!(in_order.versions.windows(2).all(|w| w[0].stamp < w[1].stamp));
+        // At most one null version survives, and no older null than the newest one.
+        prop_assert!(in_order.versions.iter().filter(|v| v.null).count() <= 1);
+    }
+
+    #[test]
+    fn object_record_round_trips_through_json((a, _, _) in three_records()) {
+        let text = serde_json::to_string(&a).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let back: ObjectRecord =
+            serde_json::from_str(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(back, a);
+    }
+
+    #[test]
+    fn bucket_merge_laws(
+        (records, shuffled) in bucket_records()
+            .prop_flat_map(|r| (Just(r.clone()), Just(r).prop_shuffle()))
+    ) {
+        let all = merge_buckets(&records);
+        prop_assert_eq!(&all, &merge_buckets(&shuffled));
+        let mut twice = all.clone();
+        twice.merge(&all);
+        prop_assert_eq!(&twice, &all);
+        if records.len() >= 3 {
+            let (a, b, c) = (&records[0], &records[1], &records[2]);
+            let left = merge_buckets(&[merge_buckets(&[a.clone(), b.clone()]), c.clone()]);
+            let right = merge_buckets(&[a.clone(), merge_buckets(&[b.clone(), c.clone()])]);
+            prop_assert_eq!(left, right);
+        }
+    }
+}
+
+#[test]
+fn current_skips_purged_versions() {
+    let old = object(1, "a", false);
+    let new = object(2, "b", false);
+    let record = merged(&[
+        &ObjectRecord::single(old.clone()),
+        &ObjectRecord::single(purged(&new)),
+    ]);
+    assert_eq!(record.current(), Some(&old));
+    assert_eq!(record.newest_stamp(), Some(&new.stamp));
+}
+
+#[test]
+fn purge_wins_whatever_the_order() {
+    let v = object(3, "a", false);
+    let one = merged(&[
+        &ObjectRecord::single(v.clone()),
+        &ObjectRecord::single(purged(&v)),
+    ]);
+    let two = merged(&[
+        &ObjectRecord::single(purged(&v)),
+        &ObjectRecord::single(v.clone()),
+    ]);
+    assert_eq!(one, two);
+    assert!(one.versions[0].is_purged());
+    assert_eq!(one.current(), None);
+}
+
+#[test]
+fn newer_null_version_replaces_older_null_only() {
+    let old_null = object(1, "a", true);
+    let versioned = object(2, "b", false);
+    let new_null = object(3, "c", true);
+    let record = merged(&[
+        &ObjectRecord::single(new_null.clone()),
+        &ObjectRecord::single(versioned.clone()),
+        &ObjectRecord::single(old_null),
+    ]);
+    assert_eq!(record.versions, vec![versioned, new_null]);
+}
+
+#[test]
+fn delete_marker_hides_the_object() {
+    let v = object(1, "a", false);
+    let marker = Version {
+        stamp: stamp(2, "b"),
+        null: false,
+        state: VersionState::DeleteMarker,
+    };
+    let record = merged(&[
+        &ObjectRecord::single(v),
+        &ObjectRecord::single(marker.clone()),
+    ]);
+    assert_eq!(record.current(), Some(&marker));
+    assert!(record.current_object().is_none());
+}
+
+#[test]
+fn current_object_returns_the_newest_object() {
+    let record = merged(&[
+        &ObjectRecord::single(object(1, "a", false)),
+        &ObjectRecord::single(object(2, "b", false)),
+    ]);
+    let (version, meta) = record.current_object().expect("an object is current");
+    assert_eq!(version.stamp, stamp(2, "b"));
+    assert_eq!(meta, &super::tests::meta(2));
+}
+
+#[test]
+fn finds_versions_by_s3_id_including_null() {
+    let null = object(1, "internal-id", true);
+    let other = object(2, "v2", false);
+    let record = merged(&[
+        &ObjectRecord::single(null.clone()),
+        &ObjectRecord::single(other.clone()),
+    ]);
+    assert_eq!(record.find_s3_version("null"), Some(&null));
+    assert_eq!(record.find_s3_version("v2"), Some(&other));
+    // A null version is only reachable as "null", not by its internal stamp id.
+    assert_eq!(record.find_s3_version("internal-id"), None);
+    assert_eq!(null.s3_version_id(), "null");
+}
+
+#[test]
+fn segments_round_trip_and_hide_path_structure() {
+    for s in ["a/b", "..", "é &+?%#", "key with spaces", ""] {
+        let encoded = encode_segment(s);
+        assert!(!encoded.contains('/') && !encoded.contains('.'));
+        assert_eq!(decode_segment(&encoded).as_deref(), Some(s));
+    }
+    assert_eq!(decode_segment("%FF"), None);
+}
+
+#[test]
+fn blob_ids_are_32_lowercase_hex() {
+    assert!(is_valid_blob_id("0123456789abcdef0123456789abcdef"));
+    assert!(!is_valid_blob_id("0123456789ABCDEF0123456789abcdef"));
+    assert!(!is_valid_blob_id("../../../../etc/passwd0123456789"));
+    assert!(!is_valid_blob_id(""));
+}

@@ -1,0 +1,473 @@
+//! Metadata records in redb (`<data_dir>/records.redb`): object records keyed by
+//! `bucket ++ 0x00 ++ key` and bucket records keyed by name, both stored as JSON.
+//!
+//! Invariants: stored records only ever grow by merge (`proto` merge functions), so writes
+//! are idempotent and order-free. Every write goes through one writer thread that drains
+//! all pending requests into ONE write transaction and commits once (group commit: one
+//! fsync per batch, not per record), then answers each waiter; a write is acknowledged only
+//! after the commit that contains it. Bucket names never contain 0x00, so the keys of one
+//! bucket are contiguous and sorted by key bytes. Reads run concurrently on read
+//! transactions and never wait for the writer.
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use redb::{Database, Durability, ReadTransaction, ReadableTable, Table, TableDefinition};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::oneshot;
+
+use crate::error::Error;
+use crate::proto::{BucketRecord, ListEntry, ListPage, MAX_LIST_LIMIT, ObjectRecord};
+
+const OBJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("objects");
+const BUCKETS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("buckets");
+
+/// Most writes folded into one transaction; bounds the latency of the batch's first waiter.
+const MAX_BATCH: usize = 1024;
+/// With fsync off, commits skip the disk flush; one durable commit at least this often
+/// bounds what a power loss can take and lets redb free pages (it only reclaims space on
+/// durable commits).
+const LAZY_SYNC_INTERVAL: Duration = Duration::from_secs(1);
+/// Page cache of the record database. Records are small; the OS page cache does the rest.
+const CACHE_SIZE: usize = 128 * 1024 * 1024;
+
+/// Handle to the record database. Cheap to clone; the writer thread stops when the last
+/// handle is dropped.
+#[derive(Clone)]
+pub(crate) struct RecordStore {
+    db: Arc<Database>,
+    writes: mpsc::Sender<WriteRequest>,
+    #[cfg(test)]
+    stats: Arc<WriterStats>,
+}
+
+/// The writer thread, to be joined at shutdown after every [`RecordStore`] is dropped.
+pub(crate) struct RecordWriter(JoinHandle<()>);
+
+impl RecordWriter {
+    /// Waits until the writer has answered every request and made its commits durable.
+    pub(crate) fn join(self) {
+        if self.0.join().is_err() {
+            tracing::error!("record writer thread panicked");
+        }
+    }
+}
+
+#[derive(Default)]
+struct WriterStats {
+    batches: AtomicU64,
+}
+
+enum Change {
+    Object { key: Vec<u8>, record: ObjectRecord },
+    Bucket(BucketRecord),
+}
+
+struct WriteRequest {
+    change: Change,
+    done: oneshot::Sender<Result<(), Error>>,
+}
+
+/// What the store keeps: a mergeable JSON value.
+trait Stored: Serialize + DeserializeOwned + PartialEq + Clone {
+    /// `incoming` merged into `existing` (or normalised alone).
+    fn join(existing: Option<&Self>, incoming: &Self) -> Self;
+    /// True for a value not worth storing when nothing is stored yet.
+    fn is_void(&self) -> bool;
+}
+
+impl Stored for ObjectRecord {
+    fn join(existing: Option<&Self>, incoming: &Self) -> Self {
+        let mut merged = existing.cloned().unwrap_or_default();
+        merged.merge(incoming);
+        merged
+    }
+    fn is_void(&self) -> bool {
+        self.versions.is_empty()
+    }
+}
+
+impl Stored for BucketRecord {
+    fn join(existing: Option<&Self>, incoming: &Self) -> Self {
+        match existing {
+            Some(current) => {
+                let mut merged = current.clone();
+                merged.merge(incoming);
+                merged
+            }
+            None => incoming.clone(),
+        }
+    }
+    fn is_void(&self) -> bool {
+        false
+    }
+}
+
+impl RecordStore {
+    /// Opens (creating if needed) the database at `path` and starts the writer thread.
+    /// Blocking. With `fsync` every commit is durable before its writes are acknowledged.
+    pub(crate) fn open(path: &Path, fsync: bool) -> Result<(RecordStore, RecordWriter), Error> {
+        let db = Database::builder()
+            .set_cache_size(CACHE_SIZE)
+            .create(path)
+            .map_err(Error::db("open record database"))?;
+        // Tables must exist before the first read transaction opens them.
+        let txn = db.begin_write().map_err(Error::db("begin write"))?;
+        txn.open_table(OBJECTS)
+            .map_err(Error::db("create objects table"))?;
+        txn.open_table(BUCKETS)
+            .map_err(Error::db("create buckets table"))?;
+        txn.commit().map_err(Error::db("commit"))?;
+
+        let db = Arc::new(db);
+        let stats = Arc::new(WriterStats::default());
+        let (writes, queue) = mpsc::channel();
+        let writer = Writer {
+            db: Arc::clone(&db),
+            fsync,
+            stats: Arc::clone(&stats),
+        };
+        let handle = std::thread::Builder::new()
+            .name("record-writer".into())
+            .spawn(move || writer.run(queue))
+            .map_err(Error::io("spawn record writer thread"))?;
+        let store = RecordStore {
+            db,
+            writes,
+            #[cfg(test)]
+            stats,
+        };
+        Ok((store, RecordWriter(handle)))
+    }
+
+    /// Merges `record` into the record of (bucket, key); returns once it is committed.
+    pub(crate) async fn merge_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        record: ObjectRecord,
+    ) -> Result<(), Error> {
+        let key = object_key(bucket, key)?;
+        self.write(Change::Object { key, record }).await
+    }
+
+    /// Merges `record` into the bucket record of the same name; returns once committed.
+    pub(crate) async fn merge_bucket(&self, record: BucketRecord) -> Result<(), Error> {
+        check_bucket(&record.name)?;
+        self.write(Change::Bucket(record)).await
+    }
+
+    /// The record of (bucket, key), if this node has one.
+    pub(crate) async fn get_object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<ObjectRecord>, Error> {
+        let key = object_key(bucket, key)?;
+        self.read(move |txn| {
+            let table = txn.open_table(OBJECTS).map_err(Error::db("open objects"))?;
+            get_decoded(&table, &key)
+        })
+        .await
+    }
+
+    /// Records of `bucket` whose key is greater than `after` and starts with `prefix`, in
+    /// ascending byte order, at most `limit` (capped at [`MAX_LIST_LIMIT`]).
+    pub(crate) async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<ListPage, Error> {
+        check_bucket(bucket)?;
+        let mut base = bucket.as_bytes().to_vec();
+        base.push(0);
+        let mut start = base.clone();
+        start.extend_from_slice(prefix.as_bytes());
+        let mut after_key = base.clone();
+        after_key.extend_from_slice(after.as_bytes());
+        let limit = limit.min(MAX_LIST_LIMIT);
+        self.read(move |txn| {
+            let table = txn.open_table(OBJECTS).map_err(Error::db("open objects"))?;
+            // Keys > after and >= prefix: whichever bound is higher is the one that matters.
+            let lower = if after_key >= start {
+                Bound::Excluded(after_key.as_slice())
+            } else {
+                Bound::Included(start.as_slice())
+            };
+            let range = table
+                .range::<&[u8]>((lower, Bound::Unbounded))
+                .map_err(Error::db("list range"))?;
+            let mut page = ListPage::default();
+            for item in range {
+                let (k, v) = item.map_err(Error::db("list read"))?;
+                let k = k.value();
+                if !k.starts_with(&start) {
+                    break;
+                }
+                if page.entries.len() == limit {
+                    page.truncated = true;
+                    break;
+                }
+                let key = std::str::from_utf8(&k[base.len()..])
+                    .map_err(|_| Error::Corrupt("stored object key is not UTF-8".into()))?;
+                page.entries.push(ListEntry {
+                    key: key.to_string(),
+                    record: decode(v.value())?,
+                });
+            }
+            Ok(page)
+        })
+        .await
+    }
+
+    /// The record of bucket `name`, if this node has one.
+    pub(crate) async fn get_bucket(&self, name: &str) -> Result<Option<BucketRecord>, Error> {
+        check_bucket(name)?;
+        let name = name.as_bytes().to_vec();
+        self.read(move |txn| {
+            let table = txn.open_table(BUCKETS).map_err(Error::db("open buckets"))?;
+            get_decoded(&table, &name)
+        })
+        .await
+    }
+
+    /// Every bucket record on this node (deleted buckets included), by name.
+    pub(crate) async fn list_buckets(&self) -> Result<Vec<BucketRecord>, Error> {
+        self.read(|txn| {
+            let table = txn.open_table(BUCKETS).map_err(Error::db("open buckets"))?;
+            let mut out = Vec::new();
+            for item in table.iter().map_err(Error::db("list buckets"))? {
+                let (_, v) = item.map_err(Error::db("list buckets"))?;
+                out.push(decode(v.value())?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Number of write transactions the writer has committed or aborted.
+    #[cfg(test)]
+    pub(crate) fn batches(&self) -> u64 {
+        self.stats.batches.load(Ordering::Relaxed)
+    }
+
+    async fn write(&self, change: Change) -> Result<(), Error> {
+        let (done, answer) = oneshot::channel();
+        self.writes
+            .send(WriteRequest { change, done })
+            .map_err(|_| Error::Unavailable("record writer stopped"))?;
+        answer
+            .await
+            .map_err(|_| Error::Unavailable("record writer stopped"))?
+    }
+
+    async fn read<R, F>(&self, f: F) -> Result<R, Error>
+    where
+        R: Send + 'static,
+        F: FnOnce(&ReadTransaction) -> Result<R, Error> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read().map_err(Error::db("begin read"))?;
+            f(&txn)
+        })
+        .await
+        .map_err(|e| Error::Io {
+            op: "record read task",
+            source: std::io::Error::other(e.to_string()),
+        })?
+    }
+}
+
+fn check_bucket(bucket: &str) -> Result<(), Error> {
+    if bucket.is_empty() || bucket.contains('\0') {
+        return Err(Error::BadRequest(format!("invalid bucket name {bucket:?}")));
+    }
+    Ok(())
+}
+
+fn object_key(bucket: &str, key: &str) -> Result<Vec<u8>, Error> {
+    check_bucket(bucket)?;
+    if key.is_empty() {
+        return Err(Error::BadRequest("empty object key".into()));
+    }
+    let mut k = Vec::with_capacity(bucket.len() + 1 + key.len());
+    k.extend_from_slice(bucket.as_bytes());
+    k.push(0);
+    k.extend_from_slice(key.as_bytes());
+    Ok(k)
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Corrupt(format!("stored record: {e}")))
+}
+
+fn get_decoded<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    key: &[u8],
+) -> Result<Option<T>, Error> {
+    match table.get(key).map_err(Error::db("read record"))? {
+        Some(v) => decode(v.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The single writer: owns every write transaction.
+struct Writer {
+    db: Arc<Database>,
+    fsync: bool,
+    stats: Arc<WriterStats>,
+}
+
+impl Writer {
+    fn run(self, queue: mpsc::Receiver<WriteRequest>) {
+        // Only with fsync off: when the last durable commit happened, and whether commits
+        // since then still wait for one.
+        let mut last_durable = Instant::now();
+        let mut lazy_pending = false;
+        loop {
+            let first = if lazy_pending {
+                match queue.recv_timeout(LAZY_SYNC_INTERVAL) {
+                    Ok(request) => request,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        lazy_pending = !self.sync_now();
+                        last_durable = Instant::now();
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match queue.recv() {
+                    Ok(request) => request,
+                    Err(_) => break,
+                }
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(request) => batch.push(request),
+                    Err(_) => break,
+                }
+            }
+            let durable = self.fsync || last_durable.elapsed() >= LAZY_SYNC_INTERVAL;
+            let (changes, answers): (Vec<Change>, Vec<_>) =
+                batch.into_iter().map(|r| (r.change, r.done)).unzip();
+            match self.commit(&changes, durable) {
+                Ok((results, committed)) => {
+                    if committed && durable {
+                        last_durable = Instant::now();
+                        lazy_pending = false;
+                    } else if committed {
+                        lazy_pending = true;
+                    }
+                    for (answer, result) in answers.into_iter().zip(results) {
+                        let _ = answer.send(result);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, writes = answers.len(), "group commit failed");
+                    for answer in answers {
+                        let _ = answer.send(Err(e.duplicate()));
+                    }
+                }
+            }
+        }
+        // Every handle is gone: make lazily committed writes durable before closing.
+        if lazy_pending {
+            self.sync_now();
+        }
+    }
+
+    /// An empty durable commit, which makes every earlier non-durable commit durable.
+    fn sync_now(&self) -> bool {
+        let result = self
+            .db
+            .begin_write()
+            .map_err(Error::db("begin write"))
+            .and_then(|txn| txn.commit().map_err(Error::db("commit")));
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "durable commit of lazily committed records failed");
+        }
+        result.is_ok()
+    }
+
+    /// Applies every change in one transaction. Returns one result per change and whether
+    /// anything was committed; `Err` when the transaction itself failed (then nothing of
+    /// the batch is stored).
+    fn commit(
+        &self,
+        changes: &[Change],
+        durable: bool,
+    ) -> Result<(Vec<Result<(), Error>>, bool), Error> {
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        let mut txn = self.db.begin_write().map_err(Error::db("begin write"))?;
+        txn.set_durability(if durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        });
+        let mut results = Vec::with_capacity(changes.len());
+        let mut changed = false;
+        {
+            let mut objects = txn.open_table(OBJECTS).map_err(Error::db("open objects"))?;
+            let mut buckets = txn.open_table(BUCKETS).map_err(Error::db("open buckets"))?;
+            for change in changes {
+                let outcome = match change {
+                    Change::Object { key, record } => merge_into(&mut objects, key, record),
+                    Change::Bucket(record) => {
+                        merge_into(&mut buckets, record.name.as_bytes(), record)
+                    }
+                };
+                match outcome {
+                    Ok(c) => {
+                        changed |= c;
+                        results.push(Ok(()));
+                    }
+                    // A failing table operation may leave the transaction unusable.
+                    Err(e @ Error::Db { .. }) => return Err(e),
+                    Err(e) => results.push(Err(e)),
+                }
+            }
+        }
+        if changed {
+            txn.commit().map_err(Error::db("commit"))?;
+        } else {
+            // Nothing new (a re-sent or repaired record): every write in the batch is
+            // already in an earlier commit, so skip the flush.
+            txn.abort().map_err(Error::db("abort"))?;
+        }
+        Ok((results, changed))
+    }
+}
+
+/// Merges `incoming` into the value at `key`; true when the stored value changed. A stored
+/// value that does not decode is left alone and reported `Corrupt`: never overwrite what
+/// we cannot read.
+fn merge_into<T: Stored>(
+    table: &mut Table<'_, &'static [u8], &'static [u8]>,
+    key: &[u8],
+    incoming: &T,
+) -> Result<bool, Error> {
+    let existing: Option<T> = get_decoded(table, key)?;
+    let merged = T::join(existing.as_ref(), incoming);
+    if existing.as_ref() == Some(&merged) || (existing.is_none() && merged.is_void()) {
+        return Ok(false);
+    }
+    let bytes = serde_json::to_vec(&merged)
+        .map_err(|e| Error::Corrupt(format!("cannot encode record: {e}")))?;
+    table
+        .insert(key, bytes.as_slice())
+        .map_err(Error::db("write record"))?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests;

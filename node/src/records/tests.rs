@@ -1,0 +1,286 @@
+//! Record store behaviour: merge on write, listing bounds, bucket records, group commit
+//! under concurrency, and durability across a clean restart.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::proto::{Data, Lww, ObjectMeta, Stamp, Version, VersionState, Versioning};
+
+fn open(dir: &tempfile::TempDir, fsync: bool) -> (RecordStore, RecordWriter) {
+    RecordStore::open(&dir.path().join("records.redb"), fsync).expect("open record store")
+}
+
+fn version(ts: u64, id: &str) -> Version {
+    Version {
+        stamp: Stamp {
+            ts,
+            id: id.to_string(),
+        },
+        null: false,
+        state: VersionState::Object(ObjectMeta {
+            size: 1,
+            md5: "md5".into(),
+            etag: "md5".into(),
+            data: Data::Inline {
+                bytes: vec![ts as u8],
+            },
+            headers: BTreeMap::new(),
+            user_metadata: BTreeMap::new(),
+            part_number: None,
+            checksums: BTreeMap::new(),
+        }),
+    }
+}
+
+fn record(ts: u64) -> ObjectRecord {
+    ObjectRecord::single(version(ts, &format!("v{ts}")))
+}
+
+fn bucket(name: &str, ts: u64, exists: bool) -> BucketRecord {
+    BucketRecord {
+        name: name.to_string(),
+        exists: Lww {
+            stamp: Stamp { ts, id: "g".into() },
+            value: exists,
+        },
+        versioning: None,
+    }
+}
+
+fn keys(page: &ListPage) -> Vec<&str> {
+    page.entries.iter().map(|e| e.key.as_str()).collect()
+}
+
+#[tokio::test]
+async fn merges_versions_and_reports_absent_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _writer) = open(&dir, true);
+    assert_eq!(store.get_object("b", "k").await.expect("get"), None);
+    store
+        .merge_object("b", "k", record(2))
+        .await
+        .expect("merge");
+    store
+        .merge_object("b", "k", record(1))
+        .await
+        .expect("merge");
+    store
+        .merge_object("b", "k", record(2))
+        .await
+        .expect("re-send");
+    let got = store
+        .get_object("b", "k")
+        .await
+        .expect("get")
+        .expect("present");
+    let stamps: Vec<u64> = got.versions.iter().map(|v| v.stamp.ts).collect();
+    assert_eq!(stamps, [1, 2]);
+    // An empty record creates nothing.
+    store
+        .merge_object("b", "empty", ObjectRecord::default())
+        .await
+        .expect("merge empty");
+    assert_eq!(store.get_object("b", "empty").await.expect("get"), None);
+}
+
+#[tokio::test]
+async fn list_honours_prefix_after_limit_and_bucket_bounds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _writer) = open(&dir, false);
+    for key in ["a/1", "a/2", "a/3", "b", "ba", "c"] {
+        store
+            .merge_object("a", key, record(1))
+            .await
+            .expect("merge");
+    }
+    // Bucket "ab" sorts right after "a\0..." keys in byte order: it must never leak in.
+    for key in ["a/0", "x"] {
+        store
+            .merge_object("ab", key, record(1))
+            .await
+            .expect("merge");
+    }
+    let all = store.list("a", "", "", 100).await.expect("list");
+    assert_eq!(keys(&all), ["a/1", "a/2", "a/3", "b", "ba", "c"]);
+    assert!(!all.truncated);
+
+    let prefixed = store.list("a", "a/", "", 100).await.expect("list");
+    assert_eq!(keys(&prefixed), ["a/1", "a/2", "a/3"]);
+    let after = store.list("a", "a/", "a/1", 100).await.expect("list");
+    assert_eq!(keys(&after), ["a/2", "a/3"]);
+    // `after` below the prefix: the prefix is the bound.
+    let low = store.list("a", "b", "a/9", 100).await.expect("list");
+    assert_eq!(keys(&low), ["b", "ba"]);
+    // `after` beyond every key with the prefix.
+    let high = store.list("a", "a/", "a/9", 100).await.expect("list");
+    assert!(high.entries.is_empty() && !high.truncated);
+
+    let limited = store.list("a", "", "", 2).await.expect("list");
+    assert_eq!(keys(&limited), ["a/1", "a/2"]);
+    assert!(limited.truncated);
+    let exact = store.list("a", "a/", "", 3).await.expect("list");
+    assert!(!exact.truncated, "nothing after a/3 matches the prefix");
+    let zero = store.list("a", "", "", 0).await.expect("list");
+    assert!(zero.entries.is_empty() && zero.truncated);
+
+    let other = store.list("ab", "", "", 100).await.expect("list");
+    assert_eq!(keys(&other), ["a/0", "x"]);
+    let none = store.list("zz", "", "", 100).await.expect("list");
+    assert!(none.entries.is_empty() && !none.truncated);
+}
+
+#[tokio::test]
+async fn pages_through_a_bucket_with_after() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _writer) = open(&dir, false);
+    let expected: Vec<String> = (0..25).map(|i| format!("k{i:03}")).collect();
+    for key in &expected {
+        store
+            .merge_object("b", key, record(1))
+            .await
+            .expect("merge");
+    }
+    let mut seen = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = store.list("b", "k", &after, 7).await.expect("list");
+        seen.extend(page.entries.iter().map(|e| e.key.clone()));
+        if !page.truncated {
+            break;
+        }
+        after = seen.last().cloned().expect("a truncated page is not empty");
+    }
+    assert_eq!(seen, expected);
+}
+
+#[tokio::test]
+async fn list_caps_the_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _writer) = open(&dir, false);
+    let writes = (0..MAX_LIST_LIMIT + 5).map(|i| {
+        let store = store.clone();
+        async move { store.merge_object("b", &format!("{i:05}"), record(1)).await }
+    });
+    for result in futures::future::join_all(writes).await {
+        result.expect("merge");
+    }
+    let page = store.list("b", "", "", usize::MAX).await.expect("list");
+    assert_eq!(page.entries.len(), MAX_LIST_LIMIT);
+    assert!(page.truncated);
+}
+
+#[tokio::test]
+async fn bucket_records_merge_last_writer_wins() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _writer) = open(&dir, true);
+    assert_eq!(store.get_bucket("photos").await.expect("get"), None);
+    store
+        .merge_bucket(bucket("photos", 5, true))
+        .await
+        .expect("merge");
+    store
+        .merge_bucket(bucket("photos", 3, false))
+        .await
+        .expect("older delete");
+    let mut versioned = bucket("photos", 1, true);
+    versioned.versioning = Some(Lww {
+        stamp: Stamp {
+            ts: 7,
+            id: "g".into(),
+        },
+        value: Versioning::Enabled,
+    });
+    store.merge_bucket(versioned).await.expect("merge");
+    store
+        .merge_bucket(bucket("docs", 1, true))
+        .await
+        .expect("merge");
+
+    let photos = store
+        .get_bucket("photos")
+        .await
+        .expect("get")
+        .expect("present");
+    assert!(photos.exists.value);
+    assert_eq!(photos.exists.stamp.ts, 5);
+    assert_eq!(
+        photos.versioning.map(|v| v.value),
+        Some(Versioning::Enabled)
+    );
+    let names: Vec<String> = store
+        .list_buckets()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|b| b.name)
+        .collect();
+    assert_eq!(names, ["docs", "photos"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_are_group_committed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _writer) = open(&dir, true);
+    let writes = (0..200u64).map(|i| {
+        let store = store.clone();
+        // Half the writes share ten keys, so merges within one batch must compose.
+        let key = if i % 2 == 0 {
+            format!("own-{i}")
+        } else {
+            format!("shared-{}", i % 10)
+        };
+        async move { store.merge_object("b", &key, record(i)).await }
+    });
+    for result in futures::future::join_all(writes).await {
+        result.expect("merge");
+    }
+    let page = store.list("b", "", "", 1000).await.expect("list");
+    assert_eq!(page.entries.len(), 100 + 5);
+    let versions: usize = page.entries.iter().map(|e| e.record.versions.len()).sum();
+    assert_eq!(versions, 200);
+    let batches = store.batches();
+    assert!(batches < 100, "{batches} transactions for 200 writes");
+}
+
+#[tokio::test]
+async fn records_survive_a_clean_restart_with_and_without_fsync() {
+    for fsync in [true, false] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, writer) = open(&dir, fsync);
+        store
+            .merge_object("b", "k", record(1))
+            .await
+            .expect("merge");
+        store
+            .merge_bucket(bucket("b", 1, true))
+            .await
+            .expect("merge");
+        drop(store);
+        writer.join();
+        let (store, _writer) = open(&dir, fsync);
+        assert!(store.get_object("b", "k").await.expect("get").is_some());
+        assert!(store.get_bucket("b").await.expect("get").is_some());
+    }
+}
+
+#[tokio::test]
+async fn refuses_names_that_would_break_key_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _writer) = open(&dir, false);
+    for (b, k) in [("a\0b", "k"), ("", "k"), ("b", "")] {
+        assert!(matches!(
+            store.merge_object(b, k, record(1)).await,
+            Err(Error::BadRequest(_))
+        ));
+    }
+    assert!(matches!(
+        store.list("a\0", "", "", 1).await,
+        Err(Error::BadRequest(_))
+    ));
+    // Keys may hold any character, NUL included: only the bucket delimits.
+    store
+        .merge_object("b", "k\0x", record(1))
+        .await
+        .expect("merge");
+    assert!(store.get_object("b", "k\0x").await.expect("get").is_some());
+}

@@ -1,0 +1,431 @@
+//! The node end to end: [`crate::serve`] on a loopback port, spoken to over raw HTTP/1.1
+//! (no client library, so the bytes on the wire are exactly what the test says).
+
+use std::net::SocketAddr;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::*;
+use crate::proto::{BlobPutReply, ErrorBody, ListPage, ObjectRecord};
+
+const SECRET: &str = "test-secret";
+const ID: &str = "00112233445566778899aabbccddeeff";
+const BLOCK: usize = proto::BLOB_BLOCK_SIZE as usize;
+
+struct Node {
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), Error>>,
+}
+
+impl Node {
+    async fn start_in(dir: tempfile::TempDir) -> Node {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let config = Config::new(dir.path().join("data"), SECRET);
+        let task = tokio::spawn(serve(config, listener, async move {
+            let _ = stopped.await;
+        }));
+        Node {
+            addr,
+            dir,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    async fn start() -> Node {
+        Node::start_in(tempfile::tempdir().expect("tempdir")).await
+    }
+
+    async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let served = (&mut self.task).await.expect("serve task");
+        assert!(served.is_ok(), "{served:?}");
+        self.dir
+    }
+
+    fn blob_path(&self, id: &str) -> std::path::PathBuf {
+        self.dir.path().join("data/blobs").join(&id[..2]).join(id)
+    }
+
+    /// One request on a fresh connection, with the right secret.
+    async fn call(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        let mut all = vec![(proto::SECRET_HEADER, SECRET)];
+        all.extend_from_slice(headers);
+        self.call_as(method, path, &all, body).await
+    }
+
+    /// One request on a fresh connection, with exactly `headers`.
+    async fn call_as(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
+        let stream = TcpStream::connect(self.addr).await.expect("connect");
+        let mut stream = BufReader::new(stream);
+        send(&mut stream, method, path, headers, body).await;
+        read_reply(&mut stream).await
+    }
+}
+
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    /// The body ended before Content-Length bytes arrived.
+    cut_short: bool,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json<T: serde::de::DeserializeOwned>(&self) -> T {
+        serde_json::from_slice(&self.body).expect("JSON body")
+    }
+
+    fn code(&self) -> String {
+        self.json::<ErrorBody>().code
+    }
+}
+
+async fn send(
+    stream: &mut BufReader<TcpStream>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: node\r\n");
+    if !headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+    {
+        head.push_str(&format!("content-length: {}\r\n", body.len()));
+    }
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.expect("write head");
+    stream.write_all(body).await.expect("write body");
+}
+
+async fn read_reply(stream: &mut BufReader<TcpStream>) -> Reply {
+    let mut line = String::new();
+    stream.read_line(&mut line).await.expect("status line");
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {line:?}"));
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        stream.read_line(&mut line).await.expect("header line");
+        let trimmed = line.trim_end();
+        if trimmed.is_empty() {
+            break;
+        }
+        let (name, value) = trimmed.split_once(':').expect("header");
+        headers.push((name.trim().to_string(), value.trim().to_string()));
+    }
+    let mut reply = Reply {
+        status,
+        headers,
+        body: Vec::new(),
+        cut_short: false,
+    };
+    let length: usize = reply
+        .header("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut taken = stream.take(length as u64);
+    // A connection reset while reading counts as a short body, like an EOF.
+    let _ = taken.read_to_end(&mut reply.body).await;
+    reply.cut_short = reply.body.len() < length;
+    reply
+}
+
+fn data(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+fn md5_hex(bytes: &[u8]) -> String {
+    use md5::{Digest, Md5};
+    hex::encode(Md5::digest(bytes))
+}
+
+fn record_json() -> Vec<u8> {
+    let record = ObjectRecord::single(proto::Version {
+        stamp: proto::Stamp {
+            ts: 1,
+            id: "v1".into(),
+        },
+        null: false,
+        state: proto::VersionState::DeleteMarker,
+    });
+    serde_json::to_vec(&record).expect("encode record")
+}
+
+fn bucket_json(name: &str) -> Vec<u8> {
+    let stamp = proto::Stamp {
+        ts: 1,
+        id: "g".into(),
+    };
+    let record = proto::BucketRecord {
+        name: name.into(),
+        exists: proto::Lww { stamp, value: true },
+        versioning: None,
+    };
+    serde_json::to_vec(&record).expect("encode bucket")
+}
+
+#[tokio::test]
+async fn requests_without_the_secret_are_refused_and_change_nothing() {
+    let node = Node::start().await;
+    let stored = node
+        .call("PUT", &format!("/blobs/{ID}"), &[], b"keep me")
+        .await;
+    assert_eq!(stored.status, 200);
+
+    let blob = format!("/blobs/{ID}");
+    let other_blob = "/blobs/ffeeddccbbaa99887766554433221100";
+    let attempts: [(&str, &str, Vec<u8>); 7] = [
+        ("PUT", other_blob, b"intruder".to_vec()),
+        ("DELETE", &blob, vec![]),
+        ("GET", &blob, vec![]),
+        ("POST", "/records/b/k", record_json()),
+        ("POST", "/buckets/b", bucket_json("b")),
+        ("GET", "/buckets", vec![]),
+        ("GET", "/no/such/route", vec![]),
+    ];
+    for (method, path, body) in &attempts {
+        for headers in [vec![], vec![(proto::SECRET_HEADER, "wrong-secret")]] {
+            let reply = node.call_as(method, path, &headers, body).await;
+            assert_eq!(reply.status, 401, "{method} {path}");
+            assert_eq!(reply.code(), "Unauthorized");
+        }
+    }
+    let kept = node.call("GET", &blob, &[], &[]).await;
+    assert_eq!((kept.status, kept.body.as_slice()), (200, &b"keep me"[..]));
+    assert_eq!(node.call("GET", other_blob, &[], &[]).await.status, 404);
+    assert_eq!(node.call("GET", "/records/b/k", &[], &[]).await.status, 404);
+    assert_eq!(node.call("GET", "/buckets", &[], &[]).await.body, b"[]");
+    // Health is the one open route.
+    let health = node.call_as("GET", "/health", &[], &[]).await;
+    assert_eq!((health.status, health.body.as_slice()), (200, &b"ok"[..]));
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn blobs_round_trip_with_ranges_and_digest_checks() {
+    let node = Node::start().await;
+    let bytes = data(3 * BLOCK + 10);
+    let path = format!("/blobs/{ID}");
+    let md5 = md5_hex(&bytes);
+    let put = node
+        .call("PUT", &path, &[(proto::EXPECTED_MD5_HEADER, &md5)], &bytes)
+        .await;
+    assert_eq!(put.status, 200);
+    assert_eq!(
+        put.json::<BlobPutReply>(),
+        BlobPutReply {
+            md5,
+            size: bytes.len() as u64
+        }
+    );
+
+    let full = node.call("GET", &path, &[], &[]).await;
+    assert_eq!(full.status, 200);
+    assert!(full.body == bytes && !full.cut_short);
+
+    let size = bytes.len();
+    let cases = [
+        ("bytes=1-3", 1, 4),
+        ("bytes=65530-65545", 65530, 65546),
+        ("bytes=-5", size - 5, size),
+        ("bytes=196600-", 196600, size),
+    ];
+    for (spec, start, end) in cases {
+        let part = node.call("GET", &path, &[("range", spec)], &[]).await;
+        assert_eq!(part.status, 206, "{spec}");
+        assert!(part.body == bytes[start..end], "{spec}");
+        let expected = format!("bytes {start}-{}/{size}", end - 1);
+        assert_eq!(part.header("content-range"), Some(expected.as_str()));
+    }
+    let outside = node
+        .call("GET", &path, &[("range", &format!("bytes={size}-"))], &[])
+        .await;
+    assert_eq!(
+        (outside.status, outside.code().as_str()),
+        (416, "InvalidRange")
+    );
+    assert_eq!(
+        outside.header("content-range"),
+        Some(format!("bytes */{size}").as_str())
+    );
+
+    let other = "/blobs/ffeeddccbbaa99887766554433221100";
+    let wrong = node
+        .call(
+            "PUT",
+            other,
+            &[(proto::EXPECTED_MD5_HEADER, &md5_hex(b"else"))],
+            b"data",
+        )
+        .await;
+    assert_eq!(
+        (wrong.status, wrong.code().as_str()),
+        (400, "DigestMismatch")
+    );
+    assert_eq!(node.call("GET", other, &[], &[]).await.status, 404);
+    let malformed = node
+        .call(
+            "PUT",
+            other,
+            &[(proto::EXPECTED_MD5_HEADER, "xyz")],
+            b"data",
+        )
+        .await;
+    assert_eq!(malformed.status, 400);
+    assert_eq!(
+        node.call("GET", "/blobs/..%2F..%2Fetc", &[], &[])
+            .await
+            .status,
+        400
+    );
+
+    assert_eq!(node.call("DELETE", &path, &[], &[]).await.status, 204);
+    assert_eq!(node.call("GET", &path, &[], &[]).await.status, 404);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn corruption_is_a_500_before_the_body_and_a_cut_body_after() {
+    let node = Node::start().await;
+    let bytes = data(2 * BLOCK + 1);
+    let path = format!("/blobs/{ID}");
+    assert_eq!(node.call("PUT", &path, &[], &bytes).await.status, 200);
+    let mut raw = std::fs::read(node.blob_path(ID)).expect("read blob file");
+    raw[BLOCK + 7] ^= 1;
+    std::fs::write(node.blob_path(ID), &raw).expect("write blob file");
+
+    let in_first = node
+        .call("GET", &path, &[("range", &format!("bytes={BLOCK}-"))], &[])
+        .await;
+    assert_eq!(
+        (in_first.status, in_first.code().as_str()),
+        (500, "Corrupt")
+    );
+    let later = node.call("GET", &path, &[], &[]).await;
+    assert_eq!(later.status, 200);
+    assert!(later.cut_short, "a corrupt block must not be served");
+    assert!(later.body.len() <= BLOCK);
+    let clean = node
+        .call("GET", &path, &[("range", "bytes=0-99")], &[])
+        .await;
+    assert!(clean.status == 206 && clean.body == bytes[..100]);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn records_and_buckets_round_trip_and_survive_a_restart() {
+    let node = Node::start().await;
+    let key = proto::encode_segment("dir/é & x.txt");
+    let record_path = format!("/records/photos/{key}");
+    assert_eq!(
+        node.call("POST", &record_path, &[], &record_json())
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        node.call("POST", "/buckets/photos", &[], &bucket_json("photos"))
+            .await
+            .status,
+        204
+    );
+
+    let mismatch = node
+        .call("POST", "/buckets/other", &[], &bucket_json("photos"))
+        .await;
+    assert_eq!(mismatch.status, 400);
+    let bad_json = node.call("POST", &record_path, &[], b"{not json").await;
+    assert_eq!(
+        (bad_json.status, bad_json.code().as_str()),
+        (400, "BadRequest")
+    );
+    let huge = format!("{}", proto::MAX_RECORD_BODY + 1);
+    let too_large = node
+        .call_as(
+            "POST",
+            &record_path,
+            &[(proto::SECRET_HEADER, SECRET), ("content-length", &huge)],
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (too_large.status, too_large.code().as_str()),
+        (413, "TooLarge")
+    );
+    assert_eq!(node.call("PUT", "/buckets", &[], &[]).await.status, 405);
+    let unknown = node.call("GET", "/nothing/here", &[], &[]).await;
+    assert_eq!(
+        (unknown.status, unknown.code().as_str()),
+        (404, "NoSuchRoute")
+    );
+
+    let dir = node.stop().await;
+    let node = Node::start_in(dir).await;
+    let got = node.call("GET", &record_path, &[], &[]).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.json::<ObjectRecord>().versions.len(), 1);
+    let page = node
+        .call("GET", "/list/photos?prefix=dir%2F&limit=10", &[], &[])
+        .await;
+    let page: ListPage = page.json();
+    assert_eq!(page.entries.len(), 1);
+    assert_eq!(page.entries[0].key, "dir/é & x.txt");
+    let buckets = node.call("GET", "/buckets/photos", &[], &[]).await;
+    assert_eq!(buckets.json::<proto::BucketRecord>().name, "photos");
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn keeps_connections_alive_between_requests() {
+    let node = Node::start().await;
+    let stream = TcpStream::connect(node.addr).await.expect("connect");
+    let mut stream = BufReader::new(stream);
+    let auth = [(proto::SECRET_HEADER, SECRET)];
+    for _ in 0..3 {
+        send(&mut stream, "GET", "/buckets", &auth, &[]).await;
+        let reply = read_reply(&mut stream).await;
+        assert_eq!(reply.status, 200);
+    }
+    drop(stream);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn refuses_to_start_with_an_empty_secret() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let result = serve(Config::new(dir.path(), ""), listener, async {}).await;
+    assert!(matches!(result, Err(Error::Config(_))));
+}
