@@ -161,10 +161,10 @@ impl ReaderState {
             if self.pos >= self.end {
                 return None;
             }
-            if self.current.is_none() {
-                if let Err(e) = self.open_next().await {
-                    return Some(Err(e));
-                }
+            if self.current.is_none()
+                && let Err(e) = self.open_next().await
+            {
+                return Some(Err(e));
             }
             let stream = self.current.as_mut()?;
             match stream.next().await {
@@ -247,18 +247,17 @@ impl Cluster {
             state,
             |(cluster, candidates, mut segments, mut current)| async move {
                 loop {
-                    if let Some(stream) = current.as_mut() {
-                        match stream.next().await {
-                            Some(item) => {
-                                let failed = item.is_err();
-                                let next = if failed { None } else { current };
-                                if failed {
-                                    segments.clear();
-                                }
-                                return Some((item, (cluster, candidates, segments, next)));
-                            }
-                            None => {}
-                        }
+                    if let Some(stream) = current.as_mut()
+                        && let Some(item) = stream.next().await
+                    {
+                        // After an error the object body ends: every replica failed.
+                        let next = if item.is_err() {
+                            segments.clear();
+                            None
+                        } else {
+                            current
+                        };
+                        return Some((item, (cluster, candidates, segments, next)));
                     }
                     let (id, s, e) = segments.pop_front()?;
                     match cluster.open_blob(&id, &candidates, s, e).await {
