@@ -5,17 +5,19 @@
 //! operation and status. The operation name comes from s3s through the access check, which
 //! stores it in a slot the request carries.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
 use s3s::access::{S3Access, S3AccessContext};
-use s3s::auth::SimpleAuth;
+use s3s::auth::{S3Auth, SecretKey, SimpleAuth};
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{Body, S3Result, s3_error};
 use tokio::net::TcpListener;
@@ -40,10 +42,10 @@ pub async fn run_gateway(
     let cluster = Cluster::new(&config)?;
     let metrics = Metrics::new();
     let mut builder = S3ServiceBuilder::new(Gateway::new(cluster.clone()));
-    builder.set_auth(SimpleAuth::from_single(
+    builder.set_auth(Keys(SimpleAuth::from_single(
         config.access_key.clone(),
         config.secret_key.clone(),
-    ));
+    )));
     builder.set_access(OpNameAccess);
     let s3 = builder.build();
 
@@ -115,6 +117,22 @@ where
     }
 }
 
+/// The configured key pair; an unknown access key is `InvalidAccessKeyId`, as in S3
+/// (s3s's `SimpleAuth` says `NotSignedUp`).
+struct Keys(SimpleAuth);
+
+#[async_trait::async_trait]
+impl S3Auth for Keys {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        self.0.lookup(access_key).cloned().ok_or_else(|| {
+            s3_error!(
+                InvalidAccessKeyId,
+                "The AWS Access Key Id you provided does not exist in our records."
+            )
+        })
+    }
+}
+
 /// Where the access check leaves the S3 operation name for the metrics.
 #[derive(Clone, Default)]
 struct OpSlot(Arc<Mutex<Option<&'static str>>>);
@@ -169,7 +187,14 @@ async fn handle_s3(
 ) -> Result<Response<Body>, s3s::HttpError> {
     let started = Instant::now();
     let slot = OpSlot::default();
-    let mut req = req.map(Body::from);
+    let (mut parts, body) = req.into_parts();
+    fold_content_encoding(&mut parts.headers);
+    let consumed = Arc::new(AtomicBool::new(body.is_end_stream()));
+    let body = TrackEnd {
+        inner: body,
+        ended: consumed.clone(),
+    };
+    let mut req = Request::from_parts(parts, Body::http_body(body));
     req.extensions_mut().insert(slot.clone());
     let request_id = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
     let mut resp = s3.call(req).await?;
@@ -181,6 +206,11 @@ async fn handle_s3(
         headers.insert("x-amz-id-2", v);
     }
     headers.insert(http::header::SERVER, HeaderValue::from_static("s3quorum"));
+    // An answer given before the request body was read (a refused upload) leaves unread
+    // bytes on the connection: say it closes, so the client does not reuse it.
+    if !consumed.load(Ordering::Acquire) {
+        headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let op = slot
         .0
         .lock()
@@ -239,4 +269,57 @@ async fn handle_admin(
         HeaderValue::from_static(content_type),
     );
     Ok(resp)
+}
+
+/// aws-sdk-s3 sends `Content-Encoding: aws-chunked` as a second header beside the user's
+/// own encoding, and s3s refuses repeated headers. Folding them into one comma-separated
+/// value is what HTTP defines them to mean, and it is also exactly the form SigV4 uses
+/// for repeated headers in the canonical request, so signatures still verify.
+fn fold_content_encoding(headers: &mut http::HeaderMap) {
+    let name = http::header::CONTENT_ENCODING;
+    if headers.get_all(&name).iter().count() < 2 {
+        return;
+    }
+    let values: Vec<&str> = headers
+        .get_all(&name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .collect();
+    if let Ok(v) = HeaderValue::from_str(&values.join(",")) {
+        headers.insert(name, v);
+    }
+}
+
+/// A request body that records when it was read to the end.
+struct TrackEnd {
+    inner: Incoming,
+    ended: Arc<AtomicBool>,
+}
+
+impl http_body::Body for TrackEnd {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let poll = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(None) = &poll {
+            self.ended.store(true, Ordering::Release);
+        }
+        if self.inner.is_end_stream() {
+            self.ended.store(true, Ordering::Release);
+        }
+        poll
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }

@@ -214,7 +214,7 @@ pub(super) async fn complete_multipart_upload(
     let mut parts = Vec::with_capacity(requested.len());
     let mut md5s = Md5::new();
     let mut last_number = 0;
-    for (i, p) in requested.iter().enumerate() {
+    for p in &requested {
         let number = p.part_number.unwrap_or(0);
         if number <= last_number {
             return Err(s3_error!(
@@ -235,12 +235,6 @@ pub(super) async fn complete_multipart_upload(
                 "One or more of the specified parts could not be found: part {number}"
             ));
         };
-        if i + 1 < requested.len() && meta.size < MIN_PART_SIZE {
-            return Err(s3_error!(
-                EntityTooSmall,
-                "Your proposed upload is smaller than the minimum allowed object size: part {number}"
-            ));
-        }
         let raw =
             hex::decode(&meta.md5).map_err(|_| s3_error!(InternalError, "bad stored part md5"))?;
         md5s.update(&raw);
@@ -250,6 +244,17 @@ pub(super) async fn complete_multipart_upload(
             size: meta.size,
             md5: meta.md5.clone(),
         });
+    }
+    // Sizes are checked once every part is known to exist, as S3 does.
+    if let Some(p) = parts[..parts.len() - 1]
+        .iter()
+        .find(|p| p.size < MIN_PART_SIZE)
+    {
+        return Err(s3_error!(
+            EntityTooSmall,
+            "Your proposed upload is smaller than the minimum allowed object size: part {}",
+            p.number
+        ));
     }
     let multipart_etag = format!("{}-{}", hex::encode(md5s.finalize()), parts.len());
     let ctx = WriteContext::load(cluster, &input.bucket, &input.key).await?;

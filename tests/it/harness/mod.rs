@@ -1,0 +1,548 @@
+//! A throwaway s3quorum cluster of real processes: n nodes and one gateway, each bound to
+//! `127.0.0.1:0` and announcing its address on stdout, all in one temp directory.
+//!
+//! Invariants: every child is killed and reaped when the `Cluster` drops, also when the test
+//! panics (then the tail of every log is printed). Waits are polls with deadlines, never
+//! fixed sleeps. The harness knows the CLI contract of the binary and nothing of its
+//! internals; `node_*` helpers speak the node's wire contract from `node::proto`.
+
+mod http;
+mod util;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use bytes::Bytes;
+use hyper::Method;
+use node::proto::{self, BucketRecord, ObjectRecord};
+use tempfile::TempDir;
+
+pub use http::{RawResponse, keep_alive_probe, raw_request};
+pub use util::*;
+
+/// How long a process may take to announce its address, and a node or gateway to answer
+/// `/health`.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Lines of each log printed when a test fails.
+const LOG_TAIL_LINES: usize = 60;
+
+/// One child process and where its stderr goes.
+struct Proc {
+    name: String,
+    child: Option<Child>,
+}
+
+impl Proc {
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SIGKILL: the chaos we want, and nothing survives the test.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+struct NodeProc {
+    proc: Proc,
+    data_dir: PathBuf,
+    url: String,
+}
+
+/// A running cluster. Dropping it kills every process.
+pub struct Cluster {
+    dir: Option<TempDir>,
+    nodes: Vec<NodeProc>,
+    gateway: Option<Proc>,
+    s3_url: String,
+    admin_url: String,
+    access_key: String,
+    secret_key: String,
+    cluster_secret: String,
+}
+
+impl Cluster {
+    /// `n` nodes and a gateway with the default quorums (RF = min(n, 3), W = R = 2).
+    pub async fn start(n: usize) -> Cluster {
+        Cluster::start_with(n, n.min(3)).await
+    }
+
+    /// `n` nodes and a gateway storing every object on `replicas` of them.
+    pub async fn start_with(n: usize, replicas: usize) -> Cluster {
+        assert!(n >= 1 && replicas >= 1 && replicas <= n);
+        let dir = tempfile::Builder::new()
+            .prefix("s3q-it-")
+            .tempdir()
+            .expect("create the cluster temp dir");
+        let unique = format!(
+            "{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        );
+        let mut cluster = Cluster {
+            dir: Some(dir),
+            nodes: Vec::new(),
+            gateway: None,
+            s3_url: String::new(),
+            admin_url: String::new(),
+            access_key: "S3QTESTACCESSKEY".to_string(),
+            secret_key: "s3q-test-secret-key-0123456789".to_string(),
+            cluster_secret: format!("s3q-test-cluster-{unique}"),
+        };
+        // The cluster exists before the first spawn, so a failed start still kills and
+        // reaps whatever did start (Drop runs during the panic).
+        for i in 0..n {
+            let data_dir = cluster.dir().join(format!("node{i}")).join("data");
+            fs::create_dir_all(&data_dir).expect("create a node data dir");
+            let (proc, url) = cluster.spawn_node(i, &data_dir, "127.0.0.1:0");
+            cluster.nodes.push(NodeProc {
+                proc,
+                data_dir,
+                url,
+            });
+        }
+        cluster.spawn_gateway(replicas);
+        for i in 0..n {
+            wait_healthy(&format!("{}/health", cluster.node_url(i))).await;
+        }
+        wait_healthy(&format!("{}/health", cluster.admin_url)).await;
+        cluster
+    }
+
+    fn dir(&self) -> &Path {
+        self.dir.as_ref().expect("cluster dir").path()
+    }
+
+    fn spawn_node(&self, i: usize, data_dir: &Path, listen: &str) -> (Proc, String) {
+        let args = vec![
+            "node".to_string(),
+            "--data-dir".to_string(),
+            data_dir.display().to_string(),
+            "--listen".to_string(),
+            listen.to_string(),
+            "--cluster-secret".to_string(),
+            self.cluster_secret.clone(),
+        ];
+        let name = format!("node{i}");
+        match spawn_announcing(self.dir(), &name, &args, &["listening node "]) {
+            Ok((child, mut urls)) => (
+                Proc {
+                    name,
+                    child: Some(child),
+                },
+                urls.remove(0),
+            ),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn spawn_gateway(&mut self, replicas: usize) {
+        let nodes: Vec<&str> = self.nodes.iter().map(|n| n.url.as_str()).collect();
+        let (write_quorum, read_quorum) = match replicas {
+            1 => (1, 1),
+            2 => (2, 1),
+            rf => (rf / 2 + 1, rf / 2 + 1),
+        };
+        let args: Vec<String> = [
+            "gateway",
+            "--nodes",
+            &nodes.join(","),
+            "--s3-addr",
+            "127.0.0.1:0",
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--access-key",
+            &self.access_key,
+            "--secret-key",
+            &self.secret_key,
+            "--cluster-secret",
+            &self.cluster_secret,
+            "--replicas",
+            &replicas.to_string(),
+            "--write-quorum",
+            &write_quorum.to_string(),
+            "--read-quorum",
+            &read_quorum.to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let wanted = ["listening s3 ", "listening admin "];
+        match spawn_announcing(self.dir(), "gateway", &args, &wanted) {
+            Ok((child, urls)) => {
+                self.gateway = Some(Proc {
+                    name: "gateway".to_string(),
+                    child: Some(child),
+                });
+                self.s3_url = urls[0].clone();
+                self.admin_url = urls[1].clone();
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// SIGKILLs node `i` and reaps it. Its data dir and port are kept for `restart_node`.
+    pub fn kill_node(&mut self, i: usize) {
+        self.nodes[i].proc.kill();
+    }
+
+    /// Starts node `i` again on its data dir and its old port, and waits for `/health`.
+    pub async fn restart_node(&mut self, i: usize) {
+        assert!(self.nodes[i].proc.child.is_none(), "node{i} is running");
+        let old_url = self.nodes[i].url.clone();
+        let listen = old_url
+            .strip_prefix("http://")
+            .expect("node urls are http://host:port")
+            .to_string();
+        let data_dir = self.nodes[i].data_dir.clone();
+        let name = self.nodes[i].proc.name.clone();
+        append_marker(self.dir(), &name, "restart");
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        // The old port can stay busy for a moment after the kill; retry until the deadline.
+        let child = loop {
+            let args = vec![
+                "node".to_string(),
+                "--data-dir".to_string(),
+                data_dir.display().to_string(),
+                "--listen".to_string(),
+                listen.clone(),
+                "--cluster-secret".to_string(),
+                self.cluster_secret.clone(),
+            ];
+            match spawn_announcing(self.dir(), &name, &args, &["listening node "]) {
+                Ok((child, urls)) => {
+                    assert_eq!(urls[0], old_url, "node{i} came back on another address");
+                    break child;
+                }
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("restart of {name} failed, retrying: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("restart of {name}: {e}"),
+            }
+        };
+        self.nodes[i].proc.child = Some(child);
+        wait_healthy(&format!("{old_url}/health")).await;
+    }
+
+    /// Number of nodes, running or not.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Base URL of node `i`, e.g. `http://127.0.0.1:41234`.
+    pub fn node_url(&self, i: usize) -> &str {
+        &self.nodes[i].url
+    }
+
+    /// The cluster secret every node call must carry.
+    pub fn secret(&self) -> &str {
+        &self.cluster_secret
+    }
+
+    /// Base URL of the gateway's admin port.
+    pub fn admin_url(&self) -> &str {
+        &self.admin_url
+    }
+
+    /// Base URL of the gateway's S3 port.
+    pub fn s3_url(&self) -> &str {
+        &self.s3_url
+    }
+
+    /// An S3 client with the SDK's default checksum behaviour (CRC32 on every PUT).
+    pub fn client(&self) -> Client {
+        self.build_client(&self.access_key, &self.secret_key, false)
+    }
+
+    /// An S3 client that sends and validates checksums only where an API requires them.
+    pub fn client_when_required(&self) -> Client {
+        self.build_client(&self.access_key, &self.secret_key, true)
+    }
+
+    /// Both clients, labelled, for tests that must pass with either checksum setting.
+    pub fn clients(&self) -> [(&'static str, Client); 2] {
+        [
+            ("default", self.client()),
+            ("when-required", self.client_when_required()),
+        ]
+    }
+
+    /// A default client signing with other keys.
+    pub fn client_with_keys(&self, access_key: &str, secret_key: &str) -> Client {
+        self.build_client(access_key, secret_key, false)
+    }
+
+    fn build_client(&self, access_key: &str, secret_key: &str, when_required: bool) -> Client {
+        let mut conf = aws_sdk_s3::config::Builder::new()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(
+                access_key, secret_key, None, None, "s3q-it",
+            ))
+            .endpoint_url(&self.s3_url)
+            .force_path_style(true)
+            // Tests assert what the gateway answers first; retries would hide a flaky 5xx.
+            .retry_config(RetryConfig::disabled())
+            // A hang is a failure, not a stuck test run.
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_timeout(Duration::from_secs(120))
+                    .build(),
+            );
+        if when_required {
+            conf = conf
+                .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+                .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        }
+        Client::from_conf(conf.build())
+    }
+
+    /// A call to node `i` carrying the cluster secret.
+    pub async fn node_request(
+        &self,
+        i: usize,
+        method: Method,
+        path_and_query: &str,
+        body: Bytes,
+    ) -> RawResponse {
+        let url = format!("{}{}", self.node_url(i), path_and_query);
+        raw_request(method, &url, &[(proto::SECRET_HEADER, self.secret())], body).await
+    }
+
+    /// The record node `i` holds for (bucket, key), `None` on 404.
+    pub async fn node_record(&self, i: usize, bucket: &str, key: &str) -> Option<ObjectRecord> {
+        let path = format!(
+            "/records/{}/{}",
+            proto::encode_segment(bucket),
+            proto::encode_segment(key)
+        );
+        let resp = self.node_request(i, Method::GET, &path, Bytes::new()).await;
+        match resp.status {
+            200 => Some(resp.json()),
+            404 => None,
+            s => panic!("GET {path} on node{i}: {s} {}", resp.text()),
+        }
+    }
+
+    /// Every key node `i` holds a record for in `bucket` (delete markers included), in the
+    /// node's order, following `ListPage::truncated`.
+    pub async fn node_keys(&self, i: usize, bucket: &str) -> Vec<String> {
+        let mut keys: Vec<String> = Vec::new();
+        loop {
+            let after = keys.last().map(|k| proto::encode_segment(k));
+            let path = format!(
+                "/list/{}?after={}&prefix=&limit={}",
+                proto::encode_segment(bucket),
+                after.unwrap_or_default(),
+                proto::MAX_LIST_LIMIT
+            );
+            let resp = self.node_request(i, Method::GET, &path, Bytes::new()).await;
+            assert_eq!(resp.status, 200, "GET {path} on node{i}: {}", resp.text());
+            let page: proto::ListPage = resp.json();
+            let done = !page.truncated || page.entries.is_empty();
+            keys.extend(page.entries.into_iter().map(|e| e.key));
+            if done {
+                return keys;
+            }
+        }
+    }
+
+    /// The bucket record node `i` holds, `None` on 404.
+    pub async fn node_bucket(&self, i: usize, bucket: &str) -> Option<BucketRecord> {
+        let path = format!("/buckets/{}", proto::encode_segment(bucket));
+        let resp = self.node_request(i, Method::GET, &path, Bytes::new()).await;
+        match resp.status {
+            200 => Some(resp.json()),
+            404 => None,
+            s => panic!("GET {path} on node{i}: {s} {}", resp.text()),
+        }
+    }
+
+    /// The bytes of blob `id` on node `i`; panics unless the node answers 200.
+    pub async fn node_blob(&self, i: usize, id: &str) -> Bytes {
+        let path = format!("/blobs/{id}");
+        let resp = self.node_request(i, Method::GET, &path, Bytes::new()).await;
+        assert_eq!(resp.status, 200, "GET {path} on node{i}: {}", resp.text());
+        resp.body
+    }
+
+    /// The body of the current version node `i` holds for (bucket, key), read from the
+    /// record (inline) or the node's own blob; `None` if it holds no current object.
+    pub async fn node_object_bytes(&self, i: usize, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        let record = self.node_record(i, bucket, key).await?;
+        let (_, meta) = record.current_object()?;
+        Some(match &meta.data {
+            proto::Data::Inline { bytes } => bytes.clone(),
+            proto::Data::Blob { id } => self.node_blob(i, id).await.to_vec(),
+            proto::Data::Parts { parts } => {
+                let mut bytes = Vec::new();
+                for part in parts {
+                    bytes.extend_from_slice(&self.node_blob(i, &part.blob).await);
+                }
+                bytes
+            }
+        })
+    }
+
+    fn print_log_tails(&self) {
+        let Ok(entries) = fs::read_dir(self.dir()) else {
+            return;
+        };
+        let mut logs: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .collect();
+        logs.sort();
+        for path in logs {
+            let text = fs::read_to_string(&path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let from = lines.len().saturating_sub(LOG_TAIL_LINES);
+            eprintln!(
+                "----- {} (last {} of {} lines) -----",
+                path.display(),
+                lines.len() - from,
+                lines.len()
+            );
+            for line in &lines[from..] {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(gateway) = self.gateway.as_mut() {
+            gateway.kill();
+        }
+        for node in &mut self.nodes {
+            node.proc.kill();
+        }
+        if std::thread::panicking() && self.dir.is_some() {
+            self.print_log_tails();
+            if std::env::var_os("S3Q_KEEP_TEST_DIRS").is_some() {
+                let kept = self.dir.take().unwrap().keep();
+                eprintln!("----- cluster dir kept: {} -----", kept.display());
+            }
+        }
+    }
+}
+
+/// Spawns the binary with `args`, stderr appended to `<dir>/<name>.stderr.log`, and waits
+/// until stdout has shown one line starting with each of `wanted`; returns what follows
+/// each prefix, in the order of `wanted`. Stdout keeps being copied to
+/// `<dir>/<name>.stdout.log` so the child never blocks on a full pipe.
+fn spawn_announcing(
+    dir: &Path,
+    name: &str,
+    args: &[String],
+    wanted: &[&str],
+) -> Result<(Child, Vec<String>), String> {
+    let stderr_path = dir.join(format!("{name}.stderr.log"));
+    let stderr = open_append(&stderr_path);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_s3quorum"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_string()),
+        )
+        .env("RUST_BACKTRACE", "1")
+        .spawn()
+        .map_err(|e| format!("spawn {name}: {e}"))?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel::<String>();
+    let mut stdout_log = open_append(&dir.join(format!("{name}.stdout.log")));
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = writeln!(stdout_log, "{line}");
+            let _ = tx.send(line);
+        }
+    });
+
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    let mut found: Vec<Option<String>> = vec![None; wanted.len()];
+    while found.iter().any(Option::is_none) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                for (slot, prefix) in found.iter_mut().zip(wanted) {
+                    if let Some(rest) = line.strip_prefix(prefix) {
+                        *slot = Some(rest.trim().trim_end_matches('/').to_string());
+                    }
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{name} did not print {wanted:?} within {STARTUP_TIMEOUT:?}; stderr: {}",
+                    tail(&stderr_path, 20)
+                ));
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                let status = child.wait();
+                return Err(format!(
+                    "{name} closed stdout ({status:?}) before printing {wanted:?}; stderr: {}",
+                    tail(&stderr_path, 20)
+                ));
+            }
+        }
+    }
+    Ok((child, found.into_iter().map(Option::unwrap).collect()))
+}
+
+fn open_append(path: &Path) -> File {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
+}
+
+fn append_marker(dir: &Path, name: &str, what: &str) {
+    for stream in ["stdout", "stderr"] {
+        let mut f = open_append(&dir.join(format!("{name}.{stream}.log")));
+        let _ = writeln!(f, "===== s3q-it: {what} =====");
+    }
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    format!("\n{}", all[all.len().saturating_sub(lines)..].join("\n"))
+}
+
+/// Polls `url` until it answers 200, or panics after `STARTUP_TIMEOUT`.
+async fn wait_healthy(url: &str) {
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        let last = match http::try_raw_request(Method::GET, url, &[], Bytes::new()).await {
+            Ok(resp) if resp.status == 200 => return,
+            Ok(resp) => format!("status {}", resp.status),
+            Err(e) => e,
+        };
+        assert!(
+            Instant::now() < deadline,
+            "{url} not healthy within {STARTUP_TIMEOUT:?}: {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

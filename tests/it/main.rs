@@ -1,0 +1,17 @@
+//! Black-box integration tests: real `s3quorum node` and `s3quorum gateway` processes on
+//! loopback, driven with aws-sdk-s3 and, where a test must see what is stored where, with
+//! plain HTTP calls to the nodes.
+//!
+//! Every test starts its own small cluster (no fixed ports), so tests run in parallel.
+//! Logs of every process are kept in the cluster's temp directory and printed when a test
+//! fails. Set `S3Q_KEEP_TEST_DIRS=1` to keep the directories of failed tests.
+
+mod harness;
+
+mod admin;
+mod buckets;
+mod errors;
+mod listing;
+mod multipart;
+mod objects;
+mod replication;

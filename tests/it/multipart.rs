@@ -1,0 +1,228 @@
+//! Multipart uploads as aws-cli, boto3 and rclone drive them: parts uploaded out of order,
+//! a re-uploaded part, completion with the S3 multipart ETag, reads across part
+//! boundaries, and the errors S3 gives for bad part lists.
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use md5::{Digest, Md5};
+
+use crate::harness::*;
+
+const MIB: usize = 1024 * 1024;
+
+async fn upload_part(s3: &Client, key: &str, id: &str, n: i32, data: &[u8]) -> String {
+    s3.upload_part()
+        .bucket("mpu")
+        .key(key)
+        .upload_id(id)
+        .part_number(n)
+        .body(ByteStream::from(data.to_vec()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("upload part {n}: {e:?}"))
+        .e_tag()
+        .expect("part etag")
+        .to_owned()
+}
+
+fn completed(parts: &[(i32, &str)]) -> CompletedMultipartUpload {
+    CompletedMultipartUpload::builder()
+        .set_parts(Some(
+            parts
+                .iter()
+                .map(|(n, e)| CompletedPart::builder().part_number(*n).e_tag(*e).build())
+                .collect(),
+        ))
+        .build()
+}
+
+async fn create(s3: &Client, key: &str) -> String {
+    s3.create_multipart_upload()
+        .bucket("mpu")
+        .key(key)
+        .content_type("application/x-test")
+        .metadata("origin", "multipart")
+        .send()
+        .await
+        .unwrap()
+        .upload_id()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn parts_uploaded_out_of_order_complete_into_one_object() {
+    let cluster = Cluster::start(3).await;
+    for s3 in [cluster.client(), cluster.client_when_required()] {
+        create_bucket(&s3, "mpu").await;
+        let parts = [
+            pattern(5 * MIB, 1),
+            pattern(5 * MIB, 2),
+            pattern(MIB + 17, 3),
+        ];
+        let id = create(&s3, "big/object").await;
+        // Out of order, and part 2 uploaded twice: the last upload of a part wins.
+        let e3 = upload_part(&s3, "big/object", &id, 3, &parts[2]).await;
+        let _stale = upload_part(&s3, "big/object", &id, 2, &pattern(5 * MIB, 99)).await;
+        let e1 = upload_part(&s3, "big/object", &id, 1, &parts[0]).await;
+        let e2 = upload_part(&s3, "big/object", &id, 2, &parts[1]).await;
+        for (etag, data) in [(&e1, &parts[0]), (&e2, &parts[1]), (&e3, &parts[2])] {
+            assert_eq!(*etag, etag_of(data));
+        }
+        let done = s3
+            .complete_multipart_upload()
+            .bucket("mpu")
+            .key("big/object")
+            .upload_id(&id)
+            .multipart_upload(completed(&[(1, &e1), (2, &e2), (3, &e3)]))
+            .send()
+            .await
+            .unwrap();
+        let mut md5s = Md5::new();
+        for p in &parts {
+            md5s.update(Md5::digest(p));
+        }
+        let want_etag = format!("\"{}-3\"", hex::encode(md5s.finalize()));
+        assert_eq!(done.e_tag(), Some(want_etag.as_str()));
+
+        let whole: Vec<u8> = parts.concat();
+        assert_same_bytes(
+            &get_bytes(&s3, "mpu", "big/object").await,
+            &whole,
+            "whole object",
+        );
+        let head = s3
+            .head_object()
+            .bucket("mpu")
+            .key("big/object")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.e_tag(), Some(want_etag.as_str()));
+        assert_eq!(head.content_length(), Some(whole.len() as i64));
+        assert_eq!(head.content_type(), Some("application/x-test"));
+        assert_eq!(
+            head.metadata()
+                .and_then(|m| m.get("origin"))
+                .map(String::as_str),
+            Some("multipart")
+        );
+
+        // A range across the boundary of parts 1 and 2.
+        let (start, end) = (5 * MIB - 10, 5 * MIB + 9);
+        let ranged = s3
+            .get_object()
+            .bucket("mpu")
+            .key("big/object")
+            .range(format!("bytes={start}-{end}"))
+            .send()
+            .await
+            .unwrap();
+        let got = ranged.body.collect().await.unwrap().into_bytes();
+        assert_eq!(&got[..], &whole[start..=end]);
+
+        // The upload is gone once completed.
+        let again = s3
+            .complete_multipart_upload()
+            .bucket("mpu")
+            .key("big/object")
+            .upload_id(&id)
+            .multipart_upload(completed(&[(1, &e1), (2, &e2), (3, &e3)]))
+            .send()
+            .await;
+        assert_s3_error(again, 404, "NoSuchUpload");
+        s3.delete_object()
+            .bucket("mpu")
+            .key("big/object")
+            .send()
+            .await
+            .unwrap();
+        s3.delete_bucket().bucket("mpu").send().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn bad_part_lists_are_refused_with_s3_errors_and_abort_frees_the_upload() {
+    let cluster = Cluster::start(3).await;
+    let s3 = cluster.client();
+    create_bucket(&s3, "mpu").await;
+    let id = create(&s3, "k").await;
+    let small = pattern(1024, 7);
+    let big = pattern(5 * MIB, 8);
+    let e1 = upload_part(&s3, "k", &id, 1, &small).await;
+    let e2 = upload_part(&s3, "k", &id, 2, &big).await;
+
+    let complete = |parts: CompletedMultipartUpload| {
+        s3.complete_multipart_upload()
+            .bucket("mpu")
+            .key("k")
+            .upload_id(&id)
+            .multipart_upload(parts)
+            .send()
+    };
+    assert_s3_error(
+        complete(completed(&[(2, &e2), (1, &e1)])).await,
+        400,
+        "InvalidPartOrder",
+    );
+    assert_s3_error(
+        complete(completed(&[(1, &e1), (3, &e2)])).await,
+        400,
+        "InvalidPart",
+    );
+    assert_s3_error(
+        complete(completed(&[(1, &e2), (2, &e2)])).await,
+        400,
+        "InvalidPart",
+    );
+    assert_s3_error(
+        complete(completed(&[(1, &e1), (2, &e2)])).await,
+        400,
+        "EntityTooSmall",
+    );
+    let bad_number = s3
+        .upload_part()
+        .bucket("mpu")
+        .key("k")
+        .upload_id(&id)
+        .part_number(10_001)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await;
+    assert_s3_error(bad_number, 400, "InvalidArgument");
+
+    // Nothing became visible while the upload was open.
+    assert_s3_error(
+        s3.get_object().bucket("mpu").key("k").send().await,
+        404,
+        "NoSuchKey",
+    );
+    s3.abort_multipart_upload()
+        .bucket("mpu")
+        .key("k")
+        .upload_id(&id)
+        .send()
+        .await
+        .unwrap();
+    let after_abort = s3
+        .upload_part()
+        .bucket("mpu")
+        .key("k")
+        .upload_id(&id)
+        .part_number(3)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await;
+    assert_s3_error(after_abort, 404, "NoSuchUpload");
+    let unknown = s3
+        .upload_part()
+        .bucket("mpu")
+        .key("k")
+        .upload_id("0123456789abcdef0123456789abcdef")
+        .part_number(1)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await;
+    assert_s3_error(unknown, 404, "NoSuchUpload");
+}
