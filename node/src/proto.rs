@@ -21,6 +21,12 @@
 //! | GET | `/buckets` | | `Vec<BucketRecord>` |
 //! | GET | `/buckets/{bucket}` | | [`BucketRecord`] or 404 |
 //! | POST | `/buckets/{bucket}` | [`BucketRecord`] (merged in) | 204 |
+//! | GET | `/list/{bucket}?...&check_blobs=1` | | [`ListPage`] with `missing_blobs` filled |
+//! | POST | `/hints` | `Vec<Hint>` (stored; a newer `since` replaces an older) | 204 |
+//! | GET | `/hints?limit=` | | `Vec<Hint>`, ascending by (target, bucket, key) |
+//! | POST | `/hints/delete` | `Vec<Hint>` (each removed only if its `since` is still the stored one) | 204 |
+//! | POST | `/lease/{name}` | [`LeaseRequest`] | [`LeaseReply`] |
+//! | GET | `/metrics` | | Prometheus text |
 //!
 //! Path segments `{bucket}` and `{key}` are percent-encoded with [`encode_segment`]; blob ids
 //! are 32 lowercase hex characters. Errors are [`ErrorBody`] with a non-2xx status.
@@ -296,6 +302,39 @@ impl BucketRecord {
 pub struct ListEntry {
     pub key: String,
     pub record: ObjectRecord,
+    /// With `check_blobs=1`: ids of blobs this node's record refers to (versions not
+    /// purged) that are not on this node's disk (lost, or quarantined as corrupt).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_blobs: Vec<String>,
+}
+
+/// Repair work: `target` (a node URL as the gateways know it) is known to lack the newest
+/// state of `(bucket, key)`. Stored on the replicas that did get the write, so the work
+/// survives a gateway crash; identified by (target, bucket, key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hint {
+    pub target: String,
+    pub bucket: String,
+    pub key: String,
+    /// When the hint was (last) raised, µs since the Unix epoch. A delete names the `since`
+    /// it processed, so a hint raised again meanwhile survives.
+    pub since: u64,
+}
+
+/// `POST /lease/{name}`: take or renew a named lease for `ttl_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRequest {
+    pub holder: String,
+    pub ttl_ms: u64,
+}
+
+/// Answer to a lease request: whether `holder` has it now, and who does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseReply {
+    pub granted: bool,
+    pub holder: String,
+    /// Milliseconds until the current holder's lease runs out.
+    pub remaining_ms: u64,
 }
 
 /// Answer to `GET /list/{bucket}`: records with key > `after` and starting with `prefix`,

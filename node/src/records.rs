@@ -221,6 +221,7 @@ impl RecordStore {
                 page.entries.push(ListEntry {
                     key: key.to_string(),
                     record: decode(v.value())?,
+                    missing_blobs: Vec::new(),
                 });
             }
             Ok(page)
