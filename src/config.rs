@@ -26,6 +26,23 @@ pub enum Command {
     Gateway(GatewayArgs),
     /// One data node (blob files and metadata records on local disk).
     Node(NodeArgs),
+    /// Operator commands against a running gateway.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Each node's state, replication lag and repair progress, as JSON.
+    Status {
+        /// The gateway's admin endpoint.
+        #[arg(
+            long,
+            env = "S3QUORUM_ADMIN_URL",
+            default_value = "http://127.0.0.1:9001"
+        )]
+        admin_url: String,
+    },
 }
 
 /// Settings shared by `gateway` and `dev`.
@@ -50,6 +67,12 @@ pub struct S3Args {
     /// streamed body).
     #[arg(long, env = "S3QUORUM_NODE_TIMEOUT_MS", default_value_t = 10_000)]
     pub node_timeout_ms: u64,
+    /// Pause between two iterations of the repair worker (health checks, hints).
+    #[arg(long, env = "S3QUORUM_REPAIR_INTERVAL_MS", default_value_t = 1_000)]
+    pub repair_interval_ms: u64,
+    /// Pause between two anti-entropy passes comparing every replica (0 turns them off).
+    #[arg(long, env = "S3QUORUM_SCAN_INTERVAL_MS", default_value_t = 600_000)]
+    pub scan_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -115,6 +138,9 @@ pub struct Config {
     pub write_quorum: usize,
     pub read_quorum: usize,
     pub node_timeout: Duration,
+    pub repair_interval: Duration,
+    /// `None`: no anti-entropy passes.
+    pub scan_interval: Option<Duration>,
 }
 
 impl Config {
@@ -133,6 +159,8 @@ impl Config {
             write_quorum: args.s3.write_quorum,
             read_quorum: args.s3.read_quorum,
             node_timeout: Duration::from_millis(args.s3.node_timeout_ms),
+            repair_interval: Duration::from_millis(args.s3.repair_interval_ms),
+            scan_interval: scan_interval(args.s3.scan_interval_ms),
         }
     }
 
@@ -171,6 +199,9 @@ impl Config {
         if self.node_timeout.is_zero() {
             return Err("node timeout must be greater than zero".into());
         }
+        if self.repair_interval.is_zero() {
+            return Err("repair interval must be greater than zero".into());
+        }
         if self.access_key.is_empty() || self.secret_key.is_empty() {
             return Err("access key and secret key must not be empty".into());
         }
@@ -190,6 +221,11 @@ impl Config {
     }
 }
 
+/// `0` means off.
+pub fn scan_interval(ms: u64) -> Option<Duration> {
+    (ms > 0).then(|| Duration::from_millis(ms))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +242,8 @@ mod tests {
             write_quorum: w,
             read_quorum: r,
             node_timeout: Duration::from_secs(1),
+            repair_interval: Duration::from_secs(1),
+            scan_interval: None,
         }
     }
 

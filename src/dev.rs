@@ -113,6 +113,8 @@ pub async fn run(
         write_quorum: args.s3.write_quorum,
         read_quorum: args.s3.read_quorum,
         node_timeout: std::time::Duration::from_millis(args.s3.node_timeout_ms),
+        repair_interval: std::time::Duration::from_millis(args.s3.repair_interval_ms),
+        scan_interval: crate::config::scan_interval(args.s3.scan_interval_ms),
     };
     config.validate()?;
     let s3 = TcpListener::bind(args.s3.s3_addr)

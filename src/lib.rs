@@ -8,6 +8,7 @@
 //! - `quorum`: fan-out to replicas, quorum counting, merged reads and listings.
 //! - `node_client`: one function per data-node endpoint.
 //! - `placement`: which nodes own a key (rendezvous hashing).
+//! - `repair`: the background worker that keeps every key at full replication.
 //! - `config`, `error`, `metrics`, `dev` (three nodes and a gateway in one process).
 //!
 //! The data node itself is the `node` crate (`node/`), which knows nothing of S3.
@@ -20,6 +21,7 @@ pub mod metrics;
 mod node_client;
 pub mod placement;
 mod quorum;
+pub mod repair;
 mod s3;
 pub mod server;
 

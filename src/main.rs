@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use s3quorum::config::{Cli, Command, Config};
+use s3quorum::config::{AdminCommand, Cli, Command, Config};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -45,6 +45,11 @@ async fn run(command: Command) -> Result<(), String> {
             announce("s3", &s3)?;
             announce("admin", &admin)?;
             s3quorum::run_gateway(config, s3, admin, ctrl_c()).await
+        }
+        Command::Admin(AdminCommand::Status { admin_url }) => {
+            let text = s3quorum::server::fetch_status(&admin_url).await?;
+            print!("{text}");
+            Ok(())
         }
         Command::Node(args) => {
             let config = node::Config {

@@ -2,7 +2,8 @@
 //! and `dev` can run several gateways in one process), rendered on the admin port.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Every metric the gateway exports.
@@ -13,19 +14,55 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     /// `http_request_duration_seconds{op}`: time to the response head of each S3 request.
     pub request_duration: HistogramVec,
+    /// `storage_errors_total{node,op}`: failed gateway → node calls.
+    pub storage_errors: IntCounterVec,
+    /// `quorum_failures_total{op}`: operations that could not reach their quorum (503).
+    pub quorum_failures: IntCounterVec,
+    /// `replication_lag`: objects known to be below their replication factor.
+    pub replication_lag: IntGauge,
+    /// `repair_queue_length`: repair hints waiting on the nodes.
+    pub repair_queue: IntGauge,
+    /// `repairs_total{result}`: replicas repaired (`ok`) or attempts that failed (`failed`).
+    pub repairs: IntCounterVec,
+    /// `read_repairs_total`: stale replicas found (and repaired) by reads.
+    pub read_repairs: IntCounter,
+    /// `bitrot_detections_total`: corrupt or missing blob replicas met on reads or scans.
+    pub bitrot_detections: IntCounter,
+    /// `anti_entropy_passes_total`: full comparisons of every replica's records.
+    pub anti_entropy_passes: IntCounter,
+    /// `anti_entropy_keys_total`: keys compared by anti-entropy passes.
+    pub anti_entropy_keys: IntCounter,
+    /// `node_up{node}`: 1 when the node answered its last health check.
+    pub node_up: IntGaugeVec,
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("registered once");
+    metric
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let metric = IntCounter::new(name, help).expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("registered once");
+    metric
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let metric = IntGauge::new(name, help).expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("registered once");
+    metric
 }
 
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
-        let requests = IntCounterVec::new(
-            Opts::new(
-                "s3_requests_total",
-                "S3 requests answered, by operation and HTTP status",
-            ),
-            &["op", "status"],
-        )
-        .expect("valid metric");
         let request_duration = HistogramVec::new(
             HistogramOpts::new(
                 "http_request_duration_seconds",
@@ -39,15 +76,78 @@ impl Metrics {
         )
         .expect("valid metric");
         registry
-            .register(Box::new(requests.clone()))
-            .expect("registered once");
-        registry
             .register(Box::new(request_duration.clone()))
             .expect("registered once");
+        let node_up = IntGaugeVec::new(
+            Opts::new(
+                "node_up",
+                "1 when the data node answered its last health check",
+            ),
+            &["node"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(node_up.clone()))
+            .expect("registered once");
+        let r = &registry;
         Metrics {
-            registry,
-            requests,
+            requests: counter_vec(
+                r,
+                "s3_requests_total",
+                "S3 requests answered, by operation and HTTP status",
+                &["op", "status"],
+            ),
             request_duration,
+            storage_errors: counter_vec(
+                r,
+                "storage_errors_total",
+                "Failed calls from this gateway to data nodes, by node and operation",
+                &["node", "op"],
+            ),
+            quorum_failures: counter_vec(
+                r,
+                "quorum_failures_total",
+                "Operations that could not reach their quorum, by operation",
+                &["op"],
+            ),
+            replication_lag: gauge(
+                r,
+                "replication_lag",
+                "Objects known to be below their replication factor",
+            ),
+            repair_queue: gauge(
+                r,
+                "repair_queue_length",
+                "Repair hints waiting on the data nodes",
+            ),
+            repairs: counter_vec(
+                r,
+                "repairs_total",
+                "Replica repairs by result (ok, failed)",
+                &["result"],
+            ),
+            read_repairs: counter(
+                r,
+                "read_repairs_total",
+                "Stale replicas found by reads and repaired",
+            ),
+            bitrot_detections: counter(
+                r,
+                "bitrot_detections_total",
+                "Corrupt or missing blob replicas met by reads and anti-entropy passes",
+            ),
+            anti_entropy_passes: counter(
+                r,
+                "anti_entropy_passes_total",
+                "Completed comparisons of every replica's records",
+            ),
+            anti_entropy_keys: counter(
+                r,
+                "anti_entropy_keys_total",
+                "Keys compared across replicas by anti-entropy passes",
+            ),
+            node_up,
+            registry,
         }
     }
 

@@ -17,8 +17,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use node::proto::{
-    self, BlobPutReply, BucketRecord, EXPECTED_MD5_HEADER, ErrorBody, ListPage, ObjectRecord,
-    SECRET_HEADER, encode_segment,
+    self, BlobPutReply, BucketRecord, EXPECTED_MD5_HEADER, ErrorBody, Hint, LeaseReply,
+    LeaseRequest, ListPage, ObjectRecord, SECRET_HEADER, encode_segment,
 };
 use serde::de::DeserializeOwned;
 
@@ -288,19 +288,23 @@ impl NodeClient {
         self.call_json::<serde_json::Value>(req).await.map(|_| ())
     }
 
+    /// A page of records; with `check_blobs` each entry names the blobs its record refers
+    /// to that the node does not have.
     pub async fn list(
         &self,
         bucket: &str,
         prefix: &str,
         after: &str,
         limit: usize,
+        check_blobs: bool,
     ) -> Result<ListPage, NodeError> {
         let path = format!(
-            "/list/{}?prefix={}&after={}&limit={}",
+            "/list/{}?prefix={}&after={}&limit={}{}",
             encode_segment(bucket),
             encode_segment(prefix),
             encode_segment(after),
-            limit
+            limit,
+            if check_blobs { "&check_blobs=1" } else { "" }
         );
         self.call_json(self.request(Method::GET, &path, Self::empty()))
             .await
@@ -317,6 +321,41 @@ impl NodeClient {
         let path = format!("/buckets/{}", encode_segment(&record.name));
         let req = self.request(Method::POST, &path, Self::json_body(record));
         self.call_json::<serde_json::Value>(req).await.map(|_| ())
+    }
+
+    pub async fn post_hints(&self, hints: &[Hint]) -> Result<(), NodeError> {
+        let req = self.request(Method::POST, "/hints", Self::json_body(&hints));
+        self.call_json::<serde_json::Value>(req).await.map(|_| ())
+    }
+
+    pub async fn get_hints(&self, limit: usize) -> Result<Vec<Hint>, NodeError> {
+        let path = format!("/hints?limit={limit}");
+        self.call_json(self.request(Method::GET, &path, Self::empty()))
+            .await
+            .map(Option::unwrap_or_default)
+    }
+
+    /// Removes hints, each only if it was not raised again since the given `since`.
+    pub async fn delete_hints(&self, hints: &[Hint]) -> Result<(), NodeError> {
+        let req = self.request(Method::POST, "/hints/delete", Self::json_body(&hints));
+        self.call_json::<serde_json::Value>(req).await.map(|_| ())
+    }
+
+    pub async fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<LeaseReply, NodeError> {
+        let body = LeaseRequest {
+            holder: holder.to_owned(),
+            ttl_ms: ttl.as_millis() as u64,
+        };
+        let path = format!("/lease/{}", encode_segment(name));
+        let req = self.request(Method::POST, &path, Self::json_body(&body));
+        self.call_json(req)
+            .await?
+            .ok_or_else(|| NodeError::BadReply("empty lease answer".into()))
     }
 
     pub async fn list_buckets(&self) -> Result<Vec<BucketRecord>, NodeError> {

@@ -26,6 +26,7 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::quorum::Cluster;
+use crate::repair::{self, RepairConfig, SharedStatus};
 use crate::s3::Gateway;
 
 /// How long in-flight requests may run after shutdown was asked for.
@@ -39,8 +40,8 @@ pub async fn run_gateway(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
     config.validate()?;
-    let cluster = Cluster::new(&config)?;
     let metrics = Metrics::new();
+    let cluster = Cluster::new(&config, metrics.clone())?;
     let mut builder = S3ServiceBuilder::new(Gateway::new(cluster.clone()));
     builder.set_auth(Keys(SimpleAuth::from_single(
         config.access_key.clone(),
@@ -54,15 +55,25 @@ pub async fn run_gateway(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
+    let status = SharedStatus::default();
+    let worker = tokio::spawn(repair::run(
+        cluster.clone(),
+        RepairConfig {
+            interval: config.repair_interval,
+            scan_interval: config.scan_interval,
+        },
+        status.clone(),
+        stop_rx.clone(),
+    ));
 
     let s3_metrics = metrics.clone();
     let s3_server = serve(s3_listener, stop_rx.clone(), move |req| {
         handle_s3(s3.clone(), s3_metrics.clone(), req)
     });
     let admin_server = serve(admin_listener, stop_rx, move |req| {
-        handle_admin(cluster.clone(), metrics.clone(), req)
+        handle_admin(cluster.clone(), metrics.clone(), status.clone(), req)
     });
-    tokio::join!(s3_server, admin_server);
+    let _ = tokio::join!(s3_server, admin_server, worker);
     Ok(())
 }
 
@@ -231,6 +242,7 @@ async fn handle_s3(
 async fn handle_admin(
     cluster: Cluster,
     metrics: Metrics,
+    status: SharedStatus,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, s3s::HttpError> {
     let (status, content_type, body) = match (req.method(), req.uri().path()) {
@@ -250,6 +262,11 @@ async fn handle_admin(
                     format!("not ready: {up} nodes up, {needed} needed\n"),
                 )
             }
+        }
+        (&Method::GET, "/status") => {
+            let snapshot = status.lock().map(|s| s.clone()).unwrap_or_default();
+            let json = serde_json::to_string_pretty(&snapshot).unwrap_or_default();
+            (StatusCode::OK, "application/json", json + "\n")
         }
         (&Method::GET, "/metrics") => (
             StatusCode::OK,
@@ -321,5 +338,33 @@ impl http_body::Body for TrackEnd {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// `s3quorum admin status`: the gateway's `/status` document.
+pub async fn fetch_status(admin_url: &str) -> Result<String, String> {
+    use http_body_util::{BodyExt, Empty};
+    let url = format!("{}/status", admin_url.trim_end_matches('/'));
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("bad admin URL {url}: {e}"))?;
+    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .build_http::<Empty<bytes::Bytes>>();
+    let resp = tokio::time::timeout(Duration::from_secs(10), client.get(uri))
+        .await
+        .map_err(|_| format!("{url}: no answer within 10 s"))?
+        .map_err(|e| format!("{url}: {e}"))?;
+    let status = resp.status();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?
+        .to_bytes();
+    let text = String::from_utf8_lossy(&body).into_owned();
+    if status.is_success() {
+        Ok(text)
+    } else {
+        Err(format!("{url} answered {status}: {text}"))
     }
 }

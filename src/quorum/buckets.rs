@@ -27,7 +27,7 @@ impl Cluster {
     /// The merged record of `name`, deleted or not; `None` if no node knows it.
     pub async fn get_bucket(&self, name: &str) -> Result<Option<BucketRecord>, Error> {
         let n = name.to_owned();
-        let calls = spawn_each(self, &self.all_nodes(), |node| {
+        let calls = spawn_each(self, &self.all_nodes(), |_, node| {
             let n = n.clone();
             async move { node.get_bucket(&n).await }
         });
@@ -49,7 +49,7 @@ impl Cluster {
 
     pub async fn put_bucket(&self, record: BucketRecord) -> Result<(), Error> {
         let record = std::sync::Arc::new(record);
-        let calls = spawn_each(self, &self.all_nodes(), |node| {
+        let calls = spawn_each(self, &self.all_nodes(), |_, node| {
             let record = record.clone();
             async move { node.put_bucket(&record).await }
         });
@@ -60,7 +60,7 @@ impl Cluster {
 
     /// Every existing bucket, sorted by name.
     pub async fn list_buckets(&self) -> Result<Vec<BucketRecord>, Error> {
-        let calls = spawn_each(self, &self.all_nodes(), |node| async move {
+        let calls = spawn_each(self, &self.all_nodes(), |_, node| async move {
             node.list_buckets().await
         });
         let answers = gather(self, "list buckets", calls, self.bucket_read_quorum()).await?;

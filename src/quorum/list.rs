@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
-use node::proto::{MAX_LIST_LIMIT, ObjectMeta, ObjectRecord, Version, VersionState};
+use node::proto::{ListEntry, MAX_LIST_LIMIT, ObjectMeta, ObjectRecord, Version, VersionState};
 
 use super::{Cluster, gather, spawn_each};
 use crate::error::Error;
@@ -31,6 +31,25 @@ pub struct Listing {
     pub next_marker: Option<String>,
 }
 
+/// One key seen by a scan round.
+pub struct ScannedKey {
+    pub key: String,
+    /// The merge of every copy seen.
+    pub merged: ObjectRecord,
+    /// Each answering node's copy, by node index; a node that answered but is not listed
+    /// here has no record for the key.
+    pub copies: Vec<(usize, ListEntry)>,
+}
+
+/// What one round of a scan saw.
+pub struct ScanRound {
+    pub keys: Vec<ScannedKey>,
+    /// The nodes whose pages make up this round.
+    pub answered: Vec<usize>,
+    /// The last key covered, when more may follow.
+    pub next: Option<String>,
+}
+
 /// Larger than any valid key continuation: `cp` + this sorts after every key under `cp`
 /// whose next character is below U+10FFFF (the rest are skipped one by one).
 const AFTER_ALL: char = '\u{10FFFF}';
@@ -40,6 +59,68 @@ impl Cluster {
         let n = self.inner.nodes.len();
         let rf = self.inner.placement.replicas("", "").len();
         n - (rf - self.inner.read_quorum)
+    }
+
+    /// One round of pages from every node: the keys after `after` (and starting with
+    /// `prefix`) up to the point every answering node has covered, each with the merge of
+    /// its copies and the copies themselves (by node). `next` is where the following round
+    /// starts, `None` at the end.
+    pub async fn scan_round(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+        check_blobs: bool,
+    ) -> Result<ScanRound, Error> {
+        let limit = limit.clamp(1, MAX_LIST_LIMIT);
+        let (b, p, c) = (bucket.to_owned(), prefix.to_owned(), after.to_owned());
+        let calls = spawn_each(self, &self.all_nodes(), |_, node| {
+            let (b, p, c) = (b.clone(), p.clone(), c.clone());
+            async move { node.list(&b, &p, &c, limit, check_blobs).await }
+        });
+        let pages = gather(self, "list", calls, self.list_quorum()).await?;
+        let answered: Vec<usize> = pages.iter().map(|(i, _)| *i).collect();
+        // A node's page covers keys up to its last entry only when it was cut short.
+        let mut bound: Option<String> = None;
+        for (_, page) in &pages {
+            if page.truncated
+                && let Some(last) = page.entries.last()
+                && bound.as_ref().is_none_or(|b| &last.key < b)
+            {
+                bound = Some(last.key.clone());
+            }
+        }
+        let mut by_key: BTreeMap<String, Vec<(usize, ListEntry)>> = BTreeMap::new();
+        for (i, page) in pages {
+            for entry in page.entries {
+                if bound.as_ref().is_none_or(|b| &entry.key <= b) {
+                    by_key
+                        .entry(entry.key.clone())
+                        .or_default()
+                        .push((i, entry));
+                }
+            }
+        }
+        let keys = by_key
+            .into_iter()
+            .map(|(key, copies)| {
+                let mut merged = ObjectRecord::default();
+                for (_, entry) in &copies {
+                    merged.merge(&entry.record);
+                }
+                ScannedKey {
+                    key,
+                    merged,
+                    copies,
+                }
+            })
+            .collect();
+        Ok(ScanRound {
+            keys,
+            answered,
+            next: bound,
+        })
     }
 
     /// Walks the merged records of `bucket` with keys starting with `prefix` and greater
@@ -57,48 +138,26 @@ impl Cluster {
         F: FnMut(&str, &ObjectRecord) -> ControlFlow<(), Option<String>>,
     {
         let mut cursor = after.to_owned();
-        let limit = page.clamp(1, MAX_LIST_LIMIT);
         loop {
-            let (b, p, c) = (bucket.to_owned(), prefix.to_owned(), cursor.clone());
-            let calls = spawn_each(self, &self.all_nodes(), |node| {
-                let (b, p, c) = (b.clone(), p.clone(), c.clone());
-                async move { node.list(&b, &p, &c, limit).await }
-            });
-            let pages = gather(self, "list", calls, self.list_quorum()).await?;
-            let mut bound: Option<String> = None;
-            let mut merged: BTreeMap<String, ObjectRecord> = BTreeMap::new();
-            for (_, page) in pages {
-                if page.truncated
-                    && let Some(last) = page.entries.last()
-                    && bound.as_ref().is_none_or(|b| &last.key < b)
-                {
-                    bound = Some(last.key.clone());
-                }
-                for entry in page.entries {
-                    match merged.get_mut(&entry.key) {
-                        Some(r) => r.merge(&entry.record),
-                        None => {
-                            merged.insert(entry.key, entry.record);
-                        }
-                    }
-                }
-            }
+            let round = self
+                .scan_round(bucket, prefix, &cursor, page, false)
+                .await?;
             let mut skip_to: Option<String> = None;
-            for (key, record) in &merged {
-                if bound.as_ref().is_some_and(|b| key > b) {
-                    break;
-                }
+            for scanned in &round.keys {
+                let key = &scanned.key;
                 if *key <= cursor || skip_to.as_ref().is_some_and(|s| key <= s) {
                     continue;
                 }
                 cursor.clone_from(key);
-                match visit(key, record) {
+                match visit(key, &scanned.merged) {
                     ControlFlow::Break(()) => return Ok(()),
                     ControlFlow::Continue(Some(jump)) => skip_to = Some(jump),
                     ControlFlow::Continue(None) => {}
                 }
             }
-            let Some(bound) = bound else { return Ok(()) };
+            let Some(bound) = round.next else {
+                return Ok(());
+            };
             cursor = bound.max(cursor);
             if let Some(jump) = skip_to {
                 cursor = jump.max(cursor);

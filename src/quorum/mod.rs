@@ -10,6 +10,7 @@
 mod buckets;
 mod list;
 mod read;
+mod repair;
 mod write;
 
 use std::sync::Arc;
@@ -21,11 +22,16 @@ use futures::stream::FuturesUnordered;
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::metrics::Metrics;
 use crate::node_client::{NodeClient, NodeError, new_pool};
 use crate::placement::Placement;
 
 pub use list::Listing;
 pub use write::BlobUpload;
+
+/// Record addresses of multipart uploads use this suffix on the bucket name; a `/` never
+/// occurs in a real bucket name, so they cannot collide with one.
+pub const UPLOADS_SUFFIX: &str = "/uploads";
 
 /// Where a quorum stands after some answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,10 +100,11 @@ struct Inner {
     write_quorum: usize,
     read_quorum: usize,
     clock: Hlc,
+    metrics: Metrics,
 }
 
 impl Cluster {
-    pub fn new(config: &Config) -> Result<Self, String> {
+    pub fn new(config: &Config, metrics: Metrics) -> Result<Self, String> {
         let pool = new_pool();
         let nodes = config
             .nodes
@@ -118,6 +125,7 @@ impl Cluster {
                 write_quorum: config.write_quorum,
                 read_quorum: config.read_quorum,
                 clock: Hlc::default(),
+                metrics,
             }),
         })
     }
@@ -126,8 +134,27 @@ impl Cluster {
         &self.inner.nodes[i]
     }
 
+    /// The replicas of a record address. Internal addresses derived from a key (a
+    /// multipart upload's record, `<bucket>/uploads` + `<key>\0<id>`) live with that key.
     fn replicas(&self, bucket: &str, key: &str) -> Vec<usize> {
-        self.inner.placement.replicas(bucket, key)
+        match (bucket.strip_suffix(UPLOADS_SUFFIX), key.split_once('\0')) {
+            (Some(real_bucket), Some((real_key, _))) => {
+                self.inner.placement.replicas(real_bucket, real_key)
+            }
+            _ => self.inner.placement.replicas(bucket, key),
+        }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    pub fn node_urls(&self) -> Vec<String> {
+        self.inner
+            .nodes
+            .iter()
+            .map(|n| n.url().to_owned())
+            .collect()
     }
 
     /// The nodes holding `(bucket, key)`, as indexes for the write calls.
@@ -169,13 +196,13 @@ fn spawn_each<T, F, Fut>(
 )>
 where
     T: Send + 'static,
-    F: Fn(NodeClient) -> Fut,
+    F: Fn(usize, NodeClient) -> Fut,
     Fut: Future<Output = Result<T, NodeError>> + Send + 'static,
 {
     targets
         .iter()
         .map(|&i| {
-            let task = tokio::spawn(call(cluster.node(i).clone()));
+            let task = tokio::spawn(call(i, cluster.node(i).clone()));
             (i, async move {
                 task.await
                     .unwrap_or_else(|e| Err(NodeError::BadReply(format!("task: {e}"))))
@@ -213,18 +240,27 @@ where
                 true
             }
             Err(e) => {
-                reasons.push(format!("{}: {e}", cluster.node(i).url()));
+                let node = cluster.node(i).url();
+                cluster
+                    .metrics()
+                    .storage_errors
+                    .with_label_values(&[node, op])
+                    .inc();
+                reasons.push(format!("{node}: {e}"));
                 false
             }
         };
         match tracker.record(success) {
             Outcome::Met => return Ok(ok),
-            Outcome::Failed => {
-                return Err(quorum_failed(op, needed, tracker.successes(), reasons));
-            }
+            Outcome::Failed => break,
             Outcome::Pending => {}
         }
     }
+    cluster
+        .metrics()
+        .quorum_failures
+        .with_label_values(&[op])
+        .inc();
     Err(quorum_failed(op, needed, tracker.successes(), reasons))
 }
 

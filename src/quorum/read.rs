@@ -13,7 +13,7 @@ use futures::{Stream, StreamExt};
 use md5::{Digest, Md5};
 use node::proto::{Data, ObjectRecord, VersionState};
 
-use super::{Cluster, gather, quorum_failed, spawn_each};
+use super::{Cluster, Outcome, QuorumTracker, quorum_failed};
 use crate::error::Error;
 use crate::node_client::NodeError;
 
@@ -34,35 +34,93 @@ impl Cluster {
     }
 
     /// Reads the record stored under `(bucket, key)` on `replicas` (R of them must answer).
+    /// Answers arriving after the read quorum, and differences between answers, go to
+    /// read repair in the background; the caller does not wait for them.
     pub async fn read_record_on(
         &self,
         bucket: &str,
         key: &str,
         replicas: Vec<usize>,
     ) -> Result<RecordRead, Error> {
-        let (b, k) = (bucket.to_owned(), key.to_owned());
-        let calls = spawn_each(self, &replicas, |node| {
-            let (b, k) = (b.clone(), k.clone());
-            async move { node.get_record(&b, &k).await }
-        });
-        let answers = gather(self, "read record", calls, self.inner.read_quorum).await?;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        for &i in &replicas {
+            let (node, tx) = (self.node(i).clone(), tx.clone());
+            let (b, k) = (bucket.to_owned(), key.to_owned());
+            tokio::spawn(async move {
+                let _ = tx.send((i, node.get_record(&b, &k).await));
+            });
+        }
+        drop(tx);
+        let needed = self.inner.read_quorum;
+        let mut tracker = QuorumTracker::new(replicas.len(), needed);
+        let mut answers: Vec<(usize, Option<ObjectRecord>)> = Vec::new();
+        let mut reasons = Vec::new();
+        while tracker.outcome() == Outcome::Pending {
+            let Some((i, result)) = rx.recv().await else {
+                break;
+            };
+            match result {
+                Ok(mut record) => {
+                    if let Some(r) = &mut record {
+                        drop_corrupt_inline(r, self.node(i).url(), bucket, key);
+                    }
+                    answers.push((i, record));
+                    tracker.record(true);
+                }
+                Err(e) => {
+                    let node = self.node(i).url();
+                    self.metrics()
+                        .storage_errors
+                        .with_label_values(&[node, "read record"])
+                        .inc();
+                    reasons.push(format!("{node}: {e}"));
+                    tracker.record(false);
+                }
+            }
+        }
+        if tracker.outcome() != Outcome::Met {
+            self.metrics()
+                .quorum_failures
+                .with_label_values(&["read record"])
+                .inc();
+            return Err(quorum_failed(
+                "read record",
+                needed,
+                tracker.successes(),
+                reasons,
+            ));
+        }
         let mut order: Vec<usize> = answers.iter().map(|(i, _)| *i).collect();
         let rest: Vec<usize> = replicas
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|i| !order.contains(i))
             .collect();
         order.extend(rest);
-        let mut merged: Option<ObjectRecord> = None;
-        for (i, record) in answers {
-            let Some(mut record) = record else { continue };
-            drop_corrupt_inline(&mut record, self.node(i).url(), bucket, key);
-            match &mut merged {
-                Some(m) => m.merge(&record),
-                None => merged = Some(record),
+        let mut merged = ObjectRecord::default();
+        for (_, record) in &answers {
+            if let Some(r) = record {
+                merged.merge(r);
             }
         }
+        // Read repair: wait (in the background) for the replicas that have not answered yet,
+        // then bring every replica that answered with less up to the merge of all answers.
+        let (cluster, b, k) = (self.clone(), bucket.to_owned(), key.to_owned());
+        let mut all = merged.clone();
+        tokio::spawn(async move {
+            while let Some((i, result)) = rx.recv().await {
+                if let Ok(mut record) = result {
+                    if let Some(r) = &mut record {
+                        drop_corrupt_inline(r, cluster.node(i).url(), &b, &k);
+                        all.merge(r);
+                    }
+                    answers.push((i, record));
+                }
+            }
+            cluster.spawn_read_repair(&b, &k, answers, all);
+        });
         Ok(RecordRead {
-            record: merged,
+            record: (!merged.versions.is_empty()).then_some(merged),
             replicas: order,
         })
     }
@@ -71,6 +129,7 @@ impl Cluster {
     /// only when no candidate can serve it.
     pub async fn open_blob(
         &self,
+        (bucket, key): (&str, &str),
         id: &str,
         candidates: &[usize],
         start: u64,
@@ -78,6 +137,8 @@ impl Cluster {
     ) -> Result<BlobReader, Error> {
         let mut reader = ReaderState {
             cluster: self.clone(),
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
             id: id.to_owned(),
             candidates: candidates.iter().copied().collect(),
             pos: start,
@@ -118,6 +179,9 @@ pub struct BlobReader {
 
 struct ReaderState {
     cluster: Cluster,
+    /// The object the blob belongs to: what to repair when a replica's copy is bad.
+    bucket: String,
+    key: String,
     id: String,
     candidates: VecDeque<usize>,
     pos: u64,
@@ -150,6 +214,15 @@ impl ReaderState {
     }
 
     fn fail(&mut self, i: usize, e: NodeError) {
+        let lost = matches!(&e, NodeError::Corrupt(_))
+            || matches!(&e, NodeError::Status { status, .. } if status.as_u16() == 404);
+        if lost {
+            // The replica is up but its copy is bad or gone: rewrite it from a good one.
+            self.cluster.metrics().bitrot_detections.inc();
+            let missing = vec![self.id.clone()];
+            self.cluster
+                .spawn_repair(&self.bucket, &self.key, i, missing, "bad blob replica");
+        }
         let node = self.cluster.node(i).url();
         tracing::warn!(node, blob = %self.id, offset = self.pos, "blob read failed, resuming on the next replica: {e}");
         self.failures.push(format!("{node}: {e}"));
@@ -218,6 +291,7 @@ impl Cluster {
     /// can serve fails here rather than after the response started.
     pub async fn open_parts(
         &self,
+        (bucket, key): (&str, &str),
         parts: &[node::proto::PartRef],
         candidates: &[usize],
         start: u64,
@@ -235,17 +309,18 @@ impl Cluster {
         }
         let first = match segments.pop_front() {
             Some((id, s, e)) => Some(
-                self.open_blob(&id, candidates, s, e)
+                self.open_blob((bucket, key), &id, candidates, s, e)
                     .await?
                     .into_stream()
                     .boxed(),
             ),
             None => None,
         };
-        let state = (self.clone(), candidates.to_vec(), segments, first);
+        let owner = (bucket.to_owned(), key.to_owned());
+        let state = (self.clone(), owner, candidates.to_vec(), segments, first);
         let stream = futures::stream::unfold(
             state,
-            |(cluster, candidates, mut segments, mut current)| async move {
+            |(cluster, owner, candidates, mut segments, mut current)| async move {
                 loop {
                     if let Some(stream) = current.as_mut()
                         && let Some(item) = stream.next().await
@@ -257,15 +332,18 @@ impl Cluster {
                         } else {
                             current
                         };
-                        return Some((item, (cluster, candidates, segments, next)));
+                        return Some((item, (cluster, owner, candidates, segments, next)));
                     }
                     let (id, s, e) = segments.pop_front()?;
-                    match cluster.open_blob(&id, &candidates, s, e).await {
+                    let opened = cluster
+                        .open_blob((&owner.0, &owner.1), &id, &candidates, s, e)
+                        .await;
+                    match opened {
                         Ok(reader) => current = Some(reader.into_stream().boxed()),
                         Err(err) => {
                             segments.clear();
                             let err = std::io::Error::other(err.to_string());
-                            return Some((Err(err), (cluster, candidates, segments, None)));
+                            return Some((Err(err), (cluster, owner, candidates, segments, None)));
                         }
                     }
                 }

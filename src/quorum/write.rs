@@ -102,9 +102,15 @@ impl Cluster {
     ) -> Result<(), Error> {
         let record = std::sync::Arc::new(record);
         let (b, k) = (bucket.to_owned(), key.to_owned());
-        let calls = spawn_each(self, targets, |node| {
-            let (b, k, record) = (b.clone(), k.clone(), record.clone());
-            async move { node.put_record(&b, &k, &record).await }
+        let calls = spawn_each(self, targets, |i, node| {
+            let (cluster, b, k, record) = (self.clone(), b.clone(), k.clone(), record.clone());
+            async move {
+                let result = node.put_record(&b, &k, &record).await;
+                if let Err(e) = &result {
+                    cluster.raise_hint(&b, &k, i, e);
+                }
+                result
+            }
         });
         gather(self, "write record", calls, self.inner.write_quorum)
             .await
@@ -135,7 +141,7 @@ impl Cluster {
                     Err(e) => Err(e),
                 };
                 if let Err(e) = result {
-                    tracing::warn!(node = node.url(), bucket = %b, key = %k, "late replica not written: {e}");
+                    cluster.raise_hint(&b, &k, i, &e);
                 }
             });
         }

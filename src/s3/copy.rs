@@ -80,11 +80,15 @@ pub(super) async fn copy_object(
                     futures::stream::once(async move { chunk }).boxed()
                 }
                 Data::Blob { id } => cluster
-                    .open_blob(id, &replicas, 0, meta.size)
+                    .open_blob((src_bucket, src_key), id, &replicas, 0, meta.size)
                     .await?
                     .into_stream()
                     .boxed(),
-                Data::Parts { parts } => cluster.open_parts(parts, &replicas, 0, meta.size).await?,
+                Data::Parts { parts } => {
+                    cluster
+                        .open_parts((src_bucket, src_key), parts, &replicas, 0, meta.size)
+                        .await?
+                }
             };
             let mut u = cluster.start_blob_upload(&input.bucket, &input.key);
             while let Some(chunk) = stream.next().await {

@@ -18,7 +18,7 @@ use super::object::{StoredHeaders, WriteContext, pump};
 use super::{Gateway, check_key};
 use crate::error::Error;
 use crate::integrity::{BodyDigest, Claims, etag};
-use crate::quorum::Cluster;
+use crate::quorum::{Cluster, UPLOADS_SUFFIX};
 
 /// Parts other than the last must be at least this large (S3's rule).
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -26,7 +26,7 @@ const MAX_PART_NUMBER: i32 = 10_000;
 
 /// Where the record of upload `id` of `(bucket, key)` lives.
 fn upload_address(bucket: &str, key: &str, id: &str) -> (String, String) {
-    (format!("{bucket}/uploads"), format!("{key}\0{id}"))
+    (format!("{bucket}{UPLOADS_SUFFIX}"), format!("{key}\0{id}"))
 }
 
 /// An upload in progress, as read from a read quorum.

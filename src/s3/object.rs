@@ -454,11 +454,17 @@ pub(super) async fn get_object(
             StreamingBlob::from(s3s::Body::from(slice))
         }
         Data::Blob { id } => {
-            let reader = gw.cluster.open_blob(id, &replicas, start, end).await?;
+            let reader = gw
+                .cluster
+                .open_blob((&input.bucket, &input.key), id, &replicas, start, end)
+                .await?;
             streaming_body(reader.into_stream())
         }
         Data::Parts { parts } => {
-            let stream = gw.cluster.open_parts(parts, &replicas, start, end).await?;
+            let stream = gw
+                .cluster
+                .open_parts((&input.bucket, &input.key), parts, &replicas, start, end)
+                .await?;
             streaming_body(stream)
         }
     };

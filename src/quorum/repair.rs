@@ -1,0 +1,304 @@
+//! Repair of one replica of one key: hints raised when a write misses a replica, the repair
+//! itself (blobs first, then the merged record, the same order as a write), and read repair.
+//!
+//! Every step is idempotent: a blob is rewritten under the same id with the same MD5 check,
+//! and records merge. So repairs may be retried, run twice, or race a client write without
+//! harm. A repair never deletes anything.
+
+use std::collections::HashSet;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use futures::future::join_all;
+use node::proto::{Data, Hint, ObjectMeta, ObjectRecord, VersionState};
+
+use super::Cluster;
+use crate::error::Error;
+use crate::node_client::{BoxError, NodeError};
+
+/// The blobs a version's data lives in, each with the MD5 it must have.
+pub(crate) fn blobs_of(meta: &ObjectMeta) -> Vec<(String, Option<String>)> {
+    match &meta.data {
+        Data::Inline { .. } => Vec::new(),
+        Data::Blob { id } => vec![(id.clone(), Some(meta.md5.clone()).filter(|m| !m.is_empty()))],
+        Data::Parts { parts } => parts
+            .iter()
+            .map(|p| (p.blob.clone(), Some(p.md5.clone())))
+            .collect(),
+    }
+}
+
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// How a blob copy ended.
+enum Copy {
+    Done,
+    /// No replica has a good copy: nothing left to copy from.
+    NoSource,
+}
+
+impl Cluster {
+    /// Records durably, on the key's other replicas, that `target` missed a write of
+    /// `(bucket, key)`. Runs in the background; if no replica takes the hint, the
+    /// anti-entropy pass still finds the difference.
+    pub(super) fn raise_hint(&self, bucket: &str, key: &str, target: usize, why: &NodeError) {
+        let target_url = self.node(target).url().to_owned();
+        tracing::info!(node = %target_url, bucket, key, "replica missed a write ({why}); repair hint raised");
+        let hint = Hint {
+            target: target_url,
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            since: now_micros(),
+        };
+        let others: Vec<usize> = self
+            .replicas(bucket, key)
+            .into_iter()
+            .filter(|&i| i != target)
+            .collect();
+        let cluster = self.clone();
+        tokio::spawn(async move {
+            let posts = others.iter().map(|&i| {
+                let node = cluster.node(i).clone();
+                let hint = hint.clone();
+                async move { node.post_hints(&[hint]).await }
+            });
+            let stored = join_all(posts)
+                .await
+                .into_iter()
+                .filter(Result::is_ok)
+                .count();
+            if stored == 0 {
+                tracing::warn!(bucket = %hint.bucket, key = %hint.key, node = %hint.target, "no replica took the repair hint; anti-entropy will find it");
+            }
+        });
+    }
+
+    /// Brings replica `target` of `(bucket, key)` up to date: copies the blobs of every
+    /// version it lacks (and of `missing_blobs`) from the other replicas, then merges the
+    /// newest record into it. Returns whether anything had to be sent.
+    pub async fn repair_key(
+        &self,
+        bucket: &str,
+        key: &str,
+        target: usize,
+        missing_blobs: &[String],
+    ) -> Result<bool, Error> {
+        let replicas = self.replicas(bucket, key);
+        if !replicas.contains(&target) {
+            return Ok(false);
+        }
+        let reads = replicas.iter().map(|&i| {
+            let node = self.node(i).clone();
+            async move { (i, node.get_record(bucket, key).await) }
+        });
+        let answers = join_all(reads).await;
+        let mut merged = ObjectRecord::default();
+        let mut mine: Option<ObjectRecord> = None;
+        let mut holders: Vec<(usize, ObjectRecord)> = Vec::new();
+        for (i, answer) in answers {
+            match answer {
+                Ok(record) if i == target => mine = Some(record.unwrap_or_default()),
+                Ok(Some(record)) => {
+                    merged.merge(&record);
+                    holders.push((i, record));
+                }
+                Ok(None) => {}
+                Err(e) if i == target => {
+                    return Err(Error::Node {
+                        op: "repair: read target record",
+                        node: self.node(i).url().to_owned(),
+                        source: e,
+                    });
+                }
+                Err(_) => {}
+            }
+        }
+        let mine = mine.unwrap_or_default();
+        merged.merge(&mine);
+
+        let present: HashSet<_> = mine.versions.iter().map(|v| &v.stamp).collect();
+        let mut needed: Vec<(String, Option<String>, Vec<usize>)> = Vec::new();
+        for v in &merged.versions {
+            let VersionState::Object(meta) = &v.state else {
+                continue;
+            };
+            let lacks_version = !present.contains(&v.stamp);
+            for (id, md5) in blobs_of(meta) {
+                if lacks_version || missing_blobs.contains(&id) {
+                    // Replicas whose record has this version come first: they wrote its blob.
+                    let mut sources: Vec<usize> = holders
+                        .iter()
+                        .filter(|(_, r)| r.versions.iter().any(|x| x.stamp == v.stamp))
+                        .map(|(i, _)| *i)
+                        .collect();
+                    let others: Vec<usize> = replicas
+                        .iter()
+                        .copied()
+                        .filter(|&i| i != target && !sources.contains(&i))
+                        .collect();
+                    sources.extend(others);
+                    needed.push((id, md5, sources));
+                }
+            }
+        }
+        for (id, md5, sources) in &needed {
+            match self.copy_blob(id, sources, target, md5.as_deref()).await? {
+                Copy::Done => {}
+                Copy::NoSource => {
+                    tracing::error!(bucket, key, blob = %id, "no replica holds a good copy of this blob; it cannot be repaired");
+                }
+            }
+        }
+        let record_stale = merged != mine;
+        if record_stale {
+            self.node(target)
+                .put_record(bucket, key, &merged)
+                .await
+                .map_err(|e| Error::Node {
+                    op: "repair: write record",
+                    node: self.node(target).url().to_owned(),
+                    source: e,
+                })?;
+        }
+        Ok(record_stale || !needed.is_empty())
+    }
+
+    /// Copies blob `id` to `target` from the first of `sources` that has a good copy.
+    async fn copy_blob(
+        &self,
+        id: &str,
+        sources: &[usize],
+        target: usize,
+        md5: Option<&str>,
+    ) -> Result<Copy, Error> {
+        let mut reasons = Vec::new();
+        let mut any_unreachable = false;
+        for &s in sources {
+            let source = self.node(s);
+            let stream = match source.get_blob(id, None).await {
+                Ok(stream) => stream,
+                Err(e) => {
+                    let missing = matches!(&e, NodeError::Corrupt(_))
+                        || matches!(&e, NodeError::Status { status, .. } if status.as_u16() == 404);
+                    any_unreachable |= !missing;
+                    reasons.push(format!("{}: {e}", source.url()));
+                    continue;
+                }
+            };
+            let body = stream.map(|r| r.map_err(|e| -> BoxError { Box::new(e) }));
+            match self.node(target).put_blob(id, body, md5).await {
+                Ok(_) => return Ok(Copy::Done),
+                Err(e) => {
+                    any_unreachable = true;
+                    reasons.push(format!(
+                        "{} → {}: {e}",
+                        source.url(),
+                        self.node(target).url()
+                    ));
+                }
+            }
+        }
+        if any_unreachable || sources.is_empty() {
+            return Err(Error::QuorumFailed {
+                op: "repair: copy blob",
+                needed: 1,
+                got: 0,
+                per_node: reasons,
+            });
+        }
+        Ok(Copy::NoSource)
+    }
+
+    /// Compares what every replica answered for a key with the merge of all answers and
+    /// repairs, in the background, each replica that answered with less.
+    pub(super) fn spawn_read_repair(
+        &self,
+        bucket: &str,
+        key: &str,
+        answers: Vec<(usize, Option<ObjectRecord>)>,
+        merged: ObjectRecord,
+    ) {
+        for (i, record) in answers {
+            if record.as_ref() == Some(&merged) || (record.is_none() && merged.versions.is_empty())
+            {
+                continue;
+            }
+            self.metrics().read_repairs.inc();
+            self.spawn_repair(bucket, key, i, Vec::new(), "read repair");
+        }
+    }
+
+    /// Repairs replica `target` of a key in the background, logging the outcome.
+    pub fn spawn_repair(
+        &self,
+        bucket: &str,
+        key: &str,
+        target: usize,
+        missing_blobs: Vec<String>,
+        why: &'static str,
+    ) {
+        let (cluster, bucket, key) = (self.clone(), bucket.to_owned(), key.to_owned());
+        tokio::spawn(async move {
+            let node = cluster.node(target).url().to_owned();
+            match cluster
+                .repair_key(&bucket, &key, target, &missing_blobs)
+                .await
+            {
+                Ok(true) => {
+                    cluster.metrics().repairs.with_label_values(&["ok"]).inc();
+                    tracing::info!(node, bucket, key, "{why}: replica repaired");
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    cluster
+                        .metrics()
+                        .repairs
+                        .with_label_values(&["failed"])
+                        .inc();
+                    tracing::warn!(node, bucket, key, "{why} failed: {e}");
+                }
+            }
+        });
+    }
+}
+
+/// Health checks answer faster than data calls: a stopped node must not stall the worker.
+const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What the repair worker needs of the nodes, one node at a time.
+impl Cluster {
+    pub async fn node_healthy(&self, i: usize) -> bool {
+        let node = self.node(i);
+        tokio::time::timeout(HEALTH_TIMEOUT.min(node.timeout()), node.health())
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Whether node `i` grants (or renews) the repair lease to `holder`.
+    pub async fn take_lease(&self, i: usize, holder: &str, ttl: std::time::Duration) -> bool {
+        match self.node(i).lease("repair", holder, ttl).await {
+            Ok(reply) => reply.granted,
+            Err(_) => false,
+        }
+    }
+
+    /// The repair hints node `i` holds; `None` when it cannot be asked.
+    pub async fn hints_of(&self, i: usize) -> Option<Vec<Hint>> {
+        self.node(i)
+            .get_hints(node::proto::MAX_LIST_LIMIT)
+            .await
+            .ok()
+    }
+
+    /// Removes a handled hint from every node that may hold it (unless raised again since).
+    pub async fn delete_hint(&self, hint: Hint) {
+        let hint = [hint];
+        let deletes = self.inner.nodes.iter().map(|n| n.delete_hints(&hint));
+        join_all(deletes).await;
+    }
+}

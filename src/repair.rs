@@ -1,0 +1,396 @@
+//! The repair worker: a background loop in every gateway that keeps every key at its full
+//! replication factor, and the numbers an operator watches while it does.
+//!
+//! One unit of work per iteration: check which nodes are up, take the repair lease, work
+//! through the repair hints the nodes hold (writes that missed a replica), and now and
+//! then run an anti-entropy pass that compares every replica's records and blobs. Only the
+//! gateway holding the lease (granted by a majority of nodes) repairs, so several gateways
+//! neither fight over work nor double it; every gateway reads the hints, so all of them
+//! report the same `replication_lag`. A failing node is retried with exponential backoff;
+//! repairs run one at a time, which throttles them below client traffic. The loop ends
+//! promptly on shutdown; pending work stays in the nodes' hints.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::future::join_all;
+use node::proto::Hint;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::quorum::{Cluster, UPLOADS_SUFFIX};
+
+/// How the worker paces itself.
+#[derive(Debug, Clone)]
+pub struct RepairConfig {
+    /// Pause between two iterations of the loop.
+    pub interval: Duration,
+    /// Pause between the starts of two anti-entropy passes; `None` turns them off.
+    pub scan_interval: Option<Duration>,
+}
+
+/// Hints handled per iteration, so the loop comes back to its health checks often.
+const HINTS_PER_ITERATION: usize = 256;
+/// Pause between two pages of an anti-entropy pass: it reads everything, slowly.
+const SCAN_PAGE_PAUSE: Duration = Duration::from_millis(5);
+
+/// What `/status` shows of the worker.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RepairStatus {
+    pub gateway: String,
+    pub repair_leader: bool,
+    pub nodes: Vec<NodeStatus>,
+    pub replication_lag: usize,
+    pub repair_queue_length: usize,
+    pub repairs_done: u64,
+    pub repairs_failed: u64,
+    pub last_anti_entropy_pass: Option<PassStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeStatus {
+    pub url: String,
+    pub up: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PassStatus {
+    /// Unix seconds when the pass ended.
+    pub finished_at: u64,
+    pub duration_ms: u64,
+    pub keys_compared: u64,
+    pub replicas_repaired: u64,
+    pub complete: bool,
+}
+
+/// A shared, cheap snapshot of the worker's state.
+pub type SharedStatus = Arc<Mutex<RepairStatus>>;
+
+struct Worker {
+    cluster: Cluster,
+    config: RepairConfig,
+    id: String,
+    status: SharedStatus,
+    up: Vec<Option<bool>>,
+    /// Node index → (consecutive failures, not before).
+    backoff: HashMap<usize, (u32, Instant)>,
+    /// Keys an anti-entropy pass found below RF and could not repair yet.
+    scan_lagging: BTreeSet<(String, String)>,
+    next_scan: Option<Instant>,
+}
+
+/// Runs the worker until `stop` turns true.
+pub async fn run(
+    cluster: Cluster,
+    config: RepairConfig,
+    status: SharedStatus,
+    mut stop: watch::Receiver<bool>,
+) {
+    let n = cluster.node_urls().len();
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    if let Ok(mut s) = status.lock() {
+        s.gateway.clone_from(&id);
+    }
+    let next_scan = config
+        .scan_interval
+        .map(|i| Instant::now() + i.min(Duration::from_secs(60)));
+    let mut worker = Worker {
+        cluster,
+        config,
+        id,
+        status,
+        up: vec![None; n],
+        backoff: HashMap::new(),
+        scan_lagging: BTreeSet::new(),
+        next_scan,
+    };
+    loop {
+        worker.iteration(&stop).await;
+        tokio::select! {
+            _ = tokio::time::sleep(worker.config.interval) => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+        if *stop.borrow() {
+            break;
+        }
+    }
+    tracing::info!("repair worker stopped");
+}
+
+impl Worker {
+    async fn iteration(&mut self, stop: &watch::Receiver<bool>) {
+        self.check_nodes().await;
+        let leader = self.take_lease().await;
+        let hint_lag = self.work_hints(leader).await;
+        if leader
+            && let Some(at) = self.next_scan
+            && Instant::now() >= at
+        {
+            self.anti_entropy(stop).await;
+            self.next_scan = self.config.scan_interval.map(|i| Instant::now() + i);
+        }
+        let mut lagging = hint_lag;
+        lagging.extend(self.scan_lagging.iter().cloned());
+        self.cluster
+            .metrics()
+            .replication_lag
+            .set(lagging.len() as i64);
+        if let Ok(mut s) = self.status.lock() {
+            s.replication_lag = lagging.len();
+            s.repair_leader = leader;
+        }
+    }
+
+    /// Health-checks every node; logs each transition once.
+    async fn check_nodes(&mut self) {
+        let urls = self.cluster.node_urls();
+        let checks = (0..urls.len()).map(|i| self.cluster.node_healthy(i));
+        let results = join_all(checks).await;
+        let mut nodes = Vec::with_capacity(urls.len());
+        for (i, up) in results.into_iter().enumerate() {
+            let url = &urls[i];
+            match (self.up[i], up) {
+                (Some(true), false) | (None, false) => tracing::warn!(node = %url, "node down"),
+                (Some(false), true) => {
+                    tracing::info!(node = %url, "node up");
+                    self.backoff.remove(&i);
+                }
+                _ => {}
+            }
+            self.up[i] = Some(up);
+            self.cluster
+                .metrics()
+                .node_up
+                .with_label_values(&[url])
+                .set(i64::from(up));
+            nodes.push(NodeStatus {
+                url: url.clone(),
+                up,
+            });
+        }
+        if let Ok(mut s) = self.status.lock() {
+            s.nodes = nodes;
+        }
+    }
+
+    fn usable(&self, i: usize) -> bool {
+        self.up[i] == Some(true)
+            && self
+                .backoff
+                .get(&i)
+                .is_none_or(|(_, until)| Instant::now() >= *until)
+    }
+
+    fn failed(&mut self, i: usize) {
+        let entry = self.backoff.entry(i).or_insert((0, Instant::now()));
+        entry.0 = entry.0.saturating_add(1);
+        let delay = self.config.interval * 2u32.saturating_pow(entry.0.min(6));
+        entry.1 = Instant::now() + delay;
+    }
+
+    fn count(&self, ok: bool) {
+        let label = if ok { "ok" } else { "failed" };
+        self.cluster
+            .metrics()
+            .repairs
+            .with_label_values(&[label])
+            .inc();
+        if let Ok(mut s) = self.status.lock() {
+            if ok {
+                s.repairs_done += 1;
+            } else {
+                s.repairs_failed += 1;
+            }
+        }
+    }
+
+    /// Takes or renews the repair lease on a majority of nodes.
+    async fn take_lease(&self) -> bool {
+        let ttl = (self.config.interval * 5).max(Duration::from_secs(3));
+        let n = self.up.len();
+        let grants = join_all((0..n).map(|i| self.cluster.take_lease(i, &self.id, ttl))).await;
+        grants.into_iter().filter(|g| *g).count() > n / 2
+    }
+
+    /// Reads every node's hints and, as leader, works through them. Returns the keys that
+    /// are still known to be below RF.
+    async fn work_hints(&mut self, leader: bool) -> BTreeSet<(String, String)> {
+        let urls = self.cluster.node_urls();
+        let fetched = join_all((0..urls.len()).map(|i| self.cluster.hints_of(i))).await;
+        // (target, bucket, key) → newest since; the same hint sits on several nodes.
+        let mut hints: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+        for hint in fetched.into_iter().flatten().flatten() {
+            let since = hints
+                .entry((hint.target, hint.bucket, hint.key))
+                .or_insert(hint.since);
+            *since = (*since).max(hint.since);
+        }
+        self.cluster.metrics().repair_queue.set(hints.len() as i64);
+        if let Ok(mut s) = self.status.lock() {
+            s.repair_queue_length = hints.len();
+        }
+        let mut lagging: BTreeSet<(String, String)> = hints
+            .keys()
+            .map(|(_, b, k)| (b.clone(), k.clone()))
+            .collect();
+        if !leader {
+            return lagging;
+        }
+        let mut done: BTreeMap<(String, String), usize> = BTreeMap::new();
+        let mut pending: BTreeMap<(String, String), usize> = BTreeMap::new();
+        for ((target, bucket, key), since) in hints.into_iter().take(HINTS_PER_ITERATION) {
+            *pending.entry((bucket.clone(), key.clone())).or_default() += 1;
+            let hint = Hint {
+                target: target.clone(),
+                bucket: bucket.clone(),
+                key: key.clone(),
+                since,
+            };
+            let Some(i) = urls.iter().position(|u| *u == target) else {
+                // A node no longer in the cluster: nothing to repair there.
+                self.cluster.delete_hint(hint).await;
+                *done.entry((bucket, key)).or_default() += 1;
+                continue;
+            };
+            if !self.usable(i) {
+                continue;
+            }
+            match self.cluster.repair_key(&bucket, &key, i, &[]).await {
+                Ok(_) => {
+                    tracing::info!(node = %target, bucket, key, "repair done");
+                    self.count(true);
+                    self.cluster.delete_hint(hint).await;
+                    *done.entry((bucket, key)).or_default() += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(node = %target, bucket, key, "repair failed, will retry: {e}");
+                    self.count(false);
+                    self.failed(i);
+                }
+            }
+        }
+        for (k, n) in done {
+            if pending.get(&k) == Some(&n) {
+                lagging.remove(&k);
+            }
+        }
+        lagging
+    }
+
+    /// Compares every replica of every key (records, and whether their blobs are on disk)
+    /// and repairs each replica that has less than the others.
+    async fn anti_entropy(&mut self, stop: &watch::Receiver<bool>) {
+        let started = Instant::now();
+        let buckets = match self.cluster.list_buckets().await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!("anti-entropy pass skipped: {e}");
+                return;
+            }
+        };
+        let mut compared = 0u64;
+        let mut repaired = 0u64;
+        let mut complete = true;
+        let mut lagging = BTreeSet::new();
+        let namespaces = buckets
+            .iter()
+            .flat_map(|b| [b.name.clone(), format!("{}{UPLOADS_SUFFIX}", b.name)]);
+        'pass: for bucket in namespaces {
+            let mut cursor = String::new();
+            loop {
+                if *stop.borrow() {
+                    complete = false;
+                    break 'pass;
+                }
+                let round = match self
+                    .cluster
+                    .scan_round(&bucket, "", &cursor, 1000, true)
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(bucket, "anti-entropy pass cut short: {e}");
+                        complete = false;
+                        break 'pass;
+                    }
+                };
+                for scanned in &round.keys {
+                    compared += 1;
+                    for r in self.cluster.replicas_of(&bucket, &scanned.key) {
+                        if !round.answered.contains(&r) {
+                            continue;
+                        }
+                        let copy = scanned.copies.iter().find(|(i, _)| *i == r).map(|(_, e)| e);
+                        let missing = copy.map(|c| c.missing_blobs.clone()).unwrap_or_default();
+                        let stale =
+                            copy.is_none_or(|c| c.record != scanned.merged) || !missing.is_empty();
+                        if !stale {
+                            continue;
+                        }
+                        if !missing.is_empty() {
+                            self.cluster.metrics().bitrot_detections.inc();
+                        }
+                        let url = self.cluster.node_urls()[r].clone();
+                        if !self.usable(r) {
+                            lagging.insert((bucket.clone(), scanned.key.clone()));
+                            continue;
+                        }
+                        tracing::info!(node = %url, bucket, key = %scanned.key, "anti-entropy: replica behind, repair scheduled");
+                        match self
+                            .cluster
+                            .repair_key(&bucket, &scanned.key, r, &missing)
+                            .await
+                        {
+                            Ok(_) => {
+                                repaired += 1;
+                                self.count(true);
+                                tracing::info!(node = %url, bucket, key = %scanned.key, "repair done");
+                            }
+                            Err(e) => {
+                                tracing::warn!(node = %url, bucket, key = %scanned.key, "repair failed, will retry: {e}");
+                                self.count(false);
+                                self.failed(r);
+                                lagging.insert((bucket.clone(), scanned.key.clone()));
+                            }
+                        }
+                    }
+                }
+                self.cluster
+                    .metrics()
+                    .anti_entropy_keys
+                    .inc_by(round.keys.len() as u64);
+                match round.next {
+                    Some(next) => cursor = next,
+                    None => break,
+                }
+                tokio::time::sleep(SCAN_PAGE_PAUSE).await;
+            }
+        }
+        self.scan_lagging = lagging;
+        if complete {
+            self.cluster.metrics().anti_entropy_passes.inc();
+        }
+        let finished_at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let pass = PassStatus {
+            finished_at,
+            duration_ms: started.elapsed().as_millis() as u64,
+            keys_compared: compared,
+            replicas_repaired: repaired,
+            complete,
+        };
+        tracing::info!(
+            keys = compared,
+            repaired,
+            ms = pass.duration_ms,
+            complete,
+            "anti-entropy pass finished"
+        );
+        if let Ok(mut s) = self.status.lock() {
+            s.last_anti_entropy_pass = Some(pass);
+        }
+    }
+}
