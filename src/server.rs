@@ -183,6 +183,13 @@ fn operation_name(name: &str) -> &'static str {
         "CopyObject",
         "ListObjects",
         "ListObjectsV2",
+        "ListObjectVersions",
+        "PutBucketVersioning",
+        "GetBucketVersioning",
+        "CreateMultipartUpload",
+        "UploadPart",
+        "CompleteMultipartUpload",
+        "AbortMultipartUpload",
     ];
     KNOWN
         .iter()

@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::node_client::{BoxError, NodeError};
 
 /// The blobs a version's data lives in, each with the MD5 it must have.
-pub(crate) fn blobs_of(meta: &ObjectMeta) -> Vec<(String, Option<String>)> {
+pub fn blobs_of(meta: &ObjectMeta) -> Vec<(String, Option<String>)> {
     match &meta.data {
         Data::Inline { .. } => Vec::new(),
         Data::Blob { id } => vec![(id.clone(), Some(meta.md5.clone()).filter(|m| !m.is_empty()))],
@@ -27,6 +27,8 @@ pub(crate) fn blobs_of(meta: &ObjectMeta) -> Vec<(String, Option<String>)> {
             .collect(),
     }
 }
+
+const READ_REPAIR_GRACE_MICROS: u64 = 2_000_000;
 
 fn now_micros() -> u64 {
     SystemTime::now()
@@ -223,9 +225,16 @@ impl Cluster {
         answers: Vec<(usize, Option<ObjectRecord>)>,
         merged: ObjectRecord,
     ) {
+        // A version younger than this may still be on its way to the replica (the write
+        // finishes the last replica in the background): not a reason to repair yet.
+        let settled = now_micros().saturating_sub(READ_REPAIR_GRACE_MICROS);
         for (i, record) in answers {
-            if record.as_ref() == Some(&merged) || (record.is_none() && merged.versions.is_empty())
-            {
+            let have = record.unwrap_or_default();
+            let behind = merged
+                .versions
+                .iter()
+                .any(|v| v.stamp.ts < settled && !have.versions.contains(v));
+            if !behind {
                 continue;
             }
             self.metrics().read_repairs.inc();

@@ -18,6 +18,9 @@ use super::{Cluster, gather, quorum_failed, spawn_each};
 use crate::error::Error;
 use crate::node_client::{BoxError, NodeError};
 
+/// How long a replaced or deleted version's blobs stay readable.
+const BLOB_RELEASE_GRACE: Duration = Duration::from_secs(60);
+
 /// Chunks buffered per replica before the slowest replica holds the upload back.
 const REPLICA_BUFFER_CHUNKS: usize = 16;
 
@@ -153,8 +156,23 @@ impl Cluster {
     /// Deletes unreferenced blobs from `replicas` in a background task; a replica that
     /// misses a delete keeps an orphan file, which costs space, never correctness.
     pub fn delete_blobs_in_background(&self, blobs: Vec<String>, replicas: Vec<usize>) {
+        self.delete_blobs_after(blobs, replicas, Duration::ZERO);
+    }
+
+    /// Deletes blobs a record no longer refers to, after a grace period that lets reads
+    /// which started before the change finish. A gateway that stops meanwhile leaves
+    /// orphan files: space, never correctness.
+    pub fn delete_blobs_later(&self, blobs: Vec<String>, replicas: Vec<usize>) {
+        self.delete_blobs_after(blobs, replicas, BLOB_RELEASE_GRACE);
+    }
+
+    fn delete_blobs_after(&self, blobs: Vec<String>, replicas: Vec<usize>, grace: Duration) {
+        if blobs.is_empty() {
+            return;
+        }
         let cluster = self.clone();
         tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
             for id in blobs {
                 for &i in &replicas {
                     let node = cluster.node(i);

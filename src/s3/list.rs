@@ -28,10 +28,10 @@ const KEY_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~')
     .remove(b'/');
 
-struct Encoder(bool);
+pub(super) struct Encoder(bool);
 
 impl Encoder {
-    fn new(encoding_type: Option<&EncodingType>) -> S3Result<Self> {
+    pub(super) fn new(encoding_type: Option<&EncodingType>) -> S3Result<Self> {
         match encoding_type.map(|e| e.as_str()) {
             None => Ok(Encoder(false)),
             Some(e) if e.eq_ignore_ascii_case("url") => Ok(Encoder(true)),
@@ -42,7 +42,7 @@ impl Encoder {
         }
     }
 
-    fn apply(&self, s: String) -> String {
+    pub(super) fn apply(&self, s: String) -> String {
         if self.0 {
             utf8_percent_encode(&s, KEY_ENCODE).to_string()
         } else {
@@ -50,12 +50,12 @@ impl Encoder {
         }
     }
 
-    fn echo(&self) -> Option<EncodingType> {
+    pub(super) fn echo(&self) -> Option<EncodingType> {
         self.0.then(|| EncodingType::from_static(EncodingType::URL))
     }
 }
 
-fn max_keys(requested: Option<i32>) -> S3Result<usize> {
+pub(super) fn max_keys(requested: Option<i32>) -> S3Result<usize> {
     match requested {
         None => Ok(MAX_KEYS),
         Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "max-keys must not be negative")),

@@ -258,6 +258,11 @@ pub(super) async fn complete_multipart_upload(
     }
     let multipart_etag = format!("{}-{}", hex::encode(md5s.finalize()), parts.len());
     let ctx = WriteContext::load(cluster, &input.bucket, &input.key).await?;
+    let chosen: Vec<String> = parts.iter().map(|p| p.blob.clone()).collect();
+    let unused: Vec<String> = part_blobs(&upload.record)
+        .into_iter()
+        .filter(|id| !chosen.contains(id))
+        .collect();
     let meta = ObjectMeta {
         size: parts.iter().map(|p| p.size).sum(),
         // The MD5 of the whole body is not known without reading it again.
@@ -286,6 +291,9 @@ pub(super) async fn complete_multipart_upload(
         &upload,
     )
     .await?;
+    ctx.release_replaced(cluster, &input.bucket, &input.key);
+    // Parts uploaded but not chosen (re-uploads, left-out numbers) are garbage now.
+    cluster.delete_blobs_in_background(unused, upload.replicas.clone());
     Ok(S3Response::new(CompleteMultipartUploadOutput {
         bucket: Some(input.bucket.clone()),
         key: Some(input.key.clone()),
@@ -339,18 +347,23 @@ pub(super) async fn abort_multipart_upload(
     )
     .await?;
     // The part blobs are now unreferenced; free them on every replica, best effort.
-    let blobs: Vec<String> = upload
-        .record
+    let blobs = part_blobs(&upload.record);
+    cluster.delete_blobs_in_background(blobs, upload.replicas.clone());
+    Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+}
+
+/// Every blob the upload's parts were stored in.
+fn part_blobs(record: &ObjectRecord) -> Vec<String> {
+    record
         .versions
         .iter()
         .filter_map(|v| match &v.state {
             VersionState::Object(ObjectMeta {
                 data: Data::Blob { id },
+                part_number: Some(_),
                 ..
             }) => Some(id.clone()),
             _ => None,
         })
-        .collect();
-    cluster.delete_blobs_in_background(blobs, upload.replicas.clone());
-    Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+        .collect()
 }

@@ -18,7 +18,7 @@ use super::bucket::timestamp;
 use super::{Gateway, check_key};
 use crate::error::Error;
 use crate::integrity::{BodyDigest, Claims, Verified, body_error, etag};
-use crate::quorum::{BlobUpload, Cluster};
+use crate::quorum::{BlobUpload, Cluster, blobs_of};
 
 /// Bodies up to this size live inside the record: one round trip, one fsync.
 pub(super) const INLINE_MAX: usize = 64 * 1024;
@@ -78,6 +78,8 @@ impl StoredHeaders<'_> {
 pub(super) struct WriteContext {
     pub versioning: Option<Versioning>,
     pub seen: Option<u64>,
+    /// Blobs of the current `null` version, which a new null version replaces.
+    pub replaced_blobs: Vec<String>,
 }
 
 impl WriteContext {
@@ -88,11 +90,42 @@ impl WriteContext {
             cluster.read_record(bucket, key)
         );
         let bucket = b?.ok_or(Error::NoSuchBucket)?;
-        let record = r?.record;
-        Ok(WriteContext {
-            versioning: bucket.versioning.map(|v| v.value),
-            seen: record.as_ref().and_then(|r| r.newest_stamp()).map(|s| s.ts),
-        })
+        Ok(WriteContext::new(
+            bucket.versioning.map(|v| v.value),
+            r?.record.as_ref(),
+        ))
+    }
+
+    pub fn new(versioning: Option<Versioning>, record: Option<&ObjectRecord>) -> Self {
+        let replaced_blobs = match versioning {
+            Some(Versioning::Enabled) => Vec::new(),
+            _ => record
+                .into_iter()
+                .flat_map(|r| &r.versions)
+                .filter(|v| v.null)
+                .filter_map(|v| match &v.state {
+                    VersionState::Object(meta) => Some(blobs_of(meta)),
+                    _ => None,
+                })
+                .flatten()
+                .map(|(id, _)| id)
+                .collect(),
+        };
+        WriteContext {
+            versioning,
+            seen: record.and_then(|r| r.newest_stamp()).map(|s| s.ts),
+            replaced_blobs,
+        }
+    }
+
+    /// Frees, after a grace period, the blobs of the null version a write replaced.
+    pub fn release_replaced(&self, cluster: &Cluster, bucket: &str, key: &str) {
+        if !self.replaced_blobs.is_empty() {
+            cluster.delete_blobs_later(
+                self.replaced_blobs.clone(),
+                cluster.replicas_of(bucket, key),
+            );
+        }
     }
 
     /// A new version's stamp and null flag under this bucket's versioning state.
@@ -140,6 +173,7 @@ pub(super) async fn commit_version(
             cluster.write_record(bucket, key, record, &replicas).await?
         }
     }
+    ctx.release_replaced(cluster, bucket, key);
     Ok(version)
 }
 
@@ -571,15 +605,17 @@ async fn delete_one(
             null: target.null,
             state: VersionState::Purged,
         };
+        let blobs: Vec<String> = match &target.state {
+            VersionState::Object(meta) => blobs_of(meta).into_iter().map(|(id, _)| id).collect(),
+            _ => Vec::new(),
+        };
         cluster
             .write_record(bucket, key, ObjectRecord::single(tombstone), &replicas)
             .await?;
+        cluster.delete_blobs_later(blobs, replicas);
         return Ok((Some(id.to_owned()), was_marker));
     }
-    let ctx = WriteContext {
-        versioning: bucket_rec.versioning.map(|v| v.value),
-        seen: record.as_ref().and_then(|r| r.newest_stamp()).map(|s| s.ts),
-    };
+    let ctx = WriteContext::new(bucket_rec.versioning.map(|v| v.value), record.as_ref());
     // Unversioned: nothing to delete means nothing to write (S3 answers 204 all the same).
     if ctx.versioning.is_none() && record.as_ref().and_then(|r| r.current_object()).is_none() {
         return Ok((None, false));
@@ -588,6 +624,7 @@ async fn delete_one(
     cluster
         .write_record(bucket, key, ObjectRecord::single(marker.clone()), &replicas)
         .await?;
+    ctx.release_replaced(cluster, bucket, key);
     Ok((ctx.version_id_for(&marker), ctx.versioning.is_some()))
 }
 

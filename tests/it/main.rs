@@ -15,3 +15,4 @@ mod listing;
 mod multipart;
 mod objects;
 mod replication;
+mod versioning;
