@@ -107,6 +107,31 @@ pub struct NodeArgs {
     /// Skip fsync (faster, but an acknowledged write can be lost on power failure).
     #[arg(long, env = "S3QUORUM_NO_FSYNC")]
     pub no_fsync: bool,
+    #[command(flatten)]
+    pub scrub: ScrubArgs,
+}
+
+/// How a node re-verifies its blobs in the background.
+#[derive(Debug, Clone, Args)]
+pub struct ScrubArgs {
+    /// Pause between two scrubs of every blob (0 turns the scrubber off).
+    #[arg(long, env = "S3QUORUM_SCRUB_INTERVAL_MS", default_value_t = 86_400_000)]
+    pub scrub_interval_ms: u64,
+    /// Scrub read rate in MiB/s, so scrubbing never starves client traffic.
+    #[arg(long, env = "S3QUORUM_SCRUB_RATE_MIB", default_value_t = 32)]
+    pub scrub_rate_mib: u64,
+}
+
+impl ScrubArgs {
+    /// The node configuration for `data_dir` with these scrub settings.
+    pub fn node_config(&self, data_dir: PathBuf, secret: &str, fsync: bool) -> node::Config {
+        let mut config = node::Config::new(data_dir, secret);
+        config.fsync = fsync;
+        config.scrub_interval = (self.scrub_interval_ms > 0)
+            .then(|| Duration::from_millis(self.scrub_interval_ms));
+        config.scrub_rate_bytes_per_sec = self.scrub_rate_mib.saturating_mul(1024 * 1024);
+        config
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -123,6 +148,8 @@ pub struct DevArgs {
     /// Skip fsync on the nodes.
     #[arg(long, env = "S3QUORUM_NO_FSYNC")]
     pub no_fsync: bool,
+    #[command(flatten)]
+    pub scrub: ScrubArgs,
     #[command(flatten)]
     pub s3: S3Args,
 }

@@ -88,11 +88,11 @@ pub async fn run(
             .map_err(|e| format!("cannot bind a node port: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         node_urls.push(format!("http://{addr}"));
-        let config = node::Config {
-            data_dir: args.data_dir.join(format!("node{i}")),
-            cluster_secret: creds.cluster_secret.clone(),
-            fsync: !args.no_fsync,
-        };
+        let config = args.scrub.node_config(
+            args.data_dir.join(format!("node{i}")),
+            &creds.cluster_secret,
+            !args.no_fsync,
+        );
         let mut stop = stop_rx.clone();
         node_tasks.push(tokio::spawn(async move {
             let stopped = async move {

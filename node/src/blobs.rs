@@ -5,71 +5,78 @@
 //! either holds a complete blob or nothing. A file is the data bytes, then the CRC32C
 //! (u32 LE) of each block of [`proto::BLOB_BLOCK_SIZE`] bytes of data (the last block may be
 //! shorter; empty data has no entries), then a 32-byte footer: data size (u64 LE), MD5 of the
-//! data (16 bytes), block size (u32 LE), magic `S3QB`.
+//! data (16 bytes), block size (u32 LE), magic `S3QB`. A blob found corrupt is moved to
+//! `<data_dir>/quarantine/<id>` (kept for inspection, never served; operators remove it).
 //!
-//! Invariant: no byte of a block leaves [`BlobStore::get`] before that block matched its
-//! CRC32C; MD5 stays the end-to-end check on write, CRC32C (hardware-assisted) the cheap
-//! check on every read. Blob ids are validated here too, since they become file names.
+//! Invariants: no byte of a block leaves the store before that block matched its CRC32C;
+//! MD5 stays the end-to-end check on write (and in the scrubber), CRC32C (hardware-assisted)
+//! the cheap check on every read. A blob that fails any check is quarantined at once, so the
+//! node answers `NotFound` for it until a repair writes it again. Every change of the file a
+//! blob path names (rename into place, removal, quarantine) happens under one lock together
+//! with the update of the `node_blobs` / `node_blob_bytes` gauges, so they count exactly
+//! what the node stored. Blob ids are validated here too, since they become file names.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::fs::{File, Metadata};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
-use md5::{Digest, Md5};
-use tokio::sync::mpsc;
+use futures::Stream;
+use prometheus::{IntCounter, IntGauge};
 
 use crate::error::Error;
-use crate::proto::{self, BLOB_BLOCK_SIZE, BlobPutReply};
+use crate::metrics::{Metrics, gauge_value};
+use crate::proto::{self, BLOB_BLOCK_SIZE};
+
+mod read;
+mod write;
+
+pub(crate) use read::{BlobFile, Checked, FullCheck};
 
 const FOOTER_LEN: u64 = 32;
 const MAGIC: &[u8; 4] = b"S3QB";
-/// Size of the writer's reusable buffer: large enough that small body chunks become few
-/// large `write` calls.
-const WRITE_BUFFER: usize = 256 * 1024;
-/// Blocks read (and verified) per blocking read call on the read path.
-const READ_BLOCKS: u64 = 4;
-/// Body chunks queued between the network and the file writer; bounds memory per upload
-/// while letting the network run ahead of the disk a little.
-const FEED_DEPTH: usize = 8;
-/// Refuse absurd block sizes from a damaged footer before allocating buffers for them.
-const MAX_BLOCK_SIZE: u64 = 64 * 1024 * 1024;
 
 /// A stream of verified blob bytes; an `Err` item ends it.
 pub(crate) type BlobStream = Pin<Box<dyn Stream<Item = Result<Bytes, Error>> + Send>>;
 
-/// The blob files of one node. Cheap to share; holds no open files.
+/// The blob files of one node. Cheap to clone (clones share one store); holds no open files.
 #[derive(Debug, Clone)]
 pub(crate) struct BlobStore {
-    blobs_dir: PathBuf,
-    tmp_dir: PathBuf,
-    fsync: bool,
+    inner: Arc<Inner>,
 }
 
-/// An opened blob whose footer and length were checked; read it with [`BlobFile::read`].
 #[derive(Debug)]
-pub(crate) struct BlobFile {
-    id: Arc<str>,
-    file: File,
-    size: u64,
-    block_size: u64,
+struct Inner {
+    blobs_dir: PathBuf,
+    tmp_dir: PathBuf,
+    quarantine_dir: PathBuf,
+    fsync: bool,
+    /// Held while a blob path changes the file it names, together with the gauge update
+    /// that goes with the change. Only ever held on blocking threads, around a stat and a
+    /// rename or unlink: never across an `.await`.
+    placing: Mutex<()>,
+    blobs: IntGauge,
+    bytes: IntGauge,
+    corruptions: IntCounter,
 }
 
 impl BlobStore {
     /// Creates the directories (the 256 shard directories up front, so a put never creates
-    /// a directory that would need its own fsync) and removes temp files left by a crash.
-    /// Blocking; call before serving. The caller guarantees one node per data dir.
-    pub(crate) fn open(data_dir: &Path, fsync: bool) -> Result<BlobStore, Error> {
+    /// a directory that would need its own fsync), removes temp files left by a crash and
+    /// counts the stored blobs into the gauges of `metrics`. Blocking; call before serving.
+    /// The caller guarantees one node per data dir.
+    pub(crate) fn open(data_dir: &Path, fsync: bool, metrics: &Metrics) -> Result<Self, Error> {
         let blobs_dir = data_dir.join("blobs");
         let tmp_dir = data_dir.join("tmp");
+        let quarantine_dir = data_dir.join("quarantine");
         for shard in 0..=255u8 {
             std::fs::create_dir_all(blobs_dir.join(format!("{shard:02x}")))
                 .map_err(Error::io("create blob shard directory"))?;
         }
         std::fs::create_dir_all(&tmp_dir).map_err(Error::io("create temp directory"))?;
+        std::fs::create_dir_all(&quarantine_dir)
+            .map_err(Error::io("create quarantine directory"))?;
         for entry in std::fs::read_dir(&tmp_dir).map_err(Error::io("list temp directory"))? {
             let entry = entry.map_err(Error::io("list temp directory"))?;
             // Leftovers of uploads interrupted by a crash: never acknowledged, never visible.
@@ -81,89 +88,53 @@ impl BlobStore {
             sync_dir(data_dir)?;
             sync_dir(&blobs_dir)?;
         }
-        Ok(BlobStore {
-            blobs_dir,
-            tmp_dir,
-            fsync,
-        })
+        let store = BlobStore {
+            inner: Arc::new(Inner {
+                blobs_dir,
+                tmp_dir,
+                quarantine_dir,
+                fsync,
+                placing: Mutex::new(()),
+                blobs: metrics.blobs.clone(),
+                bytes: metrics.blob_bytes.clone(),
+                corruptions: metrics.blob_corruptions.clone(),
+            }),
+        };
+        // A stat per blob, no reads: fast enough at startup, and exact from then on.
+        let (mut count, mut bytes) = (0u64, 0u64);
+        for shard in 0..=255u8 {
+            for (_, file_len) in store.list_shard(shard)? {
+                count += 1;
+                bytes = bytes.saturating_add(data_size(file_len));
+            }
+        }
+        store.inner.blobs.set(gauge_value(count));
+        store.inner.bytes.set(gauge_value(bytes));
+        tracing::debug!(blobs = count, bytes, "blob store opened");
+        Ok(store)
     }
 
     fn path(&self, id: &str) -> PathBuf {
-        self.blobs_dir.join(&id[..2]).join(id)
+        self.inner.blobs_dir.join(&id[..2]).join(id)
     }
 
-    /// Stores `body` under `id` and returns its MD5 and size. Nothing is stored (and no temp
-    /// file remains) if the body stream fails, the MD5 differs from `expected_md5` (hex), or
-    /// the disk fails. Writing an id again replaces the blob atomically.
-    pub(crate) async fn put<S, E>(
-        &self,
-        id: &str,
-        body: S,
-        expected_md5: Option<String>,
-    ) -> Result<BlobPutReply, Error>
-    where
-        S: Stream<Item = Result<Bytes, E>> + Send,
-        E: std::fmt::Display,
-    {
-        check_id(id)?;
-        let job = WriteJob {
-            id: id.to_string(),
-            tmp_path: self
-                .tmp_dir
-                .join(format!("{id}.{}.tmp", uuid::Uuid::new_v4().simple())),
-            final_path: self.path(id),
-            expected_md5: expected_md5.map(|m| m.to_ascii_lowercase()),
-            fsync: self.fsync,
-        };
-        let (tx, rx) = mpsc::channel(FEED_DEPTH);
-        // MD5 and file writes are CPU and blocking work: they run on a blocking thread fed
-        // through a bounded channel, so the runtime threads only move bytes.
-        let writer = tokio::task::spawn_blocking(move || job.run(rx));
-
-        let mut body = std::pin::pin!(body);
-        let mut aborted = None;
-        while let Some(item) = body.next().await {
-            match item {
-                Ok(chunk) if chunk.is_empty() => {}
-                // A closed channel means the writer failed; its result says why.
-                Ok(chunk) => {
-                    if tx.send(Feed::Chunk(chunk)).await.is_err() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    aborted = Some(e.to_string());
-                    break;
-                }
-            }
-        }
-        if aborted.is_none() {
-            let _ = tx.send(Feed::End).await;
-        }
-        // Without `End`, the writer sees the channel close and discards the temp file.
-        drop(tx);
-        let written = writer.await.map_err(|e| Error::Io {
-            op: "blob writer task",
-            source: std::io::Error::other(e.to_string()),
-        })?;
-        match aborted {
-            Some(reason) => Err(Error::BodyAborted(reason)),
-            None => written,
-        }
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        // The guarded data is `()`: a panic while it was held leaves nothing inconsistent.
+        self.inner
+            .placing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Opens blob `id`, checking its footer and length. `NotFound` if it does not exist,
-    /// `Corrupt` if its layout is damaged.
+    /// `Corrupt` (and quarantined) if its layout is damaged.
     pub(crate) async fn open_blob(&self, id: &str) -> Result<BlobFile, Error> {
         check_id(id)?;
-        let path = self.path(id);
+        let store = self.clone();
         let id: Arc<str> = Arc::from(id);
-        tokio::task::spawn_blocking(move || BlobFile::open(id, &path))
+        tokio::task::spawn_blocking(move || BlobFile::open(store, id))
             .await
-            .map_err(|e| Error::Io {
-                op: "blob open task",
-                source: std::io::Error::other(e.to_string()),
-            })?
+            .map_err(Error::task("blob open task"))?
     }
 
     /// The blob's total size and a stream of the bytes in `range` (start, end exclusive;
@@ -182,14 +153,135 @@ impl BlobStore {
     /// Removes blob `id`. Deleting a missing blob succeeds, so deletes are retry-safe.
     pub(crate) async fn delete(&self, id: &str) -> Result<(), Error> {
         check_id(id)?;
-        match tokio::fs::remove_file(self.path(id)).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::Io {
-                op: "delete blob",
-                source: e,
-            }),
+        let store = self.clone();
+        let path = self.path(id);
+        tokio::task::spawn_blocking(move || {
+            let _placing = store.lock();
+            let Some(meta) = stat(&path) else {
+                return Ok(());
+            };
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    store.forget(&meta);
+                    Ok(())
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(Error::io("delete blob")(e)),
+            }
+        })
+        .await
+        .map_err(Error::task("blob delete task"))?
+    }
+
+    /// For each list of ids, the ids without a blob file here, in their order. A stat each,
+    /// never a read. Malformed ids are left out: no request could have stored them, so no
+    /// repair could bring them either.
+    pub(crate) async fn missing(&self, lists: Vec<Vec<String>>) -> Result<Vec<Vec<String>>, Error> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::with_capacity(lists.len());
+            for ids in lists {
+                let mut missing = Vec::new();
+                for id in ids {
+                    if !proto::is_valid_blob_id(&id) {
+                        continue;
+                    }
+                    match std::fs::metadata(store.path(&id)) {
+                        Ok(_) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing.push(id),
+                        Err(e) => return Err(Error::io("stat blob file")(e)),
+                    }
+                }
+                out.push(missing);
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(Error::task("blob stat task"))?
+    }
+
+    /// The blob ids in shard directory `shard`, sorted, each with its file length.
+    /// Blocking. Files whose names are not blob ids are skipped.
+    pub(crate) fn list_shard(&self, shard: u8) -> Result<Vec<(String, u64)>, Error> {
+        let dir = self.inner.blobs_dir.join(format!("{shard:02x}"));
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(Error::io("list blob shard"))? {
+            let entry = entry.map_err(Error::io("list blob shard"))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if !proto::is_valid_blob_id(&name) {
+                continue;
+            }
+            // Gone between the listing and the stat: deleted meanwhile, not ours to count.
+            if let Ok(meta) = entry.metadata()
+                && meta.is_file()
+            {
+                out.push((name, meta.len()));
+            }
         }
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// Renames the complete temp file `tmp` into place as blob `id` of `size` data bytes and
+    /// counts it. Blocking. Returns the blob's path.
+    fn place(&self, tmp: &Path, id: &str, size: u64) -> Result<PathBuf, Error> {
+        let path = self.path(id);
+        let _placing = self.lock();
+        let replaced = stat(&path);
+        std::fs::rename(tmp, &path).map_err(Error::io("rename blob into place"))?;
+        if let Some(old) = &replaced {
+            self.forget(old);
+        }
+        self.inner.blobs.inc();
+        self.inner.bytes.add(gauge_value(size));
+        Ok(path)
+    }
+
+    /// Takes a blob file that is leaving the blob path out of the gauges. Called with the
+    /// lock held.
+    fn forget(&self, meta: &Metadata) {
+        self.inner.blobs.dec();
+        self.inner.bytes.sub(gauge_value(data_size(meta.len())));
+    }
+
+    /// Moves blob `id` to the quarantine directory because `file`, an open handle on it,
+    /// failed a check (`why`): from then on the node answers `NotFound` for it, until a
+    /// repair writes the id again. Blocking; never fails (a failure is logged, and the read
+    /// that found the damage fails anyway).
+    ///
+    /// Nothing happens when the blob path no longer names `file`: another reader
+    /// quarantined it first, or a repair replaced it with a new file that must not be
+    /// thrown away. The move is not fsynced: if a crash forgets it, the damaged file is back
+    /// in place and the next read or scrub quarantines it again.
+    fn quarantine(&self, id: &str, file: &File, why: &str) {
+        let path = self.path(id);
+        let _placing = self.lock();
+        let (Ok(opened), Some(current)) = (file.metadata(), stat(&path)) else {
+            tracing::debug!(blob = %id, "corrupt blob already gone from its path");
+            return;
+        };
+        if !same_file(&opened, &current) {
+            tracing::debug!(blob = %id, "corrupt blob already replaced");
+            return;
+        }
+        let target = self.inner.quarantine_dir.join(id);
+        // The directory is made at open; made again here in case an operator removed it.
+        let moved = std::fs::create_dir_all(&self.inner.quarantine_dir)
+            .and_then(|()| std::fs::rename(&path, &target));
+        if let Err(e) = moved {
+            tracing::error!(blob = %id, reason = why, error = %e, "cannot quarantine corrupt blob");
+            return;
+        }
+        self.forget(&current);
+        self.inner.corruptions.inc();
+        tracing::warn!(
+            blob = %id,
+            reason = why,
+            to = %target.display(),
+            "corrupt blob quarantined"
+        );
     }
 }
 
@@ -207,305 +299,32 @@ fn sync_dir(dir: &Path) -> Result<(), Error> {
         .map_err(Error::io("fsync directory"))
 }
 
-/// What the network side hands to the blob writer.
-enum Feed {
-    Chunk(Bytes),
-    /// The body ended cleanly; anything else closing the channel is an abort.
-    End,
+/// Metadata of the file at `path`, `None` when there is none (or it cannot be read, which
+/// for the gauges amounts to the same).
+fn stat(path: &Path) -> Option<Metadata> {
+    std::fs::metadata(path).ok()
 }
 
-/// One upload, run on a blocking thread.
-struct WriteJob {
-    id: String,
-    tmp_path: PathBuf,
-    final_path: PathBuf,
-    expected_md5: Option<String>,
-    fsync: bool,
+/// Data size of a blob file of `file_len` bytes with the standard block size: the layout
+/// solved for the data size, so the byte gauge needs a stat and no read. A file written by
+/// this node yields its exact size.
+fn data_size(file_len: u64) -> u64 {
+    let rest = file_len.saturating_sub(FOOTER_LEN);
+    // Each block adds 4 bytes of checksum, the last one possibly shorter.
+    let blocks = rest.div_ceil(BLOB_BLOCK_SIZE + 4);
+    rest.saturating_sub(blocks * 4)
 }
 
-/// Removes the temp file unless the blob was renamed into place: every early return of the
-/// writer, and a panic, leave nothing behind.
-struct TempFile<'a> {
-    path: &'a Path,
-    keep: bool,
+/// Whether two metadata describe the same file (not merely the same path).
+#[cfg(unix)]
+fn same_file(a: &Metadata, b: &Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
 }
 
-impl Drop for TempFile<'_> {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_file(self.path);
-        }
-    }
-}
-
-/// Running CRC32C of each block of the data, fed with chunks of any size.
-struct BlockCrcs {
-    done: Vec<u32>,
-    current: u32,
-    in_block: u64,
-}
-
-impl BlockCrcs {
-    fn update(&mut self, mut data: &[u8]) {
-        while !data.is_empty() {
-            let room = (BLOB_BLOCK_SIZE - self.in_block) as usize;
-            let take = room.min(data.len());
-            self.current = crc32c::crc32c_append(self.current, &data[..take]);
-            self.in_block += take as u64;
-            data = &data[take..];
-            if self.in_block == BLOB_BLOCK_SIZE {
-                self.done.push(self.current);
-                self.current = 0;
-                self.in_block = 0;
-            }
-        }
-    }
-
-    fn finish(mut self) -> Vec<u32> {
-        if self.in_block > 0 {
-            self.done.push(self.current);
-        }
-        self.done
-    }
-}
-
-impl WriteJob {
-    fn run(self, mut rx: mpsc::Receiver<Feed>) -> Result<BlobPutReply, Error> {
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&self.tmp_path)
-            .map_err(Error::io("create temp blob file"))?;
-        let mut temp = TempFile {
-            path: &self.tmp_path,
-            keep: false,
-        };
-        let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
-        let mut md5 = Md5::new();
-        let mut crcs = BlockCrcs {
-            done: Vec::new(),
-            current: 0,
-            in_block: 0,
-        };
-        let mut size = 0u64;
-        loop {
-            match rx.blocking_recv() {
-                Some(Feed::Chunk(chunk)) => {
-                    out.write_all(&chunk)
-                        .map_err(Error::io("write temp blob file"))?;
-                    md5.update(&chunk);
-                    crcs.update(&chunk);
-                    size += chunk.len() as u64;
-                }
-                Some(Feed::End) => break,
-                None => {
-                    return Err(Error::BodyAborted(
-                        "request body ended before completion".into(),
-                    ));
-                }
-            }
-        }
-        let digest: [u8; 16] = md5.finalize().into();
-        let actual = hex::encode(digest);
-        // Checked before any fsync: a rejected body should cost no disk flush.
-        if let Some(expected) = self.expected_md5
-            && expected != actual
-        {
-            return Err(Error::DigestMismatch { expected, actual });
-        }
-        for crc in crcs.finish() {
-            out.write_all(&crc.to_le_bytes())
-                .map_err(Error::io("write blob checksum table"))?;
-        }
-        let mut footer = [0u8; FOOTER_LEN as usize];
-        footer[..8].copy_from_slice(&size.to_le_bytes());
-        footer[8..24].copy_from_slice(&digest);
-        footer[24..28].copy_from_slice(&(BLOB_BLOCK_SIZE as u32).to_le_bytes());
-        footer[28..].copy_from_slice(MAGIC);
-        out.write_all(&footer)
-            .map_err(Error::io("write blob footer"))?;
-        let file = out
-            .into_inner()
-            .map_err(|e| Error::io("flush temp blob file")(e.into_error()))?;
-        if self.fsync {
-            file.sync_data().map_err(Error::io("fsync blob file"))?;
-        }
-        drop(file);
-        std::fs::rename(&self.tmp_path, &self.final_path)
-            .map_err(Error::io("rename blob into place"))?;
-        temp.keep = true;
-        if self.fsync
-            && let Some(shard) = self.final_path.parent()
-        {
-            // Makes the rename itself durable: without it a crash could forget the blob
-            // after the node acknowledged it.
-            sync_dir(shard)?;
-        }
-        tracing::debug!(id = %self.id, size, "blob stored");
-        Ok(BlobPutReply { md5: actual, size })
-    }
-}
-
-impl BlobFile {
-    fn open(id: Arc<str>, path: &Path) -> Result<BlobFile, Error> {
-        let mut file = match File::open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotFound),
-            Err(e) => return Err(Error::io("open blob file")(e)),
-        };
-        let len = file.metadata().map_err(Error::io("stat blob file"))?.len();
-        let corrupt = |why: &str| {
-            tracing::warn!(blob = %id, file_len = len, "corrupt blob: {why}");
-            Error::Corrupt(format!("blob {id}: {why}"))
-        };
-        if len < FOOTER_LEN {
-            return Err(corrupt("file shorter than its footer"));
-        }
-        let mut footer = [0u8; FOOTER_LEN as usize];
-        file.seek(SeekFrom::Start(len - FOOTER_LEN))
-            .and_then(|_| file.read_exact(&mut footer))
-            .map_err(Error::io("read blob footer"))?;
-        if &footer[28..] != MAGIC {
-            return Err(corrupt("bad footer magic"));
-        }
-        let size = u64::from_le_bytes(le_bytes(&footer[..8]));
-        let block_size = u64::from(u32::from_le_bytes(le_bytes(&footer[24..28])));
-        if block_size == 0 || block_size > MAX_BLOCK_SIZE {
-            return Err(corrupt("bad block size in footer"));
-        }
-        let expected_len = size
-            .div_ceil(block_size)
-            .checked_mul(4)
-            .and_then(|table| table.checked_add(size))
-            .and_then(|n| n.checked_add(FOOTER_LEN));
-        if expected_len != Some(len) {
-            return Err(corrupt("file length disagrees with its footer"));
-        }
-        Ok(BlobFile {
-            id,
-            file,
-            size,
-            block_size,
-        })
-    }
-
-    /// Size of the blob's data in bytes.
-    pub(crate) fn size(&self) -> u64 {
-        self.size
-    }
-
-    /// Streams the bytes in `range` (start, end exclusive; all when `None`). An empty or
-    /// out-of-bounds range is `RangeNotSatisfiable`, except `None` on an empty blob.
-    pub(crate) fn read(self, range: Option<(u64, u64)>) -> Result<BlobStream, Error> {
-        let (start, end) = match range {
-            None => (0, self.size),
-            Some((start, end)) if start < end && end <= self.size => (start, end),
-            Some(_) => return Err(Error::RangeNotSatisfiable { size: self.size }),
-        };
-        let state = ReadState {
-            blob: Some(self),
-            pos: start,
-            end,
-            pending: None,
-        };
-        Ok(Box::pin(futures::stream::unfold(state, ReadState::next)))
-    }
-}
-
-fn le_bytes<const N: usize>(b: &[u8]) -> [u8; N] {
-    let mut out = [0u8; N];
-    out.copy_from_slice(&b[..N]);
-    out
-}
-
-/// Position of a ranged read; the file moves into each blocking read and back.
-struct ReadState {
-    blob: Option<BlobFile>,
-    pos: u64,
-    end: u64,
-    /// A corruption found after some verified bytes of the same read: yielded next.
-    pending: Option<Error>,
-}
-
-impl ReadState {
-    async fn next(mut self) -> Option<(Result<Bytes, Error>, ReadState)> {
-        if let Some(err) = self.pending.take() {
-            self.blob = None;
-            return Some((Err(err), self));
-        }
-        if self.pos >= self.end {
-            return None;
-        }
-        let mut blob = self.blob.take()?;
-        let (pos, end) = (self.pos, self.end);
-        let joined = tokio::task::spawn_blocking(move || {
-            let outcome = blob.read_verified(pos, end);
-            (blob, outcome)
-        })
-        .await;
-        let (blob, (bytes, corrupt)) = match joined {
-            Ok((blob, Ok(read))) => (blob, read),
-            Ok((_, Err(e))) => return Some((Err(e), self)),
-            Err(e) => {
-                let err = Error::Io {
-                    op: "blob read task",
-                    source: std::io::Error::other(e.to_string()),
-                };
-                return Some((Err(err), self));
-            }
-        };
-        self.pos += bytes.len() as u64;
-        if bytes.is_empty() {
-            // The first block read is already corrupt: report it now and stop.
-            let err = corrupt.unwrap_or(Error::Corrupt("empty read".into()));
-            return Some((Err(err), self));
-        }
-        self.blob = Some(blob);
-        self.pending = corrupt;
-        Some((Ok(bytes), self))
-    }
-}
-
-impl BlobFile {
-    /// Reads up to [`READ_BLOCKS`] blocks covering `pos..end`, checks each against its
-    /// CRC32C and returns the verified part of the range, plus the corruption that stopped
-    /// it early, if any.
-    fn read_verified(&mut self, pos: u64, end: u64) -> Result<(Bytes, Option<Error>), Error> {
-        let bs = self.block_size;
-        let first = pos / bs;
-        let last = end.div_ceil(bs).min(first + READ_BLOCKS);
-        let data_start = first * bs;
-        let data_end = (last * bs).min(self.size);
-        let mut data = vec![0u8; (data_end - data_start) as usize];
-        let mut table = vec![0u8; ((last - first) * 4) as usize];
-        self.file
-            .seek(SeekFrom::Start(data_start))
-            .and_then(|_| self.file.read_exact(&mut data))
-            .and_then(|_| self.file.seek(SeekFrom::Start(self.size + first * 4)))
-            .and_then(|_| self.file.read_exact(&mut table))
-            .map_err(Error::io("read blob file"))?;
-        let mut verified_end = data_start;
-        let mut corrupt = None;
-        for (i, (block, crc)) in data.chunks(bs as usize).zip(table.chunks(4)).enumerate() {
-            let index = first + i as u64;
-            if crc32c::crc32c(block) != u32::from_le_bytes(le_bytes(crc)) {
-                tracing::warn!(blob = %self.id, block = index, "blob block fails its CRC32C");
-                corrupt = Some(Error::Corrupt(format!(
-                    "blob {} block {index} fails its CRC32C",
-                    self.id
-                )));
-                break;
-            }
-            verified_end += block.len() as u64;
-        }
-        let upto = end.min(verified_end);
-        let bytes = if upto > pos {
-            Bytes::from(data).slice((pos - data_start) as usize..(upto - data_start) as usize)
-        } else {
-            Bytes::new()
-        };
-        Ok((bytes, corrupt))
-    }
+#[cfg(not(unix))]
+fn same_file(a: &Metadata, b: &Metadata) -> bool {
+    a.len() == b.len() && a.modified().ok() == b.modified().ok()
 }
 
 #[cfg(test)]

@@ -1,19 +1,26 @@
 //! Node configuration: where the node keeps its data, the secret every caller must present,
-//! and whether writes are fsynced before they are acknowledged.
+//! whether writes are fsynced before they are acknowledged, and how the blob scrubber runs.
 //!
 //! The node never reads the environment or files itself; the binary builds a [`Config`] and
 //! passes it to [`crate::serve`], which calls [`Config::validate`] before touching the disk.
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::error::Error;
+
+/// Default pause between two scrubber passes.
+pub const DEFAULT_SCRUB_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+/// Default scrubber read rate: 32 MiB/s.
+pub const DEFAULT_SCRUB_RATE: u64 = 32 * 1024 * 1024;
 
 /// Configuration of one data node.
 #[derive(Clone)]
 pub struct Config {
-    /// Directory holding `blobs/`, `tmp/` and `records.redb`. Created if missing; one node
-    /// process per directory (the record database holds an exclusive lock on its file).
+    /// Directory holding `blobs/`, `tmp/`, `quarantine/` and `records.redb`. Created if
+    /// missing; one node process per directory (the record database holds an exclusive
+    /// lock on its file).
     pub data_dir: PathBuf,
     /// Shared secret that every gateway → node request carries in
     /// [`crate::proto::SECRET_HEADER`]. Must be usable as an HTTP header value.
@@ -24,15 +31,25 @@ pub struct Config {
     /// alone loses nothing already written to the page cache, except records committed since
     /// the last durable commit).
     pub fsync: bool,
+    /// Pause before the blob scrubber's first pass and between two passes (end to start);
+    /// `None` turns the scrubber off. A pass reads every blob through and verifies it
+    /// completely, quarantining damaged ones. Default [`DEFAULT_SCRUB_INTERVAL`] (24 h).
+    pub scrub_interval: Option<Duration>,
+    /// Average rate, in bytes per second, that the scrubber reads at most, so scrubbing
+    /// never starves client traffic; each blob also costs 16 KiB of this budget for its
+    /// open. Must be positive. Default [`DEFAULT_SCRUB_RATE`] (32 MiB/s).
+    pub scrub_rate_bytes_per_sec: u64,
 }
 
 impl Config {
-    /// A configuration with the defaults: fsync on.
+    /// A configuration with the defaults: fsync on, a scrub pass a day at 32 MiB/s.
     pub fn new(data_dir: impl Into<PathBuf>, cluster_secret: impl Into<String>) -> Self {
         Config {
             data_dir: data_dir.into(),
             cluster_secret: cluster_secret.into(),
             fsync: true,
+            scrub_interval: Some(DEFAULT_SCRUB_INTERVAL),
+            scrub_rate_bytes_per_sec: DEFAULT_SCRUB_RATE,
         }
     }
 
@@ -51,6 +68,16 @@ impl Config {
                 "cluster_secret must be printable ASCII without spaces".into(),
             ));
         }
+        if self.scrub_interval.is_some_and(|i| i.is_zero()) {
+            return Err(Error::Config(
+                "scrub_interval must be positive (None turns the scrubber off)".into(),
+            ));
+        }
+        if self.scrub_rate_bytes_per_sec == 0 {
+            return Err(Error::Config(
+                "scrub_rate_bytes_per_sec must be positive".into(),
+            ));
+        }
         Ok(())
     }
 }
@@ -62,6 +89,8 @@ impl fmt::Debug for Config {
             .field("data_dir", &self.data_dir)
             .field("cluster_secret", &"<redacted>")
             .field("fsync", &self.fsync)
+            .field("scrub_interval", &self.scrub_interval)
+            .field("scrub_rate_bytes_per_sec", &self.scrub_rate_bytes_per_sec)
             .finish()
     }
 }
@@ -71,10 +100,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_to_fsync_and_accepts_a_plain_secret() {
+    fn defaults_to_fsync_and_a_daily_scrub_and_accepts_a_plain_secret() {
         let config = Config::new("/tmp/x", "s3cr3t-token");
         assert!(config.fsync);
+        assert_eq!(config.scrub_interval, Some(Duration::from_secs(86_400)));
+        assert_eq!(config.scrub_rate_bytes_per_sec, 32 * 1024 * 1024);
         assert!(config.validate().is_ok());
+        let off = Config {
+            scrub_interval: None,
+            ..config
+        };
+        assert!(off.validate().is_ok());
+    }
+
+    #[test]
+    fn refuses_a_zero_scrub_interval_or_rate() {
+        let zero_interval = Config {
+            scrub_interval: Some(Duration::ZERO),
+            ..Config::new("/tmp/x", "secret")
+        };
+        assert!(matches!(zero_interval.validate(), Err(Error::Config(_))));
+        let zero_rate = Config {
+            scrub_rate_bytes_per_sec: 0,
+            ..Config::new("/tmp/x", "secret")
+        };
+        assert!(matches!(zero_rate.validate(), Err(Error::Config(_))));
     }
 
     #[test]

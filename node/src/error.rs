@@ -63,6 +63,9 @@ pub enum Error {
         #[source]
         source: Arc<redb::Error>,
     },
+    /// The metrics registry refused a metric or could not be rendered.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
     /// The node is shutting down or a background worker it needs has stopped.
     #[error("unavailable: {0}")]
     Unavailable(&'static str),
@@ -72,6 +75,14 @@ impl Error {
     /// Wraps an IO error with the operation that failed; for `map_err`.
     pub(crate) fn io(op: &'static str) -> impl FnOnce(io::Error) -> Error {
         move |source| Error::Io { op, source }
+    }
+
+    /// Wraps the failure of a blocking task (it panicked or was cancelled); for `map_err`.
+    pub(crate) fn task(op: &'static str) -> impl FnOnce(tokio::task::JoinError) -> Error {
+        move |e| Error::Io {
+            op,
+            source: io::Error::other(e.to_string()),
+        }
     }
 
     /// Wraps any redb error with the operation that failed; for `map_err`.
@@ -111,7 +122,7 @@ pub(crate) fn status_and_body(err: &Error) -> (StatusCode, proto::ErrorBody) {
         Error::DigestMismatch { .. } => (StatusCode::BAD_REQUEST, "DigestMismatch"),
         Error::BodyAborted(_) => (StatusCode::BAD_REQUEST, "BodyAborted"),
         Error::Corrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Corrupt"),
-        Error::Config(_) | Error::Io { .. } | Error::Db { .. } => {
+        Error::Config(_) | Error::Io { .. } | Error::Db { .. } | Error::Metrics(_) => {
             (StatusCode::INTERNAL_SERVER_ERROR, "InternalError")
         }
         Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Unavailable"),
@@ -147,6 +158,11 @@ mod tests {
             ),
             (Error::Corrupt("block 3".into()), 500, "Corrupt"),
             (Error::Unavailable("stopping"), 503, "Unavailable"),
+            (
+                Error::Metrics(prometheus::Error::Msg("duplicate".into())),
+                500,
+                "InternalError",
+            ),
         ];
         for (err, status, code) in cases {
             let (s, body) = status_and_body(&err);

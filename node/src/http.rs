@@ -1,17 +1,21 @@
 //! The node's HTTP API: authentication, the router over (method, path segments) and one
 //! handler per route of the table in [`crate::proto`].
 //!
-//! Invariants: every route but `GET /health` is refused with 401 before anything else is
-//! looked at (the body is never read); path segments are percent-decoded here and nowhere
-//! else; JSON bodies are buffered up to [`proto::MAX_RECORD_BODY`], blob bodies are streamed
-//! both ways. Errors become responses only through [`crate::error::status_and_body`].
+//! Invariants: every route but `GET /health` and `GET /metrics` is refused with 401 before
+//! anything else is looked at (the body is never read); path segments are percent-decoded
+//! here and nowhere else; JSON bodies are buffered up to [`proto::MAX_RECORD_BODY`], blob
+//! bodies are streamed both ways. Errors become responses only through
+//! [`crate::error::status_and_body`]. Every answered request is counted once, under the
+//! fixed label of its [`Route`].
 
+use std::collections::HashSet;
 use std::convert::Infallible;
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use http::header::{ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE};
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, BodyStream, Full, LengthLimitError, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
@@ -20,8 +24,16 @@ use serde::de::DeserializeOwned;
 
 use crate::blobs::BlobStore;
 use crate::error::{Error, status_and_body};
-use crate::proto::{self, BucketRecord, MAX_LIST_LIMIT, MAX_RECORD_BODY, ObjectRecord};
+use crate::lease::Leases;
+use crate::metrics::Metrics;
+use crate::proto::{
+    self, BucketRecord, Data, Hint, LeaseRequest, MAX_RECORD_BODY, ObjectRecord, VersionState,
+};
 use crate::records::RecordStore;
+
+mod params;
+
+use params::{ByteRange, ListQuery};
 
 /// Body of every node response: small JSON, or a blob streamed from disk.
 pub(crate) type ResponseBody = UnsyncBoxBody<Bytes, Error>;
@@ -31,6 +43,95 @@ pub(crate) struct State {
     pub(crate) secret: Vec<u8>,
     pub(crate) blobs: BlobStore,
     pub(crate) records: RecordStore,
+    pub(crate) leases: Leases,
+    pub(crate) metrics: Metrics,
+}
+
+/// A request's route, with its path segments still percent-encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route<'a> {
+    Health,
+    Metrics,
+    PutBlob(&'a str),
+    GetBlob(&'a str),
+    DeleteBlob(&'a str),
+    GetRecord(&'a str, &'a str),
+    MergeRecord(&'a str, &'a str),
+    List(&'a str),
+    ListBuckets,
+    GetBucket(&'a str),
+    MergeBucket(&'a str),
+    RaiseHints,
+    GetHints,
+    ClearHints,
+    Lease(&'a str),
+    /// A known path, another method.
+    WrongMethod,
+    Unknown,
+}
+
+impl<'a> Route<'a> {
+    fn parse(method: &Method, path: &'a str) -> Route<'a> {
+        let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+        match (method.as_str(), segments.as_slice()) {
+            ("GET", ["health"]) => Route::Health,
+            ("GET", ["metrics"]) => Route::Metrics,
+            ("PUT", ["blobs", id]) => Route::PutBlob(id),
+            ("GET", ["blobs", id]) => Route::GetBlob(id),
+            ("DELETE", ["blobs", id]) => Route::DeleteBlob(id),
+            ("GET", ["records", bucket, key]) => Route::GetRecord(bucket, key),
+            ("POST", ["records", bucket, key]) => Route::MergeRecord(bucket, key),
+            ("GET", ["list", bucket]) => Route::List(bucket),
+            ("GET", ["buckets"]) => Route::ListBuckets,
+            ("GET", ["buckets", name]) => Route::GetBucket(name),
+            ("POST", ["buckets", name]) => Route::MergeBucket(name),
+            ("POST", ["hints"]) => Route::RaiseHints,
+            ("GET", ["hints"]) => Route::GetHints,
+            ("POST", ["hints", "delete"]) => Route::ClearHints,
+            ("POST", ["lease", name]) => Route::Lease(name),
+            (
+                _,
+                ["health"]
+                | ["metrics"]
+                | ["blobs", _]
+                | ["records", _, _]
+                | ["list", _]
+                | ["buckets"]
+                | ["buckets", _]
+                | ["hints"]
+                | ["hints", "delete"]
+                | ["lease", _],
+            ) => Route::WrongMethod,
+            _ => Route::Unknown,
+        }
+    }
+
+    /// The route's `route` label in the request metrics: fixed, whatever the path holds.
+    fn label(self) -> &'static str {
+        match self {
+            Route::Health => "health",
+            Route::Metrics => "metrics",
+            Route::PutBlob(_) => "put_blob",
+            Route::GetBlob(_) => "get_blob",
+            Route::DeleteBlob(_) => "delete_blob",
+            Route::GetRecord(..) => "get_record",
+            Route::MergeRecord(..) => "merge_record",
+            Route::List(_) => "list",
+            Route::ListBuckets => "list_buckets",
+            Route::GetBucket(_) => "get_bucket",
+            Route::MergeBucket(_) => "merge_bucket",
+            Route::RaiseHints => "put_hints",
+            Route::GetHints => "get_hints",
+            Route::ClearHints => "delete_hints",
+            Route::Lease(_) => "lease",
+            Route::WrongMethod | Route::Unknown => "other",
+        }
+    }
+
+    /// Health checks and Prometheus scrapers carry no secret; neither route reveals data.
+    fn is_open(self) -> bool {
+        matches!(self, Route::Health | Route::Metrics)
+    }
 }
 
 /// Answers one request. Never fails: errors are turned into error responses here.
@@ -38,56 +139,59 @@ pub(crate) async fn handle(
     state: &State,
     req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible> {
+    let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let response = route(state, req).await.unwrap_or_else(|e| {
+    let route = Route::parse(&method, &path);
+    let response = dispatch(state, route, req).await.unwrap_or_else(|e| {
         tracing::debug!(%method, %path, error = %e, "request refused");
         error_response(&e)
     });
+    state
+        .metrics
+        .observe_request(route.label(), response.status(), started.elapsed());
     Ok(response)
 }
 
-async fn route(state: &State, req: Request<Incoming>) -> Result<Response<ResponseBody>, Error> {
-    let path = req.uri().path().to_string();
-    let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(&path).split('/').collect();
-    let method = req.method().as_str().to_string();
-    if method == "GET" && segments == ["health"] {
-        return Ok(full(
+async fn dispatch(
+    state: &State,
+    route: Route<'_>,
+    req: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Error> {
+    if !route.is_open() {
+        authorize(req.headers(), &state.secret)?;
+    }
+    match route {
+        Route::Health => Ok(full(
             StatusCode::OK,
             "text/plain",
             Bytes::from_static(b"ok"),
-        ));
-    }
-    authorize(req.headers(), &state.secret)?;
-    match (method.as_str(), segments.as_slice()) {
-        ("PUT", ["blobs", id]) => put_blob(state, id, req).await,
-        ("GET", ["blobs", id]) => get_blob(state, id, req.headers()).await,
-        ("DELETE", ["blobs", id]) => {
+        )),
+        Route::Metrics => Ok(full(
+            StatusCode::OK,
+            prometheus::TEXT_FORMAT,
+            Bytes::from(state.metrics.render()?),
+        )),
+        Route::PutBlob(id) => put_blob(state, id, req).await,
+        Route::GetBlob(id) => get_blob(state, id, req.headers()).await,
+        Route::DeleteBlob(id) => {
             state.blobs.delete(id).await?;
             Ok(no_content())
         }
-        ("GET", ["records", bucket, key]) => {
+        Route::GetRecord(bucket, key) => {
             let (bucket, key) = (decode(bucket)?, decode(key)?);
             let record = state.records.get_object(&bucket, &key).await?;
             json(&record.ok_or(Error::NotFound)?)
         }
-        ("POST", ["records", bucket, key]) => {
+        Route::MergeRecord(bucket, key) => {
             let (bucket, key) = (decode(bucket)?, decode(key)?);
             let record: ObjectRecord = read_json(req).await?;
             state.records.merge_object(&bucket, &key, record).await?;
             Ok(no_content())
         }
-        ("GET", ["list", bucket]) => {
-            let bucket = decode(bucket)?;
-            let query = ListQuery::parse(req.uri().query())?;
-            let page = state
-                .records
-                .list(&bucket, &query.prefix, &query.after, query.limit)
-                .await?;
-            json(&page)
-        }
-        ("GET", ["buckets"]) => json(&state.records.list_buckets().await?),
-        ("GET", ["buckets", name]) => {
+        Route::List(bucket) => list(state, bucket, req.uri().query()).await,
+        Route::ListBuckets => json(&state.records.list_buckets().await?),
+        Route::GetBucket(name) => {
             let name = decode(name)?;
             json(
                 &state
@@ -97,7 +201,7 @@ async fn route(state: &State, req: Request<Incoming>) -> Result<Response<Respons
                     .ok_or(Error::NotFound)?,
             )
         }
-        ("POST", ["buckets", name]) => {
+        Route::MergeBucket(name) => {
             let name = decode(name)?;
             let record: BucketRecord = read_json(req).await?;
             if record.name != name {
@@ -109,17 +213,82 @@ async fn route(state: &State, req: Request<Incoming>) -> Result<Response<Respons
             state.records.merge_bucket(record).await?;
             Ok(no_content())
         }
-        (
-            _,
-            ["health"]
-            | ["blobs", _]
-            | ["records", _, _]
-            | ["list", _]
-            | ["buckets"]
-            | ["buckets", _],
-        ) => Err(Error::MethodNotAllowed),
-        _ => Err(Error::NoRoute),
+        Route::RaiseHints => {
+            let hints: Vec<Hint> = read_json(req).await?;
+            state.records.raise_hints(hints).await?;
+            Ok(no_content())
+        }
+        Route::GetHints => {
+            let limit = params::hints_limit(req.uri().query())?;
+            json(&state.records.hints(limit).await?)
+        }
+        Route::ClearHints => {
+            let hints: Vec<Hint> = read_json(req).await?;
+            state.records.clear_hints(hints).await?;
+            Ok(no_content())
+        }
+        Route::Lease(name) => {
+            let name = decode(name)?;
+            if name.is_empty() {
+                return Err(Error::BadRequest("empty lease name".into()));
+            }
+            let request: LeaseRequest = read_json(req).await?;
+            json(&state.leases.acquire(&name, &request, Instant::now())?)
+        }
+        Route::WrongMethod => Err(Error::MethodNotAllowed),
+        Route::Unknown => Err(Error::NoRoute),
     }
+}
+
+/// `GET /list/{bucket}`; with `check_blobs` each entry names the blobs its record refers
+/// to that this node lacks.
+async fn list(
+    state: &State,
+    bucket: &str,
+    query: Option<&str>,
+) -> Result<Response<ResponseBody>, Error> {
+    let bucket = decode(bucket)?;
+    let query = ListQuery::parse(query)?;
+    let mut page = state
+        .records
+        .list(&bucket, &query.prefix, &query.after, query.limit)
+        .await?;
+    if query.check_blobs {
+        let referenced = page
+            .entries
+            .iter()
+            .map(|entry| referenced_blobs(&entry.record))
+            .collect();
+        let missing = state.blobs.missing(referenced).await?;
+        for (entry, missing) in page.entries.iter_mut().zip(missing) {
+            entry.missing_blobs = missing;
+        }
+    }
+    json(&page)
+}
+
+/// Ids of the blobs the versions of `record` refer to, each once, in version order. Purged
+/// versions and delete markers refer to none; neither do inline bodies.
+fn referenced_blobs(record: &ObjectRecord) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    // A set, not `ids.contains`: an object may have 10,000 parts.
+    let mut seen = HashSet::new();
+    let mut add = |id: &String| {
+        if seen.insert(id.clone()) {
+            ids.push(id.clone());
+        }
+    };
+    for version in &record.versions {
+        let VersionState::Object(meta) = &version.state else {
+            continue;
+        };
+        match &meta.data {
+            Data::Inline { .. } => {}
+            Data::Blob { id } => add(id),
+            Data::Parts { parts } => parts.iter().for_each(|part| add(&part.blob)),
+        }
+    }
+    ids
 }
 
 /// Refuses a request without the right cluster secret. The comparison takes the same time
@@ -218,94 +387,6 @@ async fn get_blob(
         }
     }
     Ok(response)
-}
-
-/// A single `Range: bytes=` spec; multiple ranges are not supported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ByteRange {
-    /// `bytes=a-b`, both inclusive.
-    FromTo(u64, u64),
-    /// `bytes=a-`.
-    From(u64),
-    /// `bytes=-n`: the last n bytes.
-    Suffix(u64),
-}
-
-impl ByteRange {
-    fn parse(value: &HeaderValue) -> Result<ByteRange, Error> {
-        let bad = || Error::BadRequest(format!("unsupported Range header {value:?}"));
-        let spec = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.trim().strip_prefix("bytes="))
-            .ok_or_else(bad)?;
-        let (first, last) = spec.trim().split_once('-').ok_or_else(bad)?;
-        let number = |s: &str| s.trim().parse::<u64>().map_err(|_| bad());
-        match (first.trim().is_empty(), last.trim().is_empty()) {
-            (false, false) => {
-                let (a, b) = (number(first)?, number(last)?);
-                if a > b {
-                    return Err(bad());
-                }
-                Ok(ByteRange::FromTo(a, b))
-            }
-            (false, true) => Ok(ByteRange::From(number(first)?)),
-            (true, false) => Ok(ByteRange::Suffix(number(last)?)),
-            (true, true) => Err(bad()),
-        }
-    }
-
-    /// (start, end exclusive) within a blob of `size` bytes, as RFC 9110 reads the spec: an
-    /// end past the blob is clipped, a start past it cannot be satisfied.
-    fn resolve(self, size: u64) -> Result<(u64, u64), Error> {
-        let unsatisfiable = Error::RangeNotSatisfiable { size };
-        match self {
-            ByteRange::FromTo(a, _) | ByteRange::From(a) if a >= size => Err(unsatisfiable),
-            ByteRange::FromTo(a, b) => Ok((a, b.saturating_add(1).min(size))),
-            ByteRange::From(a) => Ok((a, size)),
-            ByteRange::Suffix(n) if n == 0 || size == 0 => Err(unsatisfiable),
-            ByteRange::Suffix(n) => Ok((size - n.min(size), size)),
-        }
-    }
-}
-
-/// Query of `GET /list/{bucket}`; values are percent-encoded like path segments.
-#[derive(Debug, PartialEq, Eq)]
-struct ListQuery {
-    prefix: String,
-    after: String,
-    limit: usize,
-}
-
-impl ListQuery {
-    fn parse(query: Option<&str>) -> Result<ListQuery, Error> {
-        let mut parsed = ListQuery {
-            prefix: String::new(),
-            after: String::new(),
-            limit: MAX_LIST_LIMIT,
-        };
-        for pair in query
-            .unwrap_or_default()
-            .split('&')
-            .filter(|p| !p.is_empty())
-        {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let value = proto::decode_segment(value)
-                .ok_or_else(|| Error::BadRequest(format!("query value of {name} is not UTF-8")))?;
-            match name {
-                "prefix" => parsed.prefix = value,
-                "after" => parsed.after = value,
-                "limit" => {
-                    parsed.limit = value
-                        .parse()
-                        .map_err(|_| Error::BadRequest(format!("bad limit {value:?}")))?;
-                }
-                // Unknown parameters are ignored so a newer gateway can talk to this node.
-                _ => {}
-            }
-        }
-        Ok(parsed)
-    }
 }
 
 /// Buffers a JSON request body of at most [`MAX_RECORD_BODY`] bytes and decodes it.

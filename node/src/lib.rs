@@ -6,12 +6,18 @@
 //! - `proto`: the wire contract shared with the gateway (routes, headers, bodies, record
 //!   merge). Pure, public.
 //! - `http`: authentication, router and one handler per route.
-//! - `blobs`: blob files, written temp → MD5 check → fsync → rename, CRC32C-verified on read.
-//! - `records`: object and bucket records in redb, merged on write, group-committed.
+//! - `blobs`: blob files, written temp → MD5 check → fsync → rename, CRC32C-verified on read,
+//!   quarantined when found corrupt.
+//! - `scrub`: the background task that verifies every blob completely, slowly.
+//! - `records`: object and bucket records and repair hints in redb, merged on write,
+//!   group-committed.
+//! - `lease`: named leases in memory (which gateway runs the repair worker).
+//! - `metrics`: the node's Prometheus metrics, in a registry of its own.
 //! - `config`, `error`: the node's [`Config`] and its one [`Error`] type with the one
 //!   mapping to HTTP statuses.
 //!
-//! [`serve`] wires them together: it owns the listener, the connections and shutdown.
+//! [`serve`] wires them together: it owns the listener, the connections, the scrubber and
+//! shutdown.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,6 +28,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 pub mod proto;
@@ -30,9 +37,12 @@ mod blobs;
 mod config;
 mod error;
 mod http;
+mod lease;
+mod metrics;
 mod records;
+mod scrub;
 
-pub use config::Config;
+pub use config::{Config, DEFAULT_SCRUB_INTERVAL, DEFAULT_SCRUB_RATE};
 pub use error::Error;
 
 /// How long in-flight requests may run on after shutdown before their connections are cut.
@@ -44,9 +54,10 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Runs a data node on `listener` until `shutdown` resolves: validates `config`, opens (and
-/// creates) the stores under `config.data_dir`, serves HTTP/1.1 with keep-alive, then stops
-/// accepting, lets in-flight requests finish for up to 10 s, and makes every acknowledged
-/// record durable before returning. Errors only if the node cannot start.
+/// creates) the stores under `config.data_dir`, serves HTTP/1.1 with keep-alive and runs the
+/// blob scrubber (unless `config.scrub_interval` is `None`), then stops the scrubber at
+/// once, stops accepting, lets in-flight requests finish for up to 10 s, and makes every
+/// acknowledged record durable before returning. Errors only if the node cannot start.
 pub async fn serve(
     config: Config,
     listener: TcpListener,
@@ -55,29 +66,58 @@ pub async fn serve(
     config.validate()?;
     let data_dir = config.data_dir.clone();
     let fsync = config.fsync;
+    let metrics = metrics::Metrics::new()?;
+    let opening = metrics.clone();
     let (blobs, records, writer) = tokio::task::spawn_blocking(move || {
         std::fs::create_dir_all(&data_dir).map_err(Error::io("create data directory"))?;
         // Records first: redb locks its file, so a second node on the same directory stops
         // here, before the blob store clears the first node's temp files.
-        let (records, writer) = records::RecordStore::open(&data_dir.join("records.redb"), fsync)?;
-        let blobs = blobs::BlobStore::open(&data_dir, fsync)?;
+        let (records, writer) = records::RecordStore::open(
+            &data_dir.join("records.redb"),
+            fsync,
+            opening.record_commits.clone(),
+        )?;
+        let blobs = blobs::BlobStore::open(&data_dir, fsync, &opening)?;
         Ok::<_, Error>((blobs, records, writer))
     })
     .await
-    .map_err(|e| Error::Io {
-        op: "open stores",
-        source: std::io::Error::other(e.to_string()),
-    })??;
+    .map_err(Error::task("open stores"))??;
+    let (stop_scrubber, scrubber_stopped) = oneshot::channel::<()>();
+    let scrubber = config.scrub_interval.map(|interval| {
+        let scrubber = scrub::Scrubber {
+            store: blobs.clone(),
+            interval,
+            rate: config.scrub_rate_bytes_per_sec,
+            checked: metrics.scrub_blobs_checked.clone(),
+            passes: metrics.scrub_passes.clone(),
+        };
+        // A dropped sender stops it too, so no path out of `serve` leaves it running.
+        tokio::spawn(scrubber.run(async move {
+            let _ = scrubber_stopped.await;
+        }))
+    });
     let state = Arc::new(http::State {
         secret: config.cluster_secret.into_bytes(),
         blobs,
         records,
+        leases: lease::Leases::default(),
+        metrics,
     });
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, data_dir = %config.data_dir.display(), fsync, "node serving");
     }
 
+    // The scrubber stops as soon as shutdown fires, not after the connections drained.
+    let shutdown = async move {
+        shutdown.await;
+        drop(stop_scrubber);
+    };
     accept_until(listener, state, shutdown).await;
+    if let Some(scrubber) = scrubber
+        && scrubber.await.is_err()
+    {
+        tracing::error!("blob scrubber task failed");
+    }
 
     // Every connection task is gone, so the last record handle is dropped: the writer
     // answers what is queued, makes lazy commits durable and stops.

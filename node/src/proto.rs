@@ -7,7 +7,9 @@
 //! Versions are immutable once written; the only change a version ever sees is becoming
 //! `Purged` (permanently deleted), and a purge tombstone always wins.
 //!
-//! Routes (every route but `/health` requires the [`SECRET_HEADER`]):
+//! Routes (every route but `/health` and `/metrics` requires the [`SECRET_HEADER`];
+//! `/metrics` is open because Prometheus scrapers do not carry the secret, and it reveals
+//! no stored data):
 //!
 //! | method | path | body | answer |
 //! |---|---|---|---|
@@ -23,10 +25,10 @@
 //! | POST | `/buckets/{bucket}` | [`BucketRecord`] (merged in) | 204 |
 //! | GET | `/list/{bucket}?...&check_blobs=1` | | [`ListPage`] with `missing_blobs` filled |
 //! | POST | `/hints` | `Vec<Hint>` (stored; a newer `since` replaces an older) | 204 |
-//! | GET | `/hints?limit=` | | `Vec<Hint>`, ascending by (target, bucket, key) |
-//! | POST | `/hints/delete` | `Vec<Hint>` (each removed only if its `since` is still the stored one) | 204 |
+//! | GET | `/hints?limit=` | | `Vec<Hint>`, ascending by (target, bucket, key); `limit` defaults to and is capped at [`MAX_LIST_LIMIT`] |
+//! | POST | `/hints/delete` | `Vec<Hint>` (each removed only if the stored `since` is not newer than the given one) | 204 |
 //! | POST | `/lease/{name}` | [`LeaseRequest`] | [`LeaseReply`] |
-//! | GET | `/metrics` | | Prometheus text |
+//! | GET | `/metrics` | | Prometheus text (open: no secret needed) |
 //!
 //! Path segments `{bucket}` and `{key}` are percent-encoded with [`encode_segment`]; blob ids
 //! are 32 lowercase hex characters. Errors are [`ErrorBody`] with a non-2xx status.

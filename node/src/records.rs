@@ -1,13 +1,14 @@
 //! Metadata records in redb (`<data_dir>/records.redb`): object records keyed by
-//! `bucket ++ 0x00 ++ key` and bucket records keyed by name, both stored as JSON.
+//! `bucket ++ 0x00 ++ key` and bucket records keyed by name, both stored as JSON, and the
+//! repair hints of [`hints`].
 //!
 //! Invariants: stored records only ever grow by merge (`proto` merge functions), so writes
 //! are idempotent and order-free. Every write goes through one writer thread that drains
 //! all pending requests into ONE write transaction and commits once (group commit: one
 //! fsync per batch, not per record), then answers each waiter; a write is acknowledged only
-//! after the commit that contains it. Bucket names never contain 0x00, so the keys of one
-//! bucket are contiguous and sorted by key bytes. Reads run concurrently on read
-//! transactions and never wait for the writer.
+//! after the commit that contains it; hint writes share those transactions. Bucket names
+//! never contain 0x00, so the keys of one bucket are contiguous and sorted by key bytes.
+//! Reads run concurrently on read transactions and never wait for the writer.
 
 use std::ops::Bound;
 use std::path::Path;
@@ -17,13 +18,16 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use prometheus::IntCounter;
 use redb::{Database, Durability, ReadTransaction, ReadableTable, Table, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
 use crate::error::Error;
-use crate::proto::{BucketRecord, ListEntry, ListPage, MAX_LIST_LIMIT, ObjectRecord};
+use crate::proto::{BucketRecord, Hint, ListEntry, ListPage, MAX_LIST_LIMIT, ObjectRecord};
+
+mod hints;
 
 const OBJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("objects");
 const BUCKETS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("buckets");
@@ -65,8 +69,15 @@ struct WriterStats {
 }
 
 enum Change {
-    Object { key: Vec<u8>, record: ObjectRecord },
+    Object {
+        key: Vec<u8>,
+        record: ObjectRecord,
+    },
     Bucket(BucketRecord),
+    /// Hints with their table keys, each stored unless a later one is there.
+    RaiseHints(Vec<(Vec<u8>, Hint)>),
+    /// Hints with their table keys, each removed unless raised again since.
+    ClearHints(Vec<(Vec<u8>, Hint)>),
 }
 
 struct WriteRequest {
@@ -112,7 +123,12 @@ impl Stored for BucketRecord {
 impl RecordStore {
     /// Opens (creating if needed) the database at `path` and starts the writer thread.
     /// Blocking. With `fsync` every commit is durable before its writes are acknowledged.
-    pub(crate) fn open(path: &Path, fsync: bool) -> Result<(RecordStore, RecordWriter), Error> {
+    /// `commits` counts the write transactions committed.
+    pub(crate) fn open(
+        path: &Path,
+        fsync: bool,
+        commits: IntCounter,
+    ) -> Result<(RecordStore, RecordWriter), Error> {
         let db = Database::builder()
             .set_cache_size(CACHE_SIZE)
             .create(path)
@@ -123,6 +139,8 @@ impl RecordStore {
             .map_err(Error::db("create objects table"))?;
         txn.open_table(BUCKETS)
             .map_err(Error::db("create buckets table"))?;
+        txn.open_table(hints::HINTS)
+            .map_err(Error::db("create hints table"))?;
         txn.commit().map_err(Error::db("commit"))?;
 
         let db = Arc::new(db);
@@ -132,6 +150,7 @@ impl RecordStore {
             db: Arc::clone(&db),
             fsync,
             stats: Arc::clone(&stats),
+            commits,
         };
         let handle = std::thread::Builder::new()
             .name("record-writer".into())
@@ -254,6 +273,32 @@ impl RecordStore {
         .await
     }
 
+    /// Stores repair hints; for each (target, bucket, key) the largest `since` is kept.
+    /// Returns once committed. Refuses the whole batch if one hint is malformed.
+    pub(crate) async fn raise_hints(&self, hints: Vec<Hint>) -> Result<(), Error> {
+        let keyed = keyed_hints(hints)?;
+        if keyed.is_empty() {
+            return Ok(());
+        }
+        self.write(Change::RaiseHints(keyed)).await
+    }
+
+    /// Removes repair hints, each only if the stored `since` is not newer than the given
+    /// one. Returns once committed. Refuses the whole batch if one hint is malformed.
+    pub(crate) async fn clear_hints(&self, hints: Vec<Hint>) -> Result<(), Error> {
+        let keyed = keyed_hints(hints)?;
+        if keyed.is_empty() {
+            return Ok(());
+        }
+        self.write(Change::ClearHints(keyed)).await
+    }
+
+    /// The first `limit` (at most [`MAX_LIST_LIMIT`]) hints, ascending by
+    /// (target, bucket, key).
+    pub(crate) async fn hints(&self, limit: usize) -> Result<Vec<Hint>, Error> {
+        self.read(move |txn| hints::list(txn, limit)).await
+    }
+
     /// Number of write transactions the writer has committed or aborted.
     #[cfg(test)]
     pub(crate) fn batches(&self) -> u64 {
@@ -295,6 +340,13 @@ fn check_bucket(bucket: &str) -> Result<(), Error> {
     Ok(())
 }
 
+fn keyed_hints(hints: Vec<Hint>) -> Result<Vec<(Vec<u8>, Hint)>, Error> {
+    hints
+        .into_iter()
+        .map(|hint| Ok((hints::hint_key(&hint)?, hint)))
+        .collect()
+}
+
 fn object_key(bucket: &str, key: &str) -> Result<Vec<u8>, Error> {
     check_bucket(bucket)?;
     if key.is_empty() {
@@ -326,6 +378,7 @@ struct Writer {
     db: Arc<Database>,
     fsync: bool,
     stats: Arc<WriterStats>,
+    commits: IntCounter,
 }
 
 impl Writer {
@@ -420,11 +473,20 @@ impl Writer {
         {
             let mut objects = txn.open_table(OBJECTS).map_err(Error::db("open objects"))?;
             let mut buckets = txn.open_table(BUCKETS).map_err(Error::db("open buckets"))?;
+            let mut hint_table = txn
+                .open_table(hints::HINTS)
+                .map_err(Error::db("open hints"))?;
             for change in changes {
                 let outcome = match change {
                     Change::Object { key, record } => merge_into(&mut objects, key, record),
                     Change::Bucket(record) => {
                         merge_into(&mut buckets, record.name.as_bytes(), record)
+                    }
+                    Change::RaiseHints(keyed) => {
+                        each_hint(keyed, |key, hint| hints::raise(&mut hint_table, key, hint))
+                    }
+                    Change::ClearHints(keyed) => {
+                        each_hint(keyed, |key, hint| hints::clear(&mut hint_table, key, hint))
                     }
                 };
                 match outcome {
@@ -440,6 +502,7 @@ impl Writer {
         }
         if changed {
             txn.commit().map_err(Error::db("commit"))?;
+            self.commits.inc();
         } else {
             // Nothing new (a re-sent or repaired record): every write in the batch is
             // already in an earlier commit, so skip the flush.
@@ -447,6 +510,18 @@ impl Writer {
         }
         Ok((results, changed))
     }
+}
+
+/// Applies `apply` to every keyed hint in order; true when any changed the table.
+fn each_hint(
+    keyed: &[(Vec<u8>, Hint)],
+    mut apply: impl FnMut(&[u8], &Hint) -> Result<bool, Error>,
+) -> Result<bool, Error> {
+    let mut changed = false;
+    for (key, hint) in keyed {
+        changed |= apply(key, hint)?;
+    }
+    Ok(changed)
 }
 
 /// Merges `incoming` into the value at `key`; true when the stored value changed. A stored

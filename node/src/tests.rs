@@ -1,5 +1,7 @@
 //! The node end to end: [`crate::serve`] on a loopback port, spoken to over raw HTTP/1.1
-//! (no client library, so the bytes on the wire are exactly what the test says).
+//! (no client library, so the bytes on the wire are exactly what the test says). The
+//! self-healing routes and background work (hints, blob checks, quarantine, scrubber,
+//! leases, metrics) are in `healing`.
 
 use std::net::SocketAddr;
 
@@ -24,10 +26,16 @@ struct Node {
 
 impl Node {
     async fn start_in(dir: tempfile::TempDir) -> Node {
+        Node::start_with(dir, |_| {}).await
+    }
+
+    /// Starts a node on `dir` with the default configuration changed by `configure`.
+    async fn start_with(dir: tempfile::TempDir, configure: impl FnOnce(&mut Config)) -> Node {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel::<()>();
-        let config = Config::new(dir.path().join("data"), SECRET);
+        let mut config = Config::new(dir.path().join("data"), SECRET);
+        configure(&mut config);
         let task = tokio::spawn(serve(config, listener, async move {
             let _ = stopped.await;
         }));
@@ -206,7 +214,7 @@ async fn requests_without_the_secret_are_refused_and_change_nothing() {
 
     let blob = format!("/blobs/{ID}");
     let other_blob = "/blobs/ffeeddccbbaa99887766554433221100";
-    let attempts: [(&str, &str, Vec<u8>); 7] = [
+    let attempts: [(&str, &str, Vec<u8>); 11] = [
         ("PUT", other_blob, b"intruder".to_vec()),
         ("DELETE", &blob, vec![]),
         ("GET", &blob, vec![]),
@@ -214,6 +222,14 @@ async fn requests_without_the_secret_are_refused_and_change_nothing() {
         ("POST", "/buckets/b", bucket_json("b")),
         ("GET", "/buckets", vec![]),
         ("GET", "/no/such/route", vec![]),
+        ("POST", "/hints", b"[]".to_vec()),
+        ("GET", "/hints", vec![]),
+        ("POST", "/hints/delete", b"[]".to_vec()),
+        (
+            "POST",
+            "/lease/repair",
+            br#"{"holder":"x","ttl_ms":1000}"#.to_vec(),
+        ),
     ];
     for (method, path, body) in &attempts {
         for headers in [vec![], vec![(proto::SECRET_HEADER, "wrong-secret")]] {
@@ -227,7 +243,7 @@ async fn requests_without_the_secret_are_refused_and_change_nothing() {
     assert_eq!(node.call("GET", other_blob, &[], &[]).await.status, 404);
     assert_eq!(node.call("GET", "/records/b/k", &[], &[]).await.status, 404);
     assert_eq!(node.call("GET", "/buckets", &[], &[]).await.body, b"[]");
-    // Health is the one open route.
+    // Health (and metrics, see `healing`) are the open routes.
     let health = node.call_as("GET", "/health", &[], &[]).await;
     assert_eq!((health.status, health.body.as_slice()), (200, &b"ok"[..]));
     node.stop().await;
@@ -317,34 +333,6 @@ async fn blobs_round_trip_with_ranges_and_digest_checks() {
 }
 
 #[tokio::test]
-async fn corruption_is_a_500_before_the_body_and_a_cut_body_after() {
-    let node = Node::start().await;
-    let bytes = data(2 * BLOCK + 1);
-    let path = format!("/blobs/{ID}");
-    assert_eq!(node.call("PUT", &path, &[], &bytes).await.status, 200);
-    let mut raw = std::fs::read(node.blob_path(ID)).expect("read blob file");
-    raw[BLOCK + 7] ^= 1;
-    std::fs::write(node.blob_path(ID), &raw).expect("write blob file");
-
-    let in_first = node
-        .call("GET", &path, &[("range", &format!("bytes={BLOCK}-"))], &[])
-        .await;
-    assert_eq!(
-        (in_first.status, in_first.code().as_str()),
-        (500, "Corrupt")
-    );
-    let later = node.call("GET", &path, &[], &[]).await;
-    assert_eq!(later.status, 200);
-    assert!(later.cut_short, "a corrupt block must not be served");
-    assert!(later.body.len() <= BLOCK);
-    let clean = node
-        .call("GET", &path, &[("range", "bytes=0-99")], &[])
-        .await;
-    assert!(clean.status == 206 && clean.body == bytes[..100]);
-    node.stop().await;
-}
-
-#[tokio::test]
 async fn records_and_buckets_round_trip_and_survive_a_restart() {
     let node = Node::start().await;
     let key = proto::encode_segment("dir/é & x.txt");
@@ -429,3 +417,5 @@ async fn refuses_to_start_with_an_empty_secret() {
     let result = serve(Config::new(dir.path(), ""), listener, async {}).await;
     assert!(matches!(result, Err(Error::Config(_))));
 }
+
+mod healing;

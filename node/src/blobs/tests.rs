@@ -9,12 +9,17 @@ use futures::StreamExt;
 use md5::{Digest, Md5};
 
 use super::*;
+use crate::metrics::Metrics;
 
 const BS: u64 = BLOB_BLOCK_SIZE;
 const ID: &str = "0123456789abcdef0123456789abcdef";
 
 fn store(dir: &tempfile::TempDir) -> BlobStore {
-    BlobStore::open(dir.path(), true).expect("open blob store")
+    store_with(dir, &Metrics::new().expect("metrics"))
+}
+
+fn store_with(dir: &tempfile::TempDir, metrics: &Metrics) -> BlobStore {
+    BlobStore::open(dir.path(), true, metrics).expect("open blob store")
 }
 
 /// Deterministic, non-repeating-per-block test data.
@@ -57,6 +62,10 @@ fn tmp_is_empty(dir: &tempfile::TempDir) -> bool {
 
 fn blob_path(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("blobs").join(&ID[..2]).join(ID)
+}
+
+fn quarantine_path(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("quarantine").join(ID)
 }
 
 #[tokio::test]
@@ -176,9 +185,10 @@ async fn dropped_upload_removes_its_temp_file() {
 }
 
 #[tokio::test]
-async fn flipped_byte_is_caught_in_its_block_only() {
+async fn flipped_byte_is_caught_in_its_block_only_and_quarantines_the_blob() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = store(&dir);
+    let metrics = Metrics::new().expect("metrics");
+    let store = store_with(&dir, &metrics);
     let len = 3 * BS + 100;
     let bytes = data(len);
     store.put(ID, body(&bytes), None).await.expect("put");
@@ -186,23 +196,184 @@ async fn flipped_byte_is_caught_in_its_block_only() {
     let mut raw = std::fs::read(&path).expect("read blob file");
     let flipped = (BS + 4_000) as usize;
     raw[flipped] ^= 0x40;
-    std::fs::write(&path, &raw).expect("write blob file");
+    // Each read that finds the damage moves the file away: put it back before the next.
+    let damage = || std::fs::write(&path, &raw).expect("write blob file");
 
     // Full read: block 0 is served, then the stream fails at block 1.
+    damage();
     let (got, err) = read(&store, None).await;
     assert!(matches!(err, Some(Error::Corrupt(_))), "{err:?}");
     assert!(got == bytes[..BS as usize]);
+    assert!(!path.exists(), "a corrupt blob must leave its path");
+    let kept = std::fs::read(quarantine_path(&dir)).expect("quarantined copy");
+    assert!(kept == raw);
+    assert!(matches!(store.open_blob(ID).await, Err(Error::NotFound)));
+    assert_eq!(metrics.blob_corruptions.get(), 1);
+
     // A range inside the damaged block fails before yielding a byte.
+    damage();
     let (got, err) = read(&store, Some((BS + 10, BS + 20))).await;
     assert!(matches!(err, Some(Error::Corrupt(_))) && got.is_empty());
     // A range that touches the damaged block only through its unflipped bytes still fails:
     // the whole block is checked.
+    damage();
     let (_, err) = read(&store, Some((BS, BS + 1))).await;
     assert!(matches!(err, Some(Error::Corrupt(_))));
-    // Other blocks read fine.
+    assert_eq!(metrics.blob_corruptions.get(), 3);
+    // Other blocks read fine, and a read that meets no damage quarantines nothing.
+    damage();
     let (got, err) = read(&store, Some((2 * BS + 1, len))).await;
     assert!(err.is_none(), "{err:?}");
     assert!(got == bytes[(2 * BS + 1) as usize..]);
+    assert!(path.exists());
+}
+
+#[tokio::test]
+async fn a_rewrite_restores_a_quarantined_blob_and_is_never_quarantined_by_an_old_reader() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let metrics = Metrics::new().expect("metrics");
+    let store = store_with(&dir, &metrics);
+    let bytes = data(2 * BS);
+    store.put(ID, body(&bytes), None).await.expect("put");
+    let path = blob_path(&dir);
+    let mut raw = std::fs::read(&path).expect("read blob file");
+    raw[3] ^= 1;
+    std::fs::write(&path, &raw).expect("write blob file");
+
+    // A reader opens the damaged file; a repair replaces it before the reader gets to the
+    // damage. The reader fails, but the good new file stays in place.
+    let stale = store.open_blob(ID).await.expect("open");
+    store.put(ID, body(&bytes), None).await.expect("repair");
+    let (_, err) = drain(stale.read(None).expect("read")).await;
+    assert!(matches!(err, Some(Error::Corrupt(_))), "{err:?}");
+    assert!(!quarantine_path(&dir).exists());
+    assert_eq!(metrics.blob_corruptions.get(), 0);
+    let (got, err) = read(&store, None).await;
+    assert!(err.is_none() && got == bytes);
+
+    // Once quarantined, a put of the same id makes it readable again.
+    std::fs::write(&path, &raw).expect("write blob file");
+    let (_, err) = read(&store, None).await;
+    assert!(err.is_some());
+    assert!(matches!(store.open_blob(ID).await, Err(Error::NotFound)));
+    store.put(ID, body(&bytes), None).await.expect("repair");
+    let (got, err) = read(&store, None).await;
+    assert!(err.is_none() && got == bytes);
+}
+
+#[tokio::test]
+async fn full_check_verifies_blocks_and_the_whole_md5() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let metrics = Metrics::new().expect("metrics");
+    let store = store_with(&dir, &metrics);
+    let run = |mut check: FullCheck| {
+        let mut read = 0;
+        loop {
+            match check.step() {
+                Ok(Checked::More(n)) => read += n,
+                Ok(Checked::Sound) => return Ok(read),
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    for len in [0, 1, BS, 9 * BS + 7] {
+        store.put(ID, body(&data(len)), None).await.expect("put");
+        let check = store.open_blob(ID).await.expect("open").full_check();
+        assert_eq!(run(check).expect("sound"), len);
+    }
+
+    // Damage that block checksums cannot see: a data byte changed and its block's CRC32C
+    // rewritten to match. Reads pass; only the whole-data MD5 catches it.
+    let len = 2 * BS + 5;
+    let mut bytes = data(len);
+    store.put(ID, body(&bytes), None).await.expect("put");
+    let path = blob_path(&dir);
+    let mut raw = std::fs::read(&path).expect("read blob file");
+    raw[10] ^= 0x10;
+    bytes[10] ^= 0x10;
+    let crc = crc32c::crc32c(&bytes[..BS as usize]);
+    let table = len as usize;
+    raw[table..table + 4].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &raw).expect("write blob file");
+    let (got, err) = read(&store, None).await;
+    assert!(err.is_none() && got == bytes);
+    let check = store.open_blob(ID).await.expect("open").full_check();
+    assert!(matches!(run(check), Err(Error::Corrupt(_))));
+    assert!(quarantine_path(&dir).exists() && !path.exists());
+    assert_eq!(metrics.blob_corruptions.get(), 1);
+}
+
+#[tokio::test]
+async fn gauges_count_blobs_and_bytes_across_writes_removals_and_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let metrics = Metrics::new().expect("metrics");
+    let store = store_with(&dir, &metrics);
+    let other = "ffeeddccbbaa99887766554433221100";
+    store.put(ID, body(&data(BS + 1)), None).await.expect("put");
+    store.put(other, body(&data(10)), None).await.expect("put");
+    assert_eq!(
+        (metrics.blobs.get(), metrics.blob_bytes.get()),
+        (2, BS as i64 + 11)
+    );
+    // Replacing a blob counts it once, with its new size.
+    store.put(ID, body(&data(3 * BS)), None).await.expect("put");
+    assert_eq!(
+        (metrics.blobs.get(), metrics.blob_bytes.get()),
+        (2, 3 * BS as i64 + 10)
+    );
+    store.delete(other).await.expect("delete");
+    store.delete(other).await.expect("delete again");
+    assert_eq!(
+        (metrics.blobs.get(), metrics.blob_bytes.get()),
+        (1, 3 * BS as i64)
+    );
+
+    // Reopening counts what is on disk; a stray file is not a blob.
+    std::fs::write(dir.path().join("blobs/00/not-a-blob"), b"x").expect("write");
+    drop(store);
+    let reopened = Metrics::new().expect("metrics");
+    let store = store_with(&dir, &reopened);
+    assert_eq!(
+        (reopened.blobs.get(), reopened.blob_bytes.get()),
+        (1, 3 * BS as i64)
+    );
+    let listed = store.list_shard(0x01).expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].0, ID);
+
+    // Quarantine takes the blob out of the count.
+    let mut raw = std::fs::read(blob_path(&dir)).expect("read");
+    raw[0] ^= 1;
+    std::fs::write(blob_path(&dir), &raw).expect("write");
+    let _ = read(&store, None).await;
+    assert_eq!((reopened.blobs.get(), reopened.blob_bytes.get()), (0, 0));
+}
+
+#[test]
+fn data_size_inverts_the_file_layout() {
+    for len in [0, 1, BS - 1, BS, BS + 1, 7 * BS, 7 * BS + 3] {
+        let file_len = len + len.div_ceil(BS) * 4 + FOOTER_LEN;
+        assert_eq!(data_size(file_len), len, "{len}");
+    }
+    assert_eq!(data_size(0), 0);
+    // Any length, even one no blob file has, yields a size without overflow.
+    assert!(data_size(u64::MAX) < u64::MAX);
+    assert_eq!(data_size(FOOTER_LEN - 1), 0);
+}
+
+#[tokio::test]
+async fn missing_reports_absent_blobs_by_stat() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(&dir);
+    let other = "ffeeddccbbaa99887766554433221100";
+    store.put(ID, body(b"x"), None).await.expect("put");
+    let asked = vec![
+        vec![ID.to_string(), other.to_string()],
+        vec![],
+        vec!["not-an-id".to_string(), ID.to_string()],
+    ];
+    let missing = store.missing(asked).await.expect("missing");
+    assert_eq!(missing, vec![vec![other.to_string()], vec![], vec![]]);
 }
 
 #[tokio::test]
@@ -226,6 +397,9 @@ async fn damaged_footer_or_length_is_corrupt() {
 
     std::fs::write(&path, b"S3QB").expect("write");
     assert!(matches!(store.open_blob(ID).await, Err(Error::Corrupt(_))));
+    // Each damaged file was quarantined: the path is empty now.
+    assert!(matches!(store.open_blob(ID).await, Err(Error::NotFound)));
+    assert!(dir.path().join("quarantine").join(ID).exists());
 }
 
 #[tokio::test]

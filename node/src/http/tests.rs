@@ -1,7 +1,11 @@
-//! Pure parts of the HTTP layer: Range parsing and resolution, list queries, the secret
-//! check. The served API itself is exercised end to end in `crate::tests`.
+//! Pure parts of the HTTP layer: routing, Range parsing and resolution, queries, the
+//! secret check, blob references of records. The served API itself is exercised end to end
+//! in `crate::tests`.
+
+use std::collections::BTreeMap;
 
 use super::*;
+use crate::proto::{MAX_LIST_LIMIT, ObjectMeta, PartRef, Stamp, Version};
 
 fn range(v: &str) -> Result<ByteRange, Error> {
     ByteRange::parse(&HeaderValue::from_str(v).expect("header value"))
@@ -55,9 +59,20 @@ fn list_query_decodes_values_and_defaults_the_limit() {
         ListQuery {
             prefix: "a/b c".into(),
             after: "a/1".into(),
-            limit: 7
+            limit: 7,
+            check_blobs: false,
         }
     );
+    for (query, check) in [
+        ("check_blobs=1", true),
+        ("check_blobs", true),
+        ("check_blobs=true", true),
+        ("check_blobs=0", false),
+    ] {
+        let q = ListQuery::parse(Some(query)).expect("parse");
+        assert_eq!(q.check_blobs, check, "{query}");
+    }
+    assert!(ListQuery::parse(Some("check_blobs=maybe")).is_err());
     let empty = ListQuery::parse(None).expect("parse");
     assert_eq!(empty.limit, MAX_LIST_LIMIT);
     assert!(empty.prefix.is_empty() && empty.after.is_empty());
@@ -86,4 +101,87 @@ fn secret_must_match_exactly() {
         authorize(&HeaderMap::new(), b"s3cret"),
         Err(Error::Unauthorized)
     ));
+}
+
+#[test]
+fn hints_limit_defaults_to_and_is_capped_at_the_list_limit() {
+    assert_eq!(params::hints_limit(None).expect("parse"), MAX_LIST_LIMIT);
+    assert_eq!(params::hints_limit(Some("limit=5")).expect("parse"), 5);
+    assert_eq!(
+        params::hints_limit(Some("limit=99999")).expect("parse"),
+        MAX_LIST_LIMIT
+    );
+    assert!(params::hints_limit(Some("limit=x")).is_err());
+}
+
+#[test]
+fn routes_by_method_and_segments_with_fixed_labels() {
+    let route = |m: Method, p: &'static str| Route::parse(&m, p);
+    assert_eq!(route(Method::GET, "/health"), Route::Health);
+    assert_eq!(route(Method::GET, "/metrics"), Route::Metrics);
+    assert_eq!(route(Method::POST, "/hints"), Route::RaiseHints);
+    assert_eq!(route(Method::GET, "/hints"), Route::GetHints);
+    assert_eq!(route(Method::POST, "/hints/delete"), Route::ClearHints);
+    assert_eq!(route(Method::POST, "/lease/repair"), Route::Lease("repair"));
+    assert_eq!(
+        route(Method::GET, "/records/b/a%2Fk"),
+        Route::GetRecord("b", "a%2Fk")
+    );
+    assert_eq!(route(Method::GET, "/hints/delete"), Route::WrongMethod);
+    assert_eq!(route(Method::DELETE, "/lease/x"), Route::WrongMethod);
+    assert_eq!(route(Method::POST, "/metrics"), Route::WrongMethod);
+    assert_eq!(route(Method::GET, "/hints/other"), Route::Unknown);
+    assert_eq!(route(Method::GET, "/blobs/a/b"), Route::Unknown);
+    // Only health and metrics are open; labels never come from the path.
+    assert!(route(Method::GET, "/metrics").is_open());
+    assert!(!route(Method::POST, "/metrics").is_open());
+    assert!(!route(Method::GET, "/hints").is_open());
+    assert_eq!(route(Method::PUT, "/blobs/anything").label(), "put_blob");
+    assert_eq!(route(Method::GET, "/x/y/z").label(), "other");
+}
+
+fn object(data: Data) -> VersionState {
+    VersionState::Object(ObjectMeta {
+        size: 1,
+        md5: "m".into(),
+        etag: "m".into(),
+        data,
+        headers: BTreeMap::new(),
+        user_metadata: BTreeMap::new(),
+        part_number: None,
+        checksums: BTreeMap::new(),
+    })
+}
+
+#[test]
+fn referenced_blobs_skip_purged_markers_and_inline_bodies() {
+    let version = |ts: u64, state: VersionState| Version {
+        stamp: Stamp {
+            ts,
+            id: format!("v{ts}"),
+        },
+        null: false,
+        state,
+    };
+    let part = |n: u32, blob: &str| PartRef {
+        number: n,
+        blob: blob.into(),
+        size: 1,
+        md5: "m".into(),
+    };
+    let record = ObjectRecord {
+        versions: vec![
+            version(1, object(Data::Blob { id: "a".into() })),
+            version(2, VersionState::Purged),
+            version(3, VersionState::DeleteMarker),
+            version(4, object(Data::Inline { bytes: vec![1] })),
+            version(
+                5,
+                object(Data::Parts {
+                    parts: vec![part(1, "b"), part(2, "a"), part(3, "c")],
+                }),
+            ),
+        ],
+    };
+    assert_eq!(referenced_blobs(&record), ["a", "b", "c"]);
 }

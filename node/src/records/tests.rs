@@ -7,7 +7,8 @@ use super::*;
 use crate::proto::{Data, Lww, ObjectMeta, Stamp, Version, VersionState, Versioning};
 
 fn open(dir: &tempfile::TempDir, fsync: bool) -> (RecordStore, RecordWriter) {
-    RecordStore::open(&dir.path().join("records.redb"), fsync).expect("open record store")
+    let commits = IntCounter::new("commits", "test").expect("counter");
+    RecordStore::open(&dir.path().join("records.redb"), fsync, commits).expect("open record store")
 }
 
 fn version(ts: u64, id: &str) -> Version {
@@ -283,4 +284,134 @@ async fn refuses_names_that_would_break_key_order() {
         .await
         .expect("merge");
     assert!(store.get_object("b", "k\0x").await.expect("get").is_some());
+}
+
+fn hint(target: &str, bucket: &str, key: &str, since: u64) -> Hint {
+    Hint {
+        target: target.into(),
+        bucket: bucket.into(),
+        key: key.into(),
+        since,
+    }
+}
+
+fn hint_ids(hints: &[Hint]) -> Vec<(&str, &str, &str, u64)> {
+    hints
+        .iter()
+        .map(|h| {
+            (
+                h.target.as_str(),
+                h.bucket.as_str(),
+                h.key.as_str(),
+                h.since,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn hints_keep_the_latest_since_and_delete_only_what_was_processed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, writer) = open(&dir, true);
+    store
+        .raise_hints(vec![
+            hint("http://n2", "b", "k", 5),
+            hint("http://n1", "b", "k", 3),
+            hint("http://n1", "a", "z", 1),
+            // Older than the one just raised in the same batch: ignored.
+            hint("http://n1", "b", "k", 2),
+        ])
+        .await
+        .expect("raise");
+    let listed = store.hints(1000).await.expect("hints");
+    assert_eq!(
+        hint_ids(&listed),
+        [
+            ("http://n1", "a", "z", 1),
+            ("http://n1", "b", "k", 3),
+            ("http://n2", "b", "k", 5)
+        ]
+    );
+    assert_eq!(store.hints(2).await.expect("hints").len(), 2);
+    assert!(store.hints(0).await.expect("hints").is_empty());
+
+    // The repairer processed everything it read; meanwhile (n1, b, k) was raised again.
+    store
+        .raise_hints(vec![hint("http://n1", "b", "k", 7)])
+        .await
+        .expect("raise again");
+    let mut processed = listed.clone();
+    processed.push(hint("http://absent", "b", "k", 1));
+    store.clear_hints(processed).await.expect("clear");
+    assert_eq!(
+        hint_ids(&store.hints(1000).await.expect("hints")),
+        [("http://n1", "b", "k", 7)]
+    );
+    // A delete naming a later `since` removes it; survives a restart in between.
+    drop(store);
+    writer.join();
+    let (store, _writer) = open(&dir, true);
+    assert_eq!(store.hints(1000).await.expect("hints").len(), 1);
+    store
+        .clear_hints(vec![hint("http://n1", "b", "k", 9)])
+        .await
+        .expect("clear");
+    assert!(store.hints(1000).await.expect("hints").is_empty());
+}
+
+#[tokio::test]
+async fn refuses_a_hint_batch_with_a_malformed_hint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _writer) = open(&dir, false);
+    for bad in [
+        hint("", "b", "k", 1),
+        hint("n\0x", "b", "k", 1),
+        hint("n", "", "k", 1),
+        hint("n", "b\0", "k", 1),
+        hint("n", "b", "", 1),
+    ] {
+        let batch = vec![hint("n", "b", "fine", 1), bad.clone()];
+        assert!(
+            matches!(store.raise_hints(batch).await, Err(Error::BadRequest(_))),
+            "{bad:?}"
+        );
+        assert!(matches!(
+            store.clear_hints(vec![bad]).await,
+            Err(Error::BadRequest(_))
+        ));
+    }
+    assert!(store.hints(1000).await.expect("hints").is_empty());
+    // Keys, like object keys, may hold any character.
+    store
+        .raise_hints(vec![hint("n", "b", "k\0/x", 1)])
+        .await
+        .expect("raise");
+    assert_eq!(store.hints(10).await.expect("hints")[0].key, "k\0/x");
+}
+
+#[tokio::test]
+async fn commits_are_counted_once_per_changing_transaction() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let commits = IntCounter::new("commits", "test").expect("counter");
+    let (store, _writer) =
+        RecordStore::open(&dir.path().join("records.redb"), false, commits.clone()).expect("open");
+    store
+        .merge_object("b", "k", record(1))
+        .await
+        .expect("merge");
+    // Nothing new: no commit.
+    store
+        .merge_object("b", "k", record(1))
+        .await
+        .expect("merge");
+    store
+        .raise_hints(vec![hint("n", "b", "k", 1)])
+        .await
+        .expect("raise");
+    store
+        .raise_hints(vec![hint("n", "b", "k", 1)])
+        .await
+        .expect("raise");
+    store.clear_hints(Vec::new()).await.expect("clear nothing");
+    assert_eq!(commits.get(), 2);
 }
