@@ -127,8 +127,8 @@ impl ScrubArgs {
     pub fn node_config(&self, data_dir: PathBuf, secret: &str, fsync: bool) -> node::Config {
         let mut config = node::Config::new(data_dir, secret);
         config.fsync = fsync;
-        config.scrub_interval = (self.scrub_interval_ms > 0)
-            .then(|| Duration::from_millis(self.scrub_interval_ms));
+        config.scrub_interval =
+            (self.scrub_interval_ms > 0).then(|| Duration::from_millis(self.scrub_interval_ms));
         config.scrub_rate_bytes_per_sec = self.scrub_rate_mib.saturating_mul(1024 * 1024);
         config
     }

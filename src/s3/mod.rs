@@ -5,6 +5,24 @@
 //! Protocol validation (key length, unsupported options) happens here with `s3_error!`;
 //! storage failures come up from `quorum` as `Error` and convert in `error.rs`.
 
+/// Sets the `checksum_*` fields of an S3 output from a map of algorithm name → base64
+/// value (stored or just verified). Outputs share the field names but no trait.
+macro_rules! set_checksums {
+    ($out:expr, $checksums:expr) => {{
+        for (name, value) in $checksums {
+            let v = Some(value.clone());
+            match name.as_str() {
+                "CRC32" => $out.checksum_crc32 = v,
+                "CRC32C" => $out.checksum_crc32c = v,
+                "CRC64NVME" => $out.checksum_crc64nvme = v,
+                "SHA1" => $out.checksum_sha1 = v,
+                "SHA256" => $out.checksum_sha256 = v,
+                _ => {}
+            }
+        }
+    }};
+}
+
 mod bucket;
 mod copy;
 mod list;

@@ -162,16 +162,7 @@ pub(super) async fn upload_part(
         e_tag: Some(etag(&verified.md5)),
         ..Default::default()
     };
-    for (name, value) in verified.checksums {
-        match name.as_str() {
-            "CRC32" => out.checksum_crc32 = Some(value),
-            "CRC32C" => out.checksum_crc32c = Some(value),
-            "CRC64NVME" => out.checksum_crc64nvme = Some(value),
-            "SHA1" => out.checksum_sha1 = Some(value),
-            "SHA256" => out.checksum_sha256 = Some(value),
-            _ => {}
-        }
-    }
+    set_checksums!(out, &verified.checksums);
     Ok(S3Response::new(out))
 }
 

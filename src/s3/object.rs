@@ -276,16 +276,7 @@ pub(super) async fn put_object(
         version_id: ctx.version_id_for(&version),
         ..Default::default()
     };
-    for (name, value) in checksums {
-        match name.as_str() {
-            "CRC32" => out.checksum_crc32 = Some(value),
-            "CRC32C" => out.checksum_crc32c = Some(value),
-            "CRC64NVME" => out.checksum_crc64nvme = Some(value),
-            "SHA1" => out.checksum_sha1 = Some(value),
-            "SHA256" => out.checksum_sha256 = Some(value),
-            _ => {}
-        }
-    }
+    set_checksums!(out, &checksums);
     Ok(S3Response::new(out))
 }
 
@@ -369,15 +360,39 @@ pub(super) async fn resolve_version(
     }
 }
 
+/// The conditional headers of a GET or HEAD.
+struct Preconditions<'a> {
+    if_match: Option<&'a ETagCondition>,
+    if_none_match: Option<&'a ETagCondition>,
+    if_modified_since: Option<&'a Timestamp>,
+    if_unmodified_since: Option<&'a Timestamp>,
+}
+
+/// The version a GET or HEAD addresses, once its preconditions hold.
+async fn resolve_for_read(
+    cluster: &Cluster,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    pre: Preconditions<'_>,
+) -> S3Result<(Version, ObjectMeta, Vec<usize>)> {
+    let (version, meta, replicas) = resolve_version(cluster, bucket, key, version_id).await?;
+    check_preconditions(&meta, &version, pre)?;
+    Ok((version, meta, replicas))
+}
+
 /// GET/HEAD preconditions, in the order RFC 9110 §13.2.2 and S3 evaluate them.
 fn check_preconditions(
     meta: &ObjectMeta,
     version: &Version,
-    if_match: Option<&ETagCondition>,
-    if_none_match: Option<&ETagCondition>,
-    if_modified_since: Option<&Timestamp>,
-    if_unmodified_since: Option<&Timestamp>,
+    pre: Preconditions<'_>,
 ) -> S3Result<()> {
+    let Preconditions {
+        if_match,
+        if_none_match,
+        if_modified_since,
+        if_unmodified_since,
+    } = pre;
     let ours = etag(&meta.etag);
     let last_modified_secs = version.stamp.ts / 1_000_000;
     let secs = |t: &Timestamp| {
@@ -428,23 +443,6 @@ macro_rules! fill_object_fields {
     }};
 }
 
-/// Sets full-object checksums on an output (only for whole-object reads in checksum mode).
-macro_rules! fill_checksums {
-    ($out:expr, $meta:expr) => {{
-        for (name, value) in &$meta.checksums {
-            let v = Some(value.clone());
-            match name.as_str() {
-                "CRC32" => $out.checksum_crc32 = v,
-                "CRC32C" => $out.checksum_crc32c = v,
-                "CRC64NVME" => $out.checksum_crc64nvme = v,
-                "SHA1" => $out.checksum_sha1 = v,
-                "SHA256" => $out.checksum_sha256 = v,
-                _ => {}
-            }
-        }
-    }};
-}
-
 fn checksum_mode_enabled(mode: Option<&ChecksumMode>) -> bool {
     mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case("ENABLED"))
 }
@@ -460,21 +458,19 @@ pub(super) async fn get_object(
             "GET with partNumber is not supported yet"
         ));
     }
-    let (version, meta, replicas) = resolve_version(
+    let (version, meta, replicas) = resolve_for_read(
         &gw.cluster,
         &input.bucket,
         &input.key,
         input.version_id.as_deref(),
+        Preconditions {
+            if_match: input.if_match.as_ref(),
+            if_none_match: input.if_none_match.as_ref(),
+            if_modified_since: input.if_modified_since.as_ref(),
+            if_unmodified_since: input.if_unmodified_since.as_ref(),
+        },
     )
     .await?;
-    check_preconditions(
-        &meta,
-        &version,
-        input.if_match.as_ref(),
-        input.if_none_match.as_ref(),
-        input.if_modified_since.as_ref(),
-        input.if_unmodified_since.as_ref(),
-    )?;
     let (start, end) = match &input.range {
         Some(r) => {
             let range = r.check(meta.size)?;
@@ -517,7 +513,7 @@ pub(super) async fn get_object(
             meta.size
         ));
     } else if checksum_mode_enabled(input.checksum_mode.as_ref()) {
-        fill_checksums!(out, meta);
+        set_checksums!(out, &meta.checksums);
     }
     Ok(S3Response::new(out))
 }
@@ -527,21 +523,19 @@ pub(super) async fn head_object(
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let input = req.input;
-    let (version, meta, _) = resolve_version(
+    let (version, meta, _) = resolve_for_read(
         &gw.cluster,
         &input.bucket,
         &input.key,
         input.version_id.as_deref(),
+        Preconditions {
+            if_match: input.if_match.as_ref(),
+            if_none_match: input.if_none_match.as_ref(),
+            if_modified_since: input.if_modified_since.as_ref(),
+            if_unmodified_since: input.if_unmodified_since.as_ref(),
+        },
     )
     .await?;
-    check_preconditions(
-        &meta,
-        &version,
-        input.if_match.as_ref(),
-        input.if_none_match.as_ref(),
-        input.if_modified_since.as_ref(),
-        input.if_unmodified_since.as_ref(),
-    )?;
     let mut out = HeadObjectOutput {
         content_length: Some(meta.size as i64),
         version_id: version_id_header(&version),
@@ -559,7 +553,7 @@ pub(super) async fn head_object(
     }
     fill_object_fields!(out, version, meta);
     if input.range.is_none() && checksum_mode_enabled(input.checksum_mode.as_ref()) {
-        fill_checksums!(out, meta);
+        set_checksums!(out, &meta.checksums);
     }
     Ok(S3Response::new(out))
 }
