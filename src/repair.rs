@@ -19,7 +19,7 @@ use node::proto::Hint;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::quorum::{Cluster, UPLOADS_SUFFIX};
+use crate::quorum::{Cluster, UPLOADS_SUFFIX, is_behind};
 
 /// How the worker paces itself.
 #[derive(Debug, Clone)]
@@ -282,15 +282,11 @@ impl Worker {
     /// and repairs each replica that has less than the others.
     async fn anti_entropy(&mut self, stop: &watch::Receiver<bool>) {
         let started = Instant::now();
-        let buckets = match self.cluster.list_buckets().await {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!("anti-entropy pass skipped: {e}");
-                return;
-            }
-        };
+        // Buckets first: the object pass walks the buckets the nodes know of.
+        let (buckets, buckets_repaired) = self.cluster.sync_buckets().await;
+        let buckets: Vec<_> = buckets.into_iter().filter(|b| b.exists.value).collect();
+        let mut repaired = buckets_repaired as u64;
         let mut compared = 0u64;
-        let mut repaired = 0u64;
         let mut complete = true;
         let mut lagging = BTreeSet::new();
         let namespaces = buckets
@@ -323,8 +319,9 @@ impl Worker {
                         }
                         let copy = scanned.copies.iter().find(|(i, _)| *i == r).map(|(_, e)| e);
                         let missing = copy.map(|c| c.missing_blobs.clone()).unwrap_or_default();
-                        let stale =
-                            copy.is_none_or(|c| c.record != scanned.merged) || !missing.is_empty();
+                        let empty = node::proto::ObjectRecord::default();
+                        let have = copy.map_or(&empty, |c| &c.record);
+                        let stale = is_behind(have, &scanned.merged) || !missing.is_empty();
                         if !stale {
                             continue;
                         }

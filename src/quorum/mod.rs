@@ -27,7 +27,7 @@ use crate::node_client::{NodeClient, NodeError, new_pool};
 use crate::placement::Placement;
 
 pub use list::Listing;
-pub use repair::blobs_of;
+pub use repair::{blobs_of, is_behind};
 pub use write::BlobUpload;
 
 /// Record addresses of multipart uploads use this suffix on the bucket name; a `/` never

@@ -28,7 +28,19 @@ pub fn blobs_of(meta: &ObjectMeta) -> Vec<(String, Option<String>)> {
     }
 }
 
-const READ_REPAIR_GRACE_MICROS: u64 = 2_000_000;
+/// A version younger than this may still be on its way to a replica (a write finishes
+/// its last replica in the background): not yet a reason to repair.
+const REPAIR_GRACE_MICROS: u64 = 2_000_000;
+
+/// Whether a replica holding `have` lacks (or holds an older state of) a version of
+/// `merged` that is old enough to have reached it by now.
+pub fn is_behind(have: &ObjectRecord, merged: &ObjectRecord) -> bool {
+    let settled = now_micros().saturating_sub(REPAIR_GRACE_MICROS);
+    merged
+        .versions
+        .iter()
+        .any(|v| v.stamp.ts < settled && !have.versions.contains(v))
+}
 
 fn now_micros() -> u64 {
     SystemTime::now()
@@ -225,16 +237,8 @@ impl Cluster {
         answers: Vec<(usize, Option<ObjectRecord>)>,
         merged: ObjectRecord,
     ) {
-        // A version younger than this may still be on its way to the replica (the write
-        // finishes the last replica in the background): not a reason to repair yet.
-        let settled = now_micros().saturating_sub(READ_REPAIR_GRACE_MICROS);
         for (i, record) in answers {
-            let have = record.unwrap_or_default();
-            let behind = merged
-                .versions
-                .iter()
-                .any(|v| v.stamp.ts < settled && !have.versions.contains(v));
-            if !behind {
+            if !is_behind(&record.unwrap_or_default(), &merged) {
                 continue;
             }
             self.metrics().read_repairs.inc();
@@ -309,5 +313,42 @@ impl Cluster {
         let hint = [hint];
         let deletes = self.inner.nodes.iter().map(|n| n.delete_hints(&hint));
         join_all(deletes).await;
+    }
+}
+
+impl Cluster {
+    /// Makes every reachable node hold the merge of all nodes' bucket records (deleted
+    /// buckets' tombstones included), so a node that lost its disk gets its buckets back.
+    /// Returns the merged records and how many node records were brought up to date.
+    pub async fn sync_buckets(&self) -> (Vec<node::proto::BucketRecord>, usize) {
+        use std::collections::BTreeMap;
+        let lists = join_all(self.inner.nodes.iter().map(|n| n.list_buckets())).await;
+        let mut merged: BTreeMap<String, node::proto::BucketRecord> = BTreeMap::new();
+        for record in lists.iter().flatten().flatten() {
+            merged
+                .entry(record.name.clone())
+                .and_modify(|m| m.merge(record))
+                .or_insert_with(|| record.clone());
+        }
+        let mut writes = Vec::new();
+        for (i, list) in lists.iter().enumerate() {
+            let Ok(list) = list else { continue };
+            for record in merged.values() {
+                if !list.iter().any(|r| r == record) {
+                    let (node, record) = (self.node(i).clone(), record.clone());
+                    writes.push(async move {
+                        let result = node.put_bucket(&record).await;
+                        if let Err(e) = &result {
+                            tracing::warn!(node = node.url(), bucket = %record.name, "bucket repair failed: {e}");
+                        } else {
+                            tracing::info!(node = node.url(), bucket = %record.name, "bucket record repaired");
+                        }
+                        result.is_ok()
+                    });
+                }
+            }
+        }
+        let repaired = join_all(writes).await.into_iter().filter(|ok| *ok).count();
+        (merged.into_values().collect(), repaired)
     }
 }

@@ -217,21 +217,7 @@ async fn a_restarted_node_still_holds_what_it_stored_before_the_kill() {
     );
 }
 
-/// The value of the first Prometheus sample whose name contains `name`.
-fn metric_value(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find(|l| {
-            l.split(|c: char| c == '{' || c.is_whitespace())
-                .next()
-                .is_some_and(|n| n.contains(name))
-        })
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|v| v.parse().ok())
-}
-
 #[tokio::test]
-#[ignore = "needs the repair worker and replication_lag (self-healing issue)"]
 async fn objects_written_while_a_node_was_down_reach_it_after_restart() {
     let mut cluster = Cluster::start(3).await;
     let s3 = cluster.client();
@@ -248,7 +234,7 @@ async fn objects_written_while_a_node_was_down_reach_it_after_restart() {
     let metrics_url = &format!("{}/metrics", cluster.admin_url());
     eventually("replication_lag falls back to 0", CONVERGE, || async move {
         let resp = raw_request(Method::GET, metrics_url, &[], Default::default()).await;
-        match metric_value(&resp.text(), "replication_lag") {
+        match metric_sum(&resp.text(), "replication_lag") {
             Some(0.0) => Ok(()),
             Some(v) => Err(format!("replication_lag = {v}")),
             None => Err("no replication_lag metric".to_string()),

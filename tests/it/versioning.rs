@@ -102,14 +102,32 @@ async fn the_s3_documentation_walkthrough_of_versions_and_delete_markers() {
     let cluster = Cluster::start(3).await;
     let s3 = cluster.client();
     create_bucket(&s3, "docs").await;
-    let status = s3.get_bucket_versioning().bucket("docs").send().await.unwrap();
-    assert_eq!(status.status(), None, "a new bucket has never been versioned");
+    let status = s3
+        .get_bucket_versioning()
+        .bucket("docs")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        status.status(),
+        None,
+        "a new bucket has never been versioned"
+    );
     set_versioning(&s3, "docs", BucketVersioningStatus::Enabled).await;
-    let status = s3.get_bucket_versioning().bucket("docs").send().await.unwrap();
+    let status = s3
+        .get_bucket_versioning()
+        .bucket("docs")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(status.status(), Some(&BucketVersioningStatus::Enabled));
 
-    let v1 = put_version(&s3, "docs", "photo.gif", b"first").await.expect("v1 id");
-    let v2 = put_version(&s3, "docs", "photo.gif", b"second").await.expect("v2 id");
+    let v1 = put_version(&s3, "docs", "photo.gif", b"first")
+        .await
+        .expect("v1 id");
+    let v2 = put_version(&s3, "docs", "photo.gif", b"second")
+        .await
+        .expect("v2 id");
     assert_ne!(v1, v2);
     assert_ne!(v1, "null");
     assert_eq!(get_bytes(&s3, "docs", "photo.gif").await, b"second");
@@ -126,7 +144,13 @@ async fn the_s3_documentation_walkthrough_of_versions_and_delete_markers() {
     assert_eq!(head.content_length(), Some(5));
 
     // DELETE without a version id: a delete marker becomes the current version.
-    let deleted = s3.delete_object().bucket("docs").key("photo.gif").send().await.unwrap();
+    let deleted = s3
+        .delete_object()
+        .bucket("docs")
+        .key("photo.gif")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(deleted.delete_marker(), Some(true));
     let marker = deleted.version_id().expect("marker id").to_owned();
     let gone = s3.get_object().bucket("docs").key("photo.gif").send().await;
@@ -200,12 +224,20 @@ async fn unversioned_and_suspended_buckets_use_the_null_version() {
     set_versioning(&s3, "nulls", BucketVersioningStatus::Enabled).await;
     let v1 = put_version(&s3, "nulls", "k", b"versioned").await.unwrap();
     set_versioning(&s3, "nulls", BucketVersioningStatus::Suspended).await;
-    let status = s3.get_bucket_versioning().bucket("nulls").send().await.unwrap();
+    let status = s3
+        .get_bucket_versioning()
+        .bucket("nulls")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(status.status(), Some(&BucketVersioningStatus::Suspended));
     // Suspended: a PUT replaces the null version and keeps the real ones.
     put_version(&s3, "nulls", "k", b"suspended write").await;
     assert_eq!(get_bytes(&s3, "nulls", "k").await, b"suspended write");
-    assert_eq!(get_version(&s3, "nulls", "k", "null").await, b"suspended write");
+    assert_eq!(
+        get_version(&s3, "nulls", "k", "null").await,
+        b"suspended write"
+    );
     assert_eq!(get_version(&s3, "nulls", "k", &v1).await, b"versioned");
     assert_eq!(
         all_versions(&s3, "nulls", 1000).await,
@@ -215,7 +247,13 @@ async fn unversioned_and_suspended_buckets_use_the_null_version() {
         ]
     );
     // Suspended: DELETE puts a null delete marker in place of the null version.
-    let deleted = s3.delete_object().bucket("nulls").key("k").send().await.unwrap();
+    let deleted = s3
+        .delete_object()
+        .bucket("nulls")
+        .key("k")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(deleted.delete_marker(), Some(true));
     assert_eq!(deleted.version_id(), Some("null"));
     assert_eq!(
@@ -230,7 +268,12 @@ async fn unversioned_and_suspended_buckets_use_the_null_version() {
     create_bucket(&s3, "plain").await;
     put_version(&s3, "plain", "x", b"1").await;
     put_version(&s3, "plain", "x", b"2").await;
-    s3.delete_object().bucket("plain").key("x").send().await.unwrap();
+    s3.delete_object()
+        .bucket("plain")
+        .key("x")
+        .send()
+        .await
+        .unwrap();
     assert!(all_versions(&s3, "plain", 1000).await.is_empty());
     s3.delete_bucket().bucket("plain").send().await.unwrap();
 }
@@ -251,10 +294,19 @@ async fn list_object_versions_paginates_with_key_and_version_markers() {
             written.entry(key.clone()).or_default().push(id);
         }
     }
-    s3.delete_object().bucket("pages").key("dir0/key-0").send().await.unwrap();
+    s3.delete_object()
+        .bucket("pages")
+        .key("dir0/key-0")
+        .send()
+        .await
+        .unwrap();
     let full = all_versions(&s3, "pages", 1000).await;
     for page in [1, 2, 3, 5] {
-        assert_eq!(all_versions(&s3, "pages", page).await, full, "max-keys {page}");
+        assert_eq!(
+            all_versions(&s3, "pages", page).await,
+            full,
+            "max-keys {page}"
+        );
     }
     let total: usize = written.values().map(Vec::len).sum();
     assert_eq!(full.len(), total + 1);
@@ -288,7 +340,12 @@ async fn list_object_versions_paginates_with_key_and_version_markers() {
         .send()
         .await
         .unwrap();
-    assert!(only_dir1.versions().iter().all(|v| v.key().unwrap().starts_with("dir1/")));
+    assert!(
+        only_dir1
+            .versions()
+            .iter()
+            .all(|v| v.key().unwrap().starts_with("dir1/"))
+    );
     assert_eq!(
         only_dir1.versions().len(),
         written
@@ -333,11 +390,7 @@ async fn delete_objects_removes_named_versions() {
         .await
         .unwrap();
     assert_eq!(out.deleted().len(), 2);
-    let b_marker = out
-        .deleted()
-        .iter()
-        .find(|d| d.key() == Some("b"))
-        .unwrap();
+    let b_marker = out.deleted().iter().find(|d| d.key() == Some("b")).unwrap();
     assert_eq!(b_marker.delete_marker(), Some(true));
     assert!(b_marker.delete_marker_version_id().is_some());
     assert_eq!(get_bytes(&s3, "batch", "a").await, b"a1");
@@ -367,7 +420,12 @@ async fn versions_written_while_a_node_is_down_reach_it_and_every_replica_lists_
     for i in 0..4 {
         put_version(&s3, "heal", "doc", format!("while down {i}").as_bytes()).await;
     }
-    s3.delete_object().bucket("heal").key("doc").send().await.unwrap();
+    s3.delete_object()
+        .bucket("heal")
+        .key("doc")
+        .send()
+        .await
+        .unwrap();
     put_version(&s3, "heal", "other", &pattern(100_000, 3)).await;
     cluster.restart_node(1).await;
 

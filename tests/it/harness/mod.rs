@@ -5,7 +5,15 @@
 //! panics (then the tail of every log is printed). Waits are polls with deadlines, never
 //! fixed sleeps. The harness knows the CLI contract of the binary and nothing of its
 //! internals; `node_*` helpers speak the node's wire contract from `node::proto`.
+//!
+//! Faults for the chaos tests: kill and restart nodes (also on a wiped data dir) and the
+//! gateway (same ports, same flags), SIGSTOP/SIGCONT a node, flip a byte of a blob file;
+//! `Cluster::assert_converged` is the check every chaos test ends with. Shared by the `it`
+//! and `chaos` test binaries; each uses only part of it.
 
+#![allow(dead_code, unused_imports)]
+
+mod converge;
 mod http;
 mod util;
 
@@ -28,7 +36,8 @@ use hyper::Method;
 use node::proto::{self, BucketRecord, ObjectRecord};
 use tempfile::TempDir;
 
-pub use http::{RawResponse, keep_alive_probe, raw_request};
+pub use converge::CONVERGE_TIMEOUT;
+pub use http::{RawResponse, keep_alive_probe, raw_request, try_raw_request};
 pub use util::*;
 
 /// How long a process may take to announce its address, and a node or gateway to answer
@@ -36,6 +45,8 @@ pub use util::*;
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Lines of each log printed when a test fails.
 const LOG_TAIL_LINES: usize = 60;
+/// What a node prints on stdout once bound, before its URL.
+const NODE_BANNER: &str = "listening node ";
 
 /// One child process and where its stderr goes.
 struct Proc {
@@ -59,11 +70,54 @@ struct NodeProc {
     url: String,
 }
 
+/// How to start a cluster: its size, quorums and extra flags for the processes. The
+/// defaults are what `Cluster::start` uses.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    nodes: usize,
+    replicas: usize,
+    gateway_args: Vec<String>,
+    node_args: Vec<String>,
+}
+
+impl ClusterOptions {
+    /// `n` nodes with RF = min(n, 3) and majority quorums.
+    pub fn new(n: usize) -> ClusterOptions {
+        ClusterOptions {
+            nodes: n,
+            replicas: n.min(3),
+            gateway_args: Vec::new(),
+            node_args: Vec::new(),
+        }
+    }
+
+    /// Stores every object on `replicas` of the nodes.
+    pub fn replicas(mut self, replicas: usize) -> ClusterOptions {
+        self.replicas = replicas;
+        self
+    }
+
+    /// Passes `--flag value` to the gateway (also after a gateway restart).
+    pub fn gateway_arg(mut self, flag: &str, value: impl ToString) -> ClusterOptions {
+        self.gateway_args.push(flag.to_string());
+        self.gateway_args.push(value.to_string());
+        self
+    }
+
+    /// Passes `--flag value` to every node (also after a node restart).
+    pub fn node_arg(mut self, flag: &str, value: impl ToString) -> ClusterOptions {
+        self.node_args.push(flag.to_string());
+        self.node_args.push(value.to_string());
+        self
+    }
+}
+
 /// A running cluster. Dropping it kills every process.
 pub struct Cluster {
     dir: Option<TempDir>,
     nodes: Vec<NodeProc>,
     gateway: Option<Proc>,
+    options: ClusterOptions,
     s3_url: String,
     admin_url: String,
     access_key: String,
@@ -74,11 +128,17 @@ pub struct Cluster {
 impl Cluster {
     /// `n` nodes and a gateway with the default quorums (RF = min(n, 3), W = R = 2).
     pub async fn start(n: usize) -> Cluster {
-        Cluster::start_with(n, n.min(3)).await
+        Cluster::start_opts(ClusterOptions::new(n)).await
     }
 
     /// `n` nodes and a gateway storing every object on `replicas` of them.
     pub async fn start_with(n: usize, replicas: usize) -> Cluster {
+        Cluster::start_opts(ClusterOptions::new(n).replicas(replicas)).await
+    }
+
+    /// A cluster as `options` describe it.
+    pub async fn start_opts(options: ClusterOptions) -> Cluster {
+        let (n, replicas) = (options.nodes, options.replicas);
         assert!(n >= 1 && replicas >= 1 && replicas <= n);
         let dir = tempfile::Builder::new()
             .prefix("s3q-it-")
@@ -96,6 +156,7 @@ impl Cluster {
             dir: Some(dir),
             nodes: Vec::new(),
             gateway: None,
+            options,
             s3_url: String::new(),
             admin_url: String::new(),
             access_key: "S3QTESTACCESSKEY".to_string(),
@@ -107,14 +168,21 @@ impl Cluster {
         for i in 0..n {
             let data_dir = cluster.dir().join(format!("node{i}")).join("data");
             fs::create_dir_all(&data_dir).expect("create a node data dir");
-            let (proc, url) = cluster.spawn_node(i, &data_dir, "127.0.0.1:0");
+            let name = format!("node{i}");
+            let args = cluster.node_args(&data_dir, "127.0.0.1:0");
+            let (child, mut urls) = spawn_announcing(cluster.dir(), &name, &args, &[NODE_BANNER])
+                .unwrap_or_else(|e| panic!("{e}"));
             cluster.nodes.push(NodeProc {
-                proc,
+                proc: Proc {
+                    name,
+                    child: Some(child),
+                },
                 data_dir,
-                url,
+                url: urls.remove(0),
             });
         }
-        cluster.spawn_gateway(replicas);
+        let (s3, admin) = cluster.spawn_gateway("127.0.0.1:0", "127.0.0.1:0");
+        (cluster.s3_url, cluster.admin_url) = (s3, admin);
         for i in 0..n {
             wait_healthy(&format!("{}/health", cluster.node_url(i))).await;
         }
@@ -126,8 +194,8 @@ impl Cluster {
         self.dir.as_ref().expect("cluster dir").path()
     }
 
-    fn spawn_node(&self, i: usize, data_dir: &Path, listen: &str) -> (Proc, String) {
-        let args = vec![
+    fn node_args(&self, data_dir: &Path, listen: &str) -> Vec<String> {
+        let mut args = vec![
             "node".to_string(),
             "--data-dir".to_string(),
             data_dir.display().to_string(),
@@ -136,34 +204,35 @@ impl Cluster {
             "--cluster-secret".to_string(),
             self.cluster_secret.clone(),
         ];
-        let name = format!("node{i}");
-        match spawn_announcing(self.dir(), &name, &args, &["listening node "]) {
-            Ok((child, mut urls)) => (
-                Proc {
-                    name,
-                    child: Some(child),
-                },
-                urls.remove(0),
-            ),
-            Err(e) => panic!("{e}"),
-        }
+        args.extend(self.options.node_args.iter().cloned());
+        args
     }
 
-    fn spawn_gateway(&mut self, replicas: usize) {
+    /// Spawns the gateway on the given addresses; returns its S3 and admin URLs.
+    fn spawn_gateway(&mut self, s3_addr: &str, admin_addr: &str) -> (String, String) {
+        self.try_spawn_gateway(s3_addr, admin_addr)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_spawn_gateway(
+        &mut self,
+        s3_addr: &str,
+        admin_addr: &str,
+    ) -> Result<(String, String), String> {
         let nodes: Vec<&str> = self.nodes.iter().map(|n| n.url.as_str()).collect();
-        let (write_quorum, read_quorum) = match replicas {
+        let (write_quorum, read_quorum) = match self.options.replicas {
             1 => (1, 1),
             2 => (2, 1),
             rf => (rf / 2 + 1, rf / 2 + 1),
         };
-        let args: Vec<String> = [
+        let mut args: Vec<String> = [
             "gateway",
             "--nodes",
             &nodes.join(","),
             "--s3-addr",
-            "127.0.0.1:0",
+            s3_addr,
             "--admin-addr",
-            "127.0.0.1:0",
+            admin_addr,
             "--access-key",
             &self.access_key,
             "--secret-key",
@@ -171,7 +240,7 @@ impl Cluster {
             "--cluster-secret",
             &self.cluster_secret,
             "--replicas",
-            &replicas.to_string(),
+            &self.options.replicas.to_string(),
             "--write-quorum",
             &write_quorum.to_string(),
             "--read-quorum",
@@ -180,18 +249,14 @@ impl Cluster {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        args.extend(self.options.gateway_args.iter().cloned());
         let wanted = ["listening s3 ", "listening admin "];
-        match spawn_announcing(self.dir(), "gateway", &args, &wanted) {
-            Ok((child, urls)) => {
-                self.gateway = Some(Proc {
-                    name: "gateway".to_string(),
-                    child: Some(child),
-                });
-                self.s3_url = urls[0].clone();
-                self.admin_url = urls[1].clone();
-            }
-            Err(e) => panic!("{e}"),
-        }
+        let (child, urls) = spawn_announcing(self.dir(), "gateway", &args, &wanted)?;
+        self.gateway = Some(Proc {
+            name: "gateway".to_string(),
+            child: Some(child),
+        });
+        Ok((urls[0].clone(), urls[1].clone()))
     }
 
     /// SIGKILLs node `i` and reaps it. Its data dir and port are kept for `restart_node`.
@@ -213,16 +278,8 @@ impl Cluster {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         // The old port can stay busy for a moment after the kill; retry until the deadline.
         let child = loop {
-            let args = vec![
-                "node".to_string(),
-                "--data-dir".to_string(),
-                data_dir.display().to_string(),
-                "--listen".to_string(),
-                listen.clone(),
-                "--cluster-secret".to_string(),
-                self.cluster_secret.clone(),
-            ];
-            match spawn_announcing(self.dir(), &name, &args, &["listening node "]) {
+            let args = self.node_args(&data_dir, &listen);
+            match spawn_announcing(self.dir(), &name, &args, &[NODE_BANNER]) {
                 Ok((child, urls)) => {
                     assert_eq!(urls[0], old_url, "node{i} came back on another address");
                     break child;
@@ -236,6 +293,130 @@ impl Cluster {
         };
         self.nodes[i].proc.child = Some(child);
         wait_healthy(&format!("{old_url}/health")).await;
+    }
+
+    /// Empties the data directory of node `i`, which must be down: a node that lost its
+    /// disk and comes back with a fresh one.
+    pub fn wipe_node(&mut self, i: usize) {
+        assert!(self.nodes[i].proc.child.is_none(), "node{i} is running");
+        let dir = &self.nodes[i].data_dir;
+        fs::remove_dir_all(dir).unwrap_or_else(|e| panic!("wipe {}: {e}", dir.display()));
+        fs::create_dir_all(dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        append_marker(self.dir(), &self.nodes[i].proc.name, "data dir wiped");
+    }
+
+    /// Freezes node `i` with SIGSTOP: it keeps its sockets (connections are accepted by
+    /// the kernel) but answers nothing until `continue_node`.
+    pub fn stop_node(&mut self, i: usize) {
+        self.signal_node(i, "-STOP");
+    }
+
+    /// Resumes node `i` after `stop_node` (SIGCONT).
+    pub fn continue_node(&mut self, i: usize) {
+        self.signal_node(i, "-CONT");
+    }
+
+    fn signal_node(&mut self, i: usize, signal: &str) {
+        let pid = self.nodes[i]
+            .proc
+            .child
+            .as_ref()
+            .unwrap_or_else(|| panic!("node{i} is not running"))
+            .id();
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .unwrap_or_else(|e| panic!("kill {signal} {pid}: {e}"));
+        assert!(status.success(), "kill {signal} {pid} (node{i}): {status}");
+        let what = format!("kill {signal}");
+        append_marker(self.dir(), &self.nodes[i].proc.name, &what);
+    }
+
+    /// SIGKILLs the gateway and reaps it. Clients keep its address for `start_gateway`.
+    pub fn kill_gateway(&mut self) {
+        if let Some(gateway) = self.gateway.as_mut() {
+            gateway.kill();
+        }
+        self.gateway = None;
+    }
+
+    /// Starts the gateway again with the same flags on its old S3 and admin ports, and
+    /// waits for `/health`.
+    pub async fn start_gateway(&mut self) {
+        assert!(self.gateway.is_none(), "the gateway is running");
+        let s3 = self.s3_url.strip_prefix("http://").expect("http url");
+        let admin = self.admin_url.strip_prefix("http://").expect("http url");
+        let (s3, admin) = (s3.to_string(), admin.to_string());
+        append_marker(self.dir(), "gateway", "restart");
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            match self.try_spawn_gateway(&s3, &admin) {
+                Ok(urls) => {
+                    assert_eq!(
+                        urls,
+                        (self.s3_url.clone(), self.admin_url.clone()),
+                        "the gateway came back on other addresses"
+                    );
+                    break;
+                }
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("restart of the gateway failed, retrying: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("restart of the gateway: {e}"),
+            }
+        }
+        wait_healthy(&format!("{}/health", self.admin_url)).await;
+    }
+
+    /// `kill_gateway` then `start_gateway`.
+    pub async fn restart_gateway(&mut self) {
+        self.kill_gateway();
+        self.start_gateway().await;
+    }
+
+    /// Replicas per object (RF) the gateway was started with.
+    pub fn replicas(&self) -> usize {
+        self.options.replicas
+    }
+
+    /// Where node `i` keeps its data.
+    pub fn node_data_dir(&self, i: usize) -> &Path {
+        &self.nodes[i].data_dir
+    }
+
+    /// The file of blob `id` on node `i` (`blobs/<first two hex chars>/<id>`).
+    pub fn blob_path(&self, i: usize, id: &str) -> PathBuf {
+        self.nodes[i].data_dir.join("blobs").join(&id[..2]).join(id)
+    }
+
+    /// The gateway's Prometheus text (admin `/metrics`).
+    pub async fn gateway_metrics(&self) -> String {
+        let url = format!("{}/metrics", self.admin_url);
+        let resp = raw_request(Method::GET, &url, &[], Bytes::new()).await;
+        assert_eq!(resp.status, 200, "GET {url}: {}", resp.text());
+        resp.text()
+    }
+
+    /// Sum of every sample of gateway metric `name` (see [`metric_sum`]); 0 when absent.
+    pub async fn gateway_metric(&self, name: &str) -> f64 {
+        metric_sum(&self.gateway_metrics().await, name).unwrap_or(0.0)
+    }
+
+    /// Node `i`'s Prometheus text (its `/metrics`, no secret needed).
+    pub async fn node_metrics(&self, i: usize) -> String {
+        let url = format!("{}/metrics", self.node_url(i));
+        let resp = raw_request(Method::GET, &url, &[], Bytes::new()).await;
+        assert_eq!(resp.status, 200, "GET {url}: {}", resp.text());
+        resp.text()
+    }
+
+    /// The gateway's admin `/status` as JSON.
+    pub async fn gateway_status(&self) -> serde_json::Value {
+        let url = format!("{}/status", self.admin_url);
+        let resp = raw_request(Method::GET, &url, &[], Bytes::new()).await;
+        assert_eq!(resp.status, 200, "GET {url}: {}", resp.text());
+        resp.json()
     }
 
     /// Number of nodes, running or not.
@@ -378,6 +559,23 @@ impl Cluster {
         let resp = self.node_request(i, Method::GET, &path, Bytes::new()).await;
         assert_eq!(resp.status, 200, "GET {path} on node{i}: {}", resp.text());
         resp.body
+    }
+
+    /// The bytes of blob `id` on node `i` as one complete 200 answer, or why not (a status,
+    /// a body cut short by a corrupt block, no answer).
+    pub async fn try_node_blob(&self, i: usize, id: &str) -> Result<Bytes, String> {
+        let url = format!("{}/blobs/{id}", self.node_url(i));
+        let resp = try_raw_request(
+            Method::GET,
+            &url,
+            &[(proto::SECRET_HEADER, self.secret())],
+            Bytes::new(),
+        )
+        .await?;
+        if resp.status != 200 {
+            return Err(format!("GET {url}: {} {}", resp.status, resp.text()));
+        }
+        Ok(resp.body)
     }
 
     /// The body of the current version node `i` holds for (bucket, key), read from the

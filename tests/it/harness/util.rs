@@ -222,3 +222,42 @@ impl Intercept for ResponseRecorder {
         Ok(())
     }
 }
+
+/// Sum of every sample of metric `name` in a Prometheus text exposition: the sample with
+/// exactly that series when `name` carries labels (`repairs_total{result="ok"}`), else
+/// the samples of every label set. `None` when no sample matches.
+pub fn metric_sum(text: &str, name: &str) -> Option<f64> {
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let matches = if name.contains('{') {
+            series == name
+        } else {
+            series.split('{').next() == Some(name)
+        };
+        if let (true, Ok(v)) = (matches, value.parse::<f64>()) {
+            found = Some(found.unwrap_or(0.0) + v);
+        }
+    }
+    found
+}
+
+/// Flips every bit of the byte at `offset` of the file at `path`, in place.
+pub fn flip_byte(path: &std::path::Path, offset: u64) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let mut byte = [0u8];
+    file.seek(SeekFrom::Start(offset)).unwrap();
+    file.read_exact(&mut byte)
+        .unwrap_or_else(|e| panic!("read byte {offset} of {}: {e}", path.display()));
+    byte[0] ^= 0xff;
+    file.seek(SeekFrom::Start(offset)).unwrap();
+    file.write_all(&byte).unwrap();
+    file.sync_all().unwrap();
+}
