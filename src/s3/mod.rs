@@ -25,6 +25,7 @@ macro_rules! set_checksums {
 
 mod bucket;
 mod copy;
+mod delete;
 mod list;
 mod multipart;
 mod object;
@@ -136,14 +137,14 @@ impl S3 for Gateway {
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        object::delete_object(self, req).await
+        delete::delete_object(self, req).await
     }
 
     async fn delete_objects(
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        object::delete_objects(self, req).await
+        delete::delete_objects(self, req).await
     }
 
     async fn copy_object(

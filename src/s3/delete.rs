@@ -1,0 +1,156 @@
+//! Deletes: DeleteObject and DeleteObjects.
+//!
+//! Without a version id a delete writes a new version: a delete marker (versioned and
+//! suspended buckets) or a hidden null marker (unversioned buckets), so the delete merges
+//! and replicates like any write. With a version id it writes a purge tombstone for that
+//! version, which wins over the version on every replica; its bytes are freed later.
+
+use futures::StreamExt;
+use node::proto::{ObjectRecord, Version, VersionState};
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+use super::object::WriteContext;
+use super::{Gateway, check_key};
+use crate::error::Error;
+use crate::quorum::{Cluster, blobs_of};
+
+/// Deletes `key` (a delete marker, or for `version_id` a permanent purge) and returns what
+/// S3 reports: the version id involved and whether it is a delete marker.
+async fn delete_one(
+    cluster: &Cluster,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> S3Result<(Option<String>, bool)> {
+    check_key(key)?;
+    let (b, read) = tokio::join!(
+        cluster.existing_bucket(bucket),
+        cluster.read_record(bucket, key)
+    );
+    let bucket_rec = b?.ok_or(Error::NoSuchBucket)?;
+    let record = read?.record;
+    let replicas = cluster.replicas_of(bucket, key);
+    if let Some(id) = version_id {
+        let Some(target) = record.as_ref().and_then(|r| r.find_s3_version(id)) else {
+            // Deleting a version that does not exist succeeds, as in S3.
+            return Ok((Some(id.to_owned()), false));
+        };
+        let was_marker = matches!(target.state, VersionState::DeleteMarker);
+        let tombstone = Version {
+            stamp: target.stamp.clone(),
+            null: target.null,
+            state: VersionState::Purged,
+        };
+        let blobs: Vec<String> = match &target.state {
+            VersionState::Object(meta) => blobs_of(meta).into_iter().map(|(id, _)| id).collect(),
+            _ => Vec::new(),
+        };
+        cluster
+            .write_record(bucket, key, ObjectRecord::single(tombstone), &replicas)
+            .await?;
+        cluster.delete_blobs_later(blobs, replicas);
+        return Ok((Some(id.to_owned()), was_marker));
+    }
+    let ctx = WriteContext::new(bucket_rec.versioning.map(|v| v.value), record.as_ref());
+    // Unversioned: nothing to delete means nothing to write (S3 answers 204 all the same).
+    if ctx.versioning.is_none() && record.as_ref().and_then(|r| r.current_object()).is_none() {
+        return Ok((None, false));
+    }
+    let marker = ctx.new_version(cluster, VersionState::DeleteMarker);
+    cluster
+        .write_record(bucket, key, ObjectRecord::single(marker.clone()), &replicas)
+        .await?;
+    ctx.release_replaced(cluster, bucket, key);
+    Ok((ctx.version_id_for(&marker), ctx.versioning.is_some()))
+}
+
+pub(super) async fn delete_object(
+    gw: &Gateway,
+    req: S3Request<DeleteObjectInput>,
+) -> S3Result<S3Response<DeleteObjectOutput>> {
+    let input = req.input;
+    if input.if_match.is_some() {
+        return Err(s3_error!(
+            NotImplemented,
+            "Conditional deletes (If-Match) are not supported yet"
+        ));
+    }
+    let (version_id, delete_marker) = delete_one(
+        &gw.cluster,
+        &input.bucket,
+        &input.key,
+        input.version_id.as_deref(),
+    )
+    .await?;
+    Ok(S3Response::new(DeleteObjectOutput {
+        version_id,
+        delete_marker: delete_marker.then_some(true),
+        ..Default::default()
+    }))
+}
+
+/// At most this many keys of one DeleteObjects request are deleted concurrently.
+const DELETE_CONCURRENCY: usize = 16;
+
+pub(super) async fn delete_objects(
+    gw: &Gateway,
+    req: S3Request<DeleteObjectsInput>,
+) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    let input = req.input;
+    let objects = input.delete.objects;
+    if objects.len() > 1000 {
+        return Err(s3_error!(
+            MalformedXML,
+            "DeleteObjects accepts at most 1000 keys"
+        ));
+    }
+    gw.cluster
+        .existing_bucket(&input.bucket)
+        .await?
+        .ok_or(Error::NoSuchBucket)?;
+    let quiet = input.delete.quiet.unwrap_or(false);
+    let bucket = input.bucket;
+    let results: Vec<_> = futures::stream::iter(objects)
+        .map(|obj| {
+            let (cluster, bucket) = (gw.cluster.clone(), bucket.clone());
+            async move {
+                let r = delete_one(&cluster, &bucket, &obj.key, obj.version_id.as_deref()).await;
+                (obj, r)
+            }
+        })
+        .buffered(DELETE_CONCURRENCY)
+        .collect()
+        .await;
+    let mut deleted = Vec::new();
+    let mut errors = Vec::new();
+    for (obj, result) in results {
+        match result {
+            Ok((version_id, marker)) => {
+                if !quiet {
+                    deleted.push(DeletedObject {
+                        key: Some(obj.key),
+                        version_id: obj.version_id.clone(),
+                        delete_marker: marker.then_some(true),
+                        delete_marker_version_id: if marker && obj.version_id.is_none() {
+                            version_id
+                        } else {
+                            None
+                        },
+                    });
+                }
+            }
+            Err(e) => errors.push(s3s::dto::Error {
+                code: Some(e.code().as_str().to_owned()),
+                key: Some(obj.key),
+                message: e.message().map(str::to_owned),
+                version_id: obj.version_id,
+            }),
+        }
+    }
+    Ok(S3Response::new(DeleteObjectsOutput {
+        deleted: Some(deleted),
+        errors: (!errors.is_empty()).then_some(errors),
+        ..Default::default()
+    }))
+}
