@@ -190,6 +190,8 @@ fn operation_name(name: &str) -> &'static str {
         "UploadPart",
         "CompleteMultipartUpload",
         "AbortMultipartUpload",
+        "ListParts",
+        "ListMultipartUploads",
     ];
     KNOWN
         .iter()

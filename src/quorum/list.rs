@@ -385,3 +385,93 @@ impl Cluster {
         Ok(pager.out)
     }
 }
+
+/// One multipart upload in progress.
+pub struct ListedUpload {
+    pub key: String,
+    pub upload_id: String,
+    /// Hybrid-clock µs of CreateMultipartUpload.
+    pub initiated: u64,
+}
+
+/// One page of a ListMultipartUploads answer.
+#[derive(Default)]
+pub struct UploadListing {
+    pub uploads: Vec<ListedUpload>,
+    pub common_prefixes: Vec<String>,
+    pub truncated: bool,
+}
+
+impl Cluster {
+    /// Uploads in progress in `bucket` (their records live under `<bucket>/uploads`, key
+    /// `<key>\0<upload id>`), by key then upload id, after `(key_marker, upload_id_marker)`.
+    pub async fn list_uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: Option<&str>,
+        key_marker: &str,
+        upload_id_marker: Option<&str>,
+        max_uploads: usize,
+    ) -> Result<UploadListing, Error> {
+        let namespace = format!("{bucket}{}", super::UPLOADS_SUFFIX);
+        let after = match (key_marker, upload_id_marker) {
+            ("", _) => String::new(),
+            (k, Some(id)) => format!("{k}\0{id}"),
+            (k, None) => format!("{k}\0{AFTER_ALL}"),
+        };
+        let mut out = UploadListing::default();
+        let mut count = 0;
+        let mut last_prefix: Option<String> = None;
+        let page = if delimiter.is_some() {
+            MAX_LIST_LIMIT
+        } else {
+            max_uploads + 1
+        };
+        self.scan(&namespace, prefix, &after, page, |address, record| {
+            let Some((key, id)) = address.split_once('\0') else {
+                return ControlFlow::Continue(None);
+            };
+            let init = record
+                .versions
+                .iter()
+                .find(|v| v.stamp.id == id && !v.is_purged());
+            let Some(init) = init else {
+                return ControlFlow::Continue(None);
+            };
+            let rolled_up = delimiter.and_then(|d| {
+                let rest = key.get(prefix.len()..)?;
+                rest.find(d)
+                    .map(|at| key[..prefix.len() + at + d.len()].to_owned())
+            });
+            if let Some(cp) = &rolled_up
+                && (cp.as_str() <= key_marker || last_prefix.as_ref() == Some(cp))
+            {
+                return ControlFlow::Continue(Some(format!("{cp}{AFTER_ALL}")));
+            }
+            if count == max_uploads {
+                out.truncated = true;
+                return ControlFlow::Break(());
+            }
+            count += 1;
+            match rolled_up {
+                Some(cp) => {
+                    let jump = format!("{cp}{AFTER_ALL}");
+                    out.common_prefixes.push(cp.clone());
+                    last_prefix = Some(cp);
+                    ControlFlow::Continue(Some(jump))
+                }
+                None => {
+                    out.uploads.push(ListedUpload {
+                        key: key.to_owned(),
+                        upload_id: id.to_owned(),
+                        initiated: init.stamp.ts,
+                    });
+                    ControlFlow::Continue(None)
+                }
+            }
+        })
+        .await?;
+        Ok(out)
+    }
+}

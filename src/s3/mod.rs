@@ -203,6 +203,20 @@ impl S3 for Gateway {
         versioning::list_object_versions(self, req).await
     }
 
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        multipart::list_parts(self, req).await
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        multipart::list_multipart_uploads(self, req).await
+    }
+
     async fn list_objects(
         &self,
         req: S3Request<ListObjectsInput>,

@@ -1,5 +1,5 @@
 //! Multipart uploads: CreateMultipartUpload, UploadPart, CompleteMultipartUpload,
-//! AbortMultipartUpload.
+//! AbortMultipartUpload, ListParts, ListMultipartUploads.
 //!
 //! An upload in progress is a record of its own, stored on the replicas of the final key
 //! under the pseudo-bucket `<bucket>/uploads` (a `/` can never occur in a real bucket name)
@@ -14,6 +14,7 @@ use node::proto::{Data, ObjectMeta, ObjectRecord, PartRef, Stamp, Version, Versi
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
+use super::bucket::{owner, timestamp};
 use super::object::{StoredHeaders, WriteContext, pump};
 use super::{Gateway, check_key};
 use crate::error::Error;
@@ -357,4 +358,145 @@ fn part_blobs(record: &ObjectRecord) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+/// S3 returns at most this many parts or uploads per page.
+const MAX_PAGE: usize = 1000;
+
+fn page_size(requested: Option<i32>, what: &str) -> S3Result<usize> {
+    match requested {
+        None => Ok(MAX_PAGE),
+        Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "{what} must not be negative")),
+        Some(n) => Ok((n as usize).min(MAX_PAGE)),
+    }
+}
+
+pub(super) async fn list_parts(
+    gw: &Gateway,
+    req: S3Request<ListPartsInput>,
+) -> S3Result<S3Response<ListPartsOutput>> {
+    let input = req.input;
+    let max = page_size(input.max_parts, "max-parts")?;
+    let marker = input.part_number_marker.unwrap_or(0).max(0) as u32;
+    let upload = load_upload(&gw.cluster, &input.bucket, &input.key, &input.upload_id).await?;
+    // The newest upload of each part number, in part order.
+    let mut numbers: Vec<u32> = upload
+        .record
+        .versions
+        .iter()
+        .filter_map(|v| match &v.state {
+            VersionState::Object(m) => m.part_number,
+            _ => None,
+        })
+        .filter(|n| *n > marker)
+        .collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    let truncated = numbers.len() > max;
+    numbers.truncate(max);
+    let parts: Vec<Part> = numbers
+        .iter()
+        .filter_map(|&n| {
+            let (meta, _) = newest_part(&upload.record, n)?;
+            let stamp = upload
+                .record
+                .versions
+                .iter()
+                .rev()
+                .find_map(|v| match &v.state {
+                    VersionState::Object(m) if m.part_number == Some(n) => Some(v.stamp.ts),
+                    _ => None,
+                })?;
+            Some(Part {
+                part_number: Some(n as i32),
+                e_tag: Some(etag(&meta.md5)),
+                size: Some(meta.size as i64),
+                last_modified: Some(timestamp(stamp)),
+                ..Default::default()
+            })
+        })
+        .collect();
+    let next = parts.last().and_then(|p| p.part_number);
+    Ok(S3Response::new(ListPartsOutput {
+        bucket: Some(input.bucket),
+        key: Some(input.key),
+        upload_id: Some(input.upload_id),
+        max_parts: Some(max as i32),
+        part_number_marker: input.part_number_marker,
+        next_part_number_marker: if truncated { next } else { None },
+        is_truncated: Some(truncated),
+        parts: Some(parts),
+        owner: Some(owner()),
+        initiator: Some(Initiator {
+            display_name: Some("s3quorum".into()),
+            id: Some("s3quorum".into()),
+        }),
+        storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn list_multipart_uploads(
+    gw: &Gateway,
+    req: S3Request<ListMultipartUploadsInput>,
+) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+    let input = req.input;
+    let max = page_size(input.max_uploads, "max-uploads")?;
+    let prefix = input.prefix.clone().unwrap_or_default();
+    let key_marker = input.key_marker.clone().unwrap_or_default();
+    gw.cluster
+        .existing_bucket(&input.bucket)
+        .await?
+        .ok_or(Error::NoSuchBucket)?;
+    let listing = gw
+        .cluster
+        .list_uploads(
+            &input.bucket,
+            &prefix,
+            input.delimiter.as_deref().filter(|d| !d.is_empty()),
+            &key_marker,
+            input.upload_id_marker.as_deref().filter(|m| !m.is_empty()),
+            max,
+        )
+        .await?;
+    let (next_key_marker, next_upload_id_marker) = match listing.uploads.last() {
+        Some(last) if listing.truncated => (Some(last.key.clone()), Some(last.upload_id.clone())),
+        _ => (None, None),
+    };
+    let uploads = listing
+        .uploads
+        .into_iter()
+        .map(|u| MultipartUpload {
+            key: Some(u.key),
+            upload_id: Some(u.upload_id),
+            initiated: Some(timestamp(u.initiated)),
+            owner: Some(owner()),
+            initiator: Some(Initiator {
+                display_name: Some("s3quorum".into()),
+                id: Some("s3quorum".into()),
+            }),
+            storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+            ..Default::default()
+        })
+        .collect();
+    Ok(S3Response::new(ListMultipartUploadsOutput {
+        bucket: Some(input.bucket),
+        prefix: Some(prefix),
+        delimiter: input.delimiter,
+        key_marker: Some(key_marker),
+        upload_id_marker: input.upload_id_marker,
+        max_uploads: Some(max as i32),
+        is_truncated: Some(listing.truncated),
+        next_key_marker,
+        next_upload_id_marker,
+        uploads: Some(uploads),
+        common_prefixes: Some(
+            listing
+                .common_prefixes
+                .into_iter()
+                .map(|p| CommonPrefix { prefix: Some(p) })
+                .collect(),
+        ),
+        ..Default::default()
+    }))
 }

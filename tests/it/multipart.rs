@@ -226,3 +226,128 @@ async fn bad_part_lists_are_refused_with_s3_errors_and_abort_frees_the_upload() 
         .await;
     assert_s3_error(unknown, 404, "NoSuchUpload");
 }
+
+#[tokio::test]
+async fn list_parts_and_list_multipart_uploads_page_through_what_is_in_progress() {
+    let cluster = Cluster::start(3).await;
+    let s3 = cluster.client();
+    create_bucket(&s3, "mpu").await;
+    let a = create(&s3, "logs/a").await;
+    let b1 = create(&s3, "logs/b").await;
+    let b2 = create(&s3, "logs/b").await;
+    let other = create(&s3, "zz").await;
+    let mut etags = Vec::new();
+    for n in [3, 1, 2] {
+        etags.push((
+            n,
+            upload_part(&s3, "logs/a", &a, n, &pattern(1000 + n as usize, 4)).await,
+        ));
+    }
+    // Re-uploading part 2 replaces it in the listing.
+    let e2 = upload_part(&s3, "logs/a", &a, 2, &pattern(2222, 9)).await;
+
+    let mut seen = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = s3
+            .list_parts()
+            .bucket("mpu")
+            .key("logs/a")
+            .upload_id(&a)
+            .max_parts(2)
+            .set_part_number_marker(marker.clone())
+            .send()
+            .await
+            .unwrap();
+        for p in page.parts() {
+            seen.push((
+                p.part_number().unwrap(),
+                p.e_tag().unwrap().to_owned(),
+                p.size().unwrap(),
+            ));
+        }
+        if !page.is_truncated().unwrap_or(false) {
+            break;
+        }
+        marker = page.next_part_number_marker().map(str::to_owned);
+    }
+    assert_eq!(
+        seen,
+        vec![
+            (1, etags[1].1.clone(), 1001),
+            (2, e2.clone(), 2222),
+            (3, etags[0].1.clone(), 1003),
+        ]
+    );
+
+    let mut uploads = Vec::new();
+    let (mut key_marker, mut id_marker): (Option<String>, Option<String>) = (None, None);
+    loop {
+        let page = s3
+            .list_multipart_uploads()
+            .bucket("mpu")
+            .prefix("logs/")
+            .max_uploads(1)
+            .set_key_marker(key_marker.clone())
+            .set_upload_id_marker(id_marker.clone())
+            .send()
+            .await
+            .unwrap();
+        for u in page.uploads() {
+            uploads.push((
+                u.key().unwrap().to_owned(),
+                u.upload_id().unwrap().to_owned(),
+            ));
+        }
+        if !page.is_truncated().unwrap_or(false) {
+            break;
+        }
+        key_marker = page.next_key_marker().map(str::to_owned);
+        id_marker = page.next_upload_id_marker().map(str::to_owned);
+    }
+    let mut b_ids = [b1.clone(), b2.clone()];
+    b_ids.sort();
+    assert_eq!(
+        uploads,
+        vec![
+            ("logs/a".to_owned(), a.clone()),
+            ("logs/b".to_owned(), b_ids[0].clone()),
+            ("logs/b".to_owned(), b_ids[1].clone()),
+        ]
+    );
+
+    // Completed and aborted uploads are no longer listed.
+    s3.abort_multipart_upload()
+        .bucket("mpu")
+        .key("logs/b")
+        .upload_id(&b1)
+        .send()
+        .await
+        .unwrap();
+    s3.complete_multipart_upload()
+        .bucket("mpu")
+        .key("zz")
+        .upload_id(&other)
+        .multipart_upload(completed(&[(
+            1,
+            &upload_part(&s3, "zz", &other, 1, b"x").await,
+        )]))
+        .send()
+        .await
+        .unwrap();
+    let left = s3
+        .list_multipart_uploads()
+        .bucket("mpu")
+        .send()
+        .await
+        .unwrap();
+    let mut left: Vec<&str> = left
+        .uploads()
+        .iter()
+        .filter_map(|u| u.upload_id())
+        .collect();
+    left.sort();
+    let mut want = vec![a.as_str(), b2.as_str()];
+    want.sort();
+    assert_eq!(left, want);
+}
