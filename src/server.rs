@@ -192,6 +192,7 @@ fn operation_name(name: &str) -> &'static str {
         "AbortMultipartUpload",
         "ListParts",
         "ListMultipartUploads",
+        "UploadPartCopy",
     ];
     KNOWN
         .iter()

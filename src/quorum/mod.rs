@@ -27,6 +27,7 @@ use crate::node_client::{NodeClient, NodeError, new_pool};
 use crate::placement::Placement;
 
 pub use list::Listing;
+pub use read::ObjectStream;
 pub use repair::{blobs_of, is_behind};
 pub use write::BlobUpload;
 

@@ -5,17 +5,20 @@
 //! other nodes when N > RF), so a copy is checked end to end like any upload: the MD5 of
 //! what was written must equal the source's.
 
+use bytes::Bytes;
 use futures::StreamExt;
-use node::proto::Data;
+use node::proto::{Data, ObjectMeta};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::bucket::timestamp;
 use super::object::{
-    INLINE_MAX, StoredHeaders, WriteContext, commit_version, new_meta, resolve_version,
+    INLINE_MAX, Preconditions, StoredHeaders, WriteContext, commit_version, new_meta,
+    resolve_for_read,
 };
 use super::{Gateway, check_key};
 use crate::integrity::{BodyDigest, Claims, etag};
+use crate::quorum::{BlobUpload, Cluster, ObjectStream};
 
 pub(super) async fn copy_object(
     gw: &Gateway,
@@ -41,8 +44,21 @@ pub(super) async fn copy_object(
         ));
     }
     let cluster = &gw.cluster;
-    let (version, meta, replicas) =
-        resolve_version(cluster, src_bucket, src_key, src_version.as_deref()).await?;
+    let conditions = Preconditions {
+        if_match: input.copy_source_if_match.as_ref(),
+        if_none_match: input.copy_source_if_none_match.as_ref(),
+        if_modified_since: input.copy_source_if_modified_since.as_ref(),
+        if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
+    };
+    let (version, meta, replicas) = resolve_for_read(
+        cluster,
+        src_bucket,
+        src_key,
+        src_version.as_deref(),
+        conditions,
+    )
+    .await
+    .map_err(copy_condition_error)?;
     let replace = input
         .metadata_directive
         .as_ref()
@@ -73,30 +89,18 @@ pub(super) async fn copy_object(
                 None,
             )
         }
-        source => {
-            let mut stream = match source {
-                Data::Inline { bytes } => {
-                    let chunk = Ok(bytes::Bytes::copy_from_slice(bytes));
-                    futures::stream::once(async move { chunk }).boxed()
-                }
-                Data::Blob { id } => cluster
-                    .open_blob((src_bucket, src_key), id, &replicas, 0, meta.size)
-                    .await?
-                    .into_stream()
-                    .boxed(),
-                Data::Parts { parts } => {
-                    cluster
-                        .open_parts((src_bucket, src_key), parts, &replicas, 0, meta.size)
-                        .await?
-                }
-            };
+        _ => {
+            let mut stream = source_stream(
+                cluster,
+                (src_bucket, src_key),
+                &meta,
+                &replicas,
+                0,
+                meta.size,
+            )
+            .await?;
             let mut u = cluster.start_blob_upload(&input.bucket, &input.key);
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk
-                    .map_err(|e| s3_error!(ServiceUnavailable, "copy source read failed: {e}"))?;
-                digest.update(&chunk);
-                u.send(chunk).await?;
-            }
+            copy_into(&mut stream, &mut digest, &mut u).await?;
             (
                 Data::Blob {
                     id: u.id().to_owned(),
@@ -154,4 +158,59 @@ fn known(name: &str) -> Option<&'static str> {
     ["CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"]
         .into_iter()
         .find(|n| *n == name)
+}
+
+/// A copy whose source "was not modified" did not happen: S3 answers 412 where a GET
+/// would answer 304.
+pub(super) fn copy_condition_error(e: s3s::S3Error) -> s3s::S3Error {
+    if *e.code() == s3s::S3ErrorCode::NotModified {
+        s3_error!(
+            PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold"
+        )
+    } else {
+        e
+    }
+}
+
+/// The bytes `start..end` of a copy source, from wherever they are stored.
+pub(super) async fn source_stream(
+    cluster: &Cluster,
+    owner: (&str, &str),
+    meta: &ObjectMeta,
+    replicas: &[usize],
+    start: u64,
+    end: u64,
+) -> S3Result<ObjectStream> {
+    Ok(match &meta.data {
+        Data::Inline { bytes } => {
+            let chunk = Ok(Bytes::copy_from_slice(&bytes[start as usize..end as usize]));
+            futures::stream::once(async move { chunk }).boxed()
+        }
+        Data::Blob { id } => cluster
+            .open_blob(owner, id, replicas, start, end)
+            .await?
+            .into_stream()
+            .boxed(),
+        Data::Parts { parts } => {
+            cluster
+                .open_parts(owner, parts, replicas, start, end)
+                .await?
+        }
+    })
+}
+
+/// Streams a copy source into an upload, hashing it on the way.
+pub(super) async fn copy_into(
+    stream: &mut ObjectStream,
+    digest: &mut BodyDigest,
+    upload: &mut BlobUpload,
+) -> S3Result<()> {
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| s3_error!(ServiceUnavailable, "copy source read failed: {e}"))?;
+        digest.update(&chunk);
+        upload.send(chunk).await?;
+    }
+    Ok(())
 }

@@ -203,6 +203,13 @@ impl S3 for Gateway {
         versioning::list_object_versions(self, req).await
     }
 
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        multipart::upload_part_copy(self, req).await
+    }
+
     async fn list_parts(
         &self,
         req: S3Request<ListPartsInput>,

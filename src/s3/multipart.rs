@@ -1,5 +1,5 @@
 //! Multipart uploads: CreateMultipartUpload, UploadPart, CompleteMultipartUpload,
-//! AbortMultipartUpload, ListParts, ListMultipartUploads.
+//! AbortMultipartUpload, ListParts, ListMultipartUploads, UploadPartCopy.
 //!
 //! An upload in progress is a record of its own, stored on the replicas of the final key
 //! under the pseudo-bucket `<bucket>/uploads` (a `/` can never occur in a real bucket name)
@@ -15,11 +15,12 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::bucket::{owner, timestamp};
-use super::object::{StoredHeaders, WriteContext, pump};
+use super::copy::{copy_condition_error, copy_into, source_stream};
+use super::object::{Preconditions, StoredHeaders, WriteContext, pump, resolve_for_read};
 use super::{Gateway, check_key};
 use crate::error::Error;
-use crate::integrity::{BodyDigest, Claims, etag};
-use crate::quorum::{Cluster, UPLOADS_SUFFIX};
+use crate::integrity::{BodyDigest, Claims, Verified, etag};
+use crate::quorum::{BlobUpload, Cluster, UPLOADS_SUFFIX};
 
 /// Parts other than the last must be at least this large (S3's rule).
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -117,12 +118,7 @@ pub(super) async fn upload_part(
         trailing_headers,
         ..
     } = req;
-    if !(1..=MAX_PART_NUMBER).contains(&input.part_number) {
-        return Err(s3_error!(
-            InvalidArgument,
-            "Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive"
-        ));
-    }
+    check_part_number(input.part_number)?;
     let cluster = &gw.cluster;
     load_upload(cluster, &input.bucket, &input.key, &input.upload_id).await?;
     let claims = Claims::from_headers(
@@ -136,6 +132,31 @@ pub(super) async fn upload_part(
     pump(&mut body, &mut digest, &mut upload).await?;
     let trailers = trailing_headers.and_then(|t| t.take());
     let verified = digest.verify(trailers.as_ref())?;
+    record_part(
+        cluster,
+        (&input.bucket, &input.key, &input.upload_id),
+        input.part_number,
+        &verified,
+        upload,
+    )
+    .await?;
+    let mut out = UploadPartOutput {
+        e_tag: Some(etag(&verified.md5)),
+        ..Default::default()
+    };
+    set_checksums!(out, &verified.checksums);
+    Ok(S3Response::new(out))
+}
+
+/// Makes an uploaded part part of the upload: the blob to W replicas, then the upload's
+/// record gains the part (a re-upload of a number supersedes the older one).
+async fn record_part(
+    cluster: &Cluster,
+    (bucket, key, upload_id): (&str, &str, &str),
+    part_number: i32,
+    verified: &Verified,
+    upload: BlobUpload,
+) -> S3Result<()> {
     let blob = upload.id().to_owned();
     let stored = upload.finish(&verified.md5).await?;
     let part = Version {
@@ -151,20 +172,110 @@ pub(super) async fn upload_part(
             data: Data::Blob { id: blob },
             headers: Default::default(),
             user_metadata: Default::default(),
-            part_number: Some(input.part_number as u32),
+            part_number: Some(part_number as u32),
             checksums: verified.checksums.clone(),
         }),
     };
-    let (ub, uk) = upload_address(&input.bucket, &input.key, &input.upload_id);
+    let (ub, uk) = upload_address(bucket, key, upload_id);
     cluster
         .commit_blob_record(&ub, &uk, ObjectRecord::single(part), stored)
         .await?;
-    let mut out = UploadPartOutput {
-        e_tag: Some(etag(&verified.md5)),
-        ..Default::default()
+    Ok(())
+}
+
+fn check_part_number(n: i32) -> S3Result<()> {
+    if (1..=MAX_PART_NUMBER).contains(&n) {
+        Ok(())
+    } else {
+        Err(s3_error!(
+            InvalidArgument,
+            "Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive"
+        ))
+    }
+}
+
+pub(super) async fn upload_part_copy(
+    gw: &Gateway,
+    req: S3Request<UploadPartCopyInput>,
+) -> S3Result<S3Response<UploadPartCopyOutput>> {
+    let input = req.input;
+    check_part_number(input.part_number)?;
+    let CopySource::Bucket {
+        bucket: src_bucket,
+        key: src_key,
+        version_id: src_version,
+    } = &input.copy_source
+    else {
+        return Err(s3_error!(
+            NotImplemented,
+            "Only bucket copy sources are supported"
+        ));
     };
-    set_checksums!(out, &verified.checksums);
-    Ok(S3Response::new(out))
+    let cluster = &gw.cluster;
+    load_upload(cluster, &input.bucket, &input.key, &input.upload_id).await?;
+    let conditions = Preconditions {
+        if_match: input.copy_source_if_match.as_ref(),
+        if_none_match: input.copy_source_if_none_match.as_ref(),
+        if_modified_since: input.copy_source_if_modified_since.as_ref(),
+        if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
+    };
+    let (version, meta, replicas) = resolve_for_read(
+        cluster,
+        src_bucket,
+        src_key,
+        src_version.as_deref(),
+        conditions,
+    )
+    .await
+    .map_err(copy_condition_error)?;
+    let (start, end) = match input.copy_source_range.as_deref() {
+        None => (0, meta.size),
+        Some(range) => parse_copy_range(range, meta.size)?,
+    };
+    let mut stream =
+        source_stream(cluster, (src_bucket, src_key), &meta, &replicas, start, end).await?;
+    let mut digest = BodyDigest::new(Claims::default());
+    let mut upload = cluster.start_blob_upload(&input.bucket, &input.key);
+    copy_into(&mut stream, &mut digest, &mut upload).await?;
+    let verified = digest.verify(None)?;
+    record_part(
+        cluster,
+        (&input.bucket, &input.key, &input.upload_id),
+        input.part_number,
+        &verified,
+        upload,
+    )
+    .await?;
+    Ok(S3Response::new(UploadPartCopyOutput {
+        copy_part_result: Some(CopyPartResult {
+            e_tag: Some(etag(&verified.md5)),
+            last_modified: Some(timestamp(cluster.next_timestamp(None))),
+            ..Default::default()
+        }),
+        copy_source_version_id: (!version.null).then(|| version.stamp.id.clone()),
+        ..Default::default()
+    }))
+}
+
+/// `x-amz-copy-source-range: bytes=first-last`, both inclusive and inside the source.
+fn parse_copy_range(range: &str, size: u64) -> S3Result<(u64, u64)> {
+    let invalid = || {
+        s3_error!(
+            InvalidArgument,
+            "Range specified is not valid for source object of size: {size}"
+        )
+    };
+    let (first, last) = range
+        .trim()
+        .strip_prefix("bytes=")
+        .and_then(|r| r.split_once('-'))
+        .ok_or_else(invalid)?;
+    let first: u64 = first.trim().parse().map_err(|_| invalid())?;
+    let last: u64 = last.trim().parse().map_err(|_| invalid())?;
+    if first > last || last >= size {
+        return Err(invalid());
+    }
+    Ok((first, last + 1))
 }
 
 /// The newest uploaded copy of part `number`, if any.

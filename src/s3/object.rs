@@ -360,16 +360,16 @@ pub(super) async fn resolve_version(
     }
 }
 
-/// The conditional headers of a GET or HEAD.
-struct Preconditions<'a> {
-    if_match: Option<&'a ETagCondition>,
-    if_none_match: Option<&'a ETagCondition>,
-    if_modified_since: Option<&'a Timestamp>,
-    if_unmodified_since: Option<&'a Timestamp>,
+/// The conditional headers of a GET or HEAD (or a copy's `x-amz-copy-source-if-*`).
+pub(super) struct Preconditions<'a> {
+    pub if_match: Option<&'a ETagCondition>,
+    pub if_none_match: Option<&'a ETagCondition>,
+    pub if_modified_since: Option<&'a Timestamp>,
+    pub if_unmodified_since: Option<&'a Timestamp>,
 }
 
 /// The version a GET or HEAD addresses, once its preconditions hold.
-async fn resolve_for_read(
+pub(super) async fn resolve_for_read(
     cluster: &Cluster,
     bucket: &str,
     key: &str,
@@ -443,6 +443,33 @@ macro_rules! fill_object_fields {
     }};
 }
 
+/// The byte range of part `n` (1-based) of an object: a multipart object's part, or the
+/// whole object as its only part.
+fn part_range(meta: &ObjectMeta, n: i32) -> S3Result<(u64, u64)> {
+    if !(1..=10_000).contains(&n) {
+        return Err(s3_error!(
+            InvalidArgument,
+            "Part number must be an integer between 1 and 10000, inclusive"
+        ));
+    }
+    let index = (n - 1) as usize;
+    let range = match &meta.data {
+        Data::Parts { parts } => parts.get(index).map(|part| {
+            let start: u64 = parts[..index].iter().map(|p| p.size).sum();
+            (start, start + part.size)
+        }),
+        _ => (index == 0).then_some((0, meta.size)),
+    };
+    range.ok_or_else(|| {
+        let mut e = S3Error::with_message(
+            S3ErrorCode::Custom("InvalidPartNumber".into()),
+            "The requested partnumber is not satisfiable",
+        );
+        e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+        e
+    })
+}
+
 fn checksum_mode_enabled(mode: Option<&ChecksumMode>) -> bool {
     mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case("ENABLED"))
 }
@@ -452,10 +479,10 @@ pub(super) async fn get_object(
     req: S3Request<GetObjectInput>,
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let input = req.input;
-    if input.part_number.is_some() {
+    if input.part_number.is_some() && input.range.is_some() {
         return Err(s3_error!(
-            NotImplemented,
-            "GET with partNumber is not supported yet"
+            InvalidRequest,
+            "Cannot specify both Range header and partNumber query parameter"
         ));
     }
     let (version, meta, replicas) = resolve_for_read(
@@ -471,13 +498,15 @@ pub(super) async fn get_object(
         },
     )
     .await?;
-    let (start, end) = match &input.range {
-        Some(r) => {
+    let (start, end) = match (&input.range, input.part_number) {
+        (Some(r), _) => {
             let range = r.check(meta.size)?;
             (range.start, range.end)
         }
-        None => (0, meta.size),
+        (None, Some(n)) => part_range(&meta, n)?,
+        (None, None) => (0, meta.size),
     };
+    let partial = input.range.is_some() || (start, end) != (0, meta.size);
     let body = match &meta.data {
         Data::Inline { bytes } => {
             let slice = Bytes::copy_from_slice(&bytes[start as usize..end as usize]);
@@ -505,7 +534,12 @@ pub(super) async fn get_object(
         ..Default::default()
     };
     fill_object_fields!(out, version, meta);
-    if input.range.is_some() {
+    if let Data::Parts { parts } = &meta.data
+        && input.part_number.is_some()
+    {
+        out.parts_count = Some(parts.len() as i32);
+    }
+    if partial {
         out.content_range = Some(format!(
             "bytes {}-{}/{}",
             start,
@@ -541,18 +575,27 @@ pub(super) async fn head_object(
         version_id: version_id_header(&version),
         ..Default::default()
     };
-    if let Some(r) = &input.range {
-        let range = r.check(meta.size)?;
-        out.content_length = Some((range.end - range.start) as i64);
+    let range = match (&input.range, input.part_number) {
+        (Some(r), _) => Some(r.check(meta.size).map(|r| (r.start, r.end))?),
+        (None, Some(n)) => {
+            if let Data::Parts { parts } = &meta.data {
+                out.parts_count = Some(parts.len() as i32);
+            }
+            Some(part_range(&meta, n)?)
+        }
+        (None, None) => None,
+    };
+    if let Some((start, end)) = range.filter(|r| *r != (0, meta.size) || input.range.is_some()) {
+        out.content_length = Some((end - start) as i64);
         out.content_range = Some(format!(
             "bytes {}-{}/{}",
-            range.start,
-            range.end.saturating_sub(1),
+            start,
+            end.saturating_sub(1),
             meta.size
         ));
     }
     fill_object_fields!(out, version, meta);
-    if input.range.is_none() && checksum_mode_enabled(input.checksum_mode.as_ref()) {
+    if range.is_none() && checksum_mode_enabled(input.checksum_mode.as_ref()) {
         set_checksums!(out, &meta.checksums);
     }
     Ok(S3Response::new(out))

@@ -351,3 +351,136 @@ async fn list_parts_and_list_multipart_uploads_page_through_what_is_in_progress(
     want.sort();
     assert_eq!(left, want);
 }
+
+#[tokio::test]
+async fn upload_part_copy_ranges_and_get_by_part_number() {
+    let cluster = Cluster::start(3).await;
+    let s3 = cluster.client();
+    create_bucket(&s3, "mpu").await;
+    let source = pattern(7 * MIB + 5, 11);
+    put_bytes(&s3, "mpu", "source", &source).await;
+
+    let id = create(&s3, "assembled").await;
+    let copy_part = |n: i32, range: Option<String>| {
+        s3.upload_part_copy()
+            .bucket("mpu")
+            .key("assembled")
+            .upload_id(&id)
+            .part_number(n)
+            .copy_source("mpu/source")
+            .set_copy_source_range(range)
+            .send()
+    };
+    let first = copy_part(1, Some(format!("bytes=0-{}", 5 * MIB - 1)))
+        .await
+        .unwrap();
+    let second = copy_part(2, Some(format!("bytes={}-{}", 5 * MIB, 7 * MIB + 4)))
+        .await
+        .unwrap();
+    let e1 = first
+        .copy_part_result()
+        .unwrap()
+        .e_tag()
+        .unwrap()
+        .to_owned();
+    let e2 = second
+        .copy_part_result()
+        .unwrap()
+        .e_tag()
+        .unwrap()
+        .to_owned();
+    assert_eq!(e1, etag_of(&source[..5 * MIB]));
+    assert_eq!(e2, etag_of(&source[5 * MIB..]));
+    let past_end = copy_part(3, Some(format!("bytes=0-{}", source.len()))).await;
+    assert_s3_error(past_end, 400, "InvalidArgument");
+    // A source condition that fails is 412, never 304.
+    let unchanged = s3
+        .upload_part_copy()
+        .bucket("mpu")
+        .key("assembled")
+        .upload_id(&id)
+        .part_number(3)
+        .copy_source("mpu/source")
+        .copy_source_if_none_match(etag_of(&source))
+        .send()
+        .await;
+    assert_s3_error(unchanged, 412, "PreconditionFailed");
+    s3.complete_multipart_upload()
+        .bucket("mpu")
+        .key("assembled")
+        .upload_id(&id)
+        .multipart_upload(completed(&[(1, &e1), (2, &e2)]))
+        .send()
+        .await
+        .unwrap();
+    assert_same_bytes(
+        &get_bytes(&s3, "mpu", "assembled").await,
+        &source,
+        "assembled",
+    );
+
+    // GET and HEAD by part number address one part.
+    let part2 = s3
+        .get_object()
+        .bucket("mpu")
+        .key("assembled")
+        .part_number(2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part2.parts_count(), Some(2));
+    assert_eq!(part2.content_length(), Some((2 * MIB + 5) as i64));
+    let bytes = part2.body.collect().await.unwrap().into_bytes();
+    assert_same_bytes(&bytes, &source[5 * MIB..], "part 2");
+    let head = s3
+        .head_object()
+        .bucket("mpu")
+        .key("assembled")
+        .part_number(1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.content_length(), Some((5 * MIB) as i64));
+    let beyond = s3
+        .get_object()
+        .bucket("mpu")
+        .key("assembled")
+        .part_number(3)
+        .send()
+        .await;
+    assert_s3_error(beyond, 416, "InvalidPartNumber");
+    // A plain object is its own part 1.
+    let whole = s3
+        .get_object()
+        .bucket("mpu")
+        .key("source")
+        .part_number(1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whole.content_length(), Some(source.len() as i64));
+
+    // CopyObject honours x-amz-copy-source-if-match.
+    let refused = s3
+        .copy_object()
+        .bucket("mpu")
+        .key("copy")
+        .copy_source("mpu/source")
+        .copy_source_if_match("\"0123456789abcdef0123456789abcdef\"")
+        .send()
+        .await;
+    assert_s3_error(refused, 412, "PreconditionFailed");
+    s3.copy_object()
+        .bucket("mpu")
+        .key("copy")
+        .copy_source("mpu/source")
+        .copy_source_if_match(etag_of(&source))
+        .send()
+        .await
+        .unwrap();
+    assert_same_bytes(
+        &get_bytes(&s3, "mpu", "copy").await,
+        &source,
+        "conditional copy",
+    );
+}
