@@ -10,7 +10,9 @@ mod harness;
 
 mod admin;
 mod buckets;
+mod copy;
 mod errors;
+mod integrity;
 mod listing;
 mod multipart;
 mod objects;
