@@ -20,7 +20,8 @@
 # With S3_ENDPOINT set (plus AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, and BENCH_BUCKET or
 # S3_BUCKET, AWS_REGION), no cluster is started: the matrix runs once against that endpoint
 # (label BENCH_SYSTEM, default "external"; BENCH_SERVER_PIDS=name=pid,... to measure server
-# CPU and memory when the servers run on this machine).
+# CPU and memory when the servers run on this machine). An https:// endpoint builds s3bench
+# with its `tls` feature (rustls; platform roots, or SSL_CERT_FILE).
 #
 # Exit status: 0 when every run finished without errors.
 
@@ -77,7 +78,11 @@ OUT="${BENCH_OUT:-$ROOT/target/bench/$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$OUT"
 log "results in $OUT"
 
-cargo build --release --ignore-rust-version -p s3quorum -p s3quorum-bench
+FEATURES=()
+case "${S3_ENDPOINT:-}" in
+https://*) FEATURES=(--features s3quorum-bench/tls) ;;
+esac
+cargo build --release --ignore-rust-version -p s3quorum -p s3quorum-bench "${FEATURES[@]}"
 S3Q="$ROOT/target/release/s3quorum"
 S3BENCH="$ROOT/target/release/s3bench"
 
@@ -85,7 +90,6 @@ COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if ! git diff --quiet HEAD -- src node Cargo.toml Cargo.lock 2>/dev/null; then
 	COMMIT="$COMMIT-dirty"
 fi
-export BENCH_COMMIT="${BENCH_COMMIT:-$COMMIT}"
 STATUS=0
 
 # ---------------------------------------------------------------- external endpoint
@@ -96,6 +100,9 @@ if [ -n "${S3_ENDPOINT:-}" ]; then
 		"${EXTRA[@]}" | tee "$OUT/$SYSTEM.txt" || STATUS=1
 	exit "$STATUS"
 fi
+
+# The commit describes s3quorum, so it is recorded only for the clusters started here.
+export BENCH_COMMIT="${BENCH_COMMIT:-$COMMIT}"
 
 # ---------------------------------------------------------------- process helpers
 PIDS=()

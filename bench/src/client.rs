@@ -1,7 +1,8 @@
 //! A minimal S3 client for load generation.
 //!
 //! Each worker owns one [`Conn`]: a single keep-alive HTTP/1.1 connection (hyper 1,
-//! `client::conn::http1`), reopened only when the server closes it. Requests use path-style
+//! `client::conn::http1`, over TLS for `https://` endpoints when built with the `tls`
+//! feature), reopened only when the server closes it. Requests use path-style
 //! URLs (`/bucket/key`) and SigV4 header authentication from the `aws-sigv4` crate
 //! (`x-amz-content-sha256` is the body's SHA-256 for small bodies, `UNSIGNED-PAYLOAD` for
 //! streamed ones). Content-Length is always set. Response bodies are streamed: counted,
@@ -28,12 +29,19 @@ use sha2::{Digest, Sha256};
 use tokio::net::TcpStream;
 
 use crate::body::{Pattern, ReqBody};
+use crate::tls;
 
 /// Where requests go and how they are signed.
 #[derive(Debug)]
 pub struct Target {
-    /// `host:port` of the endpoint (also the `Host` header).
+    /// `host[:port]` as given in the endpoint: the `Host` header.
     pub authority: String,
+    /// Host name alone (TLS server name).
+    host: String,
+    /// `host:port` to connect to (the scheme's default port when none is given).
+    connect_addr: String,
+    /// TLS configuration for `https://` endpoints.
+    tls: Option<tls::Tls>,
     /// Bucket every request addresses.
     pub bucket: String,
     /// Signing region (`us-east-1`, or `garage` for a default Garage).
@@ -42,7 +50,8 @@ pub struct Target {
 }
 
 impl Target {
-    /// Parses `http://host:port` and keeps the credentials for signing.
+    /// Parses `http://host[:port]` (or `https://`, with the `tls` feature) and keeps the
+    /// credentials for signing.
     pub fn new(
         endpoint: &str,
         bucket: &str,
@@ -50,16 +59,33 @@ impl Target {
         access_key: &str,
         secret_key: &str,
     ) -> Result<Self, String> {
-        let rest = endpoint.strip_prefix("http://").ok_or_else(|| {
-            format!("endpoint {endpoint:?}: only http:// endpoints are supported")
-        })?;
+        let (rest, tls, default_port) = if let Some(rest) = endpoint.strip_prefix("http://") {
+            (rest, None, 80)
+        } else if let Some(rest) = endpoint.strip_prefix("https://") {
+            (rest, Some(tls::config()?), 443)
+        } else {
+            return Err(format!(
+                "endpoint {endpoint:?}: expected http://HOST[:PORT] or https://HOST[:PORT]"
+            ));
+        };
         let authority = rest.trim_end_matches('/').to_string();
         if authority.is_empty() || authority.contains('/') {
-            return Err(format!("endpoint {endpoint:?}: expected http://HOST:PORT"));
+            return Err(format!(
+                "endpoint {endpoint:?}: expected a scheme and HOST[:PORT], no path"
+            ));
         }
+        let (host, connect_addr) = match authority.rsplit_once(':') {
+            Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+                (h.to_string(), authority.clone())
+            }
+            _ => (authority.clone(), format!("{authority}:{default_port}")),
+        };
         let identity = Credentials::new(access_key, secret_key, None, None, "s3bench").into();
         Ok(Self {
             authority,
+            host,
+            connect_addr,
+            tls,
             bucket: bucket.to_string(),
             region: region.to_string(),
             identity,
@@ -127,19 +153,20 @@ impl Conn {
         {
             return Ok(());
         }
-        let stream = TcpStream::connect(&self.target.authority)
+        let t = &self.target;
+        let stream = TcpStream::connect(&t.connect_addr)
             .await
-            .map_err(|e| format!("connect {}: {e}", self.target.authority))?;
+            .map_err(|e| format!("connect {}: {e}", t.connect_addr))?;
         stream
             .set_nodelay(true)
             .map_err(|e| format!("set_nodelay: {e}"))?;
-        let (sender, conn) = hyper::client::conn::http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("handshake {}: {e}", self.target.authority))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let sender = match &t.tls {
+            None => handshake(stream, &t.connect_addr).await?,
+            Some(config) => {
+                let stream = tls::connect(config, &t.host, stream).await?;
+                handshake(stream, &t.connect_addr).await?
+            }
+        };
         self.sender = Some(sender);
         if self.opened > 0 {
             self.reconnects += 1;
@@ -161,7 +188,12 @@ impl Conn {
     ) -> Result<(Response<Incoming>, Instant), String> {
         self.connect().await?;
         let len = body.len().to_string();
-        let url = format!("http://{}{}", self.target.authority, path_and_query);
+        let scheme = if self.target.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let url = format!("{scheme}://{}{}", self.target.authority, path_and_query);
         let mut signed_headers: Vec<(&str, &str)> = Vec::with_capacity(headers.len() + 2);
         signed_headers.push(("host", &self.target.authority));
         signed_headers.push(("content-length", &len));
@@ -215,6 +247,21 @@ impl Conn {
             }
         }
     }
+}
+
+/// HTTP/1.1 handshake over an open stream; the connection task is spawned.
+async fn handshake<I>(io: I, addr: &str) -> Result<SendRequest<ReqBody>, String>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::Builder::new()
+        .handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| format!("handshake {addr}: {e}"))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
 }
 
 /// What streaming a response body found.
@@ -335,6 +382,13 @@ mod tests {
         let t = Target::new("http://127.0.0.1:9000/", "b", "us-east-1", "k", "s").unwrap();
         assert_eq!(t.authority, "127.0.0.1:9000");
         assert_eq!(t.object_path("x/y"), "/b/x/y");
-        assert!(Target::new("https://x", "b", "r", "k", "s").is_err());
+        assert_eq!(t.connect_addr, "127.0.0.1:9000");
+        let t = Target::new("http://minio.local", "b", "r", "k", "s").unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.connect_addr.as_str()),
+            ("minio.local", "minio.local:80")
+        );
+        assert!(Target::new("ftp://x", "b", "r", "k", "s").is_err());
+        assert!(Target::new("http://x/path", "b", "r", "k", "s").is_err());
     }
 }

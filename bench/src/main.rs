@@ -13,6 +13,7 @@ mod multipart;
 mod ops;
 mod procs;
 mod stats;
+mod tls;
 mod workloads;
 
 use std::fs;
@@ -59,7 +60,7 @@ enum Cmd {
 
 #[derive(clap::Args, Debug)]
 struct RunArgs {
-    /// S3 endpoint, http://HOST:PORT.
+    /// S3 endpoint, http://HOST[:PORT] (https:// with the `tls` feature).
     #[arg(long, env = "S3_ENDPOINT")]
     endpoint: String,
     /// Access key.
