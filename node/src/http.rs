@@ -26,6 +26,7 @@ use crate::blobs::BlobStore;
 use crate::error::{Error, status_and_body};
 use crate::lease::Leases;
 use crate::metrics::Metrics;
+use crate::proto::paxos::{Prepare, Proposal};
 use crate::proto::{
     self, BucketRecord, Data, Hint, LeaseRequest, MAX_RECORD_BODY, ObjectRecord, VersionState,
 };
@@ -65,6 +66,9 @@ enum Route<'a> {
     GetHints,
     ClearHints,
     Lease(&'a str),
+    PaxosPrepare(&'a str, &'a str),
+    PaxosAccept(&'a str, &'a str),
+    PaxosCommit(&'a str, &'a str),
     /// A known path, another method.
     WrongMethod,
     Unknown,
@@ -89,6 +93,9 @@ impl<'a> Route<'a> {
             ("GET", ["hints"]) => Route::GetHints,
             ("POST", ["hints", "delete"]) => Route::ClearHints,
             ("POST", ["lease", name]) => Route::Lease(name),
+            ("POST", ["paxos", bucket, key, "prepare"]) => Route::PaxosPrepare(bucket, key),
+            ("POST", ["paxos", bucket, key, "accept"]) => Route::PaxosAccept(bucket, key),
+            ("POST", ["paxos", bucket, key, "commit"]) => Route::PaxosCommit(bucket, key),
             (
                 _,
                 ["health"]
@@ -100,7 +107,8 @@ impl<'a> Route<'a> {
                 | ["buckets", _]
                 | ["hints"]
                 | ["hints", "delete"]
-                | ["lease", _],
+                | ["lease", _]
+                | ["paxos", _, _, "prepare" | "accept" | "commit"],
             ) => Route::WrongMethod,
             _ => Route::Unknown,
         }
@@ -124,6 +132,9 @@ impl<'a> Route<'a> {
             Route::GetHints => "get_hints",
             Route::ClearHints => "delete_hints",
             Route::Lease(_) => "lease",
+            Route::PaxosPrepare(..) => "paxos_prepare",
+            Route::PaxosAccept(..) => "paxos_accept",
+            Route::PaxosCommit(..) => "paxos_commit",
             Route::WrongMethod | Route::Unknown => "other",
         }
     }
@@ -234,6 +245,27 @@ async fn dispatch(
             }
             let request: LeaseRequest = read_json(req).await?;
             json(&state.leases.acquire(&name, &request, Instant::now())?)
+        }
+        Route::PaxosPrepare(bucket, key) => {
+            let (bucket, key) = (decode(bucket)?, decode(key)?);
+            let prepare: Prepare = read_json(req).await?;
+            json(
+                &state
+                    .records
+                    .paxos_prepare(&bucket, &key, prepare.ballot)
+                    .await?,
+            )
+        }
+        Route::PaxosAccept(bucket, key) => {
+            let (bucket, key) = (decode(bucket)?, decode(key)?);
+            let proposal: Proposal = read_json(req).await?;
+            json(&state.records.paxos_accept(&bucket, &key, proposal).await?)
+        }
+        Route::PaxosCommit(bucket, key) => {
+            let (bucket, key) = (decode(bucket)?, decode(key)?);
+            let proposal: Proposal = read_json(req).await?;
+            state.records.paxos_commit(&bucket, &key, proposal).await?;
+            Ok(no_content())
         }
         Route::WrongMethod => Err(Error::MethodNotAllowed),
         Route::Unknown => Err(Error::NoRoute),

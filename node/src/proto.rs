@@ -29,11 +29,14 @@
 //! | POST | `/hints/delete` | `Vec<Hint>` (each removed only if the stored `since` is not newer than the given one) | 204 |
 //! | POST | `/lease/{name}` | [`LeaseRequest`] | [`LeaseReply`] |
 //! | GET | `/metrics` | | Prometheus text (open: no secret needed) |
+//! | POST | `/paxos/{bucket}/{key}/{prepare,accept,commit}` | see [`paxos`] | see [`paxos`] |
 //!
 //! Path segments `{bucket}` and `{key}` are percent-encoded with [`encode_segment`]; blob ids
 //! are 32 lowercase hex characters. Errors are [`ErrorBody`] with a non-2xx status.
 
 use std::collections::BTreeMap;
+
+pub mod paxos;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,6 @@
 //! Metadata records in redb (`<data_dir>/records.redb`): object records keyed by
-//! `bucket ++ 0x00 ++ key` and bucket records keyed by name, both stored as JSON, and the
-//! repair hints of [`hints`].
+//! `bucket ++ 0x00 ++ key` and bucket records keyed by name, both stored as JSON, the
+//! repair hints of [`hints`] and the per-key compare-and-set state of [`paxos`].
 //!
 //! Invariants: stored records only ever grow by merge (`proto` merge functions), so writes
 //! are idempotent and order-free. Every write goes through one writer thread that drains
@@ -25,9 +25,11 @@ use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
 use crate::error::Error;
+use crate::proto::paxos::{AcceptReply, Ballot, Promise, Proposal};
 use crate::proto::{BucketRecord, Hint, ListEntry, ListPage, MAX_LIST_LIMIT, ObjectRecord};
 
 mod hints;
+mod paxos;
 
 const OBJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("objects");
 const BUCKETS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("buckets");
@@ -78,11 +80,30 @@ enum Change {
     RaiseHints(Vec<(Vec<u8>, Hint)>),
     /// Hints with their table keys, each removed unless raised again since.
     ClearHints(Vec<(Vec<u8>, Hint)>),
+    Prepare {
+        key: Vec<u8>,
+        ballot: Ballot,
+    },
+    Accept {
+        key: Vec<u8>,
+        proposal: Proposal,
+    },
+    Commit {
+        key: Vec<u8>,
+        proposal: Proposal,
+    },
+}
+
+/// What a committed change answers.
+enum Reply {
+    Done,
+    Promise(Promise),
+    Accept(AcceptReply),
 }
 
 struct WriteRequest {
     change: Change,
-    done: oneshot::Sender<Result<(), Error>>,
+    done: oneshot::Sender<Result<Reply, Error>>,
 }
 
 /// What the store keeps: a mergeable JSON value.
@@ -141,6 +162,8 @@ impl RecordStore {
             .map_err(Error::db("create buckets table"))?;
         txn.open_table(hints::HINTS)
             .map_err(Error::db("create hints table"))?;
+        txn.open_table(paxos::PAXOS)
+            .map_err(Error::db("create paxos table"))?;
         txn.commit().map_err(Error::db("commit"))?;
 
         let db = Arc::new(db);
@@ -173,13 +196,54 @@ impl RecordStore {
         record: ObjectRecord,
     ) -> Result<(), Error> {
         let key = object_key(bucket, key)?;
-        self.write(Change::Object { key, record }).await
+        self.write(Change::Object { key, record }).await.map(drop)
+    }
+
+    /// Paxos `prepare` for (bucket, key); answers once the promise is durable.
+    pub(crate) async fn paxos_prepare(
+        &self,
+        bucket: &str,
+        key: &str,
+        ballot: Ballot,
+    ) -> Result<Promise, Error> {
+        let key = object_key(bucket, key)?;
+        match self.write(Change::Prepare { key, ballot }).await? {
+            Reply::Promise(p) => Ok(p),
+            _ => Err(Error::Corrupt(
+                "record writer answered prepare oddly".into(),
+            )),
+        }
+    }
+
+    /// Paxos `accept` for (bucket, key); answers once the acceptance is durable.
+    pub(crate) async fn paxos_accept(
+        &self,
+        bucket: &str,
+        key: &str,
+        proposal: Proposal,
+    ) -> Result<AcceptReply, Error> {
+        let key = object_key(bucket, key)?;
+        match self.write(Change::Accept { key, proposal }).await? {
+            Reply::Accept(a) => Ok(a),
+            _ => Err(Error::Corrupt("record writer answered accept oddly".into())),
+        }
+    }
+
+    /// Paxos `commit` for (bucket, key): the chosen value merged into the record.
+    pub(crate) async fn paxos_commit(
+        &self,
+        bucket: &str,
+        key: &str,
+        proposal: Proposal,
+    ) -> Result<(), Error> {
+        let key = object_key(bucket, key)?;
+        self.write(Change::Commit { key, proposal }).await.map(drop)
     }
 
     /// Merges `record` into the bucket record of the same name; returns once committed.
     pub(crate) async fn merge_bucket(&self, record: BucketRecord) -> Result<(), Error> {
         check_bucket(&record.name)?;
-        self.write(Change::Bucket(record)).await
+        self.write(Change::Bucket(record)).await.map(drop)
     }
 
     /// The record of (bucket, key), if this node has one.
@@ -280,7 +344,7 @@ impl RecordStore {
         if keyed.is_empty() {
             return Ok(());
         }
-        self.write(Change::RaiseHints(keyed)).await
+        self.write(Change::RaiseHints(keyed)).await.map(drop)
     }
 
     /// Removes repair hints, each only if the stored `since` is not newer than the given
@@ -290,7 +354,7 @@ impl RecordStore {
         if keyed.is_empty() {
             return Ok(());
         }
-        self.write(Change::ClearHints(keyed)).await
+        self.write(Change::ClearHints(keyed)).await.map(drop)
     }
 
     /// The first `limit` (at most [`MAX_LIST_LIMIT`]) hints, ascending by
@@ -305,7 +369,7 @@ impl RecordStore {
         self.stats.batches.load(Ordering::Relaxed)
     }
 
-    async fn write(&self, change: Change) -> Result<(), Error> {
+    async fn write(&self, change: Change) -> Result<Reply, Error> {
         let (done, answer) = oneshot::channel();
         self.writes
             .send(WriteRequest { change, done })
@@ -460,7 +524,7 @@ impl Writer {
         &self,
         changes: &[Change],
         durable: bool,
-    ) -> Result<(Vec<Result<(), Error>>, bool), Error> {
+    ) -> Result<(Vec<Result<Reply, Error>>, bool), Error> {
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         let mut txn = self.db.begin_write().map_err(Error::db("begin write"))?;
         txn.set_durability(if durable {
@@ -476,23 +540,47 @@ impl Writer {
             let mut hint_table = txn
                 .open_table(hints::HINTS)
                 .map_err(Error::db("open hints"))?;
+            let mut paxos_table = txn
+                .open_table(paxos::PAXOS)
+                .map_err(Error::db("open paxos"))?;
             for change in changes {
+                let done = |c: bool| (c, Reply::Done);
                 let outcome = match change {
-                    Change::Object { key, record } => merge_into(&mut objects, key, record),
+                    Change::Object { key, record } => {
+                        merge_into(&mut objects, key, record).map(done)
+                    }
                     Change::Bucket(record) => {
-                        merge_into(&mut buckets, record.name.as_bytes(), record)
+                        merge_into(&mut buckets, record.name.as_bytes(), record).map(done)
                     }
                     Change::RaiseHints(keyed) => {
                         each_hint(keyed, |key, hint| hints::raise(&mut hint_table, key, hint))
+                            .map(done)
                     }
                     Change::ClearHints(keyed) => {
                         each_hint(keyed, |key, hint| hints::clear(&mut hint_table, key, hint))
+                            .map(done)
                     }
+                    Change::Prepare { key, ballot } => {
+                        paxos::prepare(&mut paxos_table, &objects, key, ballot)
+                            .map(|(p, c)| (c, Reply::Promise(p)))
+                    }
+                    Change::Accept { key, proposal } => {
+                        paxos::accept(&mut paxos_table, key, &proposal.ballot, &proposal.value)
+                            .map(|(a, c)| (c, Reply::Accept(a)))
+                    }
+                    Change::Commit { key, proposal } => paxos::commit(
+                        &mut paxos_table,
+                        &mut objects,
+                        key,
+                        &proposal.ballot,
+                        &proposal.value,
+                    )
+                    .map(done),
                 };
                 match outcome {
-                    Ok(c) => {
+                    Ok((c, reply)) => {
                         changed |= c;
-                        results.push(Ok(()));
+                        results.push(Ok(reply));
                     }
                     // A failing table operation may leave the transaction unusable.
                     Err(e @ Error::Db { .. }) => return Err(e),

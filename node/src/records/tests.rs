@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
+use crate::proto::paxos::{Ballot, Proposal};
 use crate::proto::{Data, Lww, ObjectMeta, Stamp, Version, VersionState, Versioning};
 
 fn open(dir: &tempfile::TempDir, fsync: bool) -> (RecordStore, RecordWriter) {
@@ -414,4 +415,143 @@ async fn commits_are_counted_once_per_changing_transaction() {
         .expect("raise");
     store.clear_hints(Vec::new()).await.expect("clear nothing");
     assert_eq!(commits.get(), 2);
+}
+
+fn ballot(ts: u64) -> Ballot {
+    Stamp {
+        ts,
+        id: format!("g{ts}"),
+    }
+}
+
+fn proposal(ts: u64, value: ObjectRecord) -> Proposal {
+    Proposal {
+        ballot: ballot(ts),
+        value,
+    }
+}
+
+#[tokio::test]
+async fn paxos_promises_survive_a_restart_and_refuse_lower_ballots() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, writer) = open(&dir, true);
+    store
+        .merge_object("b", "k", record(1))
+        .await
+        .expect("merge");
+    let p = store
+        .paxos_prepare("b", "k", ballot(10))
+        .await
+        .expect("prepare");
+    assert!(p.promised);
+    assert_eq!(p.record, Some(record(1)), "a promise carries the record");
+    assert_eq!(p.accepted, None);
+    drop(store);
+    writer.join();
+
+    let (store, _writer) = open(&dir, true);
+    let low = store
+        .paxos_prepare("b", "k", ballot(5))
+        .await
+        .expect("prepare");
+    assert!(
+        !low.promised,
+        "the promise of ballot 10 was kept across the restart"
+    );
+    assert_eq!(low.highest, ballot(10));
+    assert_eq!(low.record, None, "a refusal reveals nothing");
+    let refused = store
+        .paxos_accept("b", "k", proposal(5, record(2)))
+        .await
+        .expect("accept");
+    assert!(!refused.accepted);
+    assert_eq!(refused.highest, ballot(10));
+    // The same ballot again (a re-sent prepare) is promised again.
+    assert!(
+        store
+            .paxos_prepare("b", "k", ballot(10))
+            .await
+            .expect("prepare")
+            .promised
+    );
+}
+
+#[tokio::test]
+async fn paxos_accepted_value_is_reported_until_committed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _writer) = open(&dir, true);
+    let mut value = record(1);
+    value.merge(&record(2));
+    assert!(
+        store
+            .paxos_prepare("b", "k", ballot(10))
+            .await
+            .expect("prepare")
+            .promised
+    );
+    let a = store
+        .paxos_accept("b", "k", proposal(10, value.clone()))
+        .await
+        .expect("accept");
+    assert!(a.accepted);
+    let p = store
+        .paxos_prepare("b", "k", ballot(11))
+        .await
+        .expect("prepare");
+    let accepted = p.accepted.expect("accepted proposal reported");
+    assert_eq!(accepted.ballot, ballot(10));
+    assert_eq!(accepted.value, Some(value.clone()));
+    assert_eq!(p.record, None, "accepted is not committed");
+
+    store
+        .paxos_commit("b", "k", proposal(10, value.clone()))
+        .await
+        .expect("commit");
+    assert_eq!(
+        store.get_object("b", "k").await.expect("get"),
+        Some(value.clone())
+    );
+    let p = store
+        .paxos_prepare("b", "k", ballot(12))
+        .await
+        .expect("prepare");
+    let accepted = p.accepted.expect("commit leaves the ballot");
+    assert_eq!(accepted.ballot, ballot(10));
+    assert_eq!(
+        accepted.value, None,
+        "the record stands for the committed value"
+    );
+    assert_eq!(p.record, Some(value));
+}
+
+#[tokio::test]
+async fn paxos_commit_from_a_node_outside_the_majority_fences_lower_ballots() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _writer) = open(&dir, true);
+    // This node never saw prepare or accept at ballot 20, only the commit.
+    assert!(
+        store
+            .paxos_prepare("b", "k", ballot(3))
+            .await
+            .expect("prepare")
+            .promised
+    );
+    store
+        .paxos_commit("b", "k", proposal(20, record(7)))
+        .await
+        .expect("commit");
+    assert!(
+        !store
+            .paxos_prepare("b", "k", ballot(15))
+            .await
+            .expect("prepare")
+            .promised
+    );
+    let p = store
+        .paxos_prepare("b", "k", ballot(21))
+        .await
+        .expect("prepare");
+    assert!(p.promised);
+    assert_eq!(p.accepted.map(|a| a.ballot), Some(ballot(20)));
+    assert_eq!(p.record, Some(record(7)));
 }

@@ -1,0 +1,90 @@
+//! Per-key Paxos state in the record database: table `paxos`, keyed like the objects table
+//! (`bucket ++ 0x00 ++ key`), each value the JSON [`PaxosState`].
+//!
+//! Invariants: a promise or an acceptance is answered only after the transaction that
+//! stores it has committed (these changes run in the record writer's group commits, like
+//! every other write), so a node that restarts never forgets what it promised. A commit
+//! merges the value into the object record and updates the Paxos state in the same
+//! transaction. A stored state that does not decode is never overwritten: the request
+//! fails `Corrupt`, which the proposer counts as a missing answer.
+
+use redb::{Table, TableDefinition};
+
+use super::{get_decoded, merge_into};
+use crate::error::Error;
+use crate::proto::ObjectRecord;
+use crate::proto::paxos::{AcceptReply, Ballot, PaxosState, Promise};
+
+pub(super) const PAXOS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("paxos");
+
+type Bytes<'t> = Table<'t, &'static [u8], &'static [u8]>;
+
+/// `prepare(ballot)` for the object at `key`. Returns the answer and whether anything
+/// changed.
+pub(super) fn prepare(
+    paxos: &mut Bytes<'_>,
+    objects: &Bytes<'_>,
+    key: &[u8],
+    ballot: &Ballot,
+) -> Result<(Promise, bool), Error> {
+    let before: PaxosState = get_decoded(paxos, key)?.unwrap_or_default();
+    let mut state = before.clone();
+    let promised = state.prepare(ballot);
+    let changed = state != before && store(paxos, key, &state)?;
+    let record: Option<ObjectRecord> = if promised {
+        get_decoded(objects, key)?
+    } else {
+        None
+    };
+    let promise = Promise {
+        promised,
+        highest: state.highest_or(ballot),
+        accepted: if promised { state.accepted } else { None },
+        record,
+    };
+    Ok((promise, changed))
+}
+
+/// `accept(ballot, value)` for the object at `key`.
+pub(super) fn accept(
+    paxos: &mut Bytes<'_>,
+    key: &[u8],
+    ballot: &Ballot,
+    value: &ObjectRecord,
+) -> Result<(AcceptReply, bool), Error> {
+    let before: PaxosState = get_decoded(paxos, key)?.unwrap_or_default();
+    let mut state = before.clone();
+    let accepted = state.accept(ballot, value);
+    let changed = state != before && store(paxos, key, &state)?;
+    let reply = AcceptReply {
+        accepted,
+        highest: state.highest_or(ballot),
+    };
+    Ok((reply, changed))
+}
+
+/// `commit(ballot, value)`: merges the chosen value into the object record and marks the
+/// record as standing for it. Returns whether anything changed.
+pub(super) fn commit(
+    paxos: &mut Bytes<'_>,
+    objects: &mut Bytes<'_>,
+    key: &[u8],
+    ballot: &Ballot,
+    value: &ObjectRecord,
+) -> Result<bool, Error> {
+    let before: PaxosState = get_decoded(paxos, key)?.unwrap_or_default();
+    let merged = merge_into(objects, key, value)?;
+    let mut state = before.clone();
+    state.committed(ballot);
+    let changed = state != before && store(paxos, key, &state)?;
+    Ok(merged || changed)
+}
+
+fn store(paxos: &mut Bytes<'_>, key: &[u8], state: &PaxosState) -> Result<bool, Error> {
+    let bytes = serde_json::to_vec(state)
+        .map_err(|e| Error::Corrupt(format!("cannot encode paxos state: {e}")))?;
+    paxos
+        .insert(key, bytes.as_slice())
+        .map_err(Error::db("write paxos state"))?;
+    Ok(true)
+}
