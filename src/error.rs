@@ -25,6 +25,10 @@ pub enum Error {
         got: usize,
         per_node: Vec<String>,
     },
+    /// A conditional write kept losing to concurrent ones until its deadline. With
+    /// `outcome_unknown` one of its proposals may still have taken effect.
+    #[error("conditional write did not win agreement in time (outcome unknown: {outcome_unknown})")]
+    Contention { outcome_unknown: bool },
     #[error("{op} on node {node}: {source}")]
     Node {
         op: &'static str,
@@ -41,6 +45,19 @@ impl From<Error> for S3Error {
             Error::NoSuchKey => S3ErrorCode::NoSuchKey,
             Error::NoSuchVersion => S3ErrorCode::NoSuchVersion,
             Error::BadDigest(_) => S3ErrorCode::BadDigest,
+            Error::Contention {
+                outcome_unknown: false,
+            } => S3ErrorCode::ConditionalRequestConflict,
+            Error::Contention {
+                outcome_unknown: true,
+            } => {
+                tracing::warn!("{e}");
+                return S3Error::with_message(
+                    S3ErrorCode::ServiceUnavailable,
+                    "A conflicting conditional write was in progress and the outcome of this \
+                     one is unknown; please retry.",
+                );
+            }
             Error::QuorumFailed { .. } | Error::Node { .. } => {
                 tracing::error!(caller = %std::panic::Location::caller(), "{e}");
                 return S3Error::with_message(

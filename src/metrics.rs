@@ -34,6 +34,9 @@ pub struct Metrics {
     pub anti_entropy_keys: IntCounter,
     /// `node_up{node}`: 1 when the node answered its last health check.
     pub node_up: IntGaugeVec,
+    /// `paxos_rounds_total{result}`: compare-and-set rounds of conditional writes, by how
+    /// they ended (`done`, `refused`: condition false, `preempted`: a competing writer).
+    pub paxos_rounds: IntCounterVec,
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -119,6 +122,12 @@ impl Metrics {
                 r,
                 "repair_queue_length",
                 "Repair hints waiting on the data nodes",
+            ),
+            paxos_rounds: counter_vec(
+                r,
+                "paxos_rounds_total",
+                "Compare-and-set rounds of conditional writes, by result (done, refused, preempted)",
+                &["result"],
             ),
             repairs: counter_vec(
                 r,

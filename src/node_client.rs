@@ -16,6 +16,7 @@ use hyper::body::Frame;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use node::proto::paxos::{AcceptReply, Ballot, Prepare, Promise, Proposal};
 use node::proto::{
     self, BlobPutReply, BucketRecord, EXPECTED_MD5_HEADER, ErrorBody, Hint, LeaseReply,
     LeaseRequest, ListPage, ObjectRecord, SECRET_HEADER, encode_segment,
@@ -356,6 +357,59 @@ impl NodeClient {
         self.call_json(req)
             .await?
             .ok_or_else(|| NodeError::BadReply("empty lease answer".into()))
+    }
+
+    /// `POST /paxos/{bucket}/{key}/{step}` with a JSON body and a JSON answer.
+    async fn paxos<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        bucket: &str,
+        key: &str,
+        step: &str,
+        body: &B,
+    ) -> Result<Option<T>, NodeError> {
+        let path = format!(
+            "/paxos/{}/{}/{step}",
+            encode_segment(bucket),
+            encode_segment(key)
+        );
+        let req = self.request(Method::POST, &path, Self::json_body(body));
+        self.call_json(req).await
+    }
+
+    pub async fn paxos_prepare(
+        &self,
+        bucket: &str,
+        key: &str,
+        ballot: &Ballot,
+    ) -> Result<Promise, NodeError> {
+        let body = Prepare {
+            ballot: ballot.clone(),
+        };
+        self.paxos(bucket, key, "prepare", &body)
+            .await?
+            .ok_or_else(|| NodeError::BadReply("empty promise".into()))
+    }
+
+    pub async fn paxos_accept(
+        &self,
+        bucket: &str,
+        key: &str,
+        proposal: &Proposal,
+    ) -> Result<AcceptReply, NodeError> {
+        self.paxos(bucket, key, "accept", proposal)
+            .await?
+            .ok_or_else(|| NodeError::BadReply("empty accept answer".into()))
+    }
+
+    pub async fn paxos_commit(
+        &self,
+        bucket: &str,
+        key: &str,
+        proposal: &Proposal,
+    ) -> Result<(), NodeError> {
+        self.paxos::<_, serde_json::Value>(bucket, key, "commit", proposal)
+            .await
+            .map(drop)
     }
 
     pub async fn list_buckets(&self) -> Result<Vec<BucketRecord>, NodeError> {

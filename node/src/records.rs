@@ -6,7 +6,8 @@
 //! are idempotent and order-free. Every write goes through one writer thread that drains
 //! all pending requests into ONE write transaction and commits once (group commit: one
 //! fsync per batch, not per record), then answers each waiter; a write is acknowledged only
-//! after the commit that contains it; hint writes share those transactions. Bucket names
+//! after the commit that contains it; hint writes share those transactions. Paxos changes
+//! are always committed durably, even with fsync off. Bucket names
 //! never contain 0x00, so the keys of one bucket are contiguous and sorted by key bytes.
 //! Reads run concurrently on read transactions and never wait for the writer.
 
@@ -92,6 +93,15 @@ enum Change {
         key: Vec<u8>,
         proposal: Proposal,
     },
+}
+
+impl Change {
+    fn is_paxos(&self) -> bool {
+        matches!(
+            self,
+            Change::Prepare { .. } | Change::Accept { .. } | Change::Commit { .. }
+        )
+    }
 }
 
 /// What a committed change answers.
@@ -475,9 +485,13 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let durable = self.fsync || last_durable.elapsed() >= LAZY_SYNC_INTERVAL;
             let (changes, answers): (Vec<Change>, Vec<_>) =
                 batch.into_iter().map(|r| (r.change, r.done)).unzip();
+            // A forgotten promise could let two conditional writers both win, so Paxos
+            // state is made durable whatever the fsync setting (only conditional writes pay).
+            let durable = self.fsync
+                || last_durable.elapsed() >= LAZY_SYNC_INTERVAL
+                || changes.iter().any(Change::is_paxos);
             match self.commit(&changes, durable) {
                 Ok((results, committed)) => {
                     if committed && durable {

@@ -8,6 +8,7 @@
 //! carries every replica's reason so one log line explains it.
 
 mod buckets;
+mod cas;
 mod list;
 mod read;
 mod repair;
@@ -26,10 +27,11 @@ use crate::metrics::Metrics;
 use crate::node_client::{NodeClient, NodeError, new_pool};
 use crate::placement::Placement;
 
+pub use cas::Decision;
 pub use list::Listing;
 pub use read::ObjectStream;
 pub use repair::{blobs_of, is_behind};
-pub use write::BlobUpload;
+pub use write::{BlobStored, BlobUpload};
 
 /// Record addresses of multipart uploads use this suffix on the bucket name; a `/` never
 /// occurs in a real bucket name, so they cannot collide with one.

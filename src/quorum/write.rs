@@ -185,6 +185,29 @@ impl Cluster {
     }
 }
 
+/// A replica still storing the blob: ends once it has stored it with the right MD5.
+pub(super) type LateReplica = BoxFuture<'static, Result<(), NodeError>>;
+
+impl BlobStored {
+    /// The replicas that stored the blob, and for each late replica a future that ends once
+    /// it has stored the blob with the right MD5 (or failed to).
+    pub(super) fn split(self) -> (Vec<usize>, Vec<(usize, LateReplica)>) {
+        let md5 = self.md5;
+        let late = self
+            .late
+            .into_iter()
+            .map(|(i, put)| {
+                let md5 = md5.clone();
+                (
+                    i,
+                    async move { check_md5(put.await, &md5).map(drop) }.boxed(),
+                )
+            })
+            .collect();
+        (self.acked, late)
+    }
+}
+
 impl BlobUpload {
     pub fn id(&self) -> &str {
         &self.id

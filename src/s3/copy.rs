@@ -12,6 +12,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::bucket::timestamp;
+use super::conditional::WriteCondition;
 use super::object::{
     INLINE_MAX, Preconditions, StoredHeaders, WriteContext, commit_version, new_meta,
     resolve_for_read,
@@ -37,12 +38,7 @@ pub(super) async fn copy_object(
             "Only bucket copy sources are supported"
         ));
     };
-    if input.if_match.is_some() || input.if_none_match.is_some() {
-        return Err(s3_error!(
-            NotImplemented,
-            "Conditional writes (If-Match / If-None-Match on copy) are not supported yet"
-        ));
-    }
+    let condition = WriteCondition::for_write(input.if_match.clone(), input.if_none_match.clone())?;
     let cluster = &gw.cluster;
     let conditions = Preconditions {
         if_match: input.copy_source_if_match.as_ref(),
@@ -141,7 +137,16 @@ pub(super) async fn copy_object(
     // A multipart source keeps its multipart ETag.
     new.etag.clone_from(&meta.etag);
     let new_etag = new.etag.clone();
-    let written = commit_version(cluster, &input.bucket, &input.key, &ctx, new, upload).await?;
+    let written = commit_version(
+        cluster,
+        &input.bucket,
+        &input.key,
+        &ctx,
+        new,
+        upload,
+        &condition,
+    )
+    .await?;
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(etag(&new_etag)),

@@ -6,10 +6,11 @@
 //! version, which wins over the version on every replica; its bytes are freed later.
 
 use futures::StreamExt;
-use node::proto::{ObjectRecord, Version, VersionState};
+use node::proto::{ObjectRecord, Version, VersionState, Versioning};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
+use super::conditional::{WriteCondition, commit_if, purge_if};
 use super::object::WriteContext;
 use super::{Gateway, check_key};
 use crate::error::Error;
@@ -22,6 +23,7 @@ async fn delete_one(
     bucket: &str,
     key: &str,
     version_id: Option<&str>,
+    condition: &WriteCondition,
 ) -> S3Result<(Option<String>, bool)> {
     check_key(key)?;
     let (b, read) = tokio::join!(
@@ -31,6 +33,10 @@ async fn delete_one(
     let bucket_rec = b?.ok_or(Error::NoSuchBucket)?;
     let record = read?.record;
     let replicas = cluster.replicas_of(bucket, key);
+    if condition.is_set() {
+        let versioning = bucket_rec.versioning.map(|v| v.value);
+        return delete_if(cluster, bucket, key, version_id, versioning, condition).await;
+    }
     if let Some(id) = version_id {
         let Some(target) = record.as_ref().and_then(|r| r.find_s3_version(id)) else {
             // Deleting a version that does not exist succeeds, as in S3.
@@ -65,22 +71,58 @@ async fn delete_one(
     Ok((ctx.version_id_for(&marker), ctx.versioning.is_some()))
 }
 
+/// [`delete_one`] under a condition, atomically with respect to other conditional writes.
+async fn delete_if(
+    cluster: &Cluster,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    versioning: Option<Versioning>,
+    condition: &WriteCondition,
+) -> S3Result<(Option<String>, bool)> {
+    if let Some(id) = version_id {
+        let purged = purge_if(cluster, bucket, key, id, condition).await?;
+        let was_marker = purged
+            .as_ref()
+            .is_some_and(|v| matches!(v.state, VersionState::DeleteMarker));
+        if let Some(VersionState::Object(meta)) = purged.map(|v| v.state) {
+            let blobs = blobs_of(&meta).into_iter().map(|(id, _)| id).collect();
+            cluster.delete_blobs_later(blobs, cluster.replicas_of(bucket, key));
+        }
+        return Ok((Some(id.to_owned()), was_marker));
+    }
+    let state = VersionState::DeleteMarker;
+    let written = commit_if(
+        cluster,
+        bucket,
+        key,
+        versioning,
+        state,
+        condition,
+        None,
+        Vec::new(),
+    )
+    .await?;
+    let version_id = written.ctx.version_id_for(&written.version);
+    Ok((version_id, versioning.is_some()))
+}
+
 pub(super) async fn delete_object(
     gw: &Gateway,
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
     let input = req.input;
-    if input.if_match.is_some() {
-        return Err(s3_error!(
-            NotImplemented,
-            "Conditional deletes (If-Match) are not supported yet"
-        ));
-    }
+    let condition = WriteCondition::for_delete(
+        input.if_match,
+        input.if_match_last_modified_time,
+        input.if_match_size,
+    );
     let (version_id, delete_marker) = delete_one(
         &gw.cluster,
         &input.bucket,
         &input.key,
         input.version_id.as_deref(),
+        &condition,
     )
     .await?;
     Ok(S3Response::new(DeleteObjectOutput {
@@ -115,7 +157,13 @@ pub(super) async fn delete_objects(
         .map(|obj| {
             let (cluster, bucket) = (gw.cluster.clone(), bucket.clone());
             async move {
-                let r = delete_one(&cluster, &bucket, &obj.key, obj.version_id.as_deref()).await;
+                let condition = WriteCondition::for_batch_delete(
+                    obj.e_tag.clone(),
+                    obj.last_modified_time.clone(),
+                    obj.size,
+                );
+                let version = obj.version_id.as_deref();
+                let r = delete_one(&cluster, &bucket, &obj.key, version, &condition).await;
                 (obj, r)
             }
         })

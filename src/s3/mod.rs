@@ -24,6 +24,7 @@ macro_rules! set_checksums {
 }
 
 mod bucket;
+mod conditional;
 mod copy;
 mod delete;
 mod list;

@@ -15,6 +15,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::bucket::{owner, timestamp};
+use super::conditional::{WriteCondition, commit_if};
 use super::copy::{copy_condition_error, copy_into, source_stream};
 use super::object::{Preconditions, StoredHeaders, WriteContext, pump, resolve_for_read};
 use super::{Gateway, check_key};
@@ -296,12 +297,7 @@ pub(super) async fn complete_multipart_upload(
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let input = req.input;
-    if input.if_match.is_some() || input.if_none_match.is_some() {
-        return Err(s3_error!(
-            NotImplemented,
-            "Conditional writes on CompleteMultipartUpload are not supported yet"
-        ));
-    }
+    let condition = WriteCondition::for_write(input.if_match.clone(), input.if_none_match.clone())?;
     let cluster = &gw.cluster;
     let upload = load_upload(cluster, &input.bucket, &input.key, &input.upload_id).await?;
     let requested = input
@@ -377,15 +373,35 @@ pub(super) async fn complete_multipart_upload(
         part_number: None,
         checksums: Default::default(),
     };
-    let version = ctx.new_version(cluster, VersionState::Object(meta));
-    cluster
-        .write_record(
-            &input.bucket,
-            &input.key,
-            ObjectRecord::single(version.clone()),
-            &upload.replicas,
+    let version = if condition.is_set() {
+        // A refused completion leaves the upload as it is: the client may retry or abort.
+        let state = VersionState::Object(meta);
+        let (b, k) = (&input.bucket, &input.key);
+        let written = commit_if(
+            cluster,
+            b,
+            k,
+            ctx.versioning,
+            state,
+            &condition,
+            None,
+            Vec::new(),
         )
         .await?;
+        written.version
+    } else {
+        let version = ctx.new_version(cluster, VersionState::Object(meta));
+        cluster
+            .write_record(
+                &input.bucket,
+                &input.key,
+                ObjectRecord::single(version.clone()),
+                &upload.replicas,
+            )
+            .await?;
+        ctx.release_replaced(cluster, &input.bucket, &input.key);
+        version
+    };
     finish_upload(
         cluster,
         &input.bucket,
@@ -394,7 +410,6 @@ pub(super) async fn complete_multipart_upload(
         &upload,
     )
     .await?;
-    ctx.release_replaced(cluster, &input.bucket, &input.key);
     // Parts uploaded but not chosen (re-uploads, left-out numbers) are garbage now.
     cluster.delete_blobs_in_background(unused, upload.replicas.clone());
     Ok(S3Response::new(CompleteMultipartUploadOutput {

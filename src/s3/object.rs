@@ -15,6 +15,7 @@ use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::bucket::timestamp;
+use super::conditional::{WriteCondition, commit_if};
 use super::{Gateway, check_key};
 use crate::error::Error;
 use crate::integrity::{BodyDigest, Claims, Verified, body_error, etag};
@@ -147,7 +148,7 @@ impl WriteContext {
 }
 
 /// Writes a new version with `data` and `meta` fields: the record to W replicas (after
-/// the blob, for blob data).
+/// the blob, for blob data). With a `condition`, through the key's compare-and-set.
 pub(super) async fn commit_version(
     cluster: &Cluster,
     bucket: &str,
@@ -155,11 +156,28 @@ pub(super) async fn commit_version(
     ctx: &WriteContext,
     meta: ObjectMeta,
     upload: Option<BlobUpload>,
+    condition: &WriteCondition,
 ) -> S3Result<Version> {
     let stored = match upload {
         Some(u) => Some(u.finish(&meta.md5).await?),
         None => None,
     };
+    if condition.is_set() {
+        let blobs = blobs_of(&meta).into_iter().map(|(id, _)| id).collect();
+        let state = VersionState::Object(meta);
+        let written = commit_if(
+            cluster,
+            bucket,
+            key,
+            ctx.versioning,
+            state,
+            condition,
+            stored,
+            blobs,
+        )
+        .await?;
+        return Ok(written.version);
+    }
     let version = ctx.new_version(cluster, VersionState::Object(meta));
     let record = ObjectRecord::single(version.clone());
     match stored {
@@ -206,12 +224,7 @@ pub(super) async fn put_object(
         ..
     } = req;
     check_key(&input.key)?;
-    if input.if_match.is_some() || input.if_none_match.is_some() {
-        return Err(s3_error!(
-            NotImplemented,
-            "Conditional writes (If-Match / If-None-Match on PUT) are not supported yet"
-        ));
-    }
+    let condition = WriteCondition::for_write(input.if_match, input.if_none_match)?;
     let claims = Claims::from_headers(
         &headers,
         input.content_md5.as_deref(),
@@ -270,7 +283,7 @@ pub(super) async fn put_object(
     let checksums = verified.checksums.clone();
     let meta = new_meta(verified, data, headers, input.metadata);
     let md5 = meta.md5.clone();
-    let version = commit_version(&cluster, &bucket, &key, &ctx, meta, upload).await?;
+    let version = commit_version(&cluster, &bucket, &key, &ctx, meta, upload, &condition).await?;
     let mut out = PutObjectOutput {
         e_tag: Some(etag(&md5)),
         version_id: ctx.version_id_for(&version),

@@ -10,6 +10,7 @@ mod harness;
 
 mod admin;
 mod buckets;
+mod conditional;
 mod copy;
 mod errors;
 mod integrity;

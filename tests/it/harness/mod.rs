@@ -117,6 +117,8 @@ pub struct Cluster {
     dir: Option<TempDir>,
     nodes: Vec<NodeProc>,
     gateway: Option<Proc>,
+    /// More gateways on the same nodes (`start_extra_gateway`), with their S3 URLs.
+    extra_gateways: Vec<(Proc, String)>,
     options: ClusterOptions,
     s3_url: String,
     admin_url: String,
@@ -156,6 +158,7 @@ impl Cluster {
             dir: Some(dir),
             nodes: Vec::new(),
             gateway: None,
+            extra_gateways: Vec::new(),
             options,
             s3_url: String::new(),
             admin_url: String::new(),
@@ -219,6 +222,36 @@ impl Cluster {
         s3_addr: &str,
         admin_addr: &str,
     ) -> Result<(String, String), String> {
+        let (child, urls) = self.spawn_gateway_proc("gateway", s3_addr, admin_addr)?;
+        self.gateway = Some(Proc {
+            name: "gateway".to_string(),
+            child: Some(child),
+        });
+        Ok((urls[0].clone(), urls[1].clone()))
+    }
+
+    /// Starts one more gateway on the same nodes and returns a default client for it. It
+    /// runs until the cluster is dropped.
+    pub async fn start_extra_gateway(&mut self) -> Client {
+        let name = format!("gateway{}", self.extra_gateways.len() + 2);
+        let (child, urls) = self
+            .spawn_gateway_proc(&name, "127.0.0.1:0", "127.0.0.1:0")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let proc = Proc {
+            name,
+            child: Some(child),
+        };
+        self.extra_gateways.push((proc, urls[0].clone()));
+        wait_healthy(&format!("{}/health", urls[1])).await;
+        self.build_client_for(&urls[0], &self.access_key, &self.secret_key, false)
+    }
+
+    fn spawn_gateway_proc(
+        &self,
+        name: &str,
+        s3_addr: &str,
+        admin_addr: &str,
+    ) -> Result<(Child, Vec<String>), String> {
         let nodes: Vec<&str> = self.nodes.iter().map(|n| n.url.as_str()).collect();
         let (write_quorum, read_quorum) = match self.options.replicas {
             1 => (1, 1),
@@ -251,12 +284,7 @@ impl Cluster {
         .collect();
         args.extend(self.options.gateway_args.iter().cloned());
         let wanted = ["listening s3 ", "listening admin "];
-        let (child, urls) = spawn_announcing(self.dir(), "gateway", &args, &wanted)?;
-        self.gateway = Some(Proc {
-            name: "gateway".to_string(),
-            child: Some(child),
-        });
-        Ok((urls[0].clone(), urls[1].clone()))
+        spawn_announcing(self.dir(), name, &args, &wanted)
     }
 
     /// SIGKILLs node `i` and reaps it. Its data dir and port are kept for `restart_node`.
@@ -468,13 +496,23 @@ impl Cluster {
     }
 
     fn build_client(&self, access_key: &str, secret_key: &str, when_required: bool) -> Client {
+        self.build_client_for(&self.s3_url, access_key, secret_key, when_required)
+    }
+
+    fn build_client_for(
+        &self,
+        url: &str,
+        access_key: &str,
+        secret_key: &str,
+        when_required: bool,
+    ) -> Client {
         let mut conf = aws_sdk_s3::config::Builder::new()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new(
                 access_key, secret_key, None, None, "s3q-it",
             ))
-            .endpoint_url(&self.s3_url)
+            .endpoint_url(url)
             .force_path_style(true)
             // Tests assert what the gateway answers first; retries would hide a flaky 5xx.
             .retry_config(RetryConfig::disabled())
@@ -625,6 +663,9 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         if let Some(gateway) = self.gateway.as_mut() {
+            gateway.kill();
+        }
+        for (gateway, _) in &mut self.extra_gateways {
             gateway.kill();
         }
         for node in &mut self.nodes {

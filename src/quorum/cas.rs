@@ -1,0 +1,390 @@
+//! Compare-and-set of one key's record: single-decree Paxos among the key's replicas,
+//! repeated per change (Cassandra's lightweight transactions, adapted to mergeable records).
+//! Only conditional writes come here; plain writes never pay for agreement.
+//!
+//! One attempt: **prepare** a fresh ballot at every replica and wait for a majority of
+//! promises; join every promised record and the highest-ballot accepted value into the
+//! *view*; let the caller decide on the view (apply a change, nothing to do, or refuse);
+//! **accept** `view ⊔ change` at a majority; **commit** it (merged into the records) at W
+//! replicas. A refused ballot means another proposer is active: back off for a random
+//! while and try again with a higher ballot.
+//!
+//! Why exactly one of several concurrent conditional writers wins: a proposal's value is
+//! the join of everything its proposer saw plus its change, so values only grow. If a value
+//! `v` was chosen (accepted by a majority) at ballot `b`, every later ballot's majority of
+//! promises contains a node that accepted `v` or a larger value at a ballot `≥ b`, and the
+//! highest accepted value is joined into the view; by induction every value proposed at a
+//! ballot above `b` contains `v`. So the condition is always evaluated against a state that
+//! contains every chosen change, and the second creator of a key sees the first. A view
+//! that contains an accepted-but-uncommitted value is committed before the caller's refusal
+//! is returned, so a 412 never rests on a change that could still vanish; and a writer
+//! that proposed its change in an earlier round and is now refused first gets the view
+//! accepted at its new ballot, so its old proposal can never be applied after the refusal.
+//!
+//! A writer recognises its own change in the view (by the caller's unique version id), so
+//! a round that was chosen but whose answers were lost is reported as the success it is.
+//! Unconditional writes merge into records without a ballot: against those the guarantee
+//! is S3's (the newest version wins afterwards), not mutual exclusion.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use node::proto::paxos::{Ballot, Proposal};
+use node::proto::{ObjectRecord, Stamp};
+
+use super::write::BlobStored;
+use super::{Cluster, gather, quorum_failed, spawn_each};
+use crate::error::Error;
+use crate::node_client::NodeError;
+
+/// How long a conditional write keeps competing before it gives up.
+const CAS_DEADLINE: Duration = Duration::from_secs(20);
+/// Bounds of the random back-off after a refused ballot. The back-off scales with how long
+/// the lost round took: a competitor needs about that long to finish its own round, and
+/// coming back sooner with a higher ballot would only knock it out in turn.
+const BACKOFF_MIN: Duration = Duration::from_millis(5);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// An accepted but uncommitted value younger than this is left to its own proposer by
+/// writers the value makes fail; an older one is finished by whoever sees it.
+const FINISH_AFTER: Duration = Duration::from_secs(1);
+
+/// What the caller decides on seeing the current state of the key.
+pub enum Decision<E> {
+    /// The condition holds: join this into the record.
+    Apply(ObjectRecord),
+    /// The caller's change is already part of the state (an earlier round of this same
+    /// request was chosen).
+    AlreadyApplied,
+    /// The condition does not hold.
+    Refuse(E),
+}
+
+/// How one round ended.
+enum Round<E> {
+    Done(ObjectRecord),
+    Refused(E),
+    /// Another proposer holds a higher ballot.
+    Preempted(Ballot),
+}
+
+impl Cluster {
+    /// Applies, atomically with respect to every other `compare_and_set` on the same key, the
+    /// change `decide` chooses on the key's current record (empty if none). `decide` may run
+    /// several times and must be pure apart from its result. Returns the record as committed.
+    /// `stored` is the blob the change refers to, if any: replicas that have not stored it
+    /// yet get the commit only once they have.
+    pub async fn compare_and_set<E: From<Error>>(
+        &self,
+        bucket: &str,
+        key: &str,
+        stored: Option<BlobStored>,
+        mut decide: impl FnMut(&ObjectRecord) -> Decision<E>,
+    ) -> Result<ObjectRecord, E> {
+        let started = Instant::now();
+        let mut lost = 0u32;
+        let mut outbid: Option<u64> = None;
+        let mut proposed = false;
+        let mut stored = stored;
+        loop {
+            let ballot = Stamp {
+                ts: self.next_timestamp(outbid),
+                id: Cluster::new_id(),
+            };
+            let round_started = Instant::now();
+            match self
+                .cas_round(
+                    bucket,
+                    key,
+                    &ballot,
+                    &mut decide,
+                    &mut proposed,
+                    &mut stored,
+                )
+                .await?
+            {
+                Round::Done(value) => {
+                    self.count_round("done");
+                    return Ok(value);
+                }
+                Round::Refused(e) => {
+                    self.count_round("refused");
+                    return Err(e);
+                }
+                Round::Preempted(higher) => {
+                    self.count_round("preempted");
+                    outbid = Some(higher.ts);
+                }
+            }
+            if started.elapsed() >= CAS_DEADLINE {
+                return Err(E::from(Error::Contention {
+                    outcome_unknown: proposed,
+                }));
+            }
+            let base = round_started.elapsed().max(BACKOFF_MIN);
+            let backoff = base.saturating_mul(1 << lost.min(6)).min(BACKOFF_MAX);
+            lost += 1;
+            tokio::time::sleep(jitter(backoff)).await;
+        }
+    }
+
+    fn count_round(&self, result: &str) {
+        self.metrics()
+            .paxos_rounds
+            .with_label_values(&[result])
+            .inc();
+    }
+
+    async fn cas_round<E: From<Error>>(
+        &self,
+        bucket: &str,
+        key: &str,
+        ballot: &Ballot,
+        decide: &mut impl FnMut(&ObjectRecord) -> Decision<E>,
+        proposed: &mut bool,
+        stored: &mut Option<BlobStored>,
+    ) -> Result<Round<E>, E> {
+        let replicas = self.replicas(bucket, key);
+        let majority = replicas.len() / 2 + 1;
+
+        let calls = spawn_each(self, &replicas, |_, node| {
+            let (b, k, ballot) = (bucket.to_owned(), key.to_owned(), ballot.clone());
+            async move { node.paxos_prepare(&b, &k, &ballot).await }
+        });
+        let promises = match self.majority(calls, majority, "paxos prepare").await? {
+            (Majority::Yes(p), _) => p,
+            (Majority::Outbid(higher), _) => return Ok(Round::Preempted(higher)),
+        };
+        let mut committed = ObjectRecord::default();
+        let mut highest: Option<(&Ballot, &ObjectRecord)> = None;
+        for (_, p) in &promises {
+            if let Some(r) = &p.record {
+                committed.merge(r);
+            }
+            if let Some(a) = &p.accepted
+                && let Some(value) = &a.value
+                && highest.is_none_or(|(b, _)| a.ballot > *b)
+            {
+                highest = Some((&a.ballot, value));
+            }
+        }
+        let mut view = committed.clone();
+        if let Some((_, value)) = highest {
+            view.merge(value);
+        }
+        // An accepted value the records do not show yet must be finished before anyone
+        // acts on it.
+        let unfinished = view != committed;
+        // `mine`: the value carries the caller's change (and so refers to its blob).
+        let (value, outcome, mine) = match decide(&view) {
+            Decision::Apply(change) => {
+                let mut value = view;
+                value.merge(&change);
+                (value, None, true)
+            }
+            Decision::AlreadyApplied if unfinished => (view, None, true),
+            Decision::AlreadyApplied => return Ok(Round::Done(view)),
+            // A young unfinished value most likely has its proposer committing it right
+            // now: let it, rather than have every refused writer race to finish it.
+            Decision::Refuse(_) if unfinished && !*proposed && highest.is_some_and(young) => {
+                let (ballot, _) = highest.expect("checked above");
+                return Ok(Round::Preempted(ballot.clone()));
+            }
+            // Once this request may have had its change accepted somewhere, a refusal must
+            // also fence that proposal off: a majority accepting the view at this higher
+            // ballot means no later round can pick the old proposal up and apply it after
+            // we said no.
+            Decision::Refuse(e) if unfinished || *proposed => (view, Some(e), false),
+            Decision::Refuse(e) => return Ok(Round::Refused(e)),
+        };
+
+        let proposal = Proposal {
+            ballot: ballot.clone(),
+            value,
+        };
+        let shared = std::sync::Arc::new(proposal);
+        let calls = spawn_each(self, &replicas, |_, node| {
+            let (b, k, p) = (bucket.to_owned(), key.to_owned(), shared.clone());
+            async move {
+                node.paxos_accept(&b, &k, &p)
+                    .await
+                    .map(|a| (a.accepted, a.highest))
+            }
+        });
+        let result = self.majority(calls, majority, "paxos accept").await;
+        if mine {
+            // A lost accept phase may still have left the change accepted on some node
+            // (or on one that did not answer in time).
+            *proposed |= !matches!(result, Ok((Majority::Outbid(_), false)));
+        }
+        if let (Majority::Outbid(higher), _) = result? {
+            return Ok(Round::Preempted(higher));
+        }
+        let blob = if mine { stored.take() } else { None };
+        self.paxos_commit(bucket, key, &replicas, &shared, blob)
+            .await?;
+        let value = std::sync::Arc::unwrap_or_clone(shared).value;
+        Ok(match outcome {
+            None => Round::Done(value),
+            Some(e) => Round::Refused(e),
+        })
+    }
+
+    /// Sends the chosen value to every replica and returns once W merged it; a replica that
+    /// misses it gets a repair hint. Replicas still storing the blob get it afterwards.
+    async fn paxos_commit(
+        &self,
+        bucket: &str,
+        key: &str,
+        replicas: &[usize],
+        proposal: &std::sync::Arc<Proposal>,
+        stored: Option<BlobStored>,
+    ) -> Result<(), Error> {
+        let (now, late) = match stored {
+            Some(s) => s.split(),
+            None => (replicas.to_vec(), Vec::new()),
+        };
+        for (i, blob) in late {
+            let (cluster, b, k, p) = (
+                self.clone(),
+                bucket.to_owned(),
+                key.to_owned(),
+                proposal.clone(),
+            );
+            tokio::spawn(async move {
+                let result = match blob.await {
+                    Ok(()) => cluster.node(i).paxos_commit(&b, &k, &p).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = result {
+                    cluster.raise_hint(&b, &k, i, &e);
+                }
+            });
+        }
+        let calls = spawn_each(self, &now, |i, node| {
+            let (cluster, b, k, p) = (
+                self.clone(),
+                bucket.to_owned(),
+                key.to_owned(),
+                proposal.clone(),
+            );
+            async move {
+                let result = node.paxos_commit(&b, &k, &p).await;
+                if let Err(e) = &result {
+                    cluster.raise_hint(&b, &k, i, e);
+                }
+                result
+            }
+        });
+        gather(self, "paxos commit", calls, self.inner.write_quorum)
+            .await
+            .map(drop)
+    }
+
+    /// Waits for `needed` positive answers, or for a refusal naming a higher ballot (then
+    /// for every other answer too); fails when neither can happen any more. With
+    /// `Outbid`, the flag tells whether any node granted or failed to answer clearly.
+    async fn majority<T, Fut>(
+        &self,
+        calls: Vec<(usize, Fut)>,
+        needed: usize,
+        op: &'static str,
+    ) -> Result<(Majority<T>, bool), Error>
+    where
+        T: Answer,
+        Fut: Future<Output = Result<T, NodeError>>,
+    {
+        let total = calls.len();
+        let mut pending: FuturesUnordered<_> = calls
+            .into_iter()
+            .map(|(i, f)| async move { (i, f.await) })
+            .collect();
+        let mut yes = Vec::with_capacity(needed);
+        let mut failed = 0;
+        let mut reasons = Vec::new();
+        let mut outbid: Option<Ballot> = None;
+        while let Some((i, result)) = pending.next().await {
+            match result {
+                Ok(answer) if answer.granted() => {
+                    yes.push((i, answer));
+                    if yes.len() >= needed && outbid.is_none() {
+                        return Ok((Majority::Yes(yes), true));
+                    }
+                }
+                Ok(answer) => {
+                    let higher = answer.highest();
+                    if outbid.as_ref().is_none_or(|b| higher > b) {
+                        outbid = Some(higher.clone());
+                    }
+                }
+                Err(e) => {
+                    let node = self.node(i).url();
+                    self.metrics()
+                        .storage_errors
+                        .with_label_values(&[node, op])
+                        .inc();
+                    reasons.push(format!("{node}: {e}"));
+                    failed += 1;
+                    if outbid.is_none() && total - failed < needed {
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(higher) = outbid {
+            return Ok((Majority::Outbid(higher), !yes.is_empty() || failed > 0));
+        }
+        self.metrics()
+            .quorum_failures
+            .with_label_values(&[op])
+            .inc();
+        Err(quorum_failed(op, needed, yes.len(), reasons))
+    }
+}
+
+/// Whether an accepted proposal is recent enough that its proposer is probably still
+/// finishing it. Ballot timestamps are wall-clock based, so skew between gateways only
+/// shifts when others step in; safety never depends on it.
+fn young((ballot, _): (&Ballot, &ObjectRecord)) -> bool {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0);
+    now.saturating_sub(ballot.ts) < FINISH_AFTER.as_micros() as u64
+}
+
+/// A random pause in `[0, up_to]`: proposers that collided spread out instead of colliding
+/// again in lockstep.
+fn jitter(up_to: Duration) -> Duration {
+    let micros = up_to.as_micros().max(1);
+    Duration::from_micros((uuid::Uuid::new_v4().as_u128() % (micros + 1)) as u64)
+}
+
+enum Majority<T> {
+    Yes(Vec<(usize, T)>),
+    Outbid(Ballot),
+}
+
+/// A prepare or accept answer: granted or not, and the node's highest promise.
+trait Answer {
+    fn granted(&self) -> bool;
+    fn highest(&self) -> &Ballot;
+}
+
+impl Answer for node::proto::paxos::Promise {
+    fn granted(&self) -> bool {
+        self.promised
+    }
+    fn highest(&self) -> &Ballot {
+        &self.highest
+    }
+}
+
+impl Answer for (bool, Ballot) {
+    fn granted(&self) -> bool {
+        self.0
+    }
+    fn highest(&self) -> &Ballot {
+        &self.1
+    }
+}

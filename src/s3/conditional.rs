@@ -1,0 +1,248 @@
+//! Conditional writes: `If-None-Match: *` and `If-Match` on PutObject, CopyObject and
+//! CompleteMultipartUpload, and `If-Match` (with size and last-modified variants) on
+//! DeleteObject and DeleteObjects.
+//!
+//! A write with a condition never takes the plain write path: its new version is joined
+//! into the record through the per-key compare-and-set of `quorum::cas`, which evaluates
+//! the condition against a state that contains every earlier conditional write. So of many
+//! concurrent `If-None-Match: *` creates of one key, across gateways, exactly one succeeds.
+//! The condition is always about the key's *current* version, as in S3.
+
+use node::proto::{ObjectRecord, Stamp, Version, VersionState, Versioning};
+use s3s::dto::{ETag, ETagCondition, Timestamp};
+use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
+
+use super::object::WriteContext;
+use crate::error::Error;
+use crate::integrity::etag;
+use crate::quorum::{BlobStored, Cluster, Decision};
+
+/// The preconditions of one write.
+#[derive(Debug, Default, Clone)]
+pub(super) struct WriteCondition {
+    /// `If-Match`: the current version must be an object with this ETag (`*`: any object).
+    pub if_match: Option<ETagCondition>,
+    /// `If-None-Match: *`: there must be no current object (a delete marker counts as none).
+    pub if_none_match: bool,
+    /// Delete only: the current object must have been modified at this time (seconds)...
+    pub if_match_last_modified: Option<Timestamp>,
+    /// ...and have this size.
+    pub if_match_size: Option<i64>,
+}
+
+impl WriteCondition {
+    /// The condition of a PutObject, CopyObject or CompleteMultipartUpload. S3 accepts only
+    /// `*` in `If-None-Match` on writes.
+    pub fn for_write(
+        if_match: Option<ETagCondition>,
+        if_none_match: Option<ETagCondition>,
+    ) -> S3Result<Self> {
+        let if_none_match = match if_none_match {
+            None => false,
+            Some(c) if c.is_any() => true,
+            Some(_) => {
+                return Err(s3_error!(
+                    NotImplemented,
+                    "If-None-Match on a write supports only the value *"
+                ));
+            }
+        };
+        Ok(WriteCondition {
+            if_match,
+            if_none_match,
+            ..Default::default()
+        })
+    }
+
+    /// The condition of a delete (`If-Match`, `x-amz-if-match-size`,
+    /// `x-amz-if-match-last-modified-time`, or their DeleteObjects counterparts).
+    pub fn for_delete(
+        if_match: Option<ETagCondition>,
+        last_modified: Option<Timestamp>,
+        size: Option<i64>,
+    ) -> Self {
+        WriteCondition {
+            if_match,
+            if_none_match: false,
+            if_match_last_modified: last_modified,
+            if_match_size: size,
+        }
+    }
+
+    /// DeleteObjects carries a plain ETag per key instead of a header.
+    pub fn for_batch_delete(
+        e_tag: Option<ETag>,
+        last_modified: Option<Timestamp>,
+        size: Option<i64>,
+    ) -> Self {
+        Self::for_delete(e_tag.map(ETagCondition::ETag), last_modified, size)
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.if_match.is_some()
+            || self.if_none_match
+            || self.if_match_last_modified.is_some()
+            || self.if_match_size.is_some()
+    }
+
+    /// Checks the condition against the key's record as it stands.
+    pub fn check(&self, record: &ObjectRecord) -> S3Result<()> {
+        let current = record.current_object();
+        if self.if_none_match && current.is_some() {
+            return Err(s3_error!(
+                PreconditionFailed,
+                "At least one of the pre-conditions you specified did not hold: the key exists"
+            ));
+        }
+        let needs_object = self.if_match.is_some()
+            || self.if_match_last_modified.is_some()
+            || self.if_match_size.is_some();
+        if !needs_object {
+            return Ok(());
+        }
+        let Some((version, meta)) = current else {
+            return Err(Error::NoSuchKey.into());
+        };
+        let ours = etag(&meta.etag);
+        let etag_ok = match &self.if_match {
+            None => true,
+            Some(c) => c.is_any() || c.as_etag().is_some_and(|e| e.strong_cmp(&ours)),
+        };
+        let secs = |t: &Timestamp| time::OffsetDateTime::from(t.clone()).unix_timestamp();
+        let modified_ok = self
+            .if_match_last_modified
+            .as_ref()
+            .is_none_or(|t| secs(t) == (version.stamp.ts / 1_000_000) as i64);
+        let size_ok = self
+            .if_match_size
+            .is_none_or(|s| u64::try_from(s).is_ok_and(|s| s == meta.size));
+        if etag_ok && modified_ok && size_ok {
+            Ok(())
+        } else {
+            Err(s3_error!(PreconditionFailed))
+        }
+    }
+}
+
+/// What a conditional write committed: its version as stored, and the write context it
+/// replaced (for freeing a replaced null version's blobs).
+pub(super) struct Committed {
+    pub version: Version,
+    pub ctx: WriteContext,
+}
+
+/// Writes a new version in `state` under `condition`, atomically with respect to every
+/// other conditional write of the key. `stored` is the blob upload the version refers to,
+/// and `blobs` every blob it refers to: when the write is refused (or lost without ever
+/// being proposed) they are freed; when its outcome is unknown they are left alone.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn commit_if(
+    cluster: &Cluster,
+    bucket: &str,
+    key: &str,
+    versioning: Option<Versioning>,
+    state: VersionState,
+    condition: &WriteCondition,
+    stored: Option<BlobStored>,
+    blobs: Vec<String>,
+) -> S3Result<Committed> {
+    let id = Cluster::new_id();
+    let null = versioning != Some(Versioning::Enabled);
+    let (committed, before) = change_if(cluster, bucket, key, condition, stored, blobs, |view| {
+        if view.versions.iter().any(|v| v.stamp.id == id) {
+            return None;
+        }
+        let seen = view.newest_stamp().map(|s| s.ts);
+        Some(ObjectRecord::single(Version {
+            stamp: Stamp {
+                ts: cluster.next_timestamp(seen),
+                id: id.clone(),
+            },
+            null,
+            state: state.clone(),
+        }))
+    })
+    .await?;
+    let version = committed
+        .versions
+        .iter()
+        .find(|v| v.stamp.id == id)
+        .cloned()
+        .ok_or_else(|| {
+            s3_error!(
+                InternalError,
+                "conditional write committed without its version"
+            )
+        })?;
+    let ctx = WriteContext::new(versioning, Some(&before));
+    ctx.release_replaced(cluster, bucket, key);
+    Ok(Committed { version, ctx })
+}
+
+/// Permanently deletes version `version_id` (S3's id, `null` included) under `condition`.
+/// Returns the purged version, `None` if there was no such version.
+pub(super) async fn purge_if(
+    cluster: &Cluster,
+    bucket: &str,
+    key: &str,
+    version_id: &str,
+    condition: &WriteCondition,
+) -> S3Result<Option<Version>> {
+    let mut target: Option<Version> = None;
+    change_if(cluster, bucket, key, condition, None, Vec::new(), |view| {
+        target = view.find_s3_version(version_id).cloned();
+        match &target {
+            Some(v) if v.is_purged() => None,
+            Some(v) => Some(ObjectRecord::single(Version {
+                stamp: v.stamp.clone(),
+                null: v.null,
+                state: VersionState::Purged,
+            })),
+            // Nothing to delete; the condition is still checked atomically.
+            None => Some(ObjectRecord::default()),
+        }
+    })
+    .await?;
+    Ok(target)
+}
+
+/// The compare-and-set shared by conditional writes: `change` gives what to join into the
+/// view, or `None` when this request's change is already part of it. Returns the committed
+/// record and the view the change was applied to.
+async fn change_if(
+    cluster: &Cluster,
+    bucket: &str,
+    key: &str,
+    condition: &WriteCondition,
+    stored: Option<BlobStored>,
+    blobs: Vec<String>,
+    mut change: impl FnMut(&ObjectRecord) -> Option<ObjectRecord>,
+) -> S3Result<(ObjectRecord, ObjectRecord)> {
+    let mut before = ObjectRecord::default();
+    let result = cluster
+        .compare_and_set::<S3Error>(bucket, key, stored, |view| {
+            let Some(c) = change(view) else {
+                return Decision::AlreadyApplied;
+            };
+            if let Err(e) = condition.check(view) {
+                return Decision::Refuse(e);
+            }
+            before = view.clone();
+            Decision::Apply(c)
+        })
+        .await;
+    match result {
+        Ok(committed) => Ok((committed, before)),
+        Err(e) => {
+            if matches!(
+                e.code(),
+                S3ErrorCode::PreconditionFailed
+                    | S3ErrorCode::NoSuchKey
+                    | S3ErrorCode::ConditionalRequestConflict
+            ) {
+                cluster.delete_blobs_in_background(blobs, cluster.replicas_of(bucket, key));
+            }
+            Err(e)
+        }
+    }
+}
