@@ -14,6 +14,7 @@
 //! The data node itself is the `node` crate (`node/`), which knows nothing of S3.
 
 pub mod config;
+mod crc_combine;
 pub mod dev;
 pub mod error;
 mod integrity;

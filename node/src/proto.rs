@@ -122,6 +122,9 @@ pub struct PartRef {
     pub size: u64,
     /// Hex MD5 of the part (its ETag).
     pub md5: String,
+    /// The part's verified checksums, algorithm → base64 (GetObjectAttributes lists them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checksums: BTreeMap<String, String>,
 }
 
 /// Everything S3 returns about one stored object version.
@@ -144,11 +147,23 @@ pub struct ObjectMeta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub part_number: Option<u32>,
     /// Verified full-object checksums, algorithm name (`CRC32`, `SHA256`, ...) → base64.
+    /// A multipart object's COMPOSITE checksum carries S3's `-N` suffix.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub checksums: BTreeMap<String, String>,
+    /// S3's `x-amz-checksum-type` (`COMPOSITE` or `FULL_OBJECT`) of a multipart object, or
+    /// of a multipart upload's initial entry: the type its object will get.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_type: Option<String>,
+    /// On a multipart upload's initial entry only: the checksum algorithm it was created
+    /// with, which every part is checksummed with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_algorithm: Option<String>,
 }
 
 /// What a version is.
+// Versions live in vectors that are decoded, merged and encoded whole; a boxed meta would
+// add an allocation per version for no gain, so the size difference is accepted.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum VersionState {

@@ -23,6 +23,21 @@ macro_rules! set_checksums {
     }};
 }
 
+/// The value of checksum field `$name` (`CRC32`, ...) of an S3 DTO, if set.
+macro_rules! get_checksum {
+    ($dto:expr, $name:expr) => {{
+        match $name {
+            "CRC32" => $dto.checksum_crc32.as_deref(),
+            "CRC32C" => $dto.checksum_crc32c.as_deref(),
+            "CRC64NVME" => $dto.checksum_crc64nvme.as_deref(),
+            "SHA1" => $dto.checksum_sha1.as_deref(),
+            "SHA256" => $dto.checksum_sha256.as_deref(),
+            _ => None,
+        }
+    }};
+}
+
+mod attributes;
 mod bucket;
 mod conditional;
 mod copy;
@@ -132,6 +147,13 @@ impl S3 for Gateway {
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         object::head_object(self, req).await
+    }
+
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+        attributes::get_object_attributes(self, req).await
     }
 
     async fn delete_object(

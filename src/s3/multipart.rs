@@ -9,6 +9,11 @@
 //! `Data::Parts` referring to the chosen blobs (no byte is copied, and the work is linear
 //! in the number of parts), then purges the upload's record.
 
+mod checksum;
+
+use std::collections::HashSet;
+
+use checksum::UploadChecksum;
 use md5::{Digest, Md5};
 use node::proto::{Data, ObjectMeta, ObjectRecord, PartRef, Stamp, Version, VersionState};
 use s3s::dto::*;
@@ -69,6 +74,10 @@ pub(super) async fn create_multipart_upload(
     check_key(&input.key)?;
     let cluster = &gw.cluster;
     WriteContext::load(cluster, &input.bucket, &input.key).await?;
+    let spec = UploadChecksum::from_create(
+        input.checksum_algorithm.as_ref(),
+        input.checksum_type.as_ref(),
+    )?;
     let id = Cluster::new_id();
     let headers = StoredHeaders {
         content_type: input.content_type.as_deref(),
@@ -94,6 +103,8 @@ pub(super) async fn create_multipart_upload(
             user_metadata: input.metadata.unwrap_or_default().into_iter().collect(),
             part_number: None,
             checksums: Default::default(),
+            checksum_type: spec.as_ref().map(|c| c.kind.to_owned()),
+            checksum_algorithm: spec.as_ref().map(|c| c.algorithm.to_owned()),
         }),
     };
     let (ub, uk) = upload_address(&input.bucket, &input.key, &id);
@@ -105,6 +116,10 @@ pub(super) async fn create_multipart_upload(
         bucket: Some(input.bucket),
         key: Some(input.key),
         upload_id: Some(id),
+        checksum_algorithm: spec
+            .as_ref()
+            .map(|c| ChecksumAlgorithm::from(c.algorithm.to_owned())),
+        checksum_type: spec.map(|c| ChecksumType::from(c.kind.to_owned())),
         ..Default::default()
     }))
 }
@@ -121,12 +136,18 @@ pub(super) async fn upload_part(
     } = req;
     check_part_number(input.part_number)?;
     let cluster = &gw.cluster;
-    load_upload(cluster, &input.bucket, &input.key, &input.upload_id).await?;
-    let claims = Claims::from_headers(
+    let upload = load_upload(cluster, &input.bucket, &input.key, &input.upload_id).await?;
+    let mut claims = Claims::from_headers(
         &headers,
         input.content_md5.as_deref(),
         input.checksum_algorithm.as_ref(),
     )?;
+    // Every part of an upload with a checksum algorithm gets that checksum, sent or not.
+    if let Some(spec) = UploadChecksum::of_upload(&upload.init)
+        && !claims.algorithms.contains(&spec.algorithm)
+    {
+        claims.algorithms.push(spec.algorithm);
+    }
     let mut digest = BodyDigest::new(claims);
     let mut upload = cluster.start_blob_upload(&input.bucket, &input.key);
     let mut body = input.body;
@@ -175,6 +196,8 @@ async fn record_part(
             user_metadata: Default::default(),
             part_number: Some(part_number as u32),
             checksums: verified.checksums.clone(),
+            checksum_type: None,
+            checksum_algorithm: None,
         }),
     };
     let (ub, uk) = upload_address(bucket, key, upload_id);
@@ -213,7 +236,7 @@ pub(super) async fn upload_part_copy(
         ));
     };
     let cluster = &gw.cluster;
-    load_upload(cluster, &input.bucket, &input.key, &input.upload_id).await?;
+    let upload = load_upload(cluster, &input.bucket, &input.key, &input.upload_id).await?;
     let conditions = Preconditions {
         if_match: input.copy_source_if_match.as_ref(),
         if_none_match: input.copy_source_if_none_match.as_ref(),
@@ -235,7 +258,13 @@ pub(super) async fn upload_part_copy(
     };
     let mut stream =
         source_stream(cluster, (src_bucket, src_key), &meta, &replicas, start, end).await?;
-    let mut digest = BodyDigest::new(Claims::default());
+    let mut digest = BodyDigest::new(Claims {
+        algorithms: UploadChecksum::of_upload(&upload.init)
+            .map(|c| c.algorithm)
+            .into_iter()
+            .collect(),
+        ..Claims::default()
+    });
     let mut upload = cluster.start_blob_upload(&input.bucket, &input.key);
     copy_into(&mut stream, &mut digest, &mut upload).await?;
     let verified = digest.verify(None)?;
@@ -296,12 +325,13 @@ pub(super) async fn complete_multipart_upload(
     gw: &Gateway,
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-    let input = req.input;
+    let mut input = req.input;
     let condition = WriteCondition::for_write(input.if_match.clone(), input.if_none_match.clone())?;
     let cluster = &gw.cluster;
     let upload = load_upload(cluster, &input.bucket, &input.key, &input.upload_id).await?;
     let requested = input
         .multipart_upload
+        .take()
         .and_then(|m| m.parts)
         .unwrap_or_default();
     if requested.is_empty() {
@@ -310,6 +340,8 @@ pub(super) async fn complete_multipart_upload(
             "You must specify at least one part"
         ));
     }
+    let spec = UploadChecksum::of_upload(&upload.init);
+    let mut part_sums: Vec<(u64, String)> = Vec::new();
     let mut parts = Vec::with_capacity(requested.len());
     let mut md5s = Md5::new();
     let mut last_number = 0;
@@ -334,6 +366,25 @@ pub(super) async fn complete_multipart_upload(
                 "One or more of the specified parts could not be found: part {number}"
             ));
         };
+        // A part checksum named in the request must be the one the part was stored with.
+        for (name, stored) in &meta.checksums {
+            if get_checksum!(p, name.as_str()).is_some_and(|given| given != stored) {
+                return Err(s3_error!(
+                    InvalidPart,
+                    "The {name} checksum of part {number} does not match the uploaded part."
+                ));
+            }
+        }
+        if let Some(spec) = &spec {
+            let sum = meta.checksums.get(spec.algorithm).ok_or_else(|| {
+                s3_error!(
+                    InvalidPart,
+                    "Part {number} has no {} checksum.",
+                    spec.algorithm
+                )
+            })?;
+            part_sums.push((meta.size, sum.clone()));
+        }
         let raw =
             hex::decode(&meta.md5).map_err(|_| s3_error!(InternalError, "bad stored part md5"))?;
         md5s.update(&raw);
@@ -342,6 +393,7 @@ pub(super) async fn complete_multipart_upload(
             blob: blob.to_owned(),
             size: meta.size,
             md5: meta.md5.clone(),
+            checksums: meta.checksums.clone(),
         });
     }
     // Sizes are checked once every part is known to exist, as S3 does.
@@ -356,14 +408,25 @@ pub(super) async fn complete_multipart_upload(
         ));
     }
     let multipart_etag = format!("{}-{}", hex::encode(md5s.finalize()), parts.len());
+    let size: u64 = parts.iter().map(|p| p.size).sum();
+    if input
+        .mpu_object_size
+        .is_some_and(|claimed| u64::try_from(claimed).ok() != Some(size))
+    {
+        return Err(s3_error!(
+            InvalidRequest,
+            "The x-amz-mp-object-size you specified does not match the size of the parts."
+        ));
+    }
+    let checksums = object_checksum(spec.as_ref(), &part_sums, &input)?;
     let ctx = WriteContext::load(cluster, &input.bucket, &input.key).await?;
-    let chosen: Vec<String> = parts.iter().map(|p| p.blob.clone()).collect();
+    let chosen: HashSet<&str> = parts.iter().map(|p| p.blob.as_str()).collect();
     let unused: Vec<String> = part_blobs(&upload.record)
         .into_iter()
-        .filter(|id| !chosen.contains(id))
+        .filter(|id| !chosen.contains(id.as_str()))
         .collect();
     let meta = ObjectMeta {
-        size: parts.iter().map(|p| p.size).sum(),
+        size,
         // The MD5 of the whole body is not known without reading it again.
         md5: String::new(),
         etag: multipart_etag.clone(),
@@ -371,7 +434,9 @@ pub(super) async fn complete_multipart_upload(
         headers: upload.init.headers.clone(),
         user_metadata: upload.init.user_metadata.clone(),
         part_number: None,
-        checksums: Default::default(),
+        checksums: checksums.clone(),
+        checksum_type: spec.as_ref().map(|c| c.kind.to_owned()),
+        checksum_algorithm: None,
     };
     let version = if condition.is_set() {
         // A refused completion leaves the upload as it is: the client may retry or abort.
@@ -412,14 +477,56 @@ pub(super) async fn complete_multipart_upload(
     .await?;
     // Parts uploaded but not chosen (re-uploads, left-out numbers) are garbage now.
     cluster.delete_blobs_in_background(unused, upload.replicas.clone());
-    Ok(S3Response::new(CompleteMultipartUploadOutput {
+    let mut out = CompleteMultipartUploadOutput {
         bucket: Some(input.bucket.clone()),
         key: Some(input.key.clone()),
         e_tag: Some(etag(&multipart_etag)),
         location: Some(format!("/{}/{}", input.bucket, input.key)),
         version_id: ctx.version_id_for(&version),
+        checksum_type: spec.map(|c| ChecksumType::from(c.kind.to_owned())),
         ..Default::default()
-    }))
+    };
+    set_checksums!(out, &checksums);
+    Ok(S3Response::new(out))
+}
+
+/// The completed object's checksum (algorithm → value), derived from the parts' and
+/// checked against what the request claims: `x-amz-checksum-type` must be the upload's,
+/// and a full-object (or composite) value sent with the request must match.
+fn object_checksum(
+    spec: Option<&UploadChecksum>,
+    part_sums: &[(u64, String)],
+    input: &CompleteMultipartUploadInput,
+) -> S3Result<std::collections::BTreeMap<String, String>> {
+    let mut out = std::collections::BTreeMap::new();
+    let Some(spec) = spec else {
+        return Ok(out);
+    };
+    if let Some(kind) = &input.checksum_type
+        && !kind.as_str().eq_ignore_ascii_case(spec.kind)
+    {
+        return Err(s3_error!(
+            InvalidRequest,
+            "The upload was created with checksum type {}, not {}",
+            spec.kind,
+            kind.as_str()
+        ));
+    }
+    let parts: Vec<(u64, &str)> = part_sums.iter().map(|(n, s)| (*n, s.as_str())).collect();
+    let value = spec.of_parts(&parts)?;
+    if let Some(claimed) = get_checksum!(input, spec.algorithm) {
+        // A composite claim may come with or without the part count.
+        let ours = value.split('-').next().unwrap_or_default();
+        if claimed != value && claimed != ours {
+            return Err(s3_error!(
+                BadDigest,
+                "The {} you specified did not match the calculated checksum.",
+                spec.algorithm
+            ));
+        }
+    }
+    out.insert(spec.algorithm.to_owned(), value);
+    Ok(out)
 }
 
 /// Purges the upload's record (every version becomes a tombstone), so it can neither be
@@ -533,17 +640,24 @@ pub(super) async fn list_parts(
                     VersionState::Object(m) if m.part_number == Some(n) => Some(v.stamp.ts),
                     _ => None,
                 })?;
-            Some(Part {
+            let mut part = Part {
                 part_number: Some(n as i32),
                 e_tag: Some(etag(&meta.md5)),
                 size: Some(meta.size as i64),
                 last_modified: Some(timestamp(stamp)),
                 ..Default::default()
-            })
+            };
+            set_checksums!(part, &meta.checksums);
+            Some(part)
         })
         .collect();
     let next = parts.last().and_then(|p| p.part_number);
+    let spec = UploadChecksum::of_upload(&upload.init);
     Ok(S3Response::new(ListPartsOutput {
+        checksum_algorithm: spec
+            .as_ref()
+            .map(|c| ChecksumAlgorithm::from(c.algorithm.to_owned())),
+        checksum_type: spec.map(|c| ChecksumType::from(c.kind.to_owned())),
         bucket: Some(input.bucket),
         key: Some(input.key),
         upload_id: Some(input.upload_id),

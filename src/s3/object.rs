@@ -210,6 +210,8 @@ pub(super) fn new_meta(
         user_metadata: metadata.unwrap_or_default().into_iter().collect(),
         part_number: None,
         checksums: verified.checksums,
+        checksum_type: None,
+        checksum_algorithm: None,
     }
 }
 
@@ -483,6 +485,16 @@ fn part_range(meta: &ObjectMeta, n: i32) -> S3Result<(u64, u64)> {
     })
 }
 
+/// `x-amz-checksum-type` of a stored object with checksums: a multipart object's recorded
+/// type, otherwise FULL_OBJECT (the checksum covers the whole body).
+pub(super) fn checksum_type(meta: &ObjectMeta) -> Option<ChecksumType> {
+    if meta.checksums.is_empty() {
+        return None;
+    }
+    let kind = meta.checksum_type.as_deref().unwrap_or("FULL_OBJECT");
+    Some(ChecksumType::from(kind.to_owned()))
+}
+
 fn checksum_mode_enabled(mode: Option<&ChecksumMode>) -> bool {
     mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case("ENABLED"))
 }
@@ -561,6 +573,7 @@ pub(super) async fn get_object(
         ));
     } else if checksum_mode_enabled(input.checksum_mode.as_ref()) {
         set_checksums!(out, &meta.checksums);
+        out.checksum_type = checksum_type(&meta);
     }
     Ok(S3Response::new(out))
 }
@@ -610,6 +623,7 @@ pub(super) async fn head_object(
     fill_object_fields!(out, version, meta);
     if range.is_none() && checksum_mode_enabled(input.checksum_mode.as_ref()) {
         set_checksums!(out, &meta.checksums);
+        out.checksum_type = checksum_type(&meta);
     }
     Ok(S3Response::new(out))
 }

@@ -10,6 +10,7 @@ mod harness;
 
 mod admin;
 mod buckets;
+mod checksums;
 mod conditional;
 mod copy;
 mod errors;

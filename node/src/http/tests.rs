@@ -150,6 +150,8 @@ fn object(data: Data) -> VersionState {
         user_metadata: BTreeMap::new(),
         part_number: None,
         checksums: BTreeMap::new(),
+        checksum_type: None,
+        checksum_algorithm: None,
     })
 }
 
@@ -168,6 +170,7 @@ fn referenced_blobs_skip_purged_markers_and_inline_bodies() {
         blob: blob.into(),
         size: 1,
         md5: "m".into(),
+        checksums: Default::default(),
     };
     let record = ObjectRecord {
         versions: vec![

@@ -29,6 +29,7 @@ fn meta(tag: u8) -> ObjectMeta {
                     blob: format!("{tag:032x}"),
                     size: u64::from(tag),
                     md5: format!("{tag:032x}"),
+                    checksums: BTreeMap::new(),
                 }],
             },
         },
@@ -36,6 +37,8 @@ fn meta(tag: u8) -> ObjectMeta {
         user_metadata: BTreeMap::new(),
         part_number: None,
         checksums: BTreeMap::new(),
+        checksum_type: None,
+        checksum_algorithm: None,
     }
 }
 

@@ -30,6 +30,8 @@ fn version(ts: u64, id: &str) -> Version {
             user_metadata: BTreeMap::new(),
             part_number: None,
             checksums: BTreeMap::new(),
+            checksum_type: None,
+            checksum_algorithm: None,
         }),
     }
 }

@@ -78,6 +78,8 @@ fn object(data: Data) -> VersionState {
         user_metadata: BTreeMap::new(),
         part_number: None,
         checksums: BTreeMap::new(),
+        checksum_type: None,
+        checksum_algorithm: None,
     })
 }
 
@@ -133,6 +135,7 @@ async fn list_with_check_blobs_names_referenced_blobs_missing_on_disk() {
         blob: blob.into(),
         size: 4,
         md5: "m".into(),
+        checksums: Default::default(),
     };
     let gone = "0000000000000000000000000000000a";
     let single = object_record(vec![(1, object(Data::Blob { id: ID.into() }))]);
