@@ -73,6 +73,10 @@ pub struct S3Args {
     /// Pause between two anti-entropy passes comparing every replica (0 turns them off).
     #[arg(long, env = "S3QUORUM_SCAN_INTERVAL_MS", default_value_t = 600_000)]
     pub scan_interval_ms: u64,
+    /// Multipart uploads neither completed nor aborted this many seconds after they were
+    /// created are aborted by the anti-entropy pass (0: never).
+    #[arg(long, env = "S3QUORUM_UPLOAD_EXPIRY_SECS", default_value_t = 7 * 24 * 3600)]
+    pub upload_expiry_secs: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -168,6 +172,8 @@ pub struct Config {
     pub repair_interval: Duration,
     /// `None`: no anti-entropy passes.
     pub scan_interval: Option<Duration>,
+    /// `None`: abandoned multipart uploads are kept forever.
+    pub upload_expiry: Option<Duration>,
 }
 
 impl Config {
@@ -188,6 +194,7 @@ impl Config {
             node_timeout: Duration::from_millis(args.s3.node_timeout_ms),
             repair_interval: Duration::from_millis(args.s3.repair_interval_ms),
             scan_interval: scan_interval(args.s3.scan_interval_ms),
+            upload_expiry: upload_expiry(args.s3.upload_expiry_secs),
         }
     }
 
@@ -253,6 +260,11 @@ pub fn scan_interval(ms: u64) -> Option<Duration> {
     (ms > 0).then(|| Duration::from_millis(ms))
 }
 
+/// `0` means never.
+pub fn upload_expiry(secs: u64) -> Option<Duration> {
+    (secs > 0).then(|| Duration::from_secs(secs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,6 +283,7 @@ mod tests {
             node_timeout: Duration::from_secs(1),
             repair_interval: Duration::from_secs(1),
             scan_interval: None,
+            upload_expiry: None,
         }
     }
 

@@ -37,6 +37,8 @@ pub struct Metrics {
     /// `paxos_rounds_total{result}`: compare-and-set rounds of conditional writes, by how
     /// they ended (`done`, `refused`: condition false, `preempted`: a competing writer).
     pub paxos_rounds: IntCounterVec,
+    /// `uploads_expired_total`: abandoned multipart uploads aborted by anti-entropy passes.
+    pub uploads_expired: IntCounter,
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -122,6 +124,11 @@ impl Metrics {
                 r,
                 "repair_queue_length",
                 "Repair hints waiting on the data nodes",
+            ),
+            uploads_expired: counter(
+                r,
+                "uploads_expired_total",
+                "Abandoned multipart uploads aborted after the upload expiry",
             ),
             paxos_rounds: counter_vec(
                 r,

@@ -15,11 +15,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::future::join_all;
-use node::proto::Hint;
+use node::proto::{Hint, ObjectRecord};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::quorum::{Cluster, UPLOADS_SUFFIX, is_behind};
+use crate::quorum::{Cluster, UPLOADS_SUFFIX, is_behind, part_blobs};
 
 /// How the worker paces itself.
 #[derive(Debug, Clone)]
@@ -28,6 +28,8 @@ pub struct RepairConfig {
     pub interval: Duration,
     /// Pause between the starts of two anti-entropy passes; `None` turns them off.
     pub scan_interval: Option<Duration>,
+    /// Age past which an upload in progress is aborted by the pass; `None`: never.
+    pub upload_expiry: Option<Duration>,
 }
 
 /// Hints handled per iteration, so the loop comes back to its health checks often.
@@ -139,6 +141,60 @@ impl Worker {
         if let Ok(mut s) = self.status.lock() {
             s.replication_lag = lagging.len();
             s.repair_leader = leader;
+        }
+    }
+
+    /// Aborts the upload recorded at `(namespace, address)` if it is a multipart upload
+    /// older than the configured expiry. True when it was aborted.
+    async fn expire_upload(&self, namespace: &str, address: &str, merged: &ObjectRecord) -> bool {
+        let (Some(expiry), Some(bucket)) = (
+            self.config.upload_expiry,
+            namespace.strip_suffix(UPLOADS_SUFFIX),
+        ) else {
+            return false;
+        };
+        let Some((key, id)) = address.split_once('\0') else {
+            return false;
+        };
+        let started = merged
+            .versions
+            .iter()
+            .find(|v| v.stamp.id == id && !v.is_purged())
+            .map(|v| v.stamp.ts);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0);
+        if started.is_none_or(|ts| now.saturating_sub(ts) < expiry.as_micros() as u64) {
+            return false;
+        }
+        let replicas = self.cluster.replicas_of(namespace, address);
+        match self
+            .cluster
+            .purge_record(namespace, address, merged, &replicas)
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(
+                    bucket,
+                    key,
+                    upload = id,
+                    "abandoned multipart upload aborted"
+                );
+                self.cluster.metrics().uploads_expired.inc();
+                self.cluster
+                    .free_parts_later(bucket, key, part_blobs(merged));
+                true
+            }
+            Err(e) => {
+                tracing::warn!(
+                    bucket,
+                    key,
+                    upload = id,
+                    "abandoned upload not aborted yet: {e}"
+                );
+                false
+            }
         }
     }
 
@@ -313,6 +369,12 @@ impl Worker {
                 };
                 for scanned in &round.keys {
                     compared += 1;
+                    if self
+                        .expire_upload(&bucket, &scanned.key, &scanned.merged)
+                        .await
+                    {
+                        continue;
+                    }
                     for r in self.cluster.replicas_of(&bucket, &scanned.key) {
                         if !round.answered.contains(&r) {
                             continue;

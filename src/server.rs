@@ -61,6 +61,7 @@ pub async fn run_gateway(
         RepairConfig {
             interval: config.repair_interval,
             scan_interval: config.scan_interval,
+            upload_expiry: config.upload_expiry,
         },
         status.clone(),
         stop_rx.clone(),

@@ -12,6 +12,7 @@ mod cas;
 mod list;
 mod read;
 mod repair;
+mod uploads;
 mod write;
 
 use std::sync::Arc;
@@ -31,6 +32,7 @@ pub use cas::Decision;
 pub use list::Listing;
 pub use read::ObjectStream;
 pub use repair::{blobs_of, is_behind};
+pub use uploads::part_blobs;
 pub use write::{BlobStored, BlobUpload};
 
 /// Record addresses of multipart uploads use this suffix on the bucket name; a `/` never

@@ -26,7 +26,7 @@ use super::object::{Preconditions, StoredHeaders, WriteContext, pump, resolve_fo
 use super::{Gateway, check_key};
 use crate::error::Error;
 use crate::integrity::{BodyDigest, Claims, Verified, etag};
-use crate::quorum::{BlobUpload, Cluster, UPLOADS_SUFFIX};
+use crate::quorum::{BlobUpload, Cluster, UPLOADS_SUFFIX, part_blobs};
 
 /// Parts other than the last must be at least this large (S3's rule).
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -476,7 +476,7 @@ pub(super) async fn complete_multipart_upload(
     )
     .await?;
     // Parts uploaded but not chosen (re-uploads, left-out numbers) are garbage now.
-    cluster.delete_blobs_in_background(unused, upload.replicas.clone());
+    cluster.free_parts_later(&input.bucket, &input.key, unused);
     let mut out = CompleteMultipartUploadOutput {
         bucket: Some(input.bucket.clone()),
         key: Some(input.key.clone()),
@@ -539,20 +539,8 @@ async fn finish_upload(
     upload: &Upload,
 ) -> Result<(), Error> {
     let (ub, uk) = upload_address(bucket, key, id);
-    let tombstones = ObjectRecord {
-        versions: upload
-            .record
-            .versions
-            .iter()
-            .map(|v| Version {
-                stamp: v.stamp.clone(),
-                null: v.null,
-                state: VersionState::Purged,
-            })
-            .collect(),
-    };
     cluster
-        .write_record(&ub, &uk, tombstones, &upload.replicas)
+        .purge_record(&ub, &uk, &upload.record, &upload.replicas)
         .await
 }
 
@@ -571,26 +559,10 @@ pub(super) async fn abort_multipart_upload(
         &upload,
     )
     .await?;
-    // The part blobs are now unreferenced; free them on every replica, best effort.
+    // The part blobs are now unreferenced (unless a completion raced the abort).
     let blobs = part_blobs(&upload.record);
-    cluster.delete_blobs_in_background(blobs, upload.replicas.clone());
+    cluster.free_parts_later(&input.bucket, &input.key, blobs);
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))
-}
-
-/// Every blob the upload's parts were stored in.
-fn part_blobs(record: &ObjectRecord) -> Vec<String> {
-    record
-        .versions
-        .iter()
-        .filter_map(|v| match &v.state {
-            VersionState::Object(ObjectMeta {
-                data: Data::Blob { id },
-                part_number: Some(_),
-                ..
-            }) => Some(id.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 /// S3 returns at most this many parts or uploads per page.

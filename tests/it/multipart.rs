@@ -484,3 +484,61 @@ async fn upload_part_copy_ranges_and_get_by_part_number() {
         "conditional copy",
     );
 }
+
+#[tokio::test]
+async fn abandoned_uploads_are_aborted_after_the_expiry_and_young_ones_kept() {
+    let options = ClusterOptions::new(3)
+        .gateway_arg("--scan-interval-ms", 300)
+        .gateway_arg("--upload-expiry-secs", 8);
+    let cluster = Cluster::start_opts(options).await;
+    let s3 = cluster.client();
+    create_bucket(&s3, "mpu").await;
+    let started = std::time::Instant::now();
+    let id = create(&s3, "abandoned").await;
+    upload_part(&s3, "abandoned", &id, 1, &pattern(1000, 1)).await;
+    let listed = |s3: Client| async move {
+        let out = s3
+            .list_multipart_uploads()
+            .bucket("mpu")
+            .send()
+            .await
+            .unwrap();
+        out.uploads().len()
+    };
+    // Passes that run while the upload is young leave it alone.
+    let passes = cluster.gateway_metric("anti_entropy_passes_total").await;
+    eventually("two anti-entropy passes", CONVERGE_TIMEOUT, || async {
+        let now = cluster.gateway_metric("anti_entropy_passes_total").await;
+        if now >= passes + 2.0 {
+            Ok(())
+        } else {
+            Err(format!("{now} passes"))
+        }
+    })
+    .await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "the machine is too slow for this test's timing: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(listed(s3.clone()).await, 1, "a young upload is kept");
+
+    eventually("the abandoned upload is aborted", CONVERGE_TIMEOUT, || async {
+        match listed(s3.clone()).await {
+            0 => Ok(()),
+            n => Err(format!("{n} uploads listed")),
+        }
+    })
+    .await;
+    let late = s3
+        .upload_part()
+        .bucket("mpu")
+        .key("abandoned")
+        .upload_id(&id)
+        .part_number(2)
+        .body(ByteStream::from_static(b"late"))
+        .send()
+        .await;
+    assert_s3_error(late, 404, "NoSuchUpload");
+    assert_eq!(cluster.gateway_metric("uploads_expired_total").await, 1.0);
+}
