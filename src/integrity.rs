@@ -260,4 +260,34 @@ mod tests {
             S3ErrorCode::BadDigest
         );
     }
+
+    /// Each algorithm announced in `x-amz-trailer`, with its value arriving after the body:
+    /// the right value is stored, any other is BadDigest.
+    #[test]
+    fn every_algorithm_in_a_trailer_is_checked() {
+        let body = b"trailing checksums";
+        for (name, header) in ALGORITHMS {
+            let mut announced = HeaderMap::new();
+            announced.insert("x-amz-trailer", header.parse().unwrap());
+            let claims = Claims::from_headers(&announced, None, None).unwrap();
+            assert_eq!(claims.algorithms, [name]);
+            let mut d = BodyDigest::new(claims.clone());
+            d.update(body);
+            let computed = d.verify(None).unwrap().checksums[name].clone();
+
+            let mut trailers = HeaderMap::new();
+            trailers.insert(header, computed.parse().unwrap());
+            let mut d = BodyDigest::new(claims.clone());
+            d.update(body);
+            assert_eq!(d.verify(Some(&trailers)).unwrap().checksums[name], computed);
+
+            let mut wrong = computed.into_bytes();
+            wrong[0] = if wrong[0] == b'A' { b'B' } else { b'A' };
+            trailers.insert(header, String::from_utf8(wrong).unwrap().parse().unwrap());
+            let mut d = BodyDigest::new(claims);
+            d.update(body);
+            let err = d.verify(Some(&trailers)).unwrap_err();
+            assert_eq!(*err.code(), S3ErrorCode::BadDigest, "{name}");
+        }
+    }
 }

@@ -4,6 +4,7 @@
 //! returned checksum against the body it received, so a wrong stored value fails there.
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart,
@@ -53,6 +54,16 @@ async fn get_validated(s3: &Client, bucket: &str, key: &str) -> Vec<u8> {
         .to_vec()
 }
 
+async fn head_with_checksums(s3: &Client, bucket: &str, key: &str) -> HeadObjectOutput {
+    s3.head_object()
+        .bucket(bucket)
+        .key(key)
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("head {key}: {e:?}"))
+}
+
 #[tokio::test]
 async fn every_algorithm_in_trailer_and_header_form_and_wrong_values_are_bad_digest() {
     let cluster = Cluster::start(3).await;
@@ -74,14 +85,7 @@ async fn every_algorithm_in_trailer_and_header_form_and_wrong_values_are_bad_dig
                 .unwrap_or_else(|e| panic!("{key}: {e:?}"));
             let value = checksum_of!(put, &alg).expect("checksum echoed");
             assert_same_bytes(&get_validated(&s3, "sums", &key).await, &data, &key);
-            let head = s3
-                .head_object()
-                .bucket("sums")
-                .key(&key)
-                .checksum_mode(ChecksumMode::Enabled)
-                .send()
-                .await
-                .unwrap();
+            let head = head_with_checksums(&s3, "sums", &key).await;
             assert_eq!(checksum_of!(head, &alg), Some(value.clone()), "{key}");
             assert_eq!(head.checksum_type(), Some(&ChecksumType::FullObject));
 
@@ -246,14 +250,7 @@ async fn multipart_composite_and_full_object_checksums() {
         );
         // For FULL_OBJECT the SDK checks the CRC of the whole body it reads.
         assert_same_bytes(&get_validated(&s3, "mpsums", &key).await, &whole, &key);
-        let head = s3
-            .head_object()
-            .bucket("mpsums")
-            .key(&key)
-            .checksum_mode(ChecksumMode::Enabled)
-            .send()
-            .await
-            .unwrap();
+        let head = head_with_checksums(&s3, "mpsums", &key).await;
         assert_eq!(checksum_of!(head, &alg), Some(value.clone()), "{key}");
         assert_eq!(head.checksum_type(), Some(&kind));
 

@@ -523,12 +523,16 @@ async fn abandoned_uploads_are_aborted_after_the_expiry_and_young_ones_kept() {
     );
     assert_eq!(listed(s3.clone()).await, 1, "a young upload is kept");
 
-    eventually("the abandoned upload is aborted", CONVERGE_TIMEOUT, || async {
-        match listed(s3.clone()).await {
-            0 => Ok(()),
-            n => Err(format!("{n} uploads listed")),
-        }
-    })
+    eventually(
+        "the abandoned upload is aborted",
+        CONVERGE_TIMEOUT,
+        || async {
+            match listed(s3.clone()).await {
+                0 => Ok(()),
+                n => Err(format!("{n} uploads listed")),
+            }
+        },
+    )
     .await;
     let late = s3
         .upload_part()
