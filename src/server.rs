@@ -193,6 +193,22 @@ fn operation_name(name: &str) -> &'static str {
         "ListParts",
         "ListMultipartUploads",
         "UploadPartCopy",
+        "GetBucketAcl",
+        "PutBucketAcl",
+        "GetObjectAcl",
+        "PutObjectAcl",
+        "GetBucketPolicy",
+        "GetBucketPolicyStatus",
+        "GetPublicAccessBlock",
+        "PutObjectTagging",
+        "GetObjectTagging",
+        "DeleteObjectTagging",
+        "PutBucketTagging",
+        "GetBucketTagging",
+        "DeleteBucketTagging",
+        "PutBucketCors",
+        "GetBucketCors",
+        "DeleteBucketCors",
     ];
     KNOWN
         .iter()

@@ -41,6 +41,7 @@ async fn delete_one(
             stamp: target.stamp.clone(),
             null: target.null,
             state: VersionState::Purged,
+            tags: None,
         };
         let blobs: Vec<String> = match &target.state {
             VersionState::Object(meta) => blobs_of(meta).into_iter().map(|(id, _)| id).collect(),

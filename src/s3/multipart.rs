@@ -10,14 +10,16 @@
 //! in the number of parts), then purges the upload's record.
 
 use md5::{Digest, Md5};
-use node::proto::{Data, ObjectMeta, ObjectRecord, PartRef, Stamp, Version, VersionState};
+use node::proto::{
+    Data, Lww, ObjectMeta, ObjectRecord, PartRef, Stamp, Tags, Version, VersionState,
+};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::bucket::{owner, timestamp};
 use super::copy::{copy_condition_error, copy_into, source_stream};
 use super::object::{Preconditions, StoredHeaders, WriteContext, pump, resolve_for_read};
-use super::{Gateway, check_key};
+use super::{Gateway, check_key, tagging};
 use crate::error::Error;
 use crate::integrity::{BodyDigest, Claims, Verified, etag};
 use crate::quorum::{BlobUpload, Cluster, UPLOADS_SUFFIX};
@@ -35,6 +37,8 @@ fn upload_address(bucket: &str, key: &str, id: &str) -> (String, String) {
 struct Upload {
     record: ObjectRecord,
     init: ObjectMeta,
+    /// The tags the object will have (`x-amz-tagging` on CreateMultipartUpload).
+    tags: Option<Tags>,
     replicas: Vec<usize>,
 }
 
@@ -44,13 +48,16 @@ async fn load_upload(cluster: &Cluster, bucket: &str, key: &str, id: &str) -> S3
     let read = cluster.read_record_on(&ub, &uk, replicas.clone()).await?;
     let record = read.record.unwrap_or_default();
     let init = record.versions.iter().find_map(|v| match &v.state {
-        VersionState::Object(m) if v.stamp.id == id && m.part_number.is_none() => Some(m.clone()),
+        VersionState::Object(m) if v.stamp.id == id && m.part_number.is_none() => {
+            Some((m.clone(), v.tags.as_ref().map(|t| t.value.clone())))
+        }
         _ => None,
     });
     match init {
-        Some(init) => Ok(Upload {
+        Some((init, tags)) => Ok(Upload {
             record,
             init,
+            tags,
             replicas,
         }),
         None => Err(s3_error!(
@@ -66,6 +73,7 @@ pub(super) async fn create_multipart_upload(
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let input = req.input;
     check_key(&input.key)?;
+    let tags = tagging::from_header(input.tagging.as_deref())?;
     let cluster = &gw.cluster;
     WriteContext::load(cluster, &input.bucket, &input.key).await?;
     let id = Cluster::new_id();
@@ -77,11 +85,12 @@ pub(super) async fn create_multipart_upload(
         content_language: input.content_language.as_deref(),
         expires: input.expires.as_deref(),
     };
+    let stamp = Stamp {
+        ts: cluster.next_timestamp(None),
+        id: id.clone(),
+    };
     let init = Version {
-        stamp: Stamp {
-            ts: cluster.next_timestamp(None),
-            id: id.clone(),
-        },
+        stamp: stamp.clone(),
         null: false,
         state: VersionState::Object(ObjectMeta {
             size: 0,
@@ -94,6 +103,7 @@ pub(super) async fn create_multipart_upload(
             part_number: None,
             checksums: Default::default(),
         }),
+        tags: tags.map(|value| Lww { stamp, value }),
     };
     let (ub, uk) = upload_address(&input.bucket, &input.key, &id);
     let replicas = cluster.replicas_of(&input.bucket, &input.key);
@@ -175,6 +185,7 @@ async fn record_part(
             part_number: Some(part_number as u32),
             checksums: verified.checksums.clone(),
         }),
+        tags: None,
     };
     let (ub, uk) = upload_address(bucket, key, upload_id);
     cluster
@@ -360,7 +371,8 @@ pub(super) async fn complete_multipart_upload(
         ));
     }
     let multipart_etag = format!("{}-{}", hex::encode(md5s.finalize()), parts.len());
-    let ctx = WriteContext::load(cluster, &input.bucket, &input.key).await?;
+    let mut ctx = WriteContext::load(cluster, &input.bucket, &input.key).await?;
+    ctx.tags = upload.tags.clone();
     let chosen: Vec<String> = parts.iter().map(|p| p.blob.clone()).collect();
     let unused: Vec<String> = part_blobs(&upload.record)
         .into_iter()
@@ -426,6 +438,7 @@ async fn finish_upload(
                 stamp: v.stamp.clone(),
                 null: v.null,
                 state: VersionState::Purged,
+                tags: None,
             })
             .collect(),
     };

@@ -10,12 +10,14 @@ use std::collections::BTreeMap;
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use node::proto::{Data, ObjectMeta, ObjectRecord, Stamp, Version, VersionState, Versioning};
+use node::proto::{
+    Data, Lww, ObjectMeta, ObjectRecord, Stamp, Tags, Version, VersionState, Versioning,
+};
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::bucket::timestamp;
-use super::{Gateway, check_key};
+use super::{Gateway, acl, check_key, tagging};
 use crate::error::Error;
 use crate::integrity::{BodyDigest, Claims, Verified, body_error, etag};
 use crate::quorum::{BlobUpload, Cluster, blobs_of};
@@ -80,6 +82,8 @@ pub(super) struct WriteContext {
     pub seen: Option<u64>,
     /// Blobs of the current `null` version, which a new null version replaces.
     pub replaced_blobs: Vec<String>,
+    /// The tag set a new object version starts with (`x-amz-tagging`).
+    pub tags: Option<Tags>,
 }
 
 impl WriteContext {
@@ -115,6 +119,7 @@ impl WriteContext {
             versioning,
             seen: record.and_then(|r| r.newest_stamp()).map(|s| s.ts),
             replaced_blobs,
+            tags: None,
         }
     }
 
@@ -130,13 +135,22 @@ impl WriteContext {
 
     /// A new version's stamp and null flag under this bucket's versioning state.
     pub fn new_version(&self, cluster: &Cluster, state: VersionState) -> Version {
+        let stamp = Stamp {
+            ts: cluster.next_timestamp(self.seen),
+            id: Cluster::new_id(),
+        };
+        let tags = match state {
+            VersionState::Object(_) => self.tags.clone().map(|value| Lww {
+                stamp: stamp.clone(),
+                value,
+            }),
+            _ => None,
+        };
         Version {
-            stamp: Stamp {
-                ts: cluster.next_timestamp(self.seen),
-                id: Cluster::new_id(),
-            },
+            stamp,
             null: self.versioning != Some(Versioning::Enabled),
             state,
+            tags,
         }
     }
 
@@ -212,6 +226,15 @@ pub(super) async fn put_object(
             "Conditional writes (If-Match / If-None-Match on PUT) are not supported yet"
         ));
     }
+    let tags = tagging::from_header(input.tagging.as_deref())?;
+    acl::check_owner_only(acl::AclRequest {
+        canned: input.acl.as_ref().map(|a| a.as_str()),
+        grant_full_control: input.grant_full_control.as_deref(),
+        other_grants: input.grant_read.is_some()
+            || input.grant_read_acp.is_some()
+            || input.grant_write_acp.is_some(),
+        policy: None,
+    })?;
     let claims = Claims::from_headers(
         &headers,
         input.content_md5.as_deref(),
@@ -247,10 +270,11 @@ pub(super) async fn put_object(
     }
     let trailers = trailing_headers.and_then(|t| t.take());
     let verified = digest.verify(trailers.as_ref())?;
-    let ctx = match ctx {
+    let mut ctx = match ctx {
         Some(c) => c,
         None => join_context(context.take()).await?,
     };
+    ctx.tags = tags;
     let data = match &upload {
         Some(u) => Data::Blob {
             id: u.id().to_owned(),
@@ -440,6 +464,8 @@ macro_rules! fill_object_fields {
         if !$meta.user_metadata.is_empty() {
             $out.metadata = Some($meta.user_metadata.clone().into_iter().collect());
         }
+        let tag_count = $version.tag_set().len();
+        $out.tag_count = (tag_count > 0).then_some(tag_count as i32);
     }};
 }
 

@@ -30,6 +30,7 @@ fn version(ts: u64, id: &str) -> Version {
             part_number: None,
             checksums: BTreeMap::new(),
         }),
+        tags: None,
     }
 }
 
@@ -45,6 +46,8 @@ fn bucket(name: &str, ts: u64, exists: bool) -> BucketRecord {
             value: exists,
         },
         versioning: None,
+        tags: None,
+        cors: None,
     }
 }
 
