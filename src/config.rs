@@ -73,6 +73,10 @@ pub struct S3Args {
     /// Pause between two anti-entropy passes comparing every replica (0 turns them off).
     #[arg(long, env = "S3QUORUM_SCAN_INTERVAL_MS", default_value_t = 600_000)]
     pub scan_interval_ms: u64,
+    /// Base domain for virtual-hosted-style requests (`bucket.DOMAIN`); repeat the flag or
+    /// separate with commas for several. Path-style requests always work.
+    #[arg(long = "domain", env = "S3QUORUM_DOMAIN", value_delimiter = ',')]
+    pub domains: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -168,6 +172,8 @@ pub struct Config {
     pub repair_interval: Duration,
     /// `None`: no anti-entropy passes.
     pub scan_interval: Option<Duration>,
+    /// Base domains of virtual-hosted-style addressing (lowercase, no port).
+    pub domains: Vec<String>,
 }
 
 impl Config {
@@ -188,6 +194,7 @@ impl Config {
             node_timeout: Duration::from_millis(args.s3.node_timeout_ms),
             repair_interval: Duration::from_millis(args.s3.repair_interval_ms),
             scan_interval: scan_interval(args.s3.scan_interval_ms),
+            domains: domains(&args.s3.domains),
         }
     }
 
@@ -235,6 +242,17 @@ impl Config {
         if self.cluster_secret.is_empty() {
             return Err("cluster secret must not be empty".into());
         }
+        for d in &self.domains {
+            let valid = d.split('.').all(|label| {
+                !label.is_empty()
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+            if !valid {
+                return Err(format!("domain {d:?} is not a valid DNS name"));
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for node in &self.nodes {
             if !(node.starts_with("http://")) {
@@ -246,6 +264,15 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Base domains as the host matcher wants them: trimmed, lowercase, without a port.
+pub fn domains(given: &[String]) -> Vec<String> {
+    given
+        .iter()
+        .map(|d| crate::host::strip_port(d.trim()).to_ascii_lowercase())
+        .filter(|d| !d.is_empty())
+        .collect()
 }
 
 /// `0` means off.
@@ -271,6 +298,7 @@ mod tests {
             node_timeout: Duration::from_secs(1),
             repair_interval: Duration::from_secs(1),
             scan_interval: None,
+            domains: Vec::new(),
         }
     }
 

@@ -115,6 +115,7 @@ pub async fn run(
         node_timeout: std::time::Duration::from_millis(args.s3.node_timeout_ms),
         repair_interval: std::time::Duration::from_millis(args.s3.repair_interval_ms),
         scan_interval: crate::config::scan_interval(args.s3.scan_interval_ms),
+        domains: crate::config::domains(&args.s3.domains),
     };
     config.validate()?;
     let s3 = TcpListener::bind(args.s3.s3_addr)
