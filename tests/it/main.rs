@@ -8,13 +8,17 @@
 
 mod harness;
 
+mod acl_tagging;
 mod admin;
 mod buckets;
 mod copy;
+mod cors;
 mod errors;
 mod integrity;
 mod listing;
 mod multipart;
 mod objects;
+mod presign;
 mod replication;
 mod versioning;
+mod vhost;

@@ -467,8 +467,28 @@ impl Cluster {
         self.build_client(access_key, secret_key, false)
     }
 
+    /// A client (for presigning) that addresses `endpoint` instead of the gateway's URL,
+    /// path-style or virtual-hosted-style.
+    pub fn client_for_endpoint(&self, endpoint: &str, path_style: bool) -> Client {
+        let conf = self
+            .client_builder(&self.access_key, &self.secret_key)
+            .endpoint_url(endpoint)
+            .force_path_style(path_style);
+        Client::from_conf(conf.build())
+    }
+
     fn build_client(&self, access_key: &str, secret_key: &str, when_required: bool) -> Client {
-        let mut conf = aws_sdk_s3::config::Builder::new()
+        let mut conf = self.client_builder(access_key, secret_key);
+        if when_required {
+            conf = conf
+                .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+                .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        }
+        Client::from_conf(conf.build())
+    }
+
+    fn client_builder(&self, access_key: &str, secret_key: &str) -> aws_sdk_s3::config::Builder {
+        aws_sdk_s3::config::Builder::new()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new(
@@ -483,13 +503,7 @@ impl Cluster {
                 TimeoutConfig::builder()
                     .operation_timeout(Duration::from_secs(120))
                     .build(),
-            );
-        if when_required {
-            conf = conf
-                .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-                .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
-        }
-        Client::from_conf(conf.build())
+            )
     }
 
     /// A call to node `i` carrying the cluster secret.
