@@ -52,6 +52,21 @@ pub(super) struct AclRequest<'a> {
     pub policy: Option<&'a AccessControlPolicy>,
 }
 
+/// The ACL headers of an object write (PutObject, CopyObject, CreateMultipartUpload):
+/// accepted only if they grant nothing beyond the owner's FULL_CONTROL.
+pub(super) fn check_object_write(
+    canned: Option<&ObjectCannedACL>,
+    grant_full_control: Option<&str>,
+    other_grants: [Option<&str>; 3],
+) -> S3Result<()> {
+    check_owner_only(AclRequest {
+        canned: canned.map(|a| a.as_str()),
+        grant_full_control,
+        other_grants: other_grants.iter().any(Option::is_some),
+        policy: None,
+    })
+}
+
 /// Accepts the request only if it grants nothing beyond the owner's FULL_CONTROL.
 pub(super) fn check_owner_only(req: AclRequest<'_>) -> S3Result<()> {
     let owner_id = owner().id.unwrap_or_default();

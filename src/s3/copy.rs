@@ -16,7 +16,7 @@ use super::object::{
     INLINE_MAX, Preconditions, StoredHeaders, WriteContext, commit_version, new_meta,
     resolve_for_read,
 };
-use super::{Gateway, check_key, tagging};
+use super::{Gateway, acl, check_key, tagging};
 use crate::integrity::{BodyDigest, Claims, etag};
 use crate::quorum::{BlobUpload, Cluster, ObjectStream};
 
@@ -26,6 +26,15 @@ pub(super) async fn copy_object(
 ) -> S3Result<S3Response<CopyObjectOutput>> {
     let input = req.input;
     check_key(&input.key)?;
+    acl::check_object_write(
+        input.acl.as_ref(),
+        input.grant_full_control.as_deref(),
+        [
+            input.grant_read.as_deref(),
+            input.grant_read_acp.as_deref(),
+            input.grant_write_acp.as_deref(),
+        ],
+    )?;
     let CopySource::Bucket {
         bucket: src_bucket,
         key: src_key,

@@ -19,7 +19,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use super::bucket::{owner, timestamp};
 use super::copy::{copy_condition_error, copy_into, source_stream};
 use super::object::{Preconditions, StoredHeaders, WriteContext, pump, resolve_for_read};
-use super::{Gateway, check_key, tagging};
+use super::{Gateway, acl, check_key, tagging};
 use crate::error::Error;
 use crate::integrity::{BodyDigest, Claims, Verified, etag};
 use crate::quorum::{BlobUpload, Cluster, UPLOADS_SUFFIX};
@@ -74,6 +74,15 @@ pub(super) async fn create_multipart_upload(
     let input = req.input;
     check_key(&input.key)?;
     let tags = tagging::from_header(input.tagging.as_deref())?;
+    acl::check_object_write(
+        input.acl.as_ref(),
+        input.grant_full_control.as_deref(),
+        [
+            input.grant_read.as_deref(),
+            input.grant_read_acp.as_deref(),
+            input.grant_write_acp.as_deref(),
+        ],
+    )?;
     let cluster = &gw.cluster;
     WriteContext::load(cluster, &input.bucket, &input.key).await?;
     let id = Cluster::new_id();

@@ -227,14 +227,15 @@ pub(super) async fn put_object(
         ));
     }
     let tags = tagging::from_header(input.tagging.as_deref())?;
-    acl::check_owner_only(acl::AclRequest {
-        canned: input.acl.as_ref().map(|a| a.as_str()),
-        grant_full_control: input.grant_full_control.as_deref(),
-        other_grants: input.grant_read.is_some()
-            || input.grant_read_acp.is_some()
-            || input.grant_write_acp.is_some(),
-        policy: None,
-    })?;
+    acl::check_object_write(
+        input.acl.as_ref(),
+        input.grant_full_control.as_deref(),
+        [
+            input.grant_read.as_deref(),
+            input.grant_read_acp.as_deref(),
+            input.grant_write_acp.as_deref(),
+        ],
+    )?;
     let claims = Claims::from_headers(
         &headers,
         input.content_md5.as_deref(),

@@ -190,6 +190,27 @@ async fn acls_show_the_owner_and_refuse_anything_public() {
         400,
         "AccessControlListNotSupported",
     );
+    assert_s3_error(
+        s3.copy_object()
+            .bucket("acl")
+            .key("public")
+            .copy_source("acl/k")
+            .acl(ObjectCannedAcl::PublicRead)
+            .send()
+            .await,
+        400,
+        "AccessControlListNotSupported",
+    );
+    assert_s3_error(
+        s3.create_multipart_upload()
+            .bucket("acl")
+            .key("public")
+            .acl(ObjectCannedAcl::AuthenticatedRead)
+            .send()
+            .await,
+        400,
+        "AccessControlListNotSupported",
+    );
     assert_s3_status(
         s3.head_object().bucket("acl").key("public").send().await,
         404,
