@@ -8,7 +8,7 @@
 
 mod harness;
 
-mod acl_tagging;
+mod acl;
 mod admin;
 mod buckets;
 mod copy;
@@ -20,5 +20,6 @@ mod multipart;
 mod objects;
 mod presign;
 mod replication;
+mod tagging;
 mod versioning;
 mod vhost;
