@@ -298,6 +298,18 @@ fn bucket_config_from_an_earlier_life_is_not_live() {
 }
 
 #[test]
+fn records_without_tags_or_bucket_config_keep_their_old_encoding() {
+    // Written before tags existed: still readable, and an untagged version encodes the same.
+    let old = r#"{"versions":[{"stamp":{"ts":1,"id":"a"},"null":false,"state":"delete_marker"}]}"#;
+    let record: ObjectRecord = serde_json::from_str(old).expect("old object record");
+    assert_eq!(record.versions[0].tags, None);
+    assert_eq!(serde_json::to_string(&record).expect("encode"), old);
+    let old = r#"{"name":"b","exists":{"stamp":{"ts":1,"id":"g"},"value":true},"versioning":null}"#;
+    let bucket: BucketRecord = serde_json::from_str(old).expect("old bucket record");
+    assert_eq!((bucket.tags, bucket.cors), (None, None));
+}
+
+#[test]
 fn current_skips_purged_versions() {
     let old = object(1, "a", false);
     let new = object(2, "b", false);
