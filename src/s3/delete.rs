@@ -53,7 +53,10 @@ async fn delete_one(
         cluster.delete_blobs_later(blobs, replicas);
         return Ok((Some(id.to_owned()), was_marker));
     }
-    let ctx = WriteContext::new(bucket_rec.versioning.map(|v| v.value), record.as_ref());
+    let ctx = WriteContext::new(
+        bucket_rec.live(&bucket_rec.versioning).copied(),
+        record.as_ref(),
+    );
     // Unversioned: nothing to delete means nothing to write (S3 answers 204 all the same).
     if ctx.versioning.is_none() && record.as_ref().and_then(|r| r.current_object()).is_none() {
         return Ok((None, false));

@@ -95,7 +95,7 @@ impl WriteContext {
         );
         let bucket = b?.ok_or(Error::NoSuchBucket)?;
         Ok(WriteContext::new(
-            bucket.versioning.map(|v| v.value),
+            bucket.live(&bucket.versioning).copied(),
             r?.record.as_ref(),
         ))
     }
