@@ -343,4 +343,36 @@ mod tests {
         c.nodes[1] = "ftp://x".into();
         assert!(c.validate().is_err());
     }
+
+    #[test]
+    fn domains_may_be_repeated_or_comma_separated_and_must_be_dns_names() {
+        let cli = Cli::try_parse_from([
+            "s3quorum",
+            "gateway",
+            "--nodes",
+            "http://127.0.0.1:1,http://127.0.0.1:2,http://127.0.0.1:3",
+            "--access-key",
+            "ak",
+            "--secret-key",
+            "sk",
+            "--cluster-secret",
+            "cs",
+            "--domain",
+            "s3.a.test,S3.B.test",
+            "--domain",
+            "c.test:9000",
+        ])
+        .expect("valid command line");
+        let Command::Gateway(args) = cli.command else {
+            panic!("not the gateway command");
+        };
+        let c = Config::from_args(&args);
+        assert_eq!(c.domains, ["s3.a.test", "s3.b.test", "c.test"]);
+        assert_eq!(c.validate(), Ok(()));
+        let mut c = config(3, 3, 2, 2);
+        c.domains = vec!["bad domain".into()];
+        assert!(c.validate().is_err());
+        c.domains = vec!["a..test".into()];
+        assert!(c.validate().is_err());
+    }
 }
