@@ -77,6 +77,10 @@ pub struct S3Args {
     /// created are aborted by the anti-entropy pass (0: never).
     #[arg(long, env = "S3QUORUM_UPLOAD_EXPIRY_SECS", default_value_t = 7 * 24 * 3600)]
     pub upload_expiry_secs: u64,
+    /// Base domain for virtual-hosted-style requests (`bucket.DOMAIN`); repeat the flag or
+    /// separate with commas for several. Path-style requests always work.
+    #[arg(long = "domain", env = "S3QUORUM_DOMAIN", value_delimiter = ',')]
+    pub domains: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -174,6 +178,8 @@ pub struct Config {
     pub scan_interval: Option<Duration>,
     /// `None`: abandoned multipart uploads are kept forever.
     pub upload_expiry: Option<Duration>,
+    /// Base domains of virtual-hosted-style addressing (lowercase, no port).
+    pub domains: Vec<String>,
 }
 
 impl Config {
@@ -195,6 +201,7 @@ impl Config {
             repair_interval: Duration::from_millis(args.s3.repair_interval_ms),
             scan_interval: scan_interval(args.s3.scan_interval_ms),
             upload_expiry: upload_expiry(args.s3.upload_expiry_secs),
+            domains: domains(&args.s3.domains),
         }
     }
 
@@ -242,6 +249,17 @@ impl Config {
         if self.cluster_secret.is_empty() {
             return Err("cluster secret must not be empty".into());
         }
+        for d in &self.domains {
+            let valid = d.split('.').all(|label| {
+                !label.is_empty()
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+            if !valid {
+                return Err(format!("domain {d:?} is not a valid DNS name"));
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for node in &self.nodes {
             if !(node.starts_with("http://")) {
@@ -253,6 +271,15 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Base domains as the host matcher wants them: trimmed, lowercase, without a port.
+pub fn domains(given: &[String]) -> Vec<String> {
+    given
+        .iter()
+        .map(|d| crate::host::strip_port(d.trim()).to_ascii_lowercase())
+        .filter(|d| !d.is_empty())
+        .collect()
 }
 
 /// `0` means off.
@@ -284,6 +311,7 @@ mod tests {
             repair_interval: Duration::from_secs(1),
             scan_interval: None,
             upload_expiry: None,
+            domains: Vec::new(),
         }
     }
 
@@ -326,6 +354,38 @@ mod tests {
         assert!(c.validate().is_err());
         let mut c = config(3, 3, 2, 2);
         c.nodes[1] = "ftp://x".into();
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn domains_may_be_repeated_or_comma_separated_and_must_be_dns_names() {
+        let cli = Cli::try_parse_from([
+            "s3quorum",
+            "gateway",
+            "--nodes",
+            "http://127.0.0.1:1,http://127.0.0.1:2,http://127.0.0.1:3",
+            "--access-key",
+            "ak",
+            "--secret-key",
+            "sk",
+            "--cluster-secret",
+            "cs",
+            "--domain",
+            "s3.a.test,S3.B.test",
+            "--domain",
+            "c.test:9000",
+        ])
+        .expect("valid command line");
+        let Command::Gateway(args) = cli.command else {
+            panic!("not the gateway command");
+        };
+        let c = Config::from_args(&args);
+        assert_eq!(c.domains, ["s3.a.test", "s3.b.test", "c.test"]);
+        assert_eq!(c.validate(), Ok(()));
+        let mut c = config(3, 3, 2, 2);
+        c.domains = vec!["bad domain".into()];
+        assert!(c.validate().is_err());
+        c.domains = vec!["a..test".into()];
         assert!(c.validate().is_err());
     }
 }

@@ -116,6 +116,7 @@ pub async fn run(
         repair_interval: std::time::Duration::from_millis(args.s3.repair_interval_ms),
         scan_interval: crate::config::scan_interval(args.s3.scan_interval_ms),
         upload_expiry: crate::config::upload_expiry(args.s3.upload_expiry_secs),
+        domains: crate::config::domains(&args.s3.domains),
     };
     config.validate()?;
     let s3 = TcpListener::bind(args.s3.s3_addr)

@@ -9,14 +9,17 @@
 //! - `node_client`: one function per data-node endpoint.
 //! - `placement`: which nodes own a key (rendezvous hashing).
 //! - `repair`: the background worker that keeps every key at full replication.
+//! - `host`: virtual-hosted vs path-style addressing; `cors`: preflight and CORS headers.
 //! - `config`, `error`, `metrics`, `dev` (three nodes and a gateway in one process).
 //!
 //! The data node itself is the `node` crate (`node/`), which knows nothing of S3.
 
 pub mod config;
+mod cors;
 mod crc_combine;
 pub mod dev;
 pub mod error;
+pub mod host;
 mod integrity;
 pub mod metrics;
 mod node_client;

@@ -3,7 +3,8 @@
 //!
 //! Every S3 response gets `x-amz-request-id`, `x-amz-id-2` and `Server`, and is counted by
 //! operation and status. The operation name comes from s3s through the access check, which
-//! stores it in a slot the request carries.
+//! stores it in a slot the request carries. CORS preflight (`OPTIONS`) is answered here,
+//! before s3s, and responses to requests with an `Origin` get their CORS headers here.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,6 +25,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::cors::Cors;
+use crate::host::Domains;
 use crate::metrics::Metrics;
 use crate::quorum::Cluster;
 use crate::repair::{self, RepairConfig, SharedStatus};
@@ -48,7 +51,15 @@ pub async fn run_gateway(
         config.secret_key.clone(),
     )));
     builder.set_access(OpNameAccess);
+    let domains = Domains::new(config.domains.clone());
+    if !domains.is_empty() {
+        builder.set_host(domains.clone());
+    }
     let s3 = builder.build();
+    let cors = Cors {
+        cluster: cluster.clone(),
+        domains,
+    };
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -69,7 +80,7 @@ pub async fn run_gateway(
 
     let s3_metrics = metrics.clone();
     let s3_server = serve(s3_listener, stop_rx.clone(), move |req| {
-        handle_s3(s3.clone(), s3_metrics.clone(), req)
+        handle_s3(s3.clone(), cors.clone(), s3_metrics.clone(), req)
     });
     let admin_server = serve(admin_listener, stop_rx, move |req| {
         handle_admin(cluster.clone(), metrics.clone(), status.clone(), req)
@@ -194,6 +205,23 @@ fn operation_name(name: &str) -> &'static str {
         "ListParts",
         "ListMultipartUploads",
         "UploadPartCopy",
+        "GetBucketAcl",
+        "PutBucketAcl",
+        "GetObjectAcl",
+        "PutObjectAcl",
+        "GetBucketPolicy",
+        "GetBucketPolicyStatus",
+        "GetPublicAccessBlock",
+        "PutObjectTagging",
+        "GetObjectTagging",
+        "DeleteObjectTagging",
+        "PutBucketTagging",
+        "GetBucketTagging",
+        "DeleteBucketTagging",
+        "PutBucketCors",
+        "GetBucketCors",
+        "DeleteBucketCors",
+        "PreflightRequest",
     ];
     KNOWN
         .iter()
@@ -204,6 +232,7 @@ fn operation_name(name: &str) -> &'static str {
 
 async fn handle_s3(
     s3: S3Service,
+    cors: Cors,
     metrics: Metrics,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, s3s::HttpError> {
@@ -212,14 +241,45 @@ async fn handle_s3(
     let (mut parts, body) = req.into_parts();
     fold_content_encoding(&mut parts.headers);
     let consumed = Arc::new(AtomicBool::new(body.is_end_stream()));
-    let body = TrackEnd {
-        inner: body,
-        ended: consumed.clone(),
-    };
-    let mut req = Request::from_parts(parts, Body::http_body(body));
-    req.extensions_mut().insert(slot.clone());
     let request_id = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
-    let mut resp = s3.call(req).await?;
+    let mut resp = if parts.method == Method::OPTIONS {
+        if let Ok(mut s) = slot.0.lock() {
+            *s = Some("PreflightRequest");
+        }
+        cors.preflight(&parts).await
+    } else {
+        // The bucket's CORS rules are read while s3s handles the request.
+        let cors_headers = parts
+            .headers
+            .get(http::header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+            .map(|origin| {
+                let host = parts
+                    .headers
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_owned);
+                let (path, origin) = (parts.uri.path().to_owned(), origin.to_owned());
+                let method = parts.method.as_str().to_owned();
+                tokio::spawn(async move {
+                    cors.response_headers(host.as_deref(), &path, &origin, &method)
+                        .await
+                })
+            });
+        let body = TrackEnd {
+            inner: body,
+            ended: consumed.clone(),
+        };
+        let mut req = Request::from_parts(parts, Body::http_body(body));
+        req.extensions_mut().insert(slot.clone());
+        let mut resp = s3.call(req).await?;
+        if let Some(task) = cors_headers
+            && let Ok(Some(extra)) = task.await
+        {
+            resp.headers_mut().extend(extra);
+        }
+        resp
+    };
     let headers = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id[..16]) {
         headers.insert("x-amz-request-id", v.clone());

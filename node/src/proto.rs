@@ -4,8 +4,9 @@
 //! Invariants: everything here is pure (no IO). `ObjectRecord::merge` and
 //! `BucketRecord::merge` are commutative, associative and idempotent, so a record may be
 //! written, re-sent and repaired in any order and every replica converges to the same value.
-//! Versions are immutable once written; the only change a version ever sees is becoming
-//! `Purged` (permanently deleted), and a purge tombstone always wins.
+//! A version's content is immutable once written; the only changes a version ever sees are
+//! its tag set (a last-writer-wins register with its own stamp) and becoming `Purged`
+//! (permanently deleted). A purge tombstone always wins and carries no tags.
 //!
 //! Routes (every route but `/health` and `/metrics` requires the [`SECRET_HEADER`];
 //! `/metrics` is open because Prometheus scrapers do not carry the secret, and it reveals
@@ -184,7 +185,14 @@ pub struct Version {
     pub null: bool,
     #[serde(flatten)]
     pub state: VersionState,
+    /// The object's tag set, mutable after the write (PutObjectTagging): the newest tag
+    /// stamp wins. `None` on delete markers, purge tombstones and untagged objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Lww<Tags>>,
 }
+
+/// An S3 tag set: key → value (keys are unique).
+pub type Tags = BTreeMap<String, String>;
 
 impl Version {
     /// The version id S3 clients see.
@@ -194,6 +202,22 @@ impl Version {
 
     pub fn is_purged(&self) -> bool {
         matches!(self.state, VersionState::Purged)
+    }
+
+    /// The version's tag set (empty when untagged).
+    pub fn tag_set(&self) -> Tags {
+        self.tags
+            .as_ref()
+            .map(|t| t.value.clone())
+            .unwrap_or_default()
+    }
+
+    /// When the version last changed (written, or its tags set), µs: what repair uses to
+    /// tell a change still on its way from one a replica missed.
+    pub fn changed_at(&self) -> u64 {
+        self.tags
+            .as_ref()
+            .map_or(self.stamp.ts, |t| t.stamp.ts.max(self.stamp.ts))
     }
 }
 
@@ -211,20 +235,21 @@ impl ObjectRecord {
     }
 
     /// Merges `other` into `self`: the union of versions by stamp, where a purge tombstone
-    /// wins over the version it deletes, then null versions older than the newest null
-    /// version are dropped. This is a join of a semilattice, so replicas converge whatever
-    /// the order, grouping or repetition of the writes they receive.
+    /// wins over the version it deletes (and drops its tags), two copies of a live version
+    /// keep the newer tag set, then null versions older than the newest null version are
+    /// dropped. This is a join of a semilattice, so replicas converge whatever the order,
+    /// grouping or repetition of the writes they receive.
     pub fn merge(&mut self, other: &ObjectRecord) {
-        let mut by_stamp: BTreeMap<&Stamp, &Version> = BTreeMap::new();
+        let mut by_stamp: BTreeMap<Stamp, Version> = BTreeMap::new();
         for v in self.versions.iter().chain(other.versions.iter()) {
-            by_stamp
-                .entry(&v.stamp)
-                .and_modify(|kept| {
-                    if v.is_purged() && !kept.is_purged() {
-                        *kept = v;
-                    }
-                })
-                .or_insert(v);
+            match by_stamp.get_mut(&v.stamp) {
+                None => {
+                    by_stamp.insert(v.stamp.clone(), v.clone());
+                }
+                Some(kept) if kept.is_purged() => {}
+                Some(kept) if v.is_purged() => *kept = v.clone(),
+                Some(kept) => merge_opt(&mut kept.tags, &v.tags),
+            }
         }
         let newest_null = by_stamp
             .values()
@@ -232,12 +257,16 @@ impl ObjectRecord {
             .map(|v| &v.stamp)
             .max()
             .cloned();
-        let merged: Vec<Version> = by_stamp
+        self.versions = by_stamp
             .into_values()
             .filter(|v| !v.null || Some(&v.stamp) == newest_null.as_ref())
-            .cloned()
+            .map(|mut v| {
+                if v.is_purged() {
+                    v.tags = None;
+                }
+                v
+            })
             .collect();
-        self.versions = merged;
     }
 
     /// The newest version that is not purged: the object's current state.
@@ -294,6 +323,15 @@ impl<T: Clone> Lww<T> {
     }
 }
 
+/// Joins two optional registers: any value beats none, then the newer stamp wins.
+fn merge_opt<T: Clone>(mine: &mut Option<Lww<T>>, theirs: &Option<Lww<T>>) {
+    match (mine.as_mut(), theirs) {
+        (Some(m), Some(t)) => m.merge(t),
+        (None, Some(t)) => *mine = Some(t.clone()),
+        _ => {}
+    }
+}
+
 /// A bucket, fully replicated on every node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketRecord {
@@ -303,17 +341,60 @@ pub struct BucketRecord {
     pub exists: Lww<bool>,
     /// `None` until versioning is first configured.
     pub versioning: Option<Lww<Versioning>>,
+    /// Bucket tags (PutBucketTagging); an empty set is a deleted configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Lww<Tags>>,
+    /// CORS rules (PutBucketCors); an empty list is a deleted configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Lww<Vec<CorsRule>>>,
+}
+
+/// One CORS rule of a bucket, as S3 defines it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CorsRule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub allowed_origins: Vec<String>,
+    pub allowed_methods: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_headers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expose_headers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_seconds: Option<i32>,
 }
 
 impl BucketRecord {
+    /// A record for a bucket created (or deleted, `exists = false`) under `stamp`, with no
+    /// configuration.
+    pub fn new(name: String, stamp: Stamp, exists: bool) -> Self {
+        BucketRecord {
+            name,
+            exists: Lww {
+                stamp,
+                value: exists,
+            },
+            versioning: None,
+            tags: None,
+            cors: None,
+        }
+    }
+
     /// Last-writer-wins per field; commutative, associative and idempotent.
     pub fn merge(&mut self, other: &BucketRecord) {
         self.exists.merge(&other.exists);
-        match (&mut self.versioning, &other.versioning) {
-            (Some(mine), Some(theirs)) => mine.merge(theirs),
-            (None, Some(theirs)) => self.versioning = Some(theirs.clone()),
-            _ => {}
-        }
+        merge_opt(&mut self.versioning, &other.versioning);
+        merge_opt(&mut self.tags, &other.tags);
+        merge_opt(&mut self.cors, &other.cors);
+    }
+
+    /// A configuration field's value if it was set in the bucket's current life: a value
+    /// stamped before the latest create belongs to an earlier bucket of the same name.
+    pub fn live<'a, T>(&self, field: &'a Option<Lww<T>>) -> Option<&'a T> {
+        field
+            .as_ref()
+            .filter(|f| self.exists.value && f.stamp > self.exists.stamp)
+            .map(|f| &f.value)
     }
 }
 

@@ -187,6 +187,7 @@ fn record_json() -> Vec<u8> {
         },
         null: false,
         state: proto::VersionState::DeleteMarker,
+        tags: None,
     });
     serde_json::to_vec(&record).expect("encode record")
 }
@@ -200,6 +201,8 @@ fn bucket_json(name: &str) -> Vec<u8> {
         name: name.into(),
         exists: proto::Lww { stamp, value: true },
         versioning: None,
+        tags: None,
+        cors: None,
     };
     serde_json::to_vec(&record).expect("encode bucket")
 }

@@ -39,7 +39,7 @@ pub fn is_behind(have: &ObjectRecord, merged: &ObjectRecord) -> bool {
     merged
         .versions
         .iter()
-        .any(|v| v.stamp.ts < settled && !have.versions.contains(v))
+        .any(|v| v.changed_at() < settled && !have.versions.contains(v))
 }
 
 fn now_micros() -> u64 {

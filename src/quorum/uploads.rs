@@ -52,6 +52,7 @@ impl Cluster {
                     stamp: v.stamp.clone(),
                     null: v.null,
                     state: VersionState::Purged,
+                    tags: None,
                 })
                 .collect(),
         };

@@ -22,7 +22,17 @@ pub(super) async fn create_bucket(
     gw: &Gateway,
     req: S3Request<CreateBucketInput>,
 ) -> S3Result<S3Response<CreateBucketOutput>> {
-    let name = req.input.bucket;
+    let input = req.input;
+    super::acl::check_owner_only(super::acl::AclRequest {
+        canned: input.acl.as_ref().map(|a| a.as_str()),
+        grant_full_control: input.grant_full_control.as_deref(),
+        other_grants: input.grant_read.is_some()
+            || input.grant_read_acp.is_some()
+            || input.grant_write.is_some()
+            || input.grant_write_acp.is_some(),
+        policy: None,
+    })?;
+    let name = input.bucket;
     let existing = gw.cluster.get_bucket(&name).await?;
     if existing.as_ref().is_some_and(|b| b.exists.value) {
         return Err(s3_error!(
@@ -40,6 +50,8 @@ pub(super) async fn create_bucket(
             name: name.clone(),
             exists: Lww { stamp, value: true },
             versioning: None,
+            tags: None,
+            cors: None,
         })
         .await?;
     tracing::info!(bucket = %name, "bucket created");
@@ -91,6 +103,8 @@ pub(super) async fn delete_bucket(
                 value: false,
             },
             versioning: None,
+            tags: None,
+            cors: None,
         })
         .await?;
     tracing::info!(bucket = %name, "bucket deleted");
@@ -133,6 +147,36 @@ pub(super) async fn get_bucket_location(
         .ok_or(Error::NoSuchBucket)?;
     // No location constraint means us-east-1, the region every client falls back to.
     Ok(S3Response::new(GetBucketLocationOutput::default()))
+}
+
+/// Changes a configuration field of an existing bucket: `set` gets the record and a stamp
+/// newer than everything in it, and the changed record is merged into the bucket table.
+pub(super) async fn update_bucket(
+    cluster: &Cluster,
+    name: &str,
+    set: impl FnOnce(&mut BucketRecord, Stamp),
+) -> S3Result<()> {
+    let mut record = cluster
+        .existing_bucket(name)
+        .await?
+        .ok_or(Error::NoSuchBucket)?;
+    let newest = [
+        Some(&record.exists.stamp),
+        record.versioning.as_ref().map(|v| &v.stamp),
+        record.tags.as_ref().map(|v| &v.stamp),
+        record.cors.as_ref().map(|v| &v.stamp),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|s| s.ts)
+    .max();
+    let stamp = Stamp {
+        ts: cluster.next_timestamp(newest),
+        id: Cluster::new_id(),
+    };
+    set(&mut record, stamp);
+    cluster.put_bucket(record).await?;
+    Ok(())
 }
 
 /// The single owner of everything in this store.

@@ -8,7 +8,7 @@
 //! concurrent `If-None-Match: *` creates of one key, across gateways, exactly one succeeds.
 //! The condition is always about the key's *current* version, as in S3.
 
-use node::proto::{ObjectRecord, Stamp, Version, VersionState, Versioning};
+use node::proto::{Lww, ObjectRecord, Stamp, Version, VersionState, Versioning};
 use s3s::dto::{ETag, ETagCondition, Timestamp};
 use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
 
@@ -131,7 +131,7 @@ pub(super) struct Committed {
     pub ctx: WriteContext,
 }
 
-/// Writes a new version in `state` under `condition`, atomically with respect to every
+/// Writes a new version in `state` (with `write`'s tags) under `condition`, atomically with respect to every
 /// other conditional write of the key. `stored` is the blob upload the version refers to,
 /// and `blobs` every blob it refers to: when the write is refused (or lost without ever
 /// being proposed) they are freed; when its outcome is unknown they are left alone.
@@ -140,26 +140,37 @@ pub(super) async fn commit_if(
     cluster: &Cluster,
     bucket: &str,
     key: &str,
-    versioning: Option<Versioning>,
+    write: &WriteContext,
     state: VersionState,
     condition: &WriteCondition,
     stored: Option<BlobStored>,
     blobs: Vec<String>,
 ) -> S3Result<Committed> {
     let id = Cluster::new_id();
+    let versioning = write.versioning;
     let null = versioning != Some(Versioning::Enabled);
     let (committed, before) = change_if(cluster, bucket, key, condition, stored, blobs, |view| {
         if view.versions.iter().any(|v| v.stamp.id == id) {
             return None;
         }
         let seen = view.newest_stamp().map(|s| s.ts);
+        let stamp = Stamp {
+            ts: cluster.next_timestamp(seen),
+            id: id.clone(),
+        };
+        // A new object version starts with the write's tags, stamped like the version.
+        let tags = match (&state, &write.tags) {
+            (VersionState::Object(_), Some(value)) => Some(Lww {
+                stamp: stamp.clone(),
+                value: value.clone(),
+            }),
+            _ => None,
+        };
         Some(ObjectRecord::single(Version {
-            stamp: Stamp {
-                ts: cluster.next_timestamp(seen),
-                id: id.clone(),
-            },
+            stamp,
             null,
             state: state.clone(),
+            tags,
         }))
     })
     .await?;
@@ -197,6 +208,7 @@ pub(super) async fn purge_if(
                 stamp: v.stamp.clone(),
                 null: v.null,
                 state: VersionState::Purged,
+                tags: None,
             })),
             // Nothing to delete; the condition is still checked atomically.
             None => Some(ObjectRecord::default()),

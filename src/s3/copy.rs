@@ -17,7 +17,7 @@ use super::object::{
     INLINE_MAX, Preconditions, StoredHeaders, WriteContext, commit_version, new_meta,
     resolve_for_read,
 };
-use super::{Gateway, check_key};
+use super::{Gateway, acl, check_key, tagging};
 use crate::integrity::{BodyDigest, Claims, etag};
 use crate::quorum::{BlobUpload, Cluster, ObjectStream};
 
@@ -27,6 +27,15 @@ pub(super) async fn copy_object(
 ) -> S3Result<S3Response<CopyObjectOutput>> {
     let input = req.input;
     check_key(&input.key)?;
+    acl::check_object_write(
+        input.acl.as_ref(),
+        input.grant_full_control.as_deref(),
+        [
+            input.grant_read.as_deref(),
+            input.grant_read_acp.as_deref(),
+            input.grant_write_acp.as_deref(),
+        ],
+    )?;
     let CopySource::Bucket {
         bucket: src_bucket,
         key: src_key,
@@ -68,7 +77,11 @@ pub(super) async fn copy_object(
              or encryption attributes."
         ));
     }
-    let ctx = WriteContext::load(cluster, &input.bucket, &input.key).await?;
+    let mut ctx = WriteContext::load(cluster, &input.bucket, &input.key).await?;
+    ctx.tags = match tagging::replaces(input.tagging_directive.as_ref())? {
+        true => tagging::from_header(input.tagging.as_deref())?,
+        false => Some(version.tag_set()).filter(|t| !t.is_empty()),
+    };
 
     // Re-read and re-write the bytes, verifying they still hash to the source's MD5.
     let mut digest = BodyDigest::new(Claims {

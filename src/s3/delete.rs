@@ -47,6 +47,7 @@ async fn delete_one(
             stamp: target.stamp.clone(),
             null: target.null,
             state: VersionState::Purged,
+            tags: None,
         };
         let blobs: Vec<String> = match &target.state {
             VersionState::Object(meta) => blobs_of(meta).into_iter().map(|(id, _)| id).collect(),
@@ -58,7 +59,10 @@ async fn delete_one(
         cluster.delete_blobs_later(blobs, replicas);
         return Ok((Some(id.to_owned()), was_marker));
     }
-    let ctx = WriteContext::new(bucket_rec.versioning.map(|v| v.value), record.as_ref());
+    let ctx = WriteContext::new(
+        bucket_rec.live(&bucket_rec.versioning).copied(),
+        record.as_ref(),
+    );
     // Unversioned: nothing to delete means nothing to write (S3 answers 204 all the same).
     if ctx.versioning.is_none() && record.as_ref().and_then(|r| r.current_object()).is_none() {
         return Ok((None, false));
@@ -92,11 +96,12 @@ async fn delete_if(
         return Ok((Some(id.to_owned()), was_marker));
     }
     let state = VersionState::DeleteMarker;
+    let ctx = WriteContext::new(versioning, None);
     let written = commit_if(
         cluster,
         bucket,
         key,
-        versioning,
+        &ctx,
         state,
         condition,
         None,

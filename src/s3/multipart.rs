@@ -15,7 +15,9 @@ use std::collections::HashSet;
 
 use checksum::UploadChecksum;
 use md5::{Digest, Md5};
-use node::proto::{Data, ObjectMeta, ObjectRecord, PartRef, Stamp, Version, VersionState};
+use node::proto::{
+    Data, Lww, ObjectMeta, ObjectRecord, PartRef, Stamp, Tags, Version, VersionState,
+};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -23,7 +25,7 @@ use super::bucket::{owner, timestamp};
 use super::conditional::{WriteCondition, commit_if};
 use super::copy::{copy_condition_error, copy_into, source_stream};
 use super::object::{Preconditions, StoredHeaders, WriteContext, pump, resolve_for_read};
-use super::{Gateway, check_key};
+use super::{Gateway, acl, check_key, tagging};
 use crate::error::Error;
 use crate::integrity::{BodyDigest, Claims, Verified, etag};
 use crate::quorum::{BlobUpload, Cluster, UPLOADS_SUFFIX, part_blobs};
@@ -41,6 +43,8 @@ fn upload_address(bucket: &str, key: &str, id: &str) -> (String, String) {
 struct Upload {
     record: ObjectRecord,
     init: ObjectMeta,
+    /// The tags the object will have (`x-amz-tagging` on CreateMultipartUpload).
+    tags: Option<Tags>,
     replicas: Vec<usize>,
 }
 
@@ -50,13 +54,16 @@ async fn load_upload(cluster: &Cluster, bucket: &str, key: &str, id: &str) -> S3
     let read = cluster.read_record_on(&ub, &uk, replicas.clone()).await?;
     let record = read.record.unwrap_or_default();
     let init = record.versions.iter().find_map(|v| match &v.state {
-        VersionState::Object(m) if v.stamp.id == id && m.part_number.is_none() => Some(m.clone()),
+        VersionState::Object(m) if v.stamp.id == id && m.part_number.is_none() => {
+            Some((m.clone(), v.tags.as_ref().map(|t| t.value.clone())))
+        }
         _ => None,
     });
     match init {
-        Some(init) => Ok(Upload {
+        Some((init, tags)) => Ok(Upload {
             record,
             init,
+            tags,
             replicas,
         }),
         None => Err(s3_error!(
@@ -72,6 +79,16 @@ pub(super) async fn create_multipart_upload(
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let input = req.input;
     check_key(&input.key)?;
+    let tags = tagging::from_header(input.tagging.as_deref())?;
+    acl::check_object_write(
+        input.acl.as_ref(),
+        input.grant_full_control.as_deref(),
+        [
+            input.grant_read.as_deref(),
+            input.grant_read_acp.as_deref(),
+            input.grant_write_acp.as_deref(),
+        ],
+    )?;
     let cluster = &gw.cluster;
     WriteContext::load(cluster, &input.bucket, &input.key).await?;
     let spec = UploadChecksum::from_create(
@@ -87,11 +104,12 @@ pub(super) async fn create_multipart_upload(
         content_language: input.content_language.as_deref(),
         expires: input.expires.as_deref(),
     };
+    let stamp = Stamp {
+        ts: cluster.next_timestamp(None),
+        id: id.clone(),
+    };
     let init = Version {
-        stamp: Stamp {
-            ts: cluster.next_timestamp(None),
-            id: id.clone(),
-        },
+        stamp: stamp.clone(),
         null: false,
         state: VersionState::Object(ObjectMeta {
             size: 0,
@@ -106,6 +124,7 @@ pub(super) async fn create_multipart_upload(
             checksum_type: spec.as_ref().map(|c| c.kind.to_owned()),
             checksum_algorithm: spec.as_ref().map(|c| c.algorithm.to_owned()),
         }),
+        tags: tags.map(|value| Lww { stamp, value }),
     };
     let (ub, uk) = upload_address(&input.bucket, &input.key, &id);
     let replicas = cluster.replicas_of(&input.bucket, &input.key);
@@ -199,6 +218,7 @@ async fn record_part(
             checksum_type: None,
             checksum_algorithm: None,
         }),
+        tags: None,
     };
     let (ub, uk) = upload_address(bucket, key, upload_id);
     cluster
@@ -419,7 +439,8 @@ pub(super) async fn complete_multipart_upload(
         ));
     }
     let checksums = object_checksum(spec.as_ref(), &part_sums, &input)?;
-    let ctx = WriteContext::load(cluster, &input.bucket, &input.key).await?;
+    let mut ctx = WriteContext::load(cluster, &input.bucket, &input.key).await?;
+    ctx.tags = upload.tags.clone();
     let chosen: HashSet<&str> = parts.iter().map(|p| p.blob.as_str()).collect();
     let unused: Vec<String> = part_blobs(&upload.record)
         .into_iter()
@@ -442,17 +463,7 @@ pub(super) async fn complete_multipart_upload(
         // A refused completion leaves the upload as it is: the client may retry or abort.
         let state = VersionState::Object(meta);
         let (b, k) = (&input.bucket, &input.key);
-        let written = commit_if(
-            cluster,
-            b,
-            k,
-            ctx.versioning,
-            state,
-            &condition,
-            None,
-            Vec::new(),
-        )
-        .await?;
+        let written = commit_if(cluster, b, k, &ctx, state, &condition, None, Vec::new()).await?;
         written.version
     } else {
         let version = ctx.new_version(cluster, VersionState::Object(meta));

@@ -10,13 +10,15 @@ use std::collections::BTreeMap;
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use node::proto::{Data, ObjectMeta, ObjectRecord, Stamp, Version, VersionState, Versioning};
+use node::proto::{
+    Data, Lww, ObjectMeta, ObjectRecord, Stamp, Tags, Version, VersionState, Versioning,
+};
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::bucket::timestamp;
 use super::conditional::{WriteCondition, commit_if};
-use super::{Gateway, check_key};
+use super::{Gateway, acl, check_key, tagging};
 use crate::error::Error;
 use crate::integrity::{BodyDigest, Claims, Verified, body_error, etag};
 use crate::quorum::{BlobUpload, Cluster, blobs_of};
@@ -81,6 +83,8 @@ pub(super) struct WriteContext {
     pub seen: Option<u64>,
     /// Blobs of the current `null` version, which a new null version replaces.
     pub replaced_blobs: Vec<String>,
+    /// The tag set a new object version starts with (`x-amz-tagging`).
+    pub tags: Option<Tags>,
 }
 
 impl WriteContext {
@@ -92,7 +96,7 @@ impl WriteContext {
         );
         let bucket = b?.ok_or(Error::NoSuchBucket)?;
         Ok(WriteContext::new(
-            bucket.versioning.map(|v| v.value),
+            bucket.live(&bucket.versioning).copied(),
             r?.record.as_ref(),
         ))
     }
@@ -116,6 +120,7 @@ impl WriteContext {
             versioning,
             seen: record.and_then(|r| r.newest_stamp()).map(|s| s.ts),
             replaced_blobs,
+            tags: None,
         }
     }
 
@@ -131,13 +136,22 @@ impl WriteContext {
 
     /// A new version's stamp and null flag under this bucket's versioning state.
     pub fn new_version(&self, cluster: &Cluster, state: VersionState) -> Version {
+        let stamp = Stamp {
+            ts: cluster.next_timestamp(self.seen),
+            id: Cluster::new_id(),
+        };
+        let tags = match state {
+            VersionState::Object(_) => self.tags.clone().map(|value| Lww {
+                stamp: stamp.clone(),
+                value,
+            }),
+            _ => None,
+        };
         Version {
-            stamp: Stamp {
-                ts: cluster.next_timestamp(self.seen),
-                id: Cluster::new_id(),
-            },
+            stamp,
             null: self.versioning != Some(Versioning::Enabled),
             state,
+            tags,
         }
     }
 
@@ -165,17 +179,7 @@ pub(super) async fn commit_version(
     if condition.is_set() {
         let blobs = blobs_of(&meta).into_iter().map(|(id, _)| id).collect();
         let state = VersionState::Object(meta);
-        let written = commit_if(
-            cluster,
-            bucket,
-            key,
-            ctx.versioning,
-            state,
-            condition,
-            stored,
-            blobs,
-        )
-        .await?;
+        let written = commit_if(cluster, bucket, key, ctx, state, condition, stored, blobs).await?;
         return Ok(written.version);
     }
     let version = ctx.new_version(cluster, VersionState::Object(meta));
@@ -226,7 +230,17 @@ pub(super) async fn put_object(
         ..
     } = req;
     check_key(&input.key)?;
-    let condition = WriteCondition::for_write(input.if_match, input.if_none_match)?;
+    let condition = WriteCondition::for_write(input.if_match.clone(), input.if_none_match.clone())?;
+    let tags = tagging::from_header(input.tagging.as_deref())?;
+    acl::check_object_write(
+        input.acl.as_ref(),
+        input.grant_full_control.as_deref(),
+        [
+            input.grant_read.as_deref(),
+            input.grant_read_acp.as_deref(),
+            input.grant_write_acp.as_deref(),
+        ],
+    )?;
     let claims = Claims::from_headers(
         &headers,
         input.content_md5.as_deref(),
@@ -262,10 +276,11 @@ pub(super) async fn put_object(
     }
     let trailers = trailing_headers.and_then(|t| t.take());
     let verified = digest.verify(trailers.as_ref())?;
-    let ctx = match ctx {
+    let mut ctx = match ctx {
         Some(c) => c,
         None => join_context(context.take()).await?,
     };
+    ctx.tags = tags;
     let data = match &upload {
         Some(u) => Data::Blob {
             id: u.id().to_owned(),
@@ -455,6 +470,8 @@ macro_rules! fill_object_fields {
         if !$meta.user_metadata.is_empty() {
             $out.metadata = Some($meta.user_metadata.clone().into_iter().collect());
         }
+        let tag_count = $version.tag_set().len();
+        $out.tag_count = (tag_count > 0).then_some(tag_count as i32);
     }};
 }
 

@@ -65,7 +65,7 @@ pub(super) async fn get_bucket_versioning(
         .existing_bucket(&req.input.bucket)
         .await?
         .ok_or(Error::NoSuchBucket)?;
-    let status = record.versioning.map(|v| match v.value {
+    let status = record.live(&record.versioning).map(|v| match v {
         Versioning::Enabled => BucketVersioningStatus::from_static(BucketVersioningStatus::ENABLED),
         Versioning::Suspended => {
             BucketVersioningStatus::from_static(BucketVersioningStatus::SUSPENDED)
@@ -107,7 +107,7 @@ pub(super) async fn list_object_versions(
             &key_marker,
             version_id_marker,
             max,
-            bucket.versioning.is_some(),
+            bucket.live(&bucket.versioning).is_some(),
         )
         .await?;
     let mut versions = Vec::new();

@@ -8,15 +8,20 @@
 
 mod harness;
 
+mod acl;
 mod admin;
 mod buckets;
 mod checksums;
 mod conditional;
 mod copy;
+mod cors;
 mod errors;
 mod integrity;
 mod listing;
 mod multipart;
 mod objects;
+mod presign;
 mod replication;
+mod tagging;
 mod versioning;
+mod vhost;

@@ -451,3 +451,38 @@ async fn versions_written_while_a_node_is_down_reach_it_and_every_replica_lists_
     .await;
     assert_eq!(all_versions(&s3, "heal", 2).await, expected);
 }
+
+#[tokio::test]
+async fn a_re_created_bucket_starts_unversioned() {
+    let cluster = Cluster::start(3).await;
+    let s3 = cluster.client();
+    create_bucket(&s3, "reborn").await;
+    s3.put_bucket_versioning()
+        .bucket("reborn")
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    s3.delete_bucket().bucket("reborn").send().await.unwrap();
+    create_bucket(&s3, "reborn").await;
+    let got = s3
+        .get_bucket_versioning()
+        .bucket("reborn")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), None);
+    let put = s3
+        .put_object()
+        .bucket("reborn")
+        .key("k")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.version_id(), None, "a write in an unversioned bucket");
+}

@@ -54,12 +54,14 @@ fn object(ts: u64, id: &str, null: bool) -> Version {
         stamp: stamp(ts, id),
         null,
         state: VersionState::Object(meta(ts as u8)),
+        tags: None,
     }
 }
 
 fn purged(v: &Version) -> Version {
     Version {
         state: VersionState::Purged,
+        tags: None,
         ..v.clone()
     }
 }
@@ -80,11 +82,25 @@ fn canonical(ts: u64, id: u8, null: bool, kind: u8) -> Version {
         1 => VersionState::Purged,
         _ => VersionState::Object(meta(ts as u8 ^ id)),
     };
-    Version { stamp, null, state }
+    Version {
+        stamp,
+        null,
+        state,
+        tags: None,
+    }
+}
+
+/// A tag set register whose value is a function of its stamp, as for versions.
+fn tag_lww(ts: u64, id: u8) -> Lww<Tags> {
+    Lww {
+        stamp: stamp(ts, &format!("t{id}")),
+        value: Tags::from([("k".to_string(), format!("{ts}-{id}"))]),
+    }
 }
 
 /// Single-version writes drawn from a small pool of stamps, so that histories overlap; each
-/// write is the canonical version or its purge tombstone.
+/// write is the canonical version, possibly carrying a tag set (a tagging update), or its
+/// purge tombstone.
 fn writes() -> impl Strategy<Value = Vec<ObjectRecord>> {
     let pool = prop::collection::btree_map((0u64..6, 0u8..3), (any::<bool>(), 0u8..4), 1..10);
     pool.prop_flat_map(|pool| {
@@ -93,15 +109,25 @@ fn writes() -> impl Strategy<Value = Vec<ObjectRecord>> {
             .map(|((ts, id), (null, kind))| canonical(ts, id, null, kind))
             .collect();
         let n = pool.len();
-        prop::collection::vec((0..n, prop::bool::weighted(0.2)), 0..12).prop_map(move |picks| {
-            picks
-                .into_iter()
-                .map(|(i, purge)| {
-                    let v = &pool[i];
-                    ObjectRecord::single(if purge { purged(v) } else { v.clone() })
-                })
-                .collect()
-        })
+        let tags = prop::option::of((0u64..4, 0u8..2));
+        prop::collection::vec((0..n, prop::bool::weighted(0.2), tags), 0..12).prop_map(
+            move |picks| {
+                picks
+                    .into_iter()
+                    .map(|(i, purge, tags)| {
+                        let v = &pool[i];
+                        ObjectRecord::single(if purge {
+                            purged(v)
+                        } else {
+                            Version {
+                                tags: tags.map(|(ts, id)| tag_lww(ts, id)),
+                                ..v.clone()
+                            }
+                        })
+                    })
+                    .collect()
+            },
+        )
     })
 }
 
@@ -122,24 +148,33 @@ fn three_records() -> impl Strategy<Value = (ObjectRecord, ObjectRecord, ObjectR
 
 fn bucket_records() -> impl Strategy<Value = Vec<BucketRecord>> {
     // Value fields are functions of the stamp, as for versions.
-    let write =
-        (0u64..5, 0u8..2, prop::option::of((0u64..5, 0u8..2))).prop_map(|(ts, id, versioning)| {
-            BucketRecord {
-                name: "b".into(),
-                exists: Lww {
-                    stamp: stamp(ts, &format!("g{id}")),
-                    value: (ts + u64::from(id)) % 2 == 0,
+    let config = || prop::option::of((0u64..5, 0u8..2));
+    let write = (0u64..5, 0u8..2, config(), config(), config()).prop_map(
+        |(ts, id, versioning, tags, cors)| BucketRecord {
+            name: "b".into(),
+            exists: Lww {
+                stamp: stamp(ts, &format!("g{id}")),
+                value: (ts + u64::from(id)) % 2 == 0,
+            },
+            versioning: versioning.map(|(ts, id)| Lww {
+                stamp: stamp(ts, &format!("g{id}")),
+                value: if (ts + u64::from(id)) % 2 == 0 {
+                    Versioning::Enabled
+                } else {
+                    Versioning::Suspended
                 },
-                versioning: versioning.map(|(ts, id)| Lww {
-                    stamp: stamp(ts, &format!("g{id}")),
-                    value: if (ts + u64::from(id)) % 2 == 0 {
-                        Versioning::Enabled
-                    } else {
-                        Versioning::Suspended
-                    },
-                }),
-            }
-        });
+            }),
+            tags: tags.map(|(ts, id)| tag_lww(ts, id)),
+            cors: cors.map(|(ts, id)| Lww {
+                stamp: stamp(ts, &format!("c{id}")),
+                value: vec![CorsRule {
+                    allowed_origins: vec![format!("https://{ts}.{id}.test")],
+                    allowed_methods: vec!["GET".into()],
+                    ..CorsRule::default()
+                }],
+            }),
+        },
+    );
     prop::collection::vec(write, 1..8)
 }
 
@@ -216,6 +251,68 @@ proptest! {
 }
 
 #[test]
+fn newest_tag_set_wins_whatever_the_order() {
+    let v = object(3, "a", false);
+    let tagged = |ts, id| Version {
+        tags: Some(tag_lww(ts, id)),
+        ..v.clone()
+    };
+    let writes = [
+        ObjectRecord::single(v.clone()),
+        ObjectRecord::single(tagged(5, 0)),
+        ObjectRecord::single(tagged(4, 1)),
+    ];
+    let forward = merged(&writes.iter().collect::<Vec<_>>());
+    let backward = merged(&writes.iter().rev().collect::<Vec<_>>());
+    assert_eq!(forward, backward);
+    assert_eq!(forward.versions.len(), 1);
+    assert_eq!(forward.versions[0].tags, Some(tag_lww(5, 0)));
+    assert_eq!(forward.versions[0].changed_at(), 5);
+}
+
+#[test]
+fn a_tag_update_brings_a_missed_version_along_and_a_purge_drops_its_tags() {
+    let v = Version {
+        tags: Some(tag_lww(9, 0)),
+        ..object(3, "a", false)
+    };
+    // A replica that missed the write learns the whole version from the tag update.
+    let healed = merged(&[&ObjectRecord::default(), &ObjectRecord::single(v.clone())]);
+    assert_eq!(healed.versions, vec![v.clone()]);
+    let gone = merged(&[&healed, &ObjectRecord::single(purged(&v))]);
+    assert!(gone.versions[0].is_purged());
+    assert_eq!(gone.versions[0].tags, None);
+    // A late tag update cannot bring a purged version back.
+    assert_eq!(merged(&[&gone, &ObjectRecord::single(v)]), gone);
+}
+
+#[test]
+fn bucket_config_from_an_earlier_life_is_not_live() {
+    let mut b = BucketRecord::new("b".into(), stamp(1, "g"), true);
+    b.tags = Some(tag_lww(2, 0));
+    assert!(b.live(&b.tags).is_some());
+    // Deleted, then created again: the old tags belong to the bucket that was deleted.
+    b.merge(&BucketRecord::new("b".into(), stamp(3, "g"), false));
+    assert!(b.live(&b.tags).is_none());
+    b.merge(&BucketRecord::new("b".into(), stamp(4, "g"), true));
+    assert!(b.live(&b.tags).is_none());
+    b.tags = Some(tag_lww(5, 0));
+    assert_eq!(b.live(&b.tags), Some(&tag_lww(5, 0).value));
+}
+
+#[test]
+fn records_without_tags_or_bucket_config_keep_their_old_encoding() {
+    // Written before tags existed: still readable, and an untagged version encodes the same.
+    let old = r#"{"versions":[{"stamp":{"ts":1,"id":"a"},"null":false,"state":"delete_marker"}]}"#;
+    let record: ObjectRecord = serde_json::from_str(old).expect("old object record");
+    assert_eq!(record.versions[0].tags, None);
+    assert_eq!(serde_json::to_string(&record).expect("encode"), old);
+    let old = r#"{"name":"b","exists":{"stamp":{"ts":1,"id":"g"},"value":true},"versioning":null}"#;
+    let bucket: BucketRecord = serde_json::from_str(old).expect("old bucket record");
+    assert_eq!((bucket.tags, bucket.cors), (None, None));
+}
+
+#[test]
 fn current_skips_purged_versions() {
     let old = object(1, "a", false);
     let new = object(2, "b", false);
@@ -263,6 +360,7 @@ fn delete_marker_hides_the_object() {
         stamp: stamp(2, "b"),
         null: false,
         state: VersionState::DeleteMarker,
+        tags: None,
     };
     let record = merged(&[
         &ObjectRecord::single(v),

@@ -33,6 +33,7 @@ fn version(ts: u64, id: &str) -> Version {
             checksum_type: None,
             checksum_algorithm: None,
         }),
+        tags: None,
     }
 }
 
@@ -48,6 +49,8 @@ fn bucket(name: &str, ts: u64, exists: bool) -> BucketRecord {
             value: exists,
         },
         versioning: None,
+        tags: None,
+        cors: None,
     }
 }
 

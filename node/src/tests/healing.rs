@@ -63,6 +63,7 @@ fn object_record(versions: Vec<(u64, VersionState)>) -> Vec<u8> {
             },
             null: false,
             state,
+            tags: None,
         })
         .collect();
     serde_json::to_vec(&ObjectRecord { versions }).expect("encode record")

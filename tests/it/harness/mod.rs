@@ -495,6 +495,16 @@ impl Cluster {
         self.build_client(access_key, secret_key, false)
     }
 
+    /// A client (for presigning) that addresses `endpoint` instead of the gateway's URL,
+    /// path-style or virtual-hosted-style.
+    pub fn client_for_endpoint(&self, endpoint: &str, path_style: bool) -> Client {
+        let conf = self
+            .client_builder(&self.access_key, &self.secret_key)
+            .endpoint_url(endpoint)
+            .force_path_style(path_style);
+        Client::from_conf(conf.build())
+    }
+
     fn build_client(&self, access_key: &str, secret_key: &str, when_required: bool) -> Client {
         self.build_client_for(&self.s3_url, access_key, secret_key, when_required)
     }
@@ -506,13 +516,25 @@ impl Cluster {
         secret_key: &str,
         when_required: bool,
     ) -> Client {
-        let mut conf = aws_sdk_s3::config::Builder::new()
+        let mut conf = self
+            .client_builder(access_key, secret_key)
+            .endpoint_url(url);
+        if when_required {
+            conf = conf
+                .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+                .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        }
+        Client::from_conf(conf.build())
+    }
+
+    fn client_builder(&self, access_key: &str, secret_key: &str) -> aws_sdk_s3::config::Builder {
+        aws_sdk_s3::config::Builder::new()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new(
                 access_key, secret_key, None, None, "s3q-it",
             ))
-            .endpoint_url(url)
+            .endpoint_url(&self.s3_url)
             .force_path_style(true)
             // Tests assert what the gateway answers first; retries would hide a flaky 5xx.
             .retry_config(RetryConfig::disabled())
@@ -521,13 +543,7 @@ impl Cluster {
                 TimeoutConfig::builder()
                     .operation_timeout(Duration::from_secs(120))
                     .build(),
-            );
-        if when_required {
-            conf = conf
-                .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-                .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
-        }
-        Client::from_conf(conf.build())
+            )
     }
 
     /// A call to node `i` carrying the cluster secret.

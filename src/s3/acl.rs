@@ -1,0 +1,241 @@
+//! Access control as S3 answers it for a bucket with ACLs disabled (Object Ownership
+//! "bucket owner enforced", the S3 default since 2023): Get/PutBucketAcl, Get/PutObjectAcl,
+//! GetBucketPolicy, GetBucketPolicyStatus, GetPublicAccessBlock, and the `x-amz-acl` /
+//! `x-amz-grant-*` headers of writes.
+//!
+//! Nothing here is stored: the store has one owner (the configured key), every ACL is
+//! "owner has FULL_CONTROL", no bucket is public and none has a policy. Setting that same
+//! ACL (canned `private` or `bucket-owner-full-control`, or a policy granting only the
+//! owner FULL_CONTROL) is accepted as a no-op; anything granting access to someone else is
+//! refused with S3's `AccessControlListNotSupported` (400), never silently ignored.
+
+use s3s::dto::*;
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+
+use super::Gateway;
+use super::bucket::owner;
+use super::object::resolve_version;
+use crate::error::Error;
+
+/// Canned ACLs that mean "only the owner has access" in a single-owner store.
+const OWNER_ONLY_CANNED: &[&str] = &["private", "bucket-owner-full-control"];
+
+fn acl_not_supported() -> S3Error {
+    S3Error::with_message(
+        S3ErrorCode::AccessControlListNotSupported,
+        "The bucket does not allow ACLs",
+    )
+}
+
+/// The one ACL of everything: the owner with FULL_CONTROL.
+fn owner_grants() -> Grants {
+    let o = owner();
+    vec![Grant {
+        grantee: Some(Grantee {
+            display_name: o.display_name,
+            email_address: None,
+            id: o.id,
+            type_: Type::from_static(Type::CANONICAL_USER),
+            uri: None,
+        }),
+        permission: Some(Permission::from_static(Permission::FULL_CONTROL)),
+    }]
+}
+
+/// The ACL-related parts of a request, whatever the operation.
+#[derive(Default)]
+pub(super) struct AclRequest<'a> {
+    pub canned: Option<&'a str>,
+    pub grant_full_control: Option<&'a str>,
+    /// Whether any of `x-amz-grant-read`, `-read-acp`, `-write`, `-write-acp` was given.
+    pub other_grants: bool,
+    pub policy: Option<&'a AccessControlPolicy>,
+}
+
+/// The ACL headers of an object write (PutObject, CopyObject, CreateMultipartUpload):
+/// accepted only if they grant nothing beyond the owner's FULL_CONTROL.
+pub(super) fn check_object_write(
+    canned: Option<&ObjectCannedACL>,
+    grant_full_control: Option<&str>,
+    other_grants: [Option<&str>; 3],
+) -> S3Result<()> {
+    check_owner_only(AclRequest {
+        canned: canned.map(|a| a.as_str()),
+        grant_full_control,
+        other_grants: other_grants.iter().any(Option::is_some),
+        policy: None,
+    })
+}
+
+/// Accepts the request only if it grants nothing beyond the owner's FULL_CONTROL.
+pub(super) fn check_owner_only(req: AclRequest<'_>) -> S3Result<()> {
+    let owner_id = owner().id.unwrap_or_default();
+    if let Some(c) = req.canned
+        && !OWNER_ONLY_CANNED.contains(&c)
+    {
+        return Err(acl_not_supported());
+    }
+    if req.other_grants {
+        return Err(acl_not_supported());
+    }
+    if let Some(g) = req.grant_full_control {
+        // `id="..."` entries, comma-separated; only the owner may be named.
+        let only_owner = g.split(',').all(|e| {
+            e.trim()
+                .strip_prefix("id=")
+                .is_some_and(|v| v.trim_matches('"') == owner_id)
+        });
+        if !only_owner {
+            return Err(acl_not_supported());
+        }
+    }
+    if let Some(p) = req.policy {
+        if p.owner
+            .as_ref()
+            .and_then(|o| o.id.as_deref())
+            .is_some_and(|id| id != owner_id)
+        {
+            return Err(s3_error!(
+                AccessDenied,
+                "The ACL owner must be the bucket owner"
+            ));
+        }
+        let grants = p.grants.as_deref().unwrap_or_default();
+        let owner_full_control = |g: &Grant| {
+            g.permission.as_ref().map(|p| p.as_str()) == Some(Permission::FULL_CONTROL)
+                && g.grantee.as_ref().is_some_and(|e| {
+                    e.type_.as_str() == Type::CANONICAL_USER && e.id.as_deref() == Some(&owner_id)
+                })
+        };
+        if grants.is_empty() || !grants.iter().all(owner_full_control) {
+            return Err(acl_not_supported());
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn get_bucket_acl(
+    gw: &Gateway,
+    req: S3Request<GetBucketAclInput>,
+) -> S3Result<S3Response<GetBucketAclOutput>> {
+    gw.cluster
+        .existing_bucket(&req.input.bucket)
+        .await?
+        .ok_or(Error::NoSuchBucket)?;
+    Ok(S3Response::new(GetBucketAclOutput {
+        grants: Some(owner_grants()),
+        owner: Some(owner()),
+    }))
+}
+
+pub(super) async fn put_bucket_acl(
+    gw: &Gateway,
+    req: S3Request<PutBucketAclInput>,
+) -> S3Result<S3Response<PutBucketAclOutput>> {
+    let input = req.input;
+    gw.cluster
+        .existing_bucket(&input.bucket)
+        .await?
+        .ok_or(Error::NoSuchBucket)?;
+    check_owner_only(AclRequest {
+        canned: input.acl.as_ref().map(|a| a.as_str()),
+        grant_full_control: input.grant_full_control.as_deref(),
+        other_grants: input.grant_read.is_some()
+            || input.grant_read_acp.is_some()
+            || input.grant_write.is_some()
+            || input.grant_write_acp.is_some(),
+        policy: input.access_control_policy.as_ref(),
+    })?;
+    Ok(S3Response::new(PutBucketAclOutput::default()))
+}
+
+pub(super) async fn get_object_acl(
+    gw: &Gateway,
+    req: S3Request<GetObjectAclInput>,
+) -> S3Result<S3Response<GetObjectAclOutput>> {
+    let input = req.input;
+    resolve_version(
+        &gw.cluster,
+        &input.bucket,
+        &input.key,
+        input.version_id.as_deref(),
+    )
+    .await?;
+    Ok(S3Response::new(GetObjectAclOutput {
+        grants: Some(owner_grants()),
+        owner: Some(owner()),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn put_object_acl(
+    gw: &Gateway,
+    req: S3Request<PutObjectAclInput>,
+) -> S3Result<S3Response<PutObjectAclOutput>> {
+    let input = req.input;
+    resolve_version(
+        &gw.cluster,
+        &input.bucket,
+        &input.key,
+        input.version_id.as_deref(),
+    )
+    .await?;
+    check_owner_only(AclRequest {
+        canned: input.acl.as_ref().map(|a| a.as_str()),
+        grant_full_control: input.grant_full_control.as_deref(),
+        other_grants: input.grant_read.is_some()
+            || input.grant_read_acp.is_some()
+            || input.grant_write.is_some()
+            || input.grant_write_acp.is_some(),
+        policy: input.access_control_policy.as_ref(),
+    })?;
+    Ok(S3Response::new(PutObjectAclOutput::default()))
+}
+
+pub(super) async fn get_bucket_policy(
+    gw: &Gateway,
+    req: S3Request<GetBucketPolicyInput>,
+) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+    gw.cluster
+        .existing_bucket(&req.input.bucket)
+        .await?
+        .ok_or(Error::NoSuchBucket)?;
+    Err(s3_error!(
+        NoSuchBucketPolicy,
+        "The bucket policy does not exist"
+    ))
+}
+
+pub(super) async fn get_bucket_policy_status(
+    gw: &Gateway,
+    req: S3Request<GetBucketPolicyStatusInput>,
+) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
+    gw.cluster
+        .existing_bucket(&req.input.bucket)
+        .await?
+        .ok_or(Error::NoSuchBucket)?;
+    Ok(S3Response::new(GetBucketPolicyStatusOutput {
+        policy_status: Some(PolicyStatus {
+            is_public: Some(false),
+        }),
+    }))
+}
+
+/// Every bucket blocks public access, as S3 does by default for new buckets.
+pub(super) async fn get_public_access_block(
+    gw: &Gateway,
+    req: S3Request<GetPublicAccessBlockInput>,
+) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
+    gw.cluster
+        .existing_bucket(&req.input.bucket)
+        .await?
+        .ok_or(Error::NoSuchBucket)?;
+    Ok(S3Response::new(GetPublicAccessBlockOutput {
+        public_access_block_configuration: Some(PublicAccessBlockConfiguration {
+            block_public_acls: Some(true),
+            block_public_policy: Some(true),
+            ignore_public_acls: Some(true),
+            restrict_public_buckets: Some(true),
+        }),
+    }))
+}
