@@ -127,7 +127,7 @@ suite() {
     local VB
     VB="$(bucket_name "rclone-ver")"
     rc mkdir "$R$VB"
-    rc backend versioning "$R$VB" Enabled | grep -q Enabled
+    [[ "$(rc backend versioning "$R$VB" Enabled)" == *Enabled* ]] || fail "versioning not enabled"
     rand_file "$WORK/$provider/v/doc.bin" 4000
     cp "$WORK/$provider/v/doc.bin" "$WORK/$provider/doc-v1.bin"
     rc copy "$WORK/$provider/v" "$R$VB"

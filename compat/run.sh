@@ -45,7 +45,7 @@ echo "== compat: starting s3quorum dev in $DIR"
 SERVER=$!
 
 # The process prints its bound addresses and keys once it listens.
-field() { sed -n "s/^$1//p" "$DIR/server.out" | head -n 1; }
+field() { sed -n "/^$1/{s/^$1//p;q}" "$DIR/server.out"; }
 deadline=$((SECONDS + 60))
 until [[ -n "$(field '  secret key: *')" ]]; do
     kill -0 "$SERVER" 2>/dev/null || { echo "s3quorum dev exited" >&2; exit 1; }
