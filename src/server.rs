@@ -240,7 +240,12 @@ async fn handle_s3(
     let slot = OpSlot::default();
     let (mut parts, body) = req.into_parts();
     fold_content_encoding(&mut parts.headers);
-    let consumed = Arc::new(AtomicBool::new(body.is_end_stream()));
+    let empty_body = body.is_end_stream();
+    let expects_continue = parts
+        .headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let consumed = Arc::new(AtomicBool::new(empty_body));
     let request_id = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
     let mut resp = if parts.method == Method::OPTIONS {
         if let Ok(mut s) = slot.0.lock() {
@@ -290,7 +295,12 @@ async fn handle_s3(
     headers.insert(http::header::SERVER, HeaderValue::from_static("s3quorum"));
     // An answer given before the request body was read (a refused upload) leaves unread
     // bytes on the connection: say it closes, so the client does not reuse it.
-    if !consumed.load(Ordering::Acquire) {
+    // botocore (aws-cli, boto3) also sends `Expect: 100-continue` with empty bodies, where
+    // hyper rightly sends no 100 Continue; botocore then parses the next response on that
+    // connection with this one's status line and loses its headers (boto/botocore#3755:
+    // `aws s3 sync` of a tree with an empty file fails with KeyError 'ETag'). Closing the
+    // connection resets botocore's state.
+    if !consumed.load(Ordering::Acquire) || (expects_continue && empty_body) {
         headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }
     let op = slot

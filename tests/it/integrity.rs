@@ -200,3 +200,31 @@ async fn a_refused_upload_either_keeps_the_connection_usable_or_says_connection_
         }
     }
 }
+
+#[tokio::test]
+async fn an_empty_body_that_expected_100_continue_closes_the_connection() {
+    let cluster = cluster_with_bucket("cont").await;
+    let addr = cluster.s3_url().trim_start_matches("http://").to_string();
+    // botocore sends `Expect: 100-continue` with empty bodies too; no 100 Continue is due, and
+    // botocore then misreads the next response on the same connection unless it closes.
+    let second = format!("GET /cont/k HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    for target in ["PUT /cont/k", "POST /cont/k?uploads"] {
+        let first = format!(
+            "{target} HTTP/1.1\r\nHost: {addr}\r\nExpect: 100-continue\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        let probe = keep_alive_probe(&addr, first.as_bytes(), second.as_bytes()).await;
+        assert!(
+            probe.first.starts_with("HTTP/1.1 403"),
+            "{target}: {}",
+            probe.first
+        );
+        assert!(probe.first_said_close(), "{target}: {}", probe.first);
+    }
+    // Without the expectation the connection stays open for the next request.
+    let first = format!("PUT /cont/k HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n");
+    let probe = keep_alive_probe(&addr, first.as_bytes(), second.as_bytes()).await;
+    assert!(!probe.first_said_close(), "{}", probe.first);
+    let second = probe.second.expect("the connection stays usable");
+    assert!(second.starts_with("HTTP/1.1 403"), "{second}");
+}
