@@ -42,6 +42,9 @@ use serde::{Deserialize, Serialize};
 mod block_crcs;
 mod summary;
 
+#[cfg(test)]
+use summary::merge_versions;
+
 pub use block_crcs::{BlockCrcs, table_digest};
 pub use summary::{RecordSummary, SummaryEntry, SummaryPage, SummaryState, VersionSummary};
 

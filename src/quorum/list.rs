@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use node::proto::{
     ListEntry, MAX_LIST_LIMIT, ObjectRecord, RecordSummary, SummaryState, VersionSummary,
@@ -166,13 +167,14 @@ impl Cluster {
 
     /// Walks the merged record summaries of `bucket` with keys starting with `prefix` and
     /// greater than `after`, in key order. `visit` may return a key to jump past (all keys up to
-    /// and including it are skipped) or break.
+    /// and including it are skipped) or break. `page()` is the page size asked of each node
+    /// for the next round (a caller that needs only a few more keys says so).
     async fn scan<F>(
         &self,
         bucket: &str,
         prefix: &str,
         after: &str,
-        page: usize,
+        page: impl Fn() -> usize,
         mut visit: F,
     ) -> Result<(), Error>
     where
@@ -180,7 +182,7 @@ impl Cluster {
     {
         let mut cursor = after.to_owned();
         loop {
-            let (keys, next) = self.summary_round(bucket, prefix, &cursor, page).await?;
+            let (keys, next) = self.summary_round(bucket, prefix, &cursor, page()).await?;
             let mut skip_to: Option<String> = None;
             for (key, merged) in &keys {
                 if *key <= cursor || skip_to.as_ref().is_some_and(|s| key <= s) {
@@ -213,11 +215,17 @@ impl Cluster {
         max_keys: usize,
     ) -> Result<Listing, Error> {
         let mut out = Listing::default();
-        let mut count = 0;
-        let page = if delimiter.is_some() {
-            MAX_LIST_LIMIT
-        } else {
-            max_keys + 1
+        // Atomic only because the listing future must be `Send`; one task uses it.
+        let count = AtomicUsize::new(0);
+        // Without a delimiter each listed key takes one slot, so a round asks only for the
+        // keys still missing plus one (which proves truncation): a full page of 1000 costs
+        // one round of 1000 and one of 1, not two of 1000.
+        let page = || {
+            if delimiter.is_some() {
+                MAX_LIST_LIMIT
+            } else {
+                max_keys + 1 - count.load(Ordering::Relaxed)
+            }
         };
         self.scan(bucket, prefix, start_after, page, |key, record| {
             let Some(version) = record.current_object() else {
@@ -233,11 +241,11 @@ impl Cluster {
             {
                 return ControlFlow::Continue(Some(format!("{cp}{AFTER_ALL}")));
             }
-            if count == max_keys {
+            if count.load(Ordering::Relaxed) == max_keys {
                 out.truncated = true;
                 return ControlFlow::Break(());
             }
-            count += 1;
+            count.fetch_add(1, Ordering::Relaxed);
             match rolled_up {
                 Some(cp) => {
                     let jump = format!("{cp}{AFTER_ALL}");
@@ -263,19 +271,25 @@ impl Cluster {
     /// could list (what makes DeleteBucket refuse with BucketNotEmpty).
     pub async fn bucket_has_objects(&self, bucket: &str) -> Result<bool, Error> {
         let mut found = false;
-        self.scan(bucket, "", "", MAX_LIST_LIMIT, |_, record| {
-            let live = record.versions.iter().any(|v| match v.state {
-                SummaryState::Object => true,
-                SummaryState::DeleteMarker => !v.null,
-                SummaryState::Purged => false,
-            });
-            if live {
-                found = true;
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(None)
-            }
-        })
+        self.scan(
+            bucket,
+            "",
+            "",
+            || MAX_LIST_LIMIT,
+            |_, record| {
+                let live = record.versions.iter().any(|v| match v.state {
+                    SummaryState::Object => true,
+                    SummaryState::DeleteMarker => !v.null,
+                    SummaryState::Purged => false,
+                });
+                if live {
+                    found = true;
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(None)
+                }
+            },
+        )
         .await?;
         Ok(found)
     }
@@ -426,9 +440,13 @@ impl Cluster {
         } else {
             max_keys + 1
         };
-        self.scan(bucket, prefix, key_marker, page, |key, record| {
-            pager.visit(key, record, None)
-        })
+        self.scan(
+            bucket,
+            prefix,
+            key_marker,
+            || page,
+            |key, record| pager.visit(key, record, None),
+        )
         .await?;
         Ok(pager.out)
     }
@@ -476,49 +494,55 @@ impl Cluster {
         } else {
             max_uploads + 1
         };
-        self.scan(&namespace, prefix, &after, page, |address, record| {
-            let Some((key, id)) = address.split_once('\0') else {
-                return ControlFlow::Continue(None);
-            };
-            let init = record
-                .versions
-                .iter()
-                .find(|v| v.stamp.id == id && !v.is_purged());
-            let Some(init) = init else {
-                return ControlFlow::Continue(None);
-            };
-            let rolled_up = delimiter.and_then(|d| {
-                let rest = key.get(prefix.len()..)?;
-                rest.find(d)
-                    .map(|at| key[..prefix.len() + at + d.len()].to_owned())
-            });
-            if let Some(cp) = &rolled_up
-                && (cp.as_str() <= key_marker || last_prefix.as_ref() == Some(cp))
-            {
-                return ControlFlow::Continue(Some(format!("{cp}{AFTER_ALL}")));
-            }
-            if count == max_uploads {
-                out.truncated = true;
-                return ControlFlow::Break(());
-            }
-            count += 1;
-            match rolled_up {
-                Some(cp) => {
-                    let jump = format!("{cp}{AFTER_ALL}");
-                    out.common_prefixes.push(cp.clone());
-                    last_prefix = Some(cp);
-                    ControlFlow::Continue(Some(jump))
+        self.scan(
+            &namespace,
+            prefix,
+            &after,
+            || page,
+            |address, record| {
+                let Some((key, id)) = address.split_once('\0') else {
+                    return ControlFlow::Continue(None);
+                };
+                let init = record
+                    .versions
+                    .iter()
+                    .find(|v| v.stamp.id == id && !v.is_purged());
+                let Some(init) = init else {
+                    return ControlFlow::Continue(None);
+                };
+                let rolled_up = delimiter.and_then(|d| {
+                    let rest = key.get(prefix.len()..)?;
+                    rest.find(d)
+                        .map(|at| key[..prefix.len() + at + d.len()].to_owned())
+                });
+                if let Some(cp) = &rolled_up
+                    && (cp.as_str() <= key_marker || last_prefix.as_ref() == Some(cp))
+                {
+                    return ControlFlow::Continue(Some(format!("{cp}{AFTER_ALL}")));
                 }
-                None => {
-                    out.uploads.push(ListedUpload {
-                        key: key.to_owned(),
-                        upload_id: id.to_owned(),
-                        initiated: init.stamp.ts,
-                    });
-                    ControlFlow::Continue(None)
+                if count == max_uploads {
+                    out.truncated = true;
+                    return ControlFlow::Break(());
                 }
-            }
-        })
+                count += 1;
+                match rolled_up {
+                    Some(cp) => {
+                        let jump = format!("{cp}{AFTER_ALL}");
+                        out.common_prefixes.push(cp.clone());
+                        last_prefix = Some(cp);
+                        ControlFlow::Continue(Some(jump))
+                    }
+                    None => {
+                        out.uploads.push(ListedUpload {
+                            key: key.to_owned(),
+                            upload_id: id.to_owned(),
+                            initiated: init.stamp.ts,
+                        });
+                        ControlFlow::Continue(None)
+                    }
+                }
+            },
+        )
         .await?;
         Ok(out)
     }

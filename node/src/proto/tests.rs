@@ -356,3 +356,19 @@ proptest! {
         prop_assert_eq!(again, back);
     }
 }
+
+proptest! {
+    #[test]
+    fn summary_merge_shortcuts_agree_with_the_join((a, b, _) in three_records()) {
+        // Unnormalised input too: a record's versions concatenated in any order.
+        let mut raw = RecordSummary::from(&a);
+        raw.versions.extend(RecordSummary::from(&b).versions);
+        let expected = merge_versions(&raw.versions, &[]);
+        let mut from_empty = RecordSummary::default();
+        from_empty.merge(&raw);
+        prop_assert_eq!(&from_empty.versions, &expected);
+        let mut twice = from_empty.clone();
+        twice.merge(&from_empty);
+        prop_assert_eq!(&twice.versions, &expected);
+    }
+}
