@@ -18,8 +18,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use node::proto::paxos::{AcceptReply, Ballot, Prepare, Promise, Proposal};
 use node::proto::{
-    self, BlobPutReply, BucketRecord, EXPECTED_MD5_HEADER, ErrorBody, Hint, LeaseReply,
-    LeaseRequest, ListPage, ObjectRecord, SECRET_HEADER, encode_segment,
+    self, BlobPutReply, BucketRecord, CHECK_HEADER, EXPECTED_MD5_HEADER, ErrorBody, Hint,
+    LeaseReply, LeaseRequest, ListPage, ObjectRecord, SECRET_HEADER, SummaryPage, encode_segment,
 };
 use serde::de::DeserializeOwned;
 
@@ -205,6 +205,32 @@ impl NodeClient {
         serde_json::from_slice(&body).map_err(|e| NodeError::BadReply(e.to_string()))
     }
 
+    /// Stores a blob streamed as `frames`: data, then trailers with the sender's MD5 and
+    /// block table digest (the `crc32c` check of [`proto::CHECK_HEADER`]: the node does not
+    /// hash MD5 and refuses a body whose table differs). An `Err` item aborts the upload.
+    pub async fn put_blob_checked(
+        &self,
+        id: &str,
+        frames: impl Stream<Item = Result<Frame<Bytes>, BoxError>> + Send + Sync + 'static,
+    ) -> Result<BlobPutReply, NodeError> {
+        let body = BodyExt::boxed(StreamBody::new(frames));
+        let mut req = self.request(Method::PUT, &format!("/blobs/{id}"), body);
+        let headers = req.headers_mut();
+        headers.insert(CHECK_HEADER, HeaderValue::from_static("crc32c"));
+        // hyper sends only the trailers the request declared.
+        headers.insert(
+            header::TRAILER,
+            HeaderValue::from_static("x-s3q-expected-md5, x-s3q-block-crcs"),
+        );
+        let resp = self.send(req).await?;
+        let body = Limited::new(resp.into_body(), 64 * 1024)
+            .collect()
+            .await
+            .map_err(|e| NodeError::BadReply(e.to_string()))?
+            .to_bytes();
+        serde_json::from_slice(&body).map_err(|e| NodeError::BadReply(e.to_string()))
+    }
+
     /// Opens a blob for reading, `range` being `start..end` (exclusive). The answer's
     /// headers arrive under the call deadline; each chunk after that under the same idle
     /// deadline.
@@ -306,6 +332,26 @@ impl NodeClient {
             encode_segment(after),
             limit,
             if check_blobs { "&check_blobs=1" } else { "" }
+        );
+        self.call_json(self.request(Method::GET, &path, Self::empty()))
+            .await
+            .map(Option::unwrap_or_default)
+    }
+
+    /// A page of summarised records (no bodies or metadata): what listings need.
+    pub async fn list_summaries(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<SummaryPage, NodeError> {
+        let path = format!(
+            "/list/{}?prefix={}&after={}&limit={}&summary=1",
+            encode_segment(bucket),
+            encode_segment(prefix),
+            encode_segment(after),
+            limit,
         );
         self.call_json(self.request(Method::GET, &path, Self::empty()))
             .await

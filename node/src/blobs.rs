@@ -33,6 +33,7 @@ mod read;
 mod write;
 
 pub(crate) use read::{BlobFile, Checked, FullCheck};
+pub(crate) use write::{Piece, Trailer, Verify};
 
 const FOOTER_LEN: u64 = 32;
 const MAGIC: &[u8; 4] = b"S3QB";

@@ -22,7 +22,7 @@ use hyper::body::{Frame, Incoming};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::blobs::BlobStore;
+use crate::blobs::{BlobStore, Piece, Trailer, Verify};
 use crate::error::{Error, status_and_body};
 use crate::lease::Leases;
 use crate::metrics::Metrics;
@@ -273,7 +273,8 @@ async fn dispatch(
 }
 
 /// `GET /list/{bucket}`; with `check_blobs` each entry names the blobs its record refers
-/// to that this node lacks.
+/// to that this node lacks (full records then, whatever `summary` says); with `summary`
+/// the records are summarised.
 async fn list(
     state: &State,
     bucket: &str,
@@ -281,6 +282,13 @@ async fn list(
 ) -> Result<Response<ResponseBody>, Error> {
     let bucket = decode(bucket)?;
     let query = ListQuery::parse(query)?;
+    if query.summary && !query.check_blobs {
+        let page = state
+            .records
+            .list_summaries(&bucket, &query.prefix, &query.after, query.limit)
+            .await?;
+        return json(&page);
+    }
     let mut page = state
         .records
         .list(&bucket, &query.prefix, &query.after, query.limit)
@@ -353,13 +361,42 @@ async fn put_blob(
     id: &str,
     req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Error> {
-    let expected_md5 = match req.headers().get(proto::EXPECTED_MD5_HEADER) {
+    let headers = req.headers();
+    let expected_md5 = match headers.get(proto::EXPECTED_MD5_HEADER) {
         None => None,
         Some(v) => Some(parse_md5(v)?),
     };
-    let body = BodyStream::new(req.into_body())
-        .try_filter_map(|frame| futures::future::ready(Ok(frame.into_data().ok())));
-    let reply = state.blobs.put(id, body, expected_md5).await?;
+    let verify = match headers.get(proto::CHECK_HEADER).map(HeaderValue::as_bytes) {
+        None => Verify::Md5(expected_md5),
+        Some(b"crc32c") if expected_md5.is_none() => Verify::Trailer,
+        Some(other) => {
+            return Err(Error::BadRequest(format!(
+                "unsupported {} {:?} (with {}: {})",
+                proto::CHECK_HEADER,
+                String::from_utf8_lossy(other),
+                proto::EXPECTED_MD5_HEADER,
+                expected_md5.is_some()
+            )));
+        }
+    };
+    let body = BodyStream::new(req.into_body()).try_filter_map(|frame| {
+        let piece = match frame.into_data() {
+            Ok(data) => Some(Piece::Data(data)),
+            Err(frame) => frame.into_trailers().ok().map(|t| {
+                let text = |name| {
+                    t.get(name)
+                        .and_then(|v: &HeaderValue| v.to_str().ok())
+                        .map(|v| v.trim().to_ascii_lowercase())
+                };
+                Piece::Trailer(Trailer {
+                    md5: text(proto::EXPECTED_MD5_HEADER),
+                    block_crcs: text(proto::BLOCK_CRCS_TRAILER),
+                })
+            }),
+        };
+        futures::future::ready(Ok(piece))
+    });
+    let reply = state.blobs.put_pieces(id, body, verify).await?;
     json(&reply)
 }
 

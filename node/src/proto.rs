@@ -25,6 +25,7 @@
 //! | GET | `/buckets/{bucket}` | | [`BucketRecord`] or 404 |
 //! | POST | `/buckets/{bucket}` | [`BucketRecord`] (merged in) | 204 |
 //! | GET | `/list/{bucket}?...&check_blobs=1` | | [`ListPage`] with `missing_blobs` filled |
+//! | GET | `/list/{bucket}?...&summary=1` | | [`SummaryPage`] (no bodies or metadata) |
 //! | POST | `/hints` | `Vec<Hint>` (stored; a newer `since` replaces an older) | 204 |
 //! | GET | `/hints?limit=` | | `Vec<Hint>`, ascending by (target, bucket, key); `limit` defaults to and is capped at [`MAX_LIST_LIMIT`] |
 //! | POST | `/hints/delete` | `Vec<Hint>` (each removed only if the stored `since` is not newer than the given one) | 204 |
@@ -42,11 +43,29 @@ pub mod paxos;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 
+mod block_crcs;
+mod summary;
+
+#[cfg(test)]
+use summary::merge_versions;
+
+pub use block_crcs::{BlockCrcs, table_digest};
+pub use summary::{RecordSummary, SummaryEntry, SummaryPage, SummaryState, VersionSummary};
+
 /// Header carrying the cluster secret on every gateway → node call.
 pub const SECRET_HEADER: &str = "x-s3q-secret";
 /// Optional header on `PUT /blobs/{id}`: the hex MD5 the sender expects. A node refuses
 /// (and does not keep) a body whose MD5 differs.
 pub const EXPECTED_MD5_HEADER: &str = "x-s3q-expected-md5";
+/// Optional header on `PUT /blobs/{id}`: `crc32c` says the body ends with the trailers
+/// [`EXPECTED_MD5_HEADER`] (the sender's MD5 of the body, stored as the blob's MD5) and
+/// [`BLOCK_CRCS_TRAILER`], declared in a `Trailer` header. The node then does not hash the
+/// body with MD5; it refuses (and does not keep) a body whose block checksum table differs
+/// from the sender's, or that lacks the trailers, and answers its own table digest in
+/// [`BlobPutReply::block_crcs`].
+pub const CHECK_HEADER: &str = "x-s3q-check";
+/// Trailer of a `crc32c`-checked blob upload: [`table_digest`] of the sender's table.
+pub const BLOCK_CRCS_TRAILER: &str = "x-s3q-block-crcs";
 /// Size of the blocks whose CRC32C a node records at write time and checks on every read.
 pub const BLOB_BLOCK_SIZE: u64 = 64 * 1024;
 /// Largest JSON body (record, bucket record) a node or gateway buffers.
@@ -87,9 +106,14 @@ pub struct ErrorBody {
 /// Answer to `PUT /blobs/{id}`: what the node durably stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobPutReply {
-    /// Hex MD5 of the bytes the node stored, computed by the node itself.
+    /// Hex MD5 of the bytes the node stored: computed by the node itself, or, for a
+    /// `crc32c`-checked upload, the sender's (the node's scrubber verifies it later).
     pub md5: String,
     pub size: u64,
+    /// For a `crc32c`-checked upload: [`table_digest`] of the table the node computed
+    /// from the bytes it stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_crcs: Option<String>,
 }
 
 /// Total order of versions: a hybrid logical timestamp (microseconds since the Unix epoch,
@@ -240,33 +264,7 @@ impl ObjectRecord {
     /// dropped. This is a join of a semilattice, so replicas converge whatever the order,
     /// grouping or repetition of the writes they receive.
     pub fn merge(&mut self, other: &ObjectRecord) {
-        let mut by_stamp: BTreeMap<Stamp, Version> = BTreeMap::new();
-        for v in self.versions.iter().chain(other.versions.iter()) {
-            match by_stamp.get_mut(&v.stamp) {
-                None => {
-                    by_stamp.insert(v.stamp.clone(), v.clone());
-                }
-                Some(kept) if kept.is_purged() => {}
-                Some(kept) if v.is_purged() => *kept = v.clone(),
-                Some(kept) => merge_opt(&mut kept.tags, &v.tags),
-            }
-        }
-        let newest_null = by_stamp
-            .values()
-            .filter(|v| v.null)
-            .map(|v| &v.stamp)
-            .max()
-            .cloned();
-        self.versions = by_stamp
-            .into_values()
-            .filter(|v| !v.null || Some(&v.stamp) == newest_null.as_ref())
-            .map(|mut v| {
-                if v.is_purged() {
-                    v.tags = None;
-                }
-                v
-            })
-            .collect();
+        self.versions = summary::merge_versions(&self.versions, &other.versions);
     }
 
     /// The newest version that is not purged: the object's current state.
@@ -324,7 +322,7 @@ impl<T: Clone> Lww<T> {
 }
 
 /// Joins two optional registers: any value beats none, then the newer stamp wins.
-fn merge_opt<T: Clone>(mine: &mut Option<Lww<T>>, theirs: &Option<Lww<T>>) {
+pub(super) fn merge_opt<T: Clone>(mine: &mut Option<Lww<T>>, theirs: &Option<Lww<T>>) {
     match (mine.as_mut(), theirs) {
         (Some(m), Some(t)) => m.merge(t),
         (None, Some(t)) => *mine = Some(t.clone()),

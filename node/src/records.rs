@@ -5,9 +5,11 @@
 //! Invariants: stored records only ever grow by merge (`proto` merge functions), so writes
 //! are idempotent and order-free. Every write goes through one writer thread that drains
 //! all pending requests into ONE write transaction and commits once (group commit: one
-//! fsync per batch, not per record), then answers each waiter; a write is acknowledged only
+//! fsync per batch, not per record; with fsync off no fsync on the write path at all, see
+//! [`lazy_file`]), then answers each waiter; a write is acknowledged only
 //! after the commit that contains it; hint writes share those transactions. Paxos changes
-//! are always committed durably, even with fsync off. Bucket names
+//! are on disk before they are answered even with fsync off: a forgotten promise could let
+//! two conditional writers both win. Bucket names
 //! never contain 0x00, so the keys of one bucket are contiguous and sorted by key bytes.
 //! Reads run concurrently on read transactions and never wait for the writer.
 
@@ -17,7 +19,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use prometheus::IntCounter;
 use redb::{Database, Durability, ReadTransaction, ReadableTable, Table, TableDefinition};
@@ -27,20 +28,22 @@ use tokio::sync::oneshot;
 
 use crate::error::Error;
 use crate::proto::paxos::{AcceptReply, Ballot, Promise, Proposal};
-use crate::proto::{BucketRecord, Hint, ListEntry, ListPage, MAX_LIST_LIMIT, ObjectRecord};
+use crate::proto::{
+    BucketRecord, Hint, ListEntry, ListPage, MAX_LIST_LIMIT, ObjectRecord, SummaryEntry,
+    SummaryPage,
+};
 
 mod hints;
+mod lazy_file;
 mod paxos;
+
+use lazy_file::{FlushStop, Flusher, LazyFile};
 
 const OBJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("objects");
 const BUCKETS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("buckets");
 
 /// Most writes folded into one transaction; bounds the latency of the batch's first waiter.
 const MAX_BATCH: usize = 1024;
-/// With fsync off, commits skip the disk flush; one durable commit at least this often
-/// bounds what a power loss can take and lets redb free pages (it only reclaims space on
-/// durable commits).
-const LAZY_SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// Page cache of the record database. Records are small; the OS page cache does the rest.
 const CACHE_SIZE: usize = 128 * 1024 * 1024;
 
@@ -160,10 +163,31 @@ impl RecordStore {
         fsync: bool,
         commits: IntCounter,
     ) -> Result<(RecordStore, RecordWriter), Error> {
-        let db = Database::builder()
-            .set_cache_size(CACHE_SIZE)
-            .create(path)
-            .map_err(Error::db("open record database"))?;
+        let mut builder = Database::builder();
+        builder.set_cache_size(CACHE_SIZE);
+        // With fsync off, commits never wait for the disk; see `lazy_file`.
+        let (db, flusher, paxos_sync) = if fsync {
+            let db = builder
+                .create(path)
+                .map_err(Error::db("open record database"))?;
+            (db, None, None)
+        } else {
+            let open = || {
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(path)
+                    .map_err(Error::io("open record database"))
+            };
+            let backend = LazyFile::new(open()?).map_err(Error::db("open record database"))?;
+            let db = builder
+                .create_with_backend(backend)
+                .map_err(Error::db("open record database"))?;
+            let flusher = Flusher::start(open()?).map_err(Error::io("spawn record flusher"))?;
+            (db, Some(flusher), Some(open()?))
+        };
         // Tables must exist before the first read transaction opens them.
         let txn = db.begin_write().map_err(Error::db("begin write"))?;
         txn.open_table(OBJECTS)
@@ -181,7 +205,8 @@ impl RecordStore {
         let (writes, queue) = mpsc::channel();
         let writer = Writer {
             db: Arc::clone(&db),
-            fsync,
+            flusher,
+            paxos_sync,
             stats: Arc::clone(&stats),
             commits,
         };
@@ -279,6 +304,43 @@ impl RecordStore {
         after: &str,
         limit: usize,
     ) -> Result<ListPage, Error> {
+        let (entries, truncated) = self.list_decoded(bucket, prefix, after, limit).await?;
+        let entries = entries
+            .into_iter()
+            .map(|(key, record)| ListEntry {
+                key,
+                record,
+                missing_blobs: Vec::new(),
+            })
+            .collect();
+        Ok(ListPage { entries, truncated })
+    }
+
+    /// Like [`RecordStore::list`], each record summarised. Stored records are decoded
+    /// straight into summaries: bodies and metadata are skipped, never built.
+    pub(crate) async fn list_summaries(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<SummaryPage, Error> {
+        let (entries, truncated) = self.list_decoded(bucket, prefix, after, limit).await?;
+        let entries = entries
+            .into_iter()
+            .map(|(key, record)| SummaryEntry { key, record })
+            .collect();
+        Ok(SummaryPage { entries, truncated })
+    }
+
+    /// The keys and decoded records of a list page, and whether more follow.
+    async fn list_decoded<T: DeserializeOwned + Send + 'static>(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<(Vec<(String, T)>, bool), Error> {
         check_bucket(bucket)?;
         let mut base = bucket.as_bytes().to_vec();
         base.push(0);
@@ -298,26 +360,23 @@ impl RecordStore {
             let range = table
                 .range::<&[u8]>((lower, Bound::Unbounded))
                 .map_err(Error::db("list range"))?;
-            let mut page = ListPage::default();
+            let mut entries = Vec::new();
+            let mut truncated = false;
             for item in range {
                 let (k, v) = item.map_err(Error::db("list read"))?;
                 let k = k.value();
                 if !k.starts_with(&start) {
                     break;
                 }
-                if page.entries.len() == limit {
-                    page.truncated = true;
+                if entries.len() == limit {
+                    truncated = true;
                     break;
                 }
                 let key = std::str::from_utf8(&k[base.len()..])
                     .map_err(|_| Error::Corrupt("stored object key is not UTF-8".into()))?;
-                page.entries.push(ListEntry {
-                    key: key.to_string(),
-                    record: decode(v.value())?,
-                    missing_blobs: Vec::new(),
-                });
+                entries.push((key.to_string(), decode(v.value())?));
             }
-            Ok(page)
+            Ok((entries, truncated))
         })
         .await
     }
@@ -450,34 +509,17 @@ fn get_decoded<T: DeserializeOwned>(
 /// The single writer: owns every write transaction.
 struct Writer {
     db: Arc<Database>,
-    fsync: bool,
+    /// With fsync off: the thread that makes commits durable, stopped after the writer.
+    flusher: Option<(Flusher, FlushStop)>,
+    /// With fsync off: a handle on the database file to fdatasync before Paxos answers.
+    paxos_sync: Option<std::fs::File>,
     stats: Arc<WriterStats>,
     commits: IntCounter,
 }
 
 impl Writer {
-    fn run(self, queue: mpsc::Receiver<WriteRequest>) {
-        // Only with fsync off: when the last durable commit happened, and whether commits
-        // since then still wait for one.
-        let mut last_durable = Instant::now();
-        let mut lazy_pending = false;
-        loop {
-            let first = if lazy_pending {
-                match queue.recv_timeout(LAZY_SYNC_INTERVAL) {
-                    Ok(request) => request,
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        lazy_pending = !self.sync_now();
-                        last_durable = Instant::now();
-                        continue;
-                    }
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                }
-            } else {
-                match queue.recv() {
-                    Ok(request) => request,
-                    Err(_) => break,
-                }
-            };
+    fn run(mut self, queue: mpsc::Receiver<WriteRequest>) {
+        while let Ok(first) = queue.recv() {
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
                 match queue.try_recv() {
@@ -487,19 +529,9 @@ impl Writer {
             }
             let (changes, answers): (Vec<Change>, Vec<_>) =
                 batch.into_iter().map(|r| (r.change, r.done)).unzip();
-            // A forgotten promise could let two conditional writers both win, so Paxos
-            // state is made durable whatever the fsync setting (only conditional writes pay).
-            let durable = self.fsync
-                || last_durable.elapsed() >= LAZY_SYNC_INTERVAL
-                || changes.iter().any(Change::is_paxos);
-            match self.commit(&changes, durable) {
-                Ok((results, committed)) => {
-                    if committed && durable {
-                        last_durable = Instant::now();
-                        lazy_pending = false;
-                    } else if committed {
-                        lazy_pending = true;
-                    }
+            match self.commit(&changes) {
+                Ok(mut results) => {
+                    self.sync_paxos(&changes, &mut results);
                     for (answer, result) in answers.into_iter().zip(results) {
                         let _ = answer.send(result);
                     }
@@ -512,40 +544,43 @@ impl Writer {
                 }
             }
         }
-        // Every handle is gone: make lazily committed writes durable before closing.
-        if lazy_pending {
-            self.sync_now();
+        // Every handle is gone: one last flush of what the writer committed.
+        if let Some((flusher, stop)) = self.flusher.take() {
+            drop(stop);
+            flusher.join();
         }
     }
 
-    /// An empty durable commit, which makes every earlier non-durable commit durable.
-    fn sync_now(&self) -> bool {
-        let result = self
-            .db
-            .begin_write()
-            .map_err(Error::db("begin write"))
-            .and_then(|txn| txn.commit().map_err(Error::db("commit")));
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "durable commit of lazily committed records failed");
+    /// With fsync off, makes a batch holding Paxos changes durable before it is answered;
+    /// if that fails, those changes are answered with the error (the others keep fsync-off
+    /// semantics and stand).
+    fn sync_paxos(&self, changes: &[Change], results: &mut [Result<Reply, Error>]) {
+        let Some(file) = &self.paxos_sync else {
+            return;
+        };
+        if !changes.iter().any(Change::is_paxos) {
+            return;
         }
-        result.is_ok()
+        if let Err(e) = file.sync_data() {
+            tracing::error!(error = %e, "flushing Paxos state failed");
+            for (change, result) in changes.iter().zip(results.iter_mut()) {
+                if change.is_paxos() {
+                    *result = Err(Error::Io {
+                        op: "flush paxos state",
+                        source: std::io::Error::new(e.kind(), e.to_string()),
+                    });
+                }
+            }
+        }
     }
 
-    /// Applies every change in one transaction. Returns one result per change and whether
-    /// anything was committed; `Err` when the transaction itself failed (then nothing of
-    /// the batch is stored).
-    fn commit(
-        &self,
-        changes: &[Change],
-        durable: bool,
-    ) -> Result<(Vec<Result<Reply, Error>>, bool), Error> {
+    /// Applies every change in one durable transaction (with fsync off the backend makes
+    /// "durable" a write to the OS). Returns one result per change; `Err` when the
+    /// transaction itself failed (then nothing of the batch is stored).
+    fn commit(&self, changes: &[Change]) -> Result<Vec<Result<Reply, Error>>, Error> {
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         let mut txn = self.db.begin_write().map_err(Error::db("begin write"))?;
-        txn.set_durability(if durable {
-            Durability::Immediate
-        } else {
-            Durability::None
-        });
+        txn.set_durability(Durability::Immediate);
         let mut results = Vec::with_capacity(changes.len());
         let mut changed = false;
         {
@@ -610,7 +645,7 @@ impl Writer {
             // already in an earlier commit, so skip the flush.
             txn.abort().map_err(Error::db("abort"))?;
         }
-        Ok((results, changed))
+        Ok(results)
     }
 }
 

@@ -4,11 +4,16 @@
 //! N - (RF - R) nodes are required: then every key written with W acknowledgements has at
 //! least one of its replicas among them (list-after-write). Each round is only trusted up
 //! to the smallest last key of the pages that were cut short; the next round starts there.
+//! Listings for clients merge record summaries (stamps, states, sizes, ETags: see
+//! `node::proto::SummaryPage`); repair scans merge full records.
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use node::proto::{ListEntry, MAX_LIST_LIMIT, ObjectMeta, ObjectRecord, Version, VersionState};
+use node::proto::{
+    ListEntry, MAX_LIST_LIMIT, ObjectRecord, RecordSummary, SummaryState, VersionSummary,
+};
 
 use super::{Cluster, gather, spawn_each};
 use crate::error::Error;
@@ -16,8 +21,8 @@ use crate::error::Error;
 /// One current object in a listing.
 pub struct ListedObject {
     pub key: String,
-    pub version: Version,
-    pub meta: ObjectMeta,
+    /// Its current version, an object.
+    pub version: VersionSummary,
 }
 
 /// One page of a ListObjects answer.
@@ -81,16 +86,11 @@ impl Cluster {
         });
         let pages = gather(self, "list", calls, self.list_quorum()).await?;
         let answered: Vec<usize> = pages.iter().map(|(i, _)| *i).collect();
-        // A node's page covers keys up to its last entry only when it was cut short.
-        let mut bound: Option<String> = None;
-        for (_, page) in &pages {
-            if page.truncated
-                && let Some(last) = page.entries.last()
-                && bound.as_ref().is_none_or(|b| &last.key < b)
-            {
-                bound = Some(last.key.clone());
-            }
-        }
+        let bound = covered_bound(
+            pages
+                .iter()
+                .map(|(_, p)| (p.truncated, p.entries.last().map(|e| e.key.as_str()))),
+        );
         let mut by_key: BTreeMap<String, Vec<(usize, ListEntry)>> = BTreeMap::new();
         for (i, page) in pages {
             for entry in page.entries {
@@ -123,39 +123,79 @@ impl Cluster {
         })
     }
 
-    /// Walks the merged records of `bucket` with keys starting with `prefix` and greater
-    /// than `after`, in key order. `visit` may return a key to jump past (all keys up to
-    /// and including it are skipped) or break.
+    /// Like [`Cluster::scan_round`] without blob checks, merging record summaries: the keys
+    /// of one round in order, each with the merge of the summaries seen, and where the next
+    /// round starts (`None` at the end).
+    async fn summary_round(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<(Vec<(String, RecordSummary)>, Option<String>), Error> {
+        let limit = limit.clamp(1, MAX_LIST_LIMIT);
+        let (b, p, c) = (bucket.to_owned(), prefix.to_owned(), after.to_owned());
+        let calls = spawn_each(self, &self.all_nodes(), |_, node| {
+            let (b, p, c) = (b.clone(), p.clone(), c.clone());
+            async move { node.list_summaries(&b, &p, &c, limit).await }
+        });
+        let pages = gather(self, "list", calls, self.list_quorum()).await?;
+        let bound = covered_bound(
+            pages
+                .iter()
+                .map(|(_, p)| (p.truncated, p.entries.last().map(|e| e.key.as_str()))),
+        );
+        let mut by_key: BTreeMap<String, RecordSummary> = BTreeMap::new();
+        for (_, page) in pages {
+            for entry in page.entries {
+                if bound.as_ref().is_some_and(|b| &entry.key > b) {
+                    continue;
+                }
+                match by_key.get_mut(&entry.key) {
+                    Some(merged) => merged.merge(&entry.record),
+                    None => {
+                        // Normalised like any merge (a node's copy already is; be sure).
+                        let mut merged = RecordSummary::default();
+                        merged.merge(&entry.record);
+                        by_key.insert(entry.key, merged);
+                    }
+                }
+            }
+        }
+        Ok((by_key.into_iter().collect(), bound))
+    }
+
+    /// Walks the merged record summaries of `bucket` with keys starting with `prefix` and
+    /// greater than `after`, in key order. `visit` may return a key to jump past (all keys up to
+    /// and including it are skipped) or break. `page()` is the page size asked of each node
+    /// for the next round (a caller that needs only a few more keys says so).
     async fn scan<F>(
         &self,
         bucket: &str,
         prefix: &str,
         after: &str,
-        page: usize,
+        page: impl Fn() -> usize,
         mut visit: F,
     ) -> Result<(), Error>
     where
-        F: FnMut(&str, &ObjectRecord) -> ControlFlow<(), Option<String>>,
+        F: FnMut(&str, &RecordSummary) -> ControlFlow<(), Option<String>>,
     {
         let mut cursor = after.to_owned();
         loop {
-            let round = self
-                .scan_round(bucket, prefix, &cursor, page, false)
-                .await?;
+            let (keys, next) = self.summary_round(bucket, prefix, &cursor, page()).await?;
             let mut skip_to: Option<String> = None;
-            for scanned in &round.keys {
-                let key = &scanned.key;
+            for (key, merged) in &keys {
                 if *key <= cursor || skip_to.as_ref().is_some_and(|s| key <= s) {
                     continue;
                 }
                 cursor.clone_from(key);
-                match visit(key, &scanned.merged) {
+                match visit(key, merged) {
                     ControlFlow::Break(()) => return Ok(()),
                     ControlFlow::Continue(Some(jump)) => skip_to = Some(jump),
                     ControlFlow::Continue(None) => {}
                 }
             }
-            let Some(bound) = round.next else {
+            let Some(bound) = next else {
                 return Ok(());
             };
             cursor = bound.max(cursor);
@@ -175,14 +215,20 @@ impl Cluster {
         max_keys: usize,
     ) -> Result<Listing, Error> {
         let mut out = Listing::default();
-        let mut count = 0;
-        let page = if delimiter.is_some() {
-            MAX_LIST_LIMIT
-        } else {
-            max_keys + 1
+        // Atomic only because the listing future must be `Send`; one task uses it.
+        let count = AtomicUsize::new(0);
+        // Without a delimiter each listed key takes one slot, so a round asks only for the
+        // keys still missing plus one (which proves truncation): a full page of 1000 costs
+        // one round of 1000 and one of 1, not two of 1000.
+        let page = || {
+            if delimiter.is_some() {
+                MAX_LIST_LIMIT
+            } else {
+                max_keys + 1 - count.load(Ordering::Relaxed)
+            }
         };
         self.scan(bucket, prefix, start_after, page, |key, record| {
-            let Some((version, meta)) = record.current_object() else {
+            let Some(version) = record.current_object() else {
                 return ControlFlow::Continue(None);
             };
             let rolled_up = delimiter.and_then(|d| {
@@ -195,11 +241,11 @@ impl Cluster {
             {
                 return ControlFlow::Continue(Some(format!("{cp}{AFTER_ALL}")));
             }
-            if count == max_keys {
+            if count.load(Ordering::Relaxed) == max_keys {
                 out.truncated = true;
                 return ControlFlow::Break(());
             }
-            count += 1;
+            count.fetch_add(1, Ordering::Relaxed);
             match rolled_up {
                 Some(cp) => {
                     let jump = format!("{cp}{AFTER_ALL}");
@@ -211,7 +257,6 @@ impl Cluster {
                     out.objects.push(ListedObject {
                         key: key.to_owned(),
                         version: version.clone(),
-                        meta: meta.clone(),
                     });
                     out.next_marker = Some(key.to_owned());
                     ControlFlow::Continue(None)
@@ -226,28 +271,43 @@ impl Cluster {
     /// could list (what makes DeleteBucket refuse with BucketNotEmpty).
     pub async fn bucket_has_objects(&self, bucket: &str) -> Result<bool, Error> {
         let mut found = false;
-        self.scan(bucket, "", "", MAX_LIST_LIMIT, |_, record| {
-            let live = record.versions.iter().any(|v| match v.state {
-                VersionState::Object(_) => true,
-                VersionState::DeleteMarker => !v.null,
-                VersionState::Purged => false,
-            });
-            if live {
-                found = true;
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(None)
-            }
-        })
+        self.scan(
+            bucket,
+            "",
+            "",
+            || MAX_LIST_LIMIT,
+            |_, record| {
+                let live = record.versions.iter().any(|v| match v.state {
+                    SummaryState::Object => true,
+                    SummaryState::DeleteMarker => !v.null,
+                    SummaryState::Purged => false,
+                });
+                if live {
+                    found = true;
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(None)
+                }
+            },
+        )
         .await?;
         Ok(found)
     }
 }
 
+/// The last key a round may trust: a node's page covers keys up to its last entry only when
+/// it was cut short, so the smallest such last key (`None`: every page was complete).
+fn covered_bound<'a>(pages: impl Iterator<Item = (bool, Option<&'a str>)>) -> Option<String> {
+    pages
+        .filter_map(|(truncated, last)| if truncated { last } else { None })
+        .min()
+        .map(str::to_owned)
+}
+
 /// One version (or delete marker) in a version listing.
 pub struct ListedVersion {
     pub key: String,
-    pub version: Version,
+    pub version: VersionSummary,
     pub is_latest: bool,
 }
 
@@ -279,14 +339,14 @@ impl VersionPager<'_> {
     fn visit(
         &mut self,
         key: &str,
-        record: &ObjectRecord,
+        record: &RecordSummary,
         after_version: Option<&str>,
     ) -> ControlFlow<(), Option<String>> {
         let latest = record.current().map(|v| v.stamp.clone());
         let mut visible = record.versions.iter().rev().filter(|v| match v.state {
-            VersionState::Purged => false,
-            VersionState::DeleteMarker => !v.null || self.show_null_markers,
-            VersionState::Object(_) => true,
+            SummaryState::Purged => false,
+            SummaryState::DeleteMarker => !v.null || self.show_null_markers,
+            SummaryState::Object => true,
         });
         if visible.clone().next().is_none() {
             return ControlFlow::Continue(None);
@@ -369,7 +429,9 @@ impl Cluster {
         if let Some(after) = version_id_marker
             && key_marker.starts_with(prefix)
             && let Some(record) = self.read_record(bucket, key_marker).await?.record
-            && pager.visit(key_marker, &record, Some(after)).is_break()
+            && pager
+                .visit(key_marker, &RecordSummary::from(&record), Some(after))
+                .is_break()
         {
             return Ok(pager.out);
         }
@@ -378,9 +440,13 @@ impl Cluster {
         } else {
             max_keys + 1
         };
-        self.scan(bucket, prefix, key_marker, page, |key, record| {
-            pager.visit(key, record, None)
-        })
+        self.scan(
+            bucket,
+            prefix,
+            key_marker,
+            || page,
+            |key, record| pager.visit(key, record, None),
+        )
         .await?;
         Ok(pager.out)
     }
@@ -428,49 +494,55 @@ impl Cluster {
         } else {
             max_uploads + 1
         };
-        self.scan(&namespace, prefix, &after, page, |address, record| {
-            let Some((key, id)) = address.split_once('\0') else {
-                return ControlFlow::Continue(None);
-            };
-            let init = record
-                .versions
-                .iter()
-                .find(|v| v.stamp.id == id && !v.is_purged());
-            let Some(init) = init else {
-                return ControlFlow::Continue(None);
-            };
-            let rolled_up = delimiter.and_then(|d| {
-                let rest = key.get(prefix.len()..)?;
-                rest.find(d)
-                    .map(|at| key[..prefix.len() + at + d.len()].to_owned())
-            });
-            if let Some(cp) = &rolled_up
-                && (cp.as_str() <= key_marker || last_prefix.as_ref() == Some(cp))
-            {
-                return ControlFlow::Continue(Some(format!("{cp}{AFTER_ALL}")));
-            }
-            if count == max_uploads {
-                out.truncated = true;
-                return ControlFlow::Break(());
-            }
-            count += 1;
-            match rolled_up {
-                Some(cp) => {
-                    let jump = format!("{cp}{AFTER_ALL}");
-                    out.common_prefixes.push(cp.clone());
-                    last_prefix = Some(cp);
-                    ControlFlow::Continue(Some(jump))
+        self.scan(
+            &namespace,
+            prefix,
+            &after,
+            || page,
+            |address, record| {
+                let Some((key, id)) = address.split_once('\0') else {
+                    return ControlFlow::Continue(None);
+                };
+                let init = record
+                    .versions
+                    .iter()
+                    .find(|v| v.stamp.id == id && !v.is_purged());
+                let Some(init) = init else {
+                    return ControlFlow::Continue(None);
+                };
+                let rolled_up = delimiter.and_then(|d| {
+                    let rest = key.get(prefix.len()..)?;
+                    rest.find(d)
+                        .map(|at| key[..prefix.len() + at + d.len()].to_owned())
+                });
+                if let Some(cp) = &rolled_up
+                    && (cp.as_str() <= key_marker || last_prefix.as_ref() == Some(cp))
+                {
+                    return ControlFlow::Continue(Some(format!("{cp}{AFTER_ALL}")));
                 }
-                None => {
-                    out.uploads.push(ListedUpload {
-                        key: key.to_owned(),
-                        upload_id: id.to_owned(),
-                        initiated: init.stamp.ts,
-                    });
-                    ControlFlow::Continue(None)
+                if count == max_uploads {
+                    out.truncated = true;
+                    return ControlFlow::Break(());
                 }
-            }
-        })
+                count += 1;
+                match rolled_up {
+                    Some(cp) => {
+                        let jump = format!("{cp}{AFTER_ALL}");
+                        out.common_prefixes.push(cp.clone());
+                        last_prefix = Some(cp);
+                        ControlFlow::Continue(Some(jump))
+                    }
+                    None => {
+                        out.uploads.push(ListedUpload {
+                            key: key.to_owned(),
+                            upload_id: id.to_owned(),
+                            initiated: init.stamp.ts,
+                        });
+                        ControlFlow::Continue(None)
+                    }
+                }
+            },
+        )
         .await?;
         Ok(out)
     }

@@ -2,7 +2,12 @@
 //!
 //! Blob before record: a record is only ever sent to a replica whose blob was stored with the
 //! gateway's MD5, so no replica holds a record pointing at a missing blob because of this
-//! path. An upload that is aborted, or dropped half way (the client went away), ends each
+//! path. Uploads use the `crc32c` check of `proto::CHECK_HEADER`: the gateway hashes the
+//! body with MD5 once (the ETag) and computes its block CRC32C table; each node computes
+//! the table of what it wrote, refuses a body whose table differs from the gateway's
+//! (sent as a trailer with the MD5) and answers its own table digest, which the gateway
+//! checks again before counting the acknowledgement. The node keeps the gateway's MD5
+//! in the blob file, where its scrubber re-verifies it against the data. An upload that is aborted, or dropped half way (the client went away), ends each
 //! replica's stream with an error, and the node keeps nothing. A write is acknowledged at W
 //! replicas; the remaining replica finishes (blob, then record) in a background task.
 
@@ -11,7 +16,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared, join_all};
-use node::proto::{BlobPutReply, ObjectRecord};
+use http::{HeaderMap, HeaderValue};
+use hyper::body::Frame;
+use node::proto::{
+    BLOCK_CRCS_TRAILER, BlobPutReply, BlockCrcs, EXPECTED_MD5_HEADER, ObjectRecord, table_digest,
+};
 use tokio::sync::mpsc;
 
 use super::{Cluster, gather, quorum_failed, spawn_each};
@@ -26,8 +35,9 @@ const REPLICA_BUFFER_CHUNKS: usize = 16;
 
 enum Msg {
     Data(Bytes),
-    /// The body ended cleanly. A channel closed without this is an abort.
-    End,
+    /// The body ended cleanly, with these trailers. A channel closed without this is an
+    /// abort.
+    End(HeaderMap),
 }
 
 /// One replica's blob upload; shared so the quorum wait and the late replica's record
@@ -43,13 +53,22 @@ pub struct BlobUpload {
     /// Replicas dropped during the upload, with why.
     lost: Vec<String>,
     timeout: Duration,
+    /// The block table of the body sent so far.
+    crcs: BlockCrcs,
 }
 
 /// A blob durably stored on at least W replicas.
 pub struct BlobStored {
     acked: Vec<usize>,
     late: Vec<(usize, ReplicaPut)>,
+    check: Expected,
+}
+
+/// What a replica must answer for its blob to count.
+#[derive(Clone)]
+struct Expected {
     md5: String,
+    block_crcs: String,
 }
 
 impl Cluster {
@@ -65,14 +84,14 @@ impl Cluster {
                     return None;
                 }
                 match rx.recv().await {
-                    Some(Msg::Data(b)) => Some((Ok(b), (rx, false))),
-                    Some(Msg::End) => None,
-                    None => Some((Err::<Bytes, BoxError>("upload aborted".into()), (rx, true))),
+                    Some(Msg::Data(b)) => Some((Ok(Frame::data(b)), (rx, false))),
+                    Some(Msg::End(trailers)) => Some((Ok(Frame::trailers(trailers)), (rx, true))),
+                    None => Some((Err::<_, BoxError>("upload aborted".into()), (rx, true))),
                 }
             });
             let node = self.node(i).clone();
             let blob_id = id.clone();
-            let task = tokio::spawn(async move { node.put_blob(&blob_id, stream, None).await });
+            let task = tokio::spawn(async move { node.put_blob_checked(&blob_id, stream).await });
             let put: ReplicaPut = async move {
                 match task.await {
                     Ok(Ok(reply)) => Ok(reply),
@@ -92,6 +111,7 @@ impl Cluster {
             puts,
             lost: Vec::new(),
             timeout: self.node(0).timeout(),
+            crcs: BlockCrcs::default(),
         }
     }
 
@@ -130,16 +150,16 @@ impl Cluster {
         stored: BlobStored,
     ) -> Result<(), Error> {
         for (i, put) in stored.late {
-            let (cluster, b, k, record, md5) = (
+            let (cluster, b, k, record, check) = (
                 self.clone(),
                 bucket.to_owned(),
                 key.to_owned(),
                 record.clone(),
-                stored.md5.clone(),
+                stored.check.clone(),
             );
             tokio::spawn(async move {
                 let node = cluster.node(i).clone();
-                let result = match check_md5(put.await, &md5) {
+                let result = match check_reply(put.await, &check) {
                     Ok(_) => node.put_record(&b, &k, &record).await,
                     Err(e) => Err(e),
                 };
@@ -192,15 +212,15 @@ impl BlobStored {
     /// The replicas that stored the blob, and for each late replica a future that ends once
     /// it has stored the blob with the right MD5 (or failed to).
     pub(super) fn split(self) -> (Vec<usize>, Vec<(usize, LateReplica)>) {
-        let md5 = self.md5;
+        let check = self.check;
         let late = self
             .late
             .into_iter()
             .map(|(i, put)| {
-                let md5 = md5.clone();
+                let check = check.clone();
                 (
                     i,
-                    async move { check_md5(put.await, &md5).map(drop) }.boxed(),
+                    async move { check_reply(put.await, &check).map(drop) }.boxed(),
                 )
             })
             .collect();
@@ -216,6 +236,7 @@ impl BlobUpload {
     /// Sends one chunk to every live replica. A replica that cannot take it within the
     /// node deadline is dropped; fewer than W live replicas fails the upload.
     pub async fn send(&mut self, chunk: Bytes) -> Result<(), Error> {
+        self.crcs.update(&chunk);
         let timeout = self.timeout;
         let results = join_all(self.senders.iter().map(|(_, tx)| {
             let msg = Msg::Data(chunk.clone());
@@ -252,19 +273,38 @@ impl BlobUpload {
         Ok(())
     }
 
-    /// Ends the body and waits for W replicas to confirm they stored exactly `md5`.
+    /// Ends the body (`md5` is its MD5, hex) and waits for W replicas to confirm they
+    /// stored exactly the bytes sent.
     pub async fn finish(mut self, md5: &str) -> Result<BlobStored, Error> {
+        let check = Expected {
+            md5: md5.to_owned(),
+            block_crcs: table_digest(&std::mem::take(&mut self.crcs).finish()),
+        };
+        let mut trailers = HeaderMap::new();
+        for (name, value) in [
+            (EXPECTED_MD5_HEADER, &check.md5),
+            (BLOCK_CRCS_TRAILER, &check.block_crcs),
+        ] {
+            // Hex digits: always a valid header value.
+            if let Ok(v) = HeaderValue::from_str(value) {
+                trailers.insert(name, v);
+            }
+        }
         for (_, tx) in std::mem::take(&mut self.senders) {
             // A full channel means the replica is behind; it gets the end marker when it
             // catches up, within the same deadline as every chunk.
-            let _ = tokio::time::timeout(self.timeout, tx.send(Msg::End)).await;
+            let end = Msg::End(trailers.clone());
+            let _ = tokio::time::timeout(self.timeout, tx.send(end)).await;
         }
         let timeout = self.timeout;
         let w = self.cluster.inner.write_quorum;
         let puts = std::mem::take(&mut self.puts);
         let checked = puts
             .iter()
-            .map(|(i, put)| (*i, put.clone().map(|r| check_md5(r, md5))))
+            .map(|(i, put)| {
+                let check = check.clone();
+                (*i, put.clone().map(move |r| check_reply(r, &check)))
+            })
             .collect();
         // One deadline from the end of the body for W replicas to store and answer.
         let acked = tokio::time::timeout(timeout, gather(&self.cluster, "put blob", checked, w))
@@ -282,11 +322,7 @@ impl BlobUpload {
             .into_iter()
             .filter(|(i, _)| !acked.contains(i))
             .collect();
-        Ok(BlobStored {
-            acked,
-            late,
-            md5: md5.to_owned(),
-        })
+        Ok(BlobStored { acked, late, check })
     }
 }
 
@@ -298,12 +334,26 @@ impl Drop for BlobUpload {
     }
 }
 
-fn check_md5(put: Result<BlobPutReply, String>, want: &str) -> Result<BlobPutReply, NodeError> {
+/// A replica's answer counts only if it names the gateway's MD5 and the node's own block
+/// table equals the gateway's (a node that ignored the check answers no table: refused).
+fn check_reply(
+    put: Result<BlobPutReply, String>,
+    want: &Expected,
+) -> Result<BlobPutReply, NodeError> {
     match put {
-        Ok(reply) if reply.md5 == want => Ok(reply),
-        Ok(reply) => Err(NodeError::DigestMismatch {
-            want: want.to_owned(),
+        Ok(reply)
+            if reply.md5 == want.md5
+                && reply.block_crcs.as_deref() == Some(want.block_crcs.as_str()) =>
+        {
+            Ok(reply)
+        }
+        Ok(reply) if reply.md5 != want.md5 => Err(NodeError::DigestMismatch {
+            want: want.md5.clone(),
             got: reply.md5,
+        }),
+        Ok(reply) => Err(NodeError::DigestMismatch {
+            want: format!("block table {}", want.block_crcs),
+            got: format!("block table {}", reply.block_crcs.unwrap_or_default()),
         }),
         Err(e) => Err(NodeError::BadReply(e)),
     }

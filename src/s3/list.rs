@@ -90,8 +90,8 @@ fn contents(listing: &mut Listing, enc: &Encoder) -> (Vec<Object>, Vec<CommonPre
         .into_iter()
         .map(|o| Object {
             key: Some(enc.apply(o.key)),
-            e_tag: Some(etag(&o.meta.etag)),
-            size: Some(o.meta.size as i64),
+            e_tag: Some(etag(&o.version.etag)),
+            size: Some(o.version.size as i64),
             last_modified: Some(timestamp(o.version.stamp.ts)),
             storage_class: Some(ObjectStorageClass::from_static(
                 ObjectStorageClass::STANDARD,

@@ -5,7 +5,7 @@
 //! Suspended but never unversioned again, as in S3. Which version a write creates (a new
 //! id, or the `null` version) is decided per write in `object::WriteContext`.
 
-use node::proto::{Lww, Stamp, VersionState, Versioning};
+use node::proto::{Lww, Stamp, SummaryState, Versioning};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -117,27 +117,27 @@ pub(super) async fn list_object_versions(
         let last_modified = Some(timestamp(entry.version.stamp.ts));
         let key = Some(enc.apply(entry.key));
         match entry.version.state {
-            VersionState::Object(meta) => versions.push(ObjectVersion {
+            SummaryState::Object => versions.push(ObjectVersion {
                 key,
                 version_id,
                 is_latest: Some(entry.is_latest),
                 last_modified,
-                e_tag: Some(etag(&meta.etag)),
-                size: Some(meta.size as i64),
+                e_tag: Some(etag(&entry.version.etag)),
+                size: Some(entry.version.size as i64),
                 storage_class: Some(ObjectVersionStorageClass::from_static(
                     ObjectVersionStorageClass::STANDARD,
                 )),
                 owner: Some(owner()),
                 ..Default::default()
             }),
-            VersionState::DeleteMarker => delete_markers.push(DeleteMarkerEntry {
+            SummaryState::DeleteMarker => delete_markers.push(DeleteMarkerEntry {
                 key,
                 version_id,
                 is_latest: Some(entry.is_latest),
                 last_modified,
                 owner: Some(owner()),
             }),
-            VersionState::Purged => {}
+            SummaryState::Purged => {}
         }
     }
     let (next_key_marker, next_version_id_marker) = if listing.truncated {

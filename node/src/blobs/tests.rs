@@ -146,6 +146,81 @@ async fn md5_mismatch_keeps_nothing_and_match_is_case_insensitive() {
     assert_eq!(reply.size, 3 * BS);
 }
 
+/// `bytes` as pieces of a `crc32c`-checked upload, ending with `trailer` if given.
+fn pieces(
+    bytes: &[u8],
+    trailer: Option<Trailer>,
+) -> impl Stream<Item = Result<Piece, Infallible>> + Send + use<> {
+    let mut items: Vec<Result<Piece, Infallible>> = bytes
+        .chunks(7_777)
+        .map(|c| Ok(Piece::Data(Bytes::copy_from_slice(c))))
+        .collect();
+    items.extend(trailer.map(|t| Ok(Piece::Trailer(t))));
+    futures::stream::iter(items)
+}
+
+fn table_of(bytes: &[u8]) -> String {
+    let mut crcs = crate::proto::BlockCrcs::default();
+    crcs.update(bytes);
+    crate::proto::table_digest(&crcs.finish())
+}
+
+#[tokio::test]
+async fn trailer_checked_upload_keeps_only_a_body_matching_the_senders_table() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(&dir);
+    let bytes = data(3 * BS + 17);
+    let md5 = hex::encode(Md5::digest(&bytes));
+    let refused = [
+        // One byte differs from what the sender hashed: its table does not match.
+        Some(Trailer {
+            md5: Some(md5.clone()),
+            block_crcs: Some(table_of(&data(3 * BS + 16))),
+        }),
+        // No trailers at all, or only some of them.
+        None,
+        Some(Trailer {
+            md5: Some(md5.clone()),
+            block_crcs: None,
+        }),
+        Some(Trailer {
+            md5: Some("xyz".into()),
+            block_crcs: Some(table_of(&bytes)),
+        }),
+    ];
+    for trailer in refused {
+        let err = store
+            .put_pieces(ID, pieces(&bytes, trailer), Verify::Trailer)
+            .await;
+        assert!(
+            matches!(
+                err,
+                Err(Error::DigestMismatch { .. } | Error::BadRequest(_))
+            ),
+            "{err:?}"
+        );
+        assert!(matches!(store.open_blob(ID).await, Err(Error::NotFound)));
+        assert!(tmp_is_empty(&dir));
+    }
+
+    let trailer = Trailer {
+        md5: Some(md5.clone()),
+        block_crcs: Some(table_of(&bytes)),
+    };
+    let reply = store
+        .put_pieces(ID, pieces(&bytes, Some(trailer)), Verify::Trailer)
+        .await
+        .expect("put");
+    assert_eq!(reply.md5, md5);
+    assert_eq!(reply.size, bytes.len() as u64);
+    assert_eq!(reply.block_crcs, Some(table_of(&bytes)));
+    let (got, err) = read(&store, None).await;
+    assert!(err.is_none() && got == bytes, "{err:?}");
+    // The sender's MD5 is the blob's: the scrubber's full check confirms it.
+    let mut check = store.open_blob(ID).await.expect("open").full_check();
+    while let Checked::More(_) = check.step().expect("sound") {}
+}
+
 #[tokio::test]
 async fn aborted_body_keeps_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");

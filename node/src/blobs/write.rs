@@ -1,6 +1,6 @@
 //! The write path of the blob store: a body streamed from the network into a temp file on a
-//! blocking thread (MD5 and block CRC32Cs computed on the way), checked, made durable and
-//! renamed into place.
+//! blocking thread (block CRC32Cs, and MD5 unless the sender's trailers stand in for it,
+//! computed on the way), checked, made durable and renamed into place.
 //!
 //! Invariant: a blob path only ever receives a complete, checked file; every failure and
 //! every abort removes the temp file, and nothing of it becomes visible.
@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use super::{BlobStore, FOOTER_LEN, MAGIC, check_id, sync_dir};
 use crate::error::Error;
-use crate::proto::{BLOB_BLOCK_SIZE, BlobPutReply};
+use crate::proto::{BLOB_BLOCK_SIZE, BlobPutReply, BlockCrcs, table_digest};
 
 /// Size of the writer's reusable buffer: large enough that small body chunks become few
 /// large `write` calls.
@@ -30,6 +30,7 @@ impl BlobStore {
     /// file remains) if the body stream fails, the MD5 differs from `expected_md5` (hex), or
     /// the disk fails. Writing an id again replaces the blob atomically (a quarantined blob
     /// of the same id does not stand in the way: it no longer occupies the blob path).
+    #[cfg(test)]
     pub(crate) async fn put<S, E>(
         &self,
         id: &str,
@@ -40,7 +41,28 @@ impl BlobStore {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
+        let pieces = body.map(|item| item.map(Piece::Data));
+        self.put_pieces(id, pieces, Verify::Md5(expected_md5)).await
+    }
+
+    /// Like [`BlobStore::put`], checked as `verify` says. With [`Verify::Trailer`] the
+    /// body must end with a [`Piece::Trailer`]: the blob is kept only if its block table
+    /// matches the sender's, and the sender's MD5 becomes the blob's (no MD5 pass here).
+    pub(crate) async fn put_pieces<S, E>(
+        &self,
+        id: &str,
+        body: S,
+        verify: Verify,
+    ) -> Result<BlobPutReply, Error>
+    where
+        S: Stream<Item = Result<Piece, E>> + Send,
+        E: std::fmt::Display,
+    {
         check_id(id)?;
+        let (expected_md5, trailer_check) = match verify {
+            Verify::Md5(expected) => (expected, false),
+            Verify::Trailer => (None, true),
+        };
         let job = WriteJob {
             store: self.clone(),
             id: id.to_string(),
@@ -49,6 +71,7 @@ impl BlobStore {
                 .tmp_dir
                 .join(format!("{id}.{}.tmp", uuid::Uuid::new_v4().simple())),
             expected_md5: expected_md5.map(|m| m.to_ascii_lowercase()),
+            trailer_check,
         };
         let (tx, rx) = mpsc::channel(FEED_DEPTH);
         // MD5 and file writes are CPU and blocking work: they run on a blocking thread fed
@@ -59,10 +82,15 @@ impl BlobStore {
         let mut aborted = None;
         while let Some(item) = body.next().await {
             match item {
-                Ok(chunk) if chunk.is_empty() => {}
+                Ok(Piece::Data(chunk)) if chunk.is_empty() => {}
                 // A closed channel means the writer failed; its result says why.
-                Ok(chunk) => {
+                Ok(Piece::Data(chunk)) => {
                     if tx.send(Feed::Chunk(chunk)).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(Piece::Trailer(trailer)) => {
+                    if tx.send(Feed::Trailer(trailer)).await.is_err() {
                         break;
                     }
                 }
@@ -85,9 +113,34 @@ impl BlobStore {
     }
 }
 
+/// How a blob upload is checked.
+pub(crate) enum Verify {
+    /// The node hashes the body with MD5 and, given a hex MD5, refuses a body that differs.
+    Md5(Option<String>),
+    /// The body ends with a [`Piece::Trailer`] (see `proto::CHECK_HEADER`).
+    Trailer,
+}
+
+/// One piece of an upload body.
+pub(crate) enum Piece {
+    Data(Bytes),
+    /// The sender's checksums, after the data.
+    Trailer(Trailer),
+}
+
+/// The checksum trailers of a `crc32c`-checked upload, as received (checked by the writer).
+#[derive(Debug, Default)]
+pub(crate) struct Trailer {
+    /// Hex MD5 of the body.
+    pub(crate) md5: Option<String>,
+    /// `proto::table_digest` of the sender's block table.
+    pub(crate) block_crcs: Option<String>,
+}
+
 /// What the network side hands to the blob writer.
 enum Feed {
     Chunk(Bytes),
+    Trailer(Trailer),
     /// The body ended cleanly; anything else closing the channel is an abort.
     End,
 }
@@ -98,6 +151,8 @@ struct WriteJob {
     id: String,
     tmp_path: PathBuf,
     expected_md5: Option<String>,
+    /// Check against a trailer instead of hashing MD5.
+    trailer_check: bool,
 }
 
 /// Removes the temp file unless the blob was renamed into place: every early return of the
@@ -115,37 +170,6 @@ impl Drop for TempFile<'_> {
     }
 }
 
-/// Running CRC32C of each block of the data, fed with chunks of any size.
-struct BlockCrcs {
-    done: Vec<u32>,
-    current: u32,
-    in_block: u64,
-}
-
-impl BlockCrcs {
-    fn update(&mut self, mut data: &[u8]) {
-        while !data.is_empty() {
-            let room = (BLOB_BLOCK_SIZE - self.in_block) as usize;
-            let take = room.min(data.len());
-            self.current = crc32c::crc32c_append(self.current, &data[..take]);
-            self.in_block += take as u64;
-            data = &data[take..];
-            if self.in_block == BLOB_BLOCK_SIZE {
-                self.done.push(self.current);
-                self.current = 0;
-                self.in_block = 0;
-            }
-        }
-    }
-
-    fn finish(mut self) -> Vec<u32> {
-        if self.in_block > 0 {
-            self.done.push(self.current);
-        }
-        self.done
-    }
-}
-
 impl WriteJob {
     fn run(self, mut rx: mpsc::Receiver<Feed>) -> Result<BlobPutReply, Error> {
         let fsync = self.store.inner.fsync;
@@ -159,22 +183,22 @@ impl WriteJob {
             keep: false,
         };
         let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
-        let mut md5 = Md5::new();
-        let mut crcs = BlockCrcs {
-            done: Vec::new(),
-            current: 0,
-            in_block: 0,
-        };
+        let mut md5 = (!self.trailer_check).then(Md5::new);
+        let mut crcs = BlockCrcs::default();
+        let mut trailer = None;
         let mut size = 0u64;
         loop {
             match rx.blocking_recv() {
                 Some(Feed::Chunk(chunk)) => {
                     out.write_all(&chunk)
                         .map_err(Error::io("write temp blob file"))?;
-                    md5.update(&chunk);
+                    if let Some(md5) = &mut md5 {
+                        md5.update(&chunk);
+                    }
                     crcs.update(&chunk);
                     size += chunk.len() as u64;
                 }
+                Some(Feed::Trailer(t)) => trailer = Some(t),
                 Some(Feed::End) => break,
                 None => {
                     return Err(Error::BodyAborted(
@@ -183,7 +207,17 @@ impl WriteJob {
                 }
             }
         }
-        let digest: [u8; 16] = md5.finalize().into();
+        let table = crcs.finish();
+        let (digest, block_crcs) = match md5 {
+            Some(md5) => {
+                let digest: [u8; 16] = md5.finalize().into();
+                (digest, None)
+            }
+            None => {
+                let own = table_digest(&table);
+                (trailer_digest(trailer, &own)?, Some(own))
+            }
+        };
         let actual = hex::encode(digest);
         // Checked before any fsync: a rejected body should cost no disk flush.
         if let Some(expected) = self.expected_md5
@@ -191,7 +225,7 @@ impl WriteJob {
         {
             return Err(Error::DigestMismatch { expected, actual });
         }
-        for crc in crcs.finish() {
+        for crc in table {
             out.write_all(&crc.to_le_bytes())
                 .map_err(Error::io("write blob checksum table"))?;
         }
@@ -217,6 +251,31 @@ impl WriteJob {
             sync_dir(shard)?;
         }
         tracing::debug!(id = %self.id, size, "blob stored");
-        Ok(BlobPutReply { md5: actual, size })
+        Ok(BlobPutReply {
+            md5: actual,
+            size,
+            block_crcs,
+        })
     }
+}
+
+/// The MD5 a trailer-checked upload stores, once its trailer proved the node's block table
+/// (`own`, a table digest) equals the sender's.
+fn trailer_digest(trailer: Option<Trailer>, own: &str) -> Result<[u8; 16], Error> {
+    let missing = |what: &str| Error::BadRequest(format!("blob upload ended without {what}"));
+    let trailer = trailer.ok_or_else(|| missing("its checksum trailers"))?;
+    let sent = trailer
+        .block_crcs
+        .ok_or_else(|| missing("a block checksum trailer"))?;
+    if !sent.eq_ignore_ascii_case(own) {
+        return Err(Error::DigestMismatch {
+            expected: sent,
+            actual: own.to_owned(),
+        });
+    }
+    let md5 = trailer.md5.ok_or_else(|| missing("an MD5 trailer"))?;
+    let mut digest = [0u8; 16];
+    hex::decode_to_slice(&md5, &mut digest)
+        .map_err(|_| Error::BadRequest(format!("MD5 trailer {md5:?} is not 32 hex digits")))?;
+    Ok(digest)
 }

@@ -66,6 +66,8 @@ pub(super) struct ListQuery {
     pub(super) limit: usize,
     /// `check_blobs=1`: report the referenced blobs this node lacks.
     pub(super) check_blobs: bool,
+    /// `summary=1`: answer a [`proto::SummaryPage`] instead of full records.
+    pub(super) summary: bool,
 }
 
 impl ListQuery {
@@ -75,6 +77,7 @@ impl ListQuery {
             after: String::new(),
             limit: MAX_LIST_LIMIT,
             check_blobs: false,
+            summary: false,
         };
         for (name, value) in params(query)? {
             match name {
@@ -82,6 +85,7 @@ impl ListQuery {
                 "after" => parsed.after = value,
                 "limit" => parsed.limit = limit(&value)?,
                 "check_blobs" => parsed.check_blobs = flag(name, &value)?,
+                "summary" => parsed.summary = flag(name, &value)?,
                 _ => {}
             }
         }

@@ -61,6 +61,7 @@ fn list_query_decodes_values_and_defaults_the_limit() {
             after: "a/1".into(),
             limit: 7,
             check_blobs: false,
+            summary: false,
         }
     );
     for (query, check) in [
@@ -73,6 +74,8 @@ fn list_query_decodes_values_and_defaults_the_limit() {
         assert_eq!(q.check_blobs, check, "{query}");
     }
     assert!(ListQuery::parse(Some("check_blobs=maybe")).is_err());
+    assert!(ListQuery::parse(Some("summary=1")).expect("parse").summary);
+    assert!(ListQuery::parse(Some("summary=x")).is_err());
     let empty = ListQuery::parse(None).expect("parse");
     assert_eq!(empty.limit, MAX_LIST_LIMIT);
     assert!(empty.prefix.is_empty() && empty.after.is_empty());

@@ -413,3 +413,63 @@ fn blob_ids_are_32_lowercase_hex() {
     assert!(!is_valid_blob_id("../../../../etc/passwd0123456789"));
     assert!(!is_valid_blob_id(""));
 }
+
+proptest! {
+    #[test]
+    fn summary_of_merge_is_merge_of_summaries((a, b, c) in three_records()) {
+        let mut summaries = RecordSummary::default();
+        for r in [&a, &b, &c] {
+            summaries.merge(&RecordSummary::from(r));
+        }
+        let whole = merged(&[&a, &b, &c]);
+        prop_assert_eq!(&summaries, &RecordSummary::from(&whole));
+        prop_assert_eq!(
+            summaries.current().map(|v| v.stamp.clone()),
+            whole.current().map(|v| v.stamp.clone())
+        );
+        prop_assert_eq!(
+            summaries.current_object().map(|v| (v.etag.clone(), v.size)),
+            whole.current_object().map(|(_, m)| (m.etag.clone(), m.size))
+        );
+    }
+
+    #[test]
+    fn summaries_decode_from_full_records((a, _, _) in three_records()) {
+        // What a node does with stored JSON, and a gateway with an old node's full page.
+        let page = ListPage {
+            entries: vec![ListEntry {
+                key: "k".into(),
+                record: a.clone(),
+                missing_blobs: vec!["0".repeat(32)],
+            }],
+            truncated: true,
+        };
+        let text = serde_json::to_vec(&page).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let back: SummaryPage =
+            serde_json::from_slice(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(back.entries.len(), 1);
+        prop_assert!(back.truncated);
+        prop_assert_eq!(&back.entries[0].record, &RecordSummary::from(&a));
+        // And a summary page round-trips through its own compact JSON.
+        let compact = serde_json::to_vec(&back).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let again: SummaryPage =
+            serde_json::from_slice(&compact).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(again, back);
+    }
+}
+
+proptest! {
+    #[test]
+    fn summary_merge_shortcuts_agree_with_the_join((a, b, _) in three_records()) {
+        // Unnormalised input too: a record's versions concatenated in any order.
+        let mut raw = RecordSummary::from(&a);
+        raw.versions.extend(RecordSummary::from(&b).versions);
+        let expected = merge_versions(&raw.versions, &[]);
+        let mut from_empty = RecordSummary::default();
+        from_empty.merge(&raw);
+        prop_assert_eq!(&from_empty.versions, &expected);
+        let mut twice = from_empty.clone();
+        twice.merge(&from_empty);
+        prop_assert_eq!(&twice.versions, &expected);
+    }
+}

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::proto::paxos::{Ballot, Proposal};
-use crate::proto::{Data, Lww, ObjectMeta, Stamp, Version, VersionState, Versioning};
+use crate::proto::{
+    Data, Lww, ObjectMeta, RecordSummary, Stamp, Version, VersionState, Versioning,
+};
 
 fn open(dir: &tempfile::TempDir, fsync: bool) -> (RecordStore, RecordWriter) {
     let commits = IntCounter::new("commits", "test").expect("counter");
@@ -174,6 +176,45 @@ async fn list_caps_the_limit() {
     let page = store.list("b", "", "", usize::MAX).await.expect("list");
     assert_eq!(page.entries.len(), MAX_LIST_LIMIT);
     assert!(page.truncated);
+}
+
+#[tokio::test]
+async fn summaries_list_the_same_page_as_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _writer) = open(&dir, false);
+    for (i, key) in ["a", "b/1", "b/2", "b/3", "c"].iter().enumerate() {
+        let mut rec = record(i as u64 + 1);
+        rec.merge(&ObjectRecord::single(Version {
+            state: VersionState::DeleteMarker,
+            ..version(10, "marker")
+        }));
+        store.merge_object("bk", key, rec).await.expect("merge");
+    }
+    for (prefix, after, limit) in [
+        ("", "", 1000),
+        ("b/", "b/1", 1),
+        ("b/", "", 2),
+        ("z", "", 5),
+    ] {
+        let full = store.list("bk", prefix, after, limit).await.expect("list");
+        let summaries = store
+            .list_summaries("bk", prefix, after, limit)
+            .await
+            .expect("list summaries");
+        assert_eq!(
+            summaries.truncated, full.truncated,
+            "{prefix} {after} {limit}"
+        );
+        let expected: Vec<SummaryEntry> = full
+            .entries
+            .iter()
+            .map(|e| SummaryEntry {
+                key: e.key.clone(),
+                record: RecordSummary::from(&e.record),
+            })
+            .collect();
+        assert_eq!(summaries.entries, expected, "{prefix} {after} {limit}");
+    }
 }
 
 #[tokio::test]
