@@ -13,7 +13,6 @@
 //! never contain 0x00, so the keys of one bucket are contiguous and sorted by key bytes.
 //! Reads run concurrently on read transactions and never wait for the writer.
 
-use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,13 +27,11 @@ use tokio::sync::oneshot;
 
 use crate::error::Error;
 use crate::proto::paxos::{AcceptReply, Ballot, Promise, Proposal};
-use crate::proto::{
-    BucketRecord, Hint, ListEntry, ListPage, MAX_LIST_LIMIT, ObjectRecord, SummaryEntry,
-    SummaryPage,
-};
+use crate::proto::{BucketRecord, Hint, ObjectRecord};
 
 mod hints;
 mod lazy_file;
+mod list;
 mod paxos;
 
 use lazy_file::{FlushStop, Flusher, LazyFile};
@@ -234,47 +231,6 @@ impl RecordStore {
         self.write(Change::Object { key, record }).await.map(drop)
     }
 
-    /// Paxos `prepare` for (bucket, key); answers once the promise is durable.
-    pub(crate) async fn paxos_prepare(
-        &self,
-        bucket: &str,
-        key: &str,
-        ballot: Ballot,
-    ) -> Result<Promise, Error> {
-        let key = object_key(bucket, key)?;
-        match self.write(Change::Prepare { key, ballot }).await? {
-            Reply::Promise(p) => Ok(p),
-            _ => Err(Error::Corrupt(
-                "record writer answered prepare oddly".into(),
-            )),
-        }
-    }
-
-    /// Paxos `accept` for (bucket, key); answers once the acceptance is durable.
-    pub(crate) async fn paxos_accept(
-        &self,
-        bucket: &str,
-        key: &str,
-        proposal: Proposal,
-    ) -> Result<AcceptReply, Error> {
-        let key = object_key(bucket, key)?;
-        match self.write(Change::Accept { key, proposal }).await? {
-            Reply::Accept(a) => Ok(a),
-            _ => Err(Error::Corrupt("record writer answered accept oddly".into())),
-        }
-    }
-
-    /// Paxos `commit` for (bucket, key): the chosen value merged into the record.
-    pub(crate) async fn paxos_commit(
-        &self,
-        bucket: &str,
-        key: &str,
-        proposal: Proposal,
-    ) -> Result<(), Error> {
-        let key = object_key(bucket, key)?;
-        self.write(Change::Commit { key, proposal }).await.map(drop)
-    }
-
     /// Merges `record` into the bucket record of the same name; returns once committed.
     pub(crate) async fn merge_bucket(&self, record: BucketRecord) -> Result<(), Error> {
         check_bucket(&record.name)?;
@@ -291,92 +247,6 @@ impl RecordStore {
         self.read(move |txn| {
             let table = txn.open_table(OBJECTS).map_err(Error::db("open objects"))?;
             get_decoded(&table, &key)
-        })
-        .await
-    }
-
-    /// Records of `bucket` whose key is greater than `after` and starts with `prefix`, in
-    /// ascending byte order, at most `limit` (capped at [`MAX_LIST_LIMIT`]).
-    pub(crate) async fn list(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        after: &str,
-        limit: usize,
-    ) -> Result<ListPage, Error> {
-        let (entries, truncated) = self.list_decoded(bucket, prefix, after, limit).await?;
-        let entries = entries
-            .into_iter()
-            .map(|(key, record)| ListEntry {
-                key,
-                record,
-                missing_blobs: Vec::new(),
-            })
-            .collect();
-        Ok(ListPage { entries, truncated })
-    }
-
-    /// Like [`RecordStore::list`], each record summarised. Stored records are decoded
-    /// straight into summaries: bodies and metadata are skipped, never built.
-    pub(crate) async fn list_summaries(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        after: &str,
-        limit: usize,
-    ) -> Result<SummaryPage, Error> {
-        let (entries, truncated) = self.list_decoded(bucket, prefix, after, limit).await?;
-        let entries = entries
-            .into_iter()
-            .map(|(key, record)| SummaryEntry { key, record })
-            .collect();
-        Ok(SummaryPage { entries, truncated })
-    }
-
-    /// The keys and decoded records of a list page, and whether more follow.
-    async fn list_decoded<T: DeserializeOwned + Send + 'static>(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        after: &str,
-        limit: usize,
-    ) -> Result<(Vec<(String, T)>, bool), Error> {
-        check_bucket(bucket)?;
-        let mut base = bucket.as_bytes().to_vec();
-        base.push(0);
-        let mut start = base.clone();
-        start.extend_from_slice(prefix.as_bytes());
-        let mut after_key = base.clone();
-        after_key.extend_from_slice(after.as_bytes());
-        let limit = limit.min(MAX_LIST_LIMIT);
-        self.read(move |txn| {
-            let table = txn.open_table(OBJECTS).map_err(Error::db("open objects"))?;
-            // Keys > after and >= prefix: whichever bound is higher is the one that matters.
-            let lower = if after_key >= start {
-                Bound::Excluded(after_key.as_slice())
-            } else {
-                Bound::Included(start.as_slice())
-            };
-            let range = table
-                .range::<&[u8]>((lower, Bound::Unbounded))
-                .map_err(Error::db("list range"))?;
-            let mut entries = Vec::new();
-            let mut truncated = false;
-            for item in range {
-                let (k, v) = item.map_err(Error::db("list read"))?;
-                let k = k.value();
-                if !k.starts_with(&start) {
-                    break;
-                }
-                if entries.len() == limit {
-                    truncated = true;
-                    break;
-                }
-                let key = std::str::from_utf8(&k[base.len()..])
-                    .map_err(|_| Error::Corrupt("stored object key is not UTF-8".into()))?;
-                entries.push((key.to_string(), decode(v.value())?));
-            }
-            Ok((entries, truncated))
         })
         .await
     }
@@ -426,7 +296,7 @@ impl RecordStore {
         self.write(Change::ClearHints(keyed)).await.map(drop)
     }
 
-    /// The first `limit` (at most [`MAX_LIST_LIMIT`]) hints, ascending by
+    /// The first `limit` (at most [`crate::proto::MAX_LIST_LIMIT`]) hints, ascending by
     /// (target, bucket, key).
     pub(crate) async fn hints(&self, limit: usize) -> Result<Vec<Hint>, Error> {
         self.read(move |txn| hints::list(txn, limit)).await

@@ -16,6 +16,10 @@ use node::proto::{
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
+mod resolve;
+
+pub(super) use resolve::{Preconditions, resolve_for_read, resolve_version};
+
 use super::bucket::timestamp;
 use super::conditional::{WriteCondition, commit_if};
 use super::{Gateway, acl, check_key, tagging};
@@ -338,120 +342,6 @@ async fn join_context(
         .await
         .map_err(|e| s3_error!(InternalError, "write context task failed: {e}"))??;
     Ok(ctx)
-}
-
-/// The version a read addresses: the current one, or `version_id`. Delete markers answer
-/// as S3 does: 404 NoSuchKey with `x-amz-delete-marker` when current, 405 when named.
-pub(super) async fn resolve_version(
-    cluster: &Cluster,
-    bucket: &str,
-    key: &str,
-    version_id: Option<&str>,
-) -> S3Result<(Version, ObjectMeta, Vec<usize>)> {
-    let read = cluster.read_record(bucket, key).await?;
-    let found = read.record.as_ref().and_then(|r| match version_id {
-        Some(id) => r.find_s3_version(id).filter(|v| !v.is_purged()),
-        None => r.current(),
-    });
-    let Some(version) = found else {
-        cluster
-            .existing_bucket(bucket)
-            .await?
-            .ok_or(Error::NoSuchBucket)?;
-        return Err(match version_id {
-            Some(_) => Error::NoSuchVersion.into(),
-            None => Error::NoSuchKey.into(),
-        });
-    };
-    match &version.state {
-        VersionState::Object(meta) => Ok((version.clone(), meta.clone(), read.replicas)),
-        _ => {
-            let mut err = match version_id {
-                Some(_) => S3Error::with_message(
-                    S3ErrorCode::MethodNotAllowed,
-                    "The specified method is not allowed against this resource.",
-                ),
-                None => S3Error::with_message(
-                    S3ErrorCode::NoSuchKey,
-                    "The specified key does not exist.",
-                ),
-            };
-            let mut headers = http::HeaderMap::new();
-            headers.insert(
-                "x-amz-delete-marker",
-                http::HeaderValue::from_static("true"),
-            );
-            if let Ok(v) = http::HeaderValue::from_str(version.s3_version_id()) {
-                headers.insert("x-amz-version-id", v);
-            }
-            err.set_headers(headers);
-            Err(err)
-        }
-    }
-}
-
-/// The conditional headers of a GET or HEAD (or a copy's `x-amz-copy-source-if-*`).
-pub(super) struct Preconditions<'a> {
-    pub if_match: Option<&'a ETagCondition>,
-    pub if_none_match: Option<&'a ETagCondition>,
-    pub if_modified_since: Option<&'a Timestamp>,
-    pub if_unmodified_since: Option<&'a Timestamp>,
-}
-
-/// The version a GET or HEAD addresses, once its preconditions hold.
-pub(super) async fn resolve_for_read(
-    cluster: &Cluster,
-    bucket: &str,
-    key: &str,
-    version_id: Option<&str>,
-    pre: Preconditions<'_>,
-) -> S3Result<(Version, ObjectMeta, Vec<usize>)> {
-    let (version, meta, replicas) = resolve_version(cluster, bucket, key, version_id).await?;
-    check_preconditions(&meta, &version, pre)?;
-    Ok((version, meta, replicas))
-}
-
-/// GET/HEAD preconditions, in the order RFC 9110 §13.2.2 and S3 evaluate them.
-fn check_preconditions(
-    meta: &ObjectMeta,
-    version: &Version,
-    pre: Preconditions<'_>,
-) -> S3Result<()> {
-    let Preconditions {
-        if_match,
-        if_none_match,
-        if_modified_since,
-        if_unmodified_since,
-    } = pre;
-    let ours = etag(&meta.etag);
-    let last_modified_secs = version.stamp.ts / 1_000_000;
-    let secs = |t: &Timestamp| {
-        let seconds = time::OffsetDateTime::from(t.clone()).unix_timestamp();
-        u64::try_from(seconds).unwrap_or(0)
-    };
-    let matches =
-        |c: &ETagCondition| c.is_any() || c.as_etag().is_some_and(|e| e.strong_cmp(&ours));
-    match if_match {
-        Some(c) if !matches(c) => return Err(s3_error!(PreconditionFailed)),
-        None if if_unmodified_since.is_some_and(|t| last_modified_secs > secs(t)) => {
-            return Err(s3_error!(PreconditionFailed));
-        }
-        _ => {}
-    }
-    let not_modified = match if_none_match {
-        Some(c) => matches(c),
-        None => if_modified_since.is_some_and(|t| last_modified_secs <= secs(t)),
-    };
-    if not_modified {
-        let mut err = S3Error::new(S3ErrorCode::NotModified);
-        let mut headers = http::HeaderMap::new();
-        if let Ok(v) = http::HeaderValue::from_str(&format!("\"{}\"", meta.etag)) {
-            headers.insert(http::header::ETAG, v);
-        }
-        err.set_headers(headers);
-        return Err(err);
-    }
-    Ok(())
 }
 
 /// Fills the metadata fields shared by GetObjectOutput and HeadObjectOutput.

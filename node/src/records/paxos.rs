@@ -10,14 +10,57 @@
 
 use redb::{Table, TableDefinition};
 
-use super::{get_decoded, merge_into};
+use super::{Change, RecordStore, Reply, get_decoded, merge_into, object_key};
 use crate::error::Error;
 use crate::proto::ObjectRecord;
-use crate::proto::paxos::{AcceptReply, Ballot, PaxosState, Promise};
+use crate::proto::paxos::{AcceptReply, Ballot, PaxosState, Promise, Proposal};
 
 pub(super) const PAXOS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("paxos");
 
 type Bytes<'t> = Table<'t, &'static [u8], &'static [u8]>;
+
+impl RecordStore {
+    /// Paxos `prepare` for (bucket, key); answers once the promise is durable.
+    pub(crate) async fn paxos_prepare(
+        &self,
+        bucket: &str,
+        key: &str,
+        ballot: Ballot,
+    ) -> Result<Promise, Error> {
+        let key = object_key(bucket, key)?;
+        match self.write(Change::Prepare { key, ballot }).await? {
+            Reply::Promise(p) => Ok(p),
+            _ => Err(Error::Corrupt(
+                "record writer answered prepare oddly".into(),
+            )),
+        }
+    }
+
+    /// Paxos `accept` for (bucket, key); answers once the acceptance is durable.
+    pub(crate) async fn paxos_accept(
+        &self,
+        bucket: &str,
+        key: &str,
+        proposal: Proposal,
+    ) -> Result<AcceptReply, Error> {
+        let key = object_key(bucket, key)?;
+        match self.write(Change::Accept { key, proposal }).await? {
+            Reply::Accept(a) => Ok(a),
+            _ => Err(Error::Corrupt("record writer answered accept oddly".into())),
+        }
+    }
+
+    /// Paxos `commit` for (bucket, key): the chosen value merged into the record.
+    pub(crate) async fn paxos_commit(
+        &self,
+        bucket: &str,
+        key: &str,
+        proposal: Proposal,
+    ) -> Result<(), Error> {
+        let key = object_key(bucket, key)?;
+        self.write(Change::Commit { key, proposal }).await.map(drop)
+    }
+}
 
 /// `prepare(ballot)` for the object at `key`. Returns the answer and whether anything
 /// changed.

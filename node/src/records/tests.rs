@@ -8,6 +8,7 @@ use crate::proto::paxos::{Ballot, Proposal};
 use crate::proto::{
     Data, Lww, ObjectMeta, RecordSummary, Stamp, Version, VersionState, Versioning,
 };
+use crate::proto::{ListPage, MAX_LIST_LIMIT, SummaryEntry};
 
 fn open(dir: &tempfile::TempDir, fsync: bool) -> (RecordStore, RecordWriter) {
     let commits = IntCounter::new("commits", "test").expect("counter");
