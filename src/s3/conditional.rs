@@ -87,7 +87,11 @@ impl WriteCondition {
 
     /// Checks the condition against the key's record as it stands.
     pub fn check(&self, record: &ObjectRecord) -> S3Result<()> {
-        let current = record.current_object();
+        self.check_current(Current::of(record).as_ref())
+    }
+
+    /// Checks the condition against the key's current object (`None`: there is none).
+    pub fn check_current(&self, current: Option<&Current>) -> S3Result<()> {
         if self.if_none_match && current.is_some() {
             return Err(s3_error!(
                 PreconditionFailed,
@@ -100,10 +104,10 @@ impl WriteCondition {
         if !needs_object {
             return Ok(());
         }
-        let Some((version, meta)) = current else {
+        let Some(current) = current else {
             return Err(Error::NoSuchKey.into());
         };
-        let ours = etag(&meta.etag);
+        let ours = etag(&current.etag);
         let etag_ok = match &self.if_match {
             None => true,
             Some(c) => c.is_any() || c.as_etag().is_some_and(|e| e.strong_cmp(&ours)),
@@ -112,15 +116,33 @@ impl WriteCondition {
         let modified_ok = self
             .if_match_last_modified
             .as_ref()
-            .is_none_or(|t| secs(t) == (version.stamp.ts / 1_000_000) as i64);
+            .is_none_or(|t| secs(t) == (current.ts / 1_000_000) as i64);
         let size_ok = self
             .if_match_size
-            .is_none_or(|s| u64::try_from(s).is_ok_and(|s| s == meta.size));
+            .is_none_or(|s| u64::try_from(s).is_ok_and(|s| s == current.size));
         if etag_ok && modified_ok && size_ok {
             Ok(())
         } else {
             Err(s3_error!(PreconditionFailed))
         }
+    }
+}
+
+/// What a condition looks at of a key's current object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Current {
+    pub ts: u64,
+    pub size: u64,
+    pub etag: String,
+}
+
+impl Current {
+    pub fn of(record: &ObjectRecord) -> Option<Current> {
+        record.current_object().map(|(v, meta)| Current {
+            ts: v.stamp.ts,
+            size: meta.size,
+            etag: meta.etag.clone(),
+        })
     }
 }
 
@@ -146,6 +168,13 @@ pub(super) async fn commit_if(
     stored: Option<BlobStored>,
     blobs: Vec<String>,
 ) -> S3Result<Committed> {
+    // A refusal may rest on any committed state read at a quorum: the write context's read
+    // (made when the request began) already shows a failing condition often, and then no
+    // agreement round is needed. A success always goes through the compare-and-set.
+    if let Err(e) = condition.check_current(write.current.as_ref()) {
+        cluster.delete_blobs_in_background(blobs, cluster.replicas_of(bucket, key));
+        return Err(e);
+    }
     let id = Cluster::new_id();
     let versioning = write.versioning;
     let null = versioning != Some(Versioning::Enabled);

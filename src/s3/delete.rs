@@ -6,7 +6,7 @@
 //! version, which wins over the version on every replica; its bytes are freed later.
 
 use futures::StreamExt;
-use node::proto::{ObjectRecord, Version, VersionState, Versioning};
+use node::proto::{ObjectRecord, Version, VersionState};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -35,7 +35,8 @@ async fn delete_one(
     let replicas = cluster.replicas_of(bucket, key);
     if condition.is_set() {
         let versioning = bucket_rec.versioning.map(|v| v.value);
-        return delete_if(cluster, bucket, key, version_id, versioning, condition).await;
+        let ctx = WriteContext::new(versioning, record.as_ref());
+        return delete_if(cluster, bucket, key, version_id, &ctx, condition).await;
     }
     if let Some(id) = version_id {
         let Some(target) = record.as_ref().and_then(|r| r.find_s3_version(id)) else {
@@ -81,7 +82,7 @@ async fn delete_if(
     bucket: &str,
     key: &str,
     version_id: Option<&str>,
-    versioning: Option<Versioning>,
+    ctx: &WriteContext,
     condition: &WriteCondition,
 ) -> S3Result<(Option<String>, bool)> {
     if let Some(id) = version_id {
@@ -96,12 +97,11 @@ async fn delete_if(
         return Ok((Some(id.to_owned()), was_marker));
     }
     let state = VersionState::DeleteMarker;
-    let ctx = WriteContext::new(versioning, None);
     let written = commit_if(
         cluster,
         bucket,
         key,
-        &ctx,
+        ctx,
         state,
         condition,
         None,
@@ -109,7 +109,7 @@ async fn delete_if(
     )
     .await?;
     let version_id = written.ctx.version_id_for(&written.version);
-    Ok((version_id, versioning.is_some()))
+    Ok((version_id, ctx.versioning.is_some()))
 }
 
 pub(super) async fn delete_object(

@@ -12,7 +12,7 @@
 mod checksum;
 mod complete;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use checksum::UploadChecksum;
 pub(super) use complete::complete_multipart_upload;
@@ -330,17 +330,36 @@ fn parse_copy_range(range: &str, size: u64) -> S3Result<(u64, u64)> {
     Ok((first, last + 1))
 }
 
-/// The newest uploaded copy of part `number`, if any.
-fn newest_part(record: &ObjectRecord, number: u32) -> Option<(&ObjectMeta, &str)> {
-    record.versions.iter().rev().find_map(|v| match &v.state {
-        VersionState::Object(
-            m @ ObjectMeta {
+/// The newest uploaded copy of a part: its metadata, blob and upload time.
+struct NewestPart<'a> {
+    meta: &'a ObjectMeta,
+    blob: &'a str,
+    ts: u64,
+}
+
+/// The newest uploaded copy of every part number, in part order: one pass over the record
+/// (versions are sorted by stamp, so a later copy replaces an earlier one), which keeps
+/// completing and listing linear in the number of parts.
+fn newest_parts(record: &ObjectRecord) -> BTreeMap<u32, NewestPart<'_>> {
+    let mut parts = BTreeMap::new();
+    for v in &record.versions {
+        if let VersionState::Object(
+            meta @ ObjectMeta {
                 data: Data::Blob { id },
+                part_number: Some(n),
                 ..
             },
-        ) if m.part_number == Some(number) => Some((m, id.as_str())),
-        _ => None,
-    })
+        ) = &v.state
+        {
+            let part = NewestPart {
+                meta,
+                blob: id.as_str(),
+                ts: v.stamp.ts,
+            };
+            parts.insert(*n, part);
+        }
+    }
+    parts
 }
 
 /// Purges the upload's record (every version becomes a tombstone), so it can neither be
@@ -398,43 +417,21 @@ pub(super) async fn list_parts(
     let max = page_size(input.max_parts, "max-parts")?;
     let marker = input.part_number_marker.unwrap_or(0).max(0) as u32;
     let upload = load_upload(&gw.cluster, &input.bucket, &input.key, &input.upload_id).await?;
-    // The newest upload of each part number, in part order.
-    let mut numbers: Vec<u32> = upload
-        .record
-        .versions
-        .iter()
-        .filter_map(|v| match &v.state {
-            VersionState::Object(m) => m.part_number,
-            _ => None,
-        })
-        .filter(|n| *n > marker)
-        .collect();
-    numbers.sort_unstable();
-    numbers.dedup();
-    let truncated = numbers.len() > max;
-    numbers.truncate(max);
-    let parts: Vec<Part> = numbers
-        .iter()
-        .filter_map(|&n| {
-            let (meta, _) = newest_part(&upload.record, n)?;
-            let stamp = upload
-                .record
-                .versions
-                .iter()
-                .rev()
-                .find_map(|v| match &v.state {
-                    VersionState::Object(m) if m.part_number == Some(n) => Some(v.stamp.ts),
-                    _ => None,
-                })?;
+    let newest = newest_parts(&upload.record);
+    let after = newest.range(marker.saturating_add(1)..);
+    let truncated = after.clone().count() > max;
+    let parts: Vec<Part> = after
+        .take(max)
+        .map(|(&n, p)| {
             let mut part = Part {
                 part_number: Some(n as i32),
-                e_tag: Some(etag(&meta.md5)),
-                size: Some(meta.size as i64),
-                last_modified: Some(timestamp(stamp)),
+                e_tag: Some(etag(&p.meta.md5)),
+                size: Some(p.meta.size as i64),
+                last_modified: Some(timestamp(p.ts)),
                 ..Default::default()
             };
-            set_checksums!(part, &meta.checksums);
-            Some(part)
+            set_checksums!(part, &p.meta.checksums);
+            part
         })
         .collect();
     let next = parts.last().and_then(|p| p.part_number);

@@ -21,7 +21,7 @@ mod resolve;
 pub(super) use resolve::{Preconditions, resolve_for_read, resolve_version};
 
 use super::bucket::timestamp;
-use super::conditional::{WriteCondition, commit_if};
+use super::conditional::{Current, WriteCondition, commit_if};
 use super::{Gateway, acl, check_key, tagging};
 use crate::error::Error;
 use crate::integrity::{BodyDigest, Claims, Verified, body_error, etag};
@@ -89,6 +89,8 @@ pub(super) struct WriteContext {
     pub replaced_blobs: Vec<String>,
     /// The tag set a new object version starts with (`x-amz-tagging`).
     pub tags: Option<Tags>,
+    /// The key's current object as the context's read saw it (for conditional writes).
+    pub current: Option<Current>,
 }
 
 impl WriteContext {
@@ -125,6 +127,7 @@ impl WriteContext {
             seen: record.and_then(|r| r.newest_stamp()).map(|s| s.ts),
             replaced_blobs,
             tags: None,
+            current: record.and_then(Current::of),
         }
     }
 

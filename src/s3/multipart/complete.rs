@@ -26,6 +26,7 @@ pub(in crate::s3) async fn complete_multipart_upload(
     }
     let spec = UploadChecksum::of_upload(&upload.init);
     let mut part_sums: Vec<(u64, String)> = Vec::new();
+    let newest = newest_parts(&upload.record);
     let mut parts = Vec::with_capacity(requested.len());
     let mut md5s = Md5::new();
     let mut last_number = 0;
@@ -39,11 +40,14 @@ pub(in crate::s3) async fn complete_multipart_upload(
         }
         last_number = number;
         let number = u32::try_from(number).unwrap_or(0);
-        let found = newest_part(&upload.record, number).filter(|(m, _)| {
-            p.e_tag
-                .as_ref()
-                .is_some_and(|e| e.value().trim_matches('"') == m.md5)
-        });
+        let found = newest
+            .get(&number)
+            .map(|p| (p.meta, p.blob))
+            .filter(|(m, _)| {
+                p.e_tag
+                    .as_ref()
+                    .is_some_and(|e| e.value().trim_matches('"') == m.md5)
+            });
         let Some((meta, blob)) = found else {
             return Err(s3_error!(
                 InvalidPart,
