@@ -1,0 +1,111 @@
+//! What the nodes hold, read straight from their HTTP API with the cluster secret: records,
+//! key lists, bucket records, blobs. Tests use it to check placement, replication and repair
+//! below the S3 layer.
+
+use super::*;
+
+impl Cluster {
+    /// A call to node `i` carrying the cluster secret.
+    pub async fn node_request(
+        &self,
+        i: usize,
+        method: Method,
+        path_and_query: &str,
+        body: Bytes,
+    ) -> RawResponse {
+        let url = format!("{}{}", self.node_url(i), path_and_query);
+        raw_request(method, &url, &[(proto::SECRET_HEADER, self.secret())], body).await
+    }
+
+    /// The record node `i` holds for (bucket, key), `None` on 404.
+    pub async fn node_record(&self, i: usize, bucket: &str, key: &str) -> Option<ObjectRecord> {
+        let path = format!(
+            "/records/{}/{}",
+            proto::encode_segment(bucket),
+            proto::encode_segment(key)
+        );
+        let resp = self.node_request(i, Method::GET, &path, Bytes::new()).await;
+        match resp.status {
+            200 => Some(resp.json()),
+            404 => None,
+            s => panic!("GET {path} on node{i}: {s} {}", resp.text()),
+        }
+    }
+
+    /// Every key node `i` holds a record for in `bucket` (delete markers included), in the
+    /// node's order, following `ListPage::truncated`.
+    pub async fn node_keys(&self, i: usize, bucket: &str) -> Vec<String> {
+        let mut keys: Vec<String> = Vec::new();
+        loop {
+            let after = keys.last().map(|k| proto::encode_segment(k));
+            let path = format!(
+                "/list/{}?after={}&prefix=&limit={}",
+                proto::encode_segment(bucket),
+                after.unwrap_or_default(),
+                proto::MAX_LIST_LIMIT
+            );
+            let resp = self.node_request(i, Method::GET, &path, Bytes::new()).await;
+            assert_eq!(resp.status, 200, "GET {path} on node{i}: {}", resp.text());
+            let page: proto::ListPage = resp.json();
+            let done = !page.truncated || page.entries.is_empty();
+            keys.extend(page.entries.into_iter().map(|e| e.key));
+            if done {
+                return keys;
+            }
+        }
+    }
+
+    /// The bucket record node `i` holds, `None` on 404.
+    pub async fn node_bucket(&self, i: usize, bucket: &str) -> Option<BucketRecord> {
+        let path = format!("/buckets/{}", proto::encode_segment(bucket));
+        let resp = self.node_request(i, Method::GET, &path, Bytes::new()).await;
+        match resp.status {
+            200 => Some(resp.json()),
+            404 => None,
+            s => panic!("GET {path} on node{i}: {s} {}", resp.text()),
+        }
+    }
+
+    /// The bytes of blob `id` on node `i`; panics unless the node answers 200.
+    pub async fn node_blob(&self, i: usize, id: &str) -> Bytes {
+        let path = format!("/blobs/{id}");
+        let resp = self.node_request(i, Method::GET, &path, Bytes::new()).await;
+        assert_eq!(resp.status, 200, "GET {path} on node{i}: {}", resp.text());
+        resp.body
+    }
+
+    /// The bytes of blob `id` on node `i` as one complete 200 answer, or why not (a status,
+    /// a body cut short by a corrupt block, no answer).
+    pub async fn try_node_blob(&self, i: usize, id: &str) -> Result<Bytes, String> {
+        let url = format!("{}/blobs/{id}", self.node_url(i));
+        let resp = try_raw_request(
+            Method::GET,
+            &url,
+            &[(proto::SECRET_HEADER, self.secret())],
+            Bytes::new(),
+        )
+        .await?;
+        if resp.status != 200 {
+            return Err(format!("GET {url}: {} {}", resp.status, resp.text()));
+        }
+        Ok(resp.body)
+    }
+
+    /// The body of the current version node `i` holds for (bucket, key), read from the
+    /// record (inline) or the node's own blob; `None` if it holds no current object.
+    pub async fn node_object_bytes(&self, i: usize, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        let record = self.node_record(i, bucket, key).await?;
+        let (_, meta) = record.current_object()?;
+        Some(match &meta.data {
+            proto::Data::Inline { bytes } => bytes.clone(),
+            proto::Data::Blob { id } => self.node_blob(i, id).await.to_vec(),
+            proto::Data::Parts { parts } => {
+                let mut bytes = Vec::new();
+                for part in parts {
+                    bytes.extend_from_slice(&self.node_blob(i, &part.blob).await);
+                }
+                bytes
+            }
+        })
+    }
+}
