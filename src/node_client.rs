@@ -18,7 +18,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use node::proto::paxos::{AcceptReply, Ballot, Prepare, Promise, Proposal};
 use node::proto::{
-    self, BlobPutReply, BucketRecord, CHECK_HEADER, EXPECTED_MD5_HEADER, ErrorBody, Hint,
+    self, BlobPutReply, Bodies, BucketRecord, CHECK_HEADER, EXPECTED_MD5_HEADER, ErrorBody, Hint,
     LeaseReply, LeaseRequest, ListPage, ObjectRecord, SECRET_HEADER, SummaryPage, encode_segment,
 };
 use serde::de::DeserializeOwned;
@@ -286,16 +286,22 @@ impl NodeClient {
         self.call_json::<serde_json::Value>(req).await.map(|_| ())
     }
 
+    /// The record of `(bucket, key)` with the inline bodies `bodies` asks for.
     pub async fn get_record(
         &self,
         bucket: &str,
         key: &str,
+        bodies: &Bodies,
     ) -> Result<Option<ObjectRecord>, NodeError> {
-        let path = format!(
+        let mut path = format!(
             "/records/{}/{}",
             encode_segment(bucket),
             encode_segment(key)
         );
+        if let Some(query) = bodies.to_query() {
+            path.push('?');
+            path.push_str(&query);
+        }
         self.call_json(self.request(Method::GET, &path, Self::empty()))
             .await
     }

@@ -28,7 +28,8 @@ use crate::lease::Leases;
 use crate::metrics::Metrics;
 use crate::proto::paxos::{Prepare, Proposal};
 use crate::proto::{
-    self, BucketRecord, Data, Hint, LeaseRequest, MAX_RECORD_BODY, ObjectRecord, VersionState,
+    self, Bodies, BucketRecord, Data, Hint, LeaseRequest, MAX_RECORD_BODY, ObjectRecord,
+    VersionState,
 };
 use crate::records::RecordStore;
 
@@ -191,12 +192,20 @@ async fn dispatch(
         }
         Route::GetRecord(bucket, key) => {
             let (bucket, key) = (decode(bucket)?, decode(key)?);
-            let record = state.records.get_object(&bucket, &key).await?;
-            json(&record.ok_or(Error::NotFound)?)
+            let bodies = Bodies::from_query(req.uri().query())
+                .ok_or_else(|| Error::BadRequest("invalid bodies= or version= query".into()))?;
+            let mut record = state
+                .records
+                .get_object(&bucket, &key)
+                .await?
+                .ok_or(Error::NotFound)?;
+            record.omit_bodies(&bodies);
+            json(&record)
         }
         Route::MergeRecord(bucket, key) => {
             let (bucket, key) = (decode(bucket)?, decode(key)?);
             let record: ObjectRecord = read_json(req).await?;
+            refuse_omitted_bodies(&record)?;
             state.records.merge_object(&bucket, &key, record).await?;
             Ok(no_content())
         }
@@ -259,17 +268,29 @@ async fn dispatch(
         Route::PaxosAccept(bucket, key) => {
             let (bucket, key) = (decode(bucket)?, decode(key)?);
             let proposal: Proposal = read_json(req).await?;
+            refuse_omitted_bodies(&proposal.value)?;
             json(&state.records.paxos_accept(&bucket, &key, proposal).await?)
         }
         Route::PaxosCommit(bucket, key) => {
             let (bucket, key) = (decode(bucket)?, decode(key)?);
             let proposal: Proposal = read_json(req).await?;
+            refuse_omitted_bodies(&proposal.value)?;
             state.records.paxos_commit(&bucket, &key, proposal).await?;
             Ok(no_content())
         }
         Route::WrongMethod => Err(Error::MethodNotAllowed),
         Route::Unknown => Err(Error::NoRoute),
     }
+}
+
+/// A record read without some of its bodies must never be stored: the bytes would be lost.
+fn refuse_omitted_bodies(record: &ObjectRecord) -> Result<(), Error> {
+    if record.has_omitted_body() {
+        return Err(Error::BadRequest(
+            "record has an omitted inline body; send the full record".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// `GET /list/{bucket}`; with `check_blobs` each entry names the blobs its record refers
@@ -323,7 +344,7 @@ fn referenced_blobs(record: &ObjectRecord) -> Vec<String> {
             continue;
         };
         match &meta.data {
-            Data::Inline { .. } => {}
+            Data::Inline { .. } | Data::InlineOmitted => {}
             Data::Blob { id } => add(id),
             Data::Parts { parts } => parts.iter().for_each(|part| add(&part.blob)),
         }

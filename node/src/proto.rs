@@ -133,10 +133,21 @@ pub enum Data {
         #[serde(with = "b64")]
         bytes: Vec<u8>,
     },
+    /// An inline body a record read left out because the reader did not ask for it
+    /// (`GET /records/..?bodies=`): the meta's `md5` and `size` still describe it. Only
+    /// ever in answers to readers; nodes refuse to store it.
+    InlineOmitted,
     /// A blob stored under `id` on the same replicas as the record.
     Blob { id: String },
     /// A completed multipart upload: its parts' blobs, in order, on the same replicas.
     Parts { parts: Vec<PartRef> },
+}
+
+impl Data {
+    /// Inline, whether or not a read left the bytes out.
+    pub fn is_inline(&self) -> bool {
+        matches!(self, Data::Inline { .. } | Data::InlineOmitted)
+    }
 }
 
 /// One part of a multipart object.
@@ -183,6 +194,34 @@ pub struct ObjectMeta {
     /// with, which every part is checksummed with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum_algorithm: Option<String>,
+}
+
+impl ObjectMeta {
+    /// Equal in everything but `data`.
+    fn same_but_data(&self, other: &ObjectMeta) -> bool {
+        // Destructured so that a new field cannot be forgotten here.
+        let ObjectMeta {
+            size,
+            md5,
+            etag,
+            data: _,
+            headers,
+            user_metadata,
+            part_number,
+            checksums,
+            checksum_type,
+            checksum_algorithm,
+        } = self;
+        *size == other.size
+            && *md5 == other.md5
+            && *etag == other.etag
+            && *headers == other.headers
+            && *user_metadata == other.user_metadata
+            && *part_number == other.part_number
+            && *checksums == other.checksums
+            && *checksum_type == other.checksum_type
+            && *checksum_algorithm == other.checksum_algorithm
+    }
 }
 
 /// What a version is.
@@ -234,6 +273,27 @@ impl Version {
             .as_ref()
             .map(|t| t.value.clone())
             .unwrap_or_default()
+    }
+
+    /// Whether `other` is this version as far as a reader can tell: equal, except that an
+    /// omitted inline body matches any inline body (the meta's MD5 names the bytes).
+    pub fn same_as(&self, other: &Version) -> bool {
+        match (&self.state, &other.state) {
+            (VersionState::Object(a), VersionState::Object(b))
+                if a.data.is_inline()
+                    && b.data.is_inline()
+                    && (a.data == Data::InlineOmitted || b.data == Data::InlineOmitted) =>
+            {
+                let (
+                    Version {
+                        stamp, null, tags, ..
+                    },
+                    o,
+                ) = (self, other);
+                *stamp == o.stamp && *null == o.null && *tags == o.tags && a.same_but_data(b)
+            }
+            _ => self == other,
+        }
     }
 
     /// When the version last changed (written, or its tags set), µs: what repair uses to
@@ -296,6 +356,82 @@ impl ObjectRecord {
             .iter()
             .rev()
             .find(|v| v.s3_version_id() == version_id)
+    }
+
+    /// Leaves out the inline bodies `bodies` does not ask for.
+    pub fn omit_bodies(&mut self, bodies: &Bodies) {
+        let keep = match bodies {
+            Bodies::All => return,
+            Bodies::None => None,
+            Bodies::Of(None) => self.current(),
+            Bodies::Of(Some(id)) => self.find_s3_version(id),
+        }
+        .map(|v| v.stamp.clone());
+        for v in &mut self.versions {
+            if let VersionState::Object(meta) = &mut v.state
+                && matches!(meta.data, Data::Inline { .. })
+                && keep.as_ref() != Some(&v.stamp)
+            {
+                meta.data = Data::InlineOmitted;
+            }
+        }
+    }
+
+    /// Whether a read left an inline body out (such a record is never stored).
+    pub fn has_omitted_body(&self) -> bool {
+        self.versions
+            .iter()
+            .any(|v| matches!(&v.state, VersionState::Object(m) if m.data == Data::InlineOmitted))
+    }
+}
+
+/// Which inline bodies a record read returns: all (for repair and writes, which store what
+/// they read), none (HEAD and metadata calls), or the one a GET serves. Leaving bodies out
+/// keeps small-object reads from shipping, decoding and checking bytes nobody sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bodies {
+    All,
+    None,
+    /// The current version's body, or that of the version with this S3 version id.
+    Of(Option<String>),
+}
+
+impl Bodies {
+    /// Query parameters of `GET /records/..` (`None` for all bodies, the default).
+    pub fn to_query(&self) -> Option<String> {
+        match self {
+            Bodies::All => None,
+            Bodies::None => Some("bodies=none".into()),
+            Bodies::Of(None) => Some("bodies=current".into()),
+            Bodies::Of(Some(id)) => Some(format!(
+                "bodies=version&version={}",
+                percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)
+            )),
+        }
+    }
+
+    /// Parses the query of `GET /records/..`; `None` when it is malformed.
+    pub fn from_query(query: Option<&str>) -> Option<Bodies> {
+        let (mut bodies, mut version) = (None, None);
+        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = percent_encoding::percent_decode_str(value)
+                .decode_utf8()
+                .ok()?
+                .into_owned();
+            match name {
+                "bodies" => bodies = Some(value),
+                "version" => version = Some(value),
+                _ => {}
+            }
+        }
+        match (bodies.as_deref(), version) {
+            (None, None) => Some(Bodies::All),
+            (Some("none"), None) => Some(Bodies::None),
+            (Some("current"), None) => Some(Bodies::Of(None)),
+            (Some("version"), Some(id)) => Some(Bodies::Of(Some(id))),
+            _ => None,
+        }
     }
 }
 
@@ -460,5 +596,7 @@ mod b64 {
     }
 }
 
+#[cfg(test)]
+mod bodies_tests;
 #[cfg(test)]
 mod tests;

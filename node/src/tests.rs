@@ -399,6 +399,128 @@ async fn records_and_buckets_round_trip_and_survive_a_restart() {
     node.stop().await;
 }
 
+/// A record holding two small versions whose bodies travel inside it.
+fn inline_record(bodies: [&[u8]; 2]) -> ObjectRecord {
+    let version = |ts: u64, body: &[u8]| proto::Version {
+        stamp: proto::Stamp {
+            ts,
+            id: format!("v{ts}"),
+        },
+        null: false,
+        state: proto::VersionState::Object(
+            serde_json::from_value(serde_json::json!({
+                "size": body.len(),
+                "md5": md5_hex(body),
+                "etag": md5_hex(body),
+                "data": proto::Data::Inline { bytes: body.to_vec() },
+            }))
+            .expect("a minimal ObjectMeta"),
+        ),
+        tags: None,
+    };
+    ObjectRecord {
+        versions: vec![version(1, bodies[0]), version(2, bodies[1])],
+    }
+}
+
+#[tokio::test]
+async fn record_reads_leave_out_the_bodies_not_asked_for_and_such_records_are_refused() {
+    let node = Node::start().await;
+    let full = inline_record([b"first", b"second"]);
+    let body = serde_json::to_vec(&full).expect("encode");
+    assert_eq!(
+        node.call("POST", "/records/b/k", &[], &body).await.status,
+        204
+    );
+    let read = |query: &'static str| {
+        let node = &node;
+        async move {
+            let reply = node
+                .call("GET", &format!("/records/b/k{query}"), &[], &[])
+                .await;
+            assert_eq!(reply.status, 200, "{query}");
+            let record: ObjectRecord = reply.json();
+            record
+                .versions
+                .iter()
+                .map(|v| match &v.state {
+                    proto::VersionState::Object(m) => m.data.clone(),
+                    other => panic!("{query}: {other:?}"),
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let (first, second) = (
+        proto::Data::Inline {
+            bytes: b"first".to_vec(),
+        },
+        proto::Data::Inline {
+            bytes: b"second".to_vec(),
+        },
+    );
+    let omitted = proto::Data::InlineOmitted;
+    assert_eq!(read("").await, [first.clone(), second.clone()]);
+    assert_eq!(
+        read("?bodies=none").await,
+        [omitted.clone(), omitted.clone()]
+    );
+    assert_eq!(
+        read("?bodies=current").await,
+        [omitted.clone(), second.clone()]
+    );
+    assert_eq!(
+        read("?bodies=version&version=v1").await,
+        [first.clone(), omitted.clone()]
+    );
+    let bad = node
+        .call("GET", "/records/b/k?bodies=maybe", &[], &[])
+        .await;
+    assert_eq!((bad.status, bad.code().as_str()), (400, "BadRequest"));
+
+    // What a reader got without bodies can never be stored: the bytes would be lost.
+    let mut without = inline_record([b"first", b"second"]);
+    without.omit_bodies(&proto::Bodies::None);
+    let body = serde_json::to_vec(&without).expect("encode");
+    for path in ["/records/b/k", "/records/b/other"] {
+        let refused = node.call("POST", path, &[], &body).await;
+        assert_eq!(
+            (refused.status, refused.code().as_str()),
+            (400, "BadRequest"),
+            "{path}"
+        );
+    }
+    let proposal = serde_json::json!({
+        "ballot": { "ts": 5, "id": "p" },
+        "value": without,
+    });
+    let proposal = serde_json::to_vec(&proposal).expect("encode");
+    for step in ["accept", "commit"] {
+        let refused = node
+            .call("POST", &format!("/paxos/b/k/{step}"), &[], &proposal)
+            .await;
+        assert_eq!(
+            refused.status,
+            400,
+            "{step}: {}",
+            String::from_utf8_lossy(&refused.body)
+        );
+    }
+    // The same proposal with its bodies is well-formed and accepted.
+    let whole = serde_json::json!({
+        "ballot": { "ts": 5, "id": "p" },
+        "value": full,
+    });
+    let whole = serde_json::to_vec(&whole).expect("encode");
+    let accepted = node.call("POST", "/paxos/b/k/accept", &[], &whole).await;
+    assert_eq!(accepted.status, 200);
+    assert_eq!(read("").await, [first, second]);
+    assert_eq!(
+        node.call("GET", "/records/b/other", &[], &[]).await.status,
+        404
+    );
+    node.stop().await;
+}
+
 #[tokio::test]
 async fn keeps_connections_alive_between_requests() {
     let node = Node::start().await;

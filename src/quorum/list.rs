@@ -12,7 +12,7 @@ use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use node::proto::{
-    ListEntry, MAX_LIST_LIMIT, ObjectRecord, RecordSummary, SummaryState, VersionSummary,
+    Bodies, ListEntry, MAX_LIST_LIMIT, ObjectRecord, RecordSummary, SummaryState, VersionSummary,
 };
 
 use super::{Cluster, gather, spawn_each};
@@ -428,7 +428,10 @@ impl Cluster {
         // Resuming inside a key: its remaining versions come first.
         if let Some(after) = version_id_marker
             && key_marker.starts_with(prefix)
-            && let Some(record) = self.read_record(bucket, key_marker).await?.record
+            && let Some(record) = self
+                .read_record(bucket, key_marker, Bodies::None)
+                .await?
+                .record
             && pager
                 .visit(key_marker, &RecordSummary::from(&record), Some(after))
                 .is_break()

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use md5::{Digest, Md5};
-use node::proto::{Data, ObjectRecord, VersionState};
+use node::proto::{Bodies, Data, ObjectRecord, VersionState};
 
 use super::{Cluster, Outcome, QuorumTracker, quorum_failed};
 use crate::error::Error;
@@ -27,9 +27,16 @@ pub struct RecordRead {
 }
 
 impl Cluster {
-    /// Reads the record of `(bucket, key)` from R replicas and merges the answers.
-    pub async fn read_record(&self, bucket: &str, key: &str) -> Result<RecordRead, Error> {
-        self.read_record_on(bucket, key, self.replicas(bucket, key))
+    /// Reads the record of `(bucket, key)` from R replicas and merges the answers, with
+    /// the inline bodies `bodies` asks for. A record read without some bodies is for
+    /// reading only: writing it back would lose them (nodes refuse it).
+    pub async fn read_record(
+        &self,
+        bucket: &str,
+        key: &str,
+        bodies: Bodies,
+    ) -> Result<RecordRead, Error> {
+        self.read_record_on(bucket, key, self.replicas(bucket, key), bodies)
             .await
     }
 
@@ -41,13 +48,15 @@ impl Cluster {
         bucket: &str,
         key: &str,
         replicas: Vec<usize>,
+        bodies: Bodies,
     ) -> Result<RecordRead, Error> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let bodies = std::sync::Arc::new(bodies);
         for &i in &replicas {
-            let (node, tx) = (self.node(i).clone(), tx.clone());
+            let (node, tx, bodies) = (self.node(i).clone(), tx.clone(), bodies.clone());
             let (b, k) = (bucket.to_owned(), key.to_owned());
             tokio::spawn(async move {
-                let _ = tx.send((i, node.get_record(&b, &k).await));
+                let _ = tx.send((i, node.get_record(&b, &k, &bodies).await));
             });
         }
         drop(tx);
@@ -166,7 +175,7 @@ fn drop_corrupt_inline(record: &mut ObjectRecord, node: &str, bucket: &str, key:
                 }
                 ok
             }
-            Data::Blob { .. } | Data::Parts { .. } => true,
+            Data::InlineOmitted | Data::Blob { .. } | Data::Parts { .. } => true,
         },
         _ => true,
     });

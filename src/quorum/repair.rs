@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use futures::future::join_all;
-use node::proto::{Data, Hint, ObjectMeta, ObjectRecord, VersionState};
+use node::proto::{Bodies, Data, Hint, ObjectMeta, ObjectRecord, VersionState};
 
 use super::Cluster;
 use crate::error::Error;
@@ -19,7 +19,7 @@ use crate::node_client::{BoxError, NodeError};
 /// The blobs a version's data lives in, each with the MD5 it must have.
 pub fn blobs_of(meta: &ObjectMeta) -> Vec<(String, Option<String>)> {
     match &meta.data {
-        Data::Inline { .. } => Vec::new(),
+        Data::Inline { .. } | Data::InlineOmitted => Vec::new(),
         Data::Blob { id } => vec![(id.clone(), Some(meta.md5.clone()).filter(|m| !m.is_empty()))],
         Data::Parts { parts } => parts
             .iter()
@@ -36,10 +36,16 @@ const REPAIR_GRACE_MICROS: u64 = 2_000_000;
 /// `merged` that is old enough to have reached it by now.
 pub fn is_behind(have: &ObjectRecord, merged: &ObjectRecord) -> bool {
     let settled = now_micros().saturating_sub(REPAIR_GRACE_MICROS);
+    // Both lists are sorted by stamp (every stored or merged record is).
+    let has = |v: &node::proto::Version| {
+        have.versions
+            .binary_search_by(|h| h.stamp.cmp(&v.stamp))
+            .is_ok_and(|i| have.versions[i].same_as(v))
+    };
     merged
         .versions
         .iter()
-        .any(|v| v.changed_at() < settled && !have.versions.contains(v))
+        .any(|v| v.changed_at() < settled && !has(v))
 }
 
 fn now_micros() -> u64 {
@@ -108,7 +114,7 @@ impl Cluster {
         }
         let reads = replicas.iter().map(|&i| {
             let node = self.node(i).clone();
-            async move { (i, node.get_record(bucket, key).await) }
+            async move { (i, node.get_record(bucket, key, &Bodies::All).await) }
         });
         let answers = join_all(reads).await;
         let mut merged = ObjectRecord::default();

@@ -14,7 +14,7 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
 use super::bucket::owner;
-use super::object::resolve_version;
+use super::object::{Need, resolve_version};
 use crate::error::Error;
 
 /// Canned ACLs that mean "only the owner has access" in a single-owner store.
@@ -159,6 +159,7 @@ pub(super) async fn get_object_acl(
         &input.bucket,
         &input.key,
         input.version_id.as_deref(),
+        Need::Meta,
     )
     .await?;
     Ok(S3Response::new(GetObjectAclOutput {
@@ -178,6 +179,7 @@ pub(super) async fn put_object_acl(
         &input.bucket,
         &input.key,
         input.version_id.as_deref(),
+        Need::Meta,
     )
     .await?;
     check_owner_only(AclRequest {

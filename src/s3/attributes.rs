@@ -8,7 +8,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
 use super::bucket::timestamp;
-use super::object::{Preconditions, checksum_type, resolve_for_read};
+use super::object::{Need, Preconditions, checksum_type, resolve_for_read};
 use crate::integrity::etag;
 
 /// Most parts one answer lists (S3's default and maximum).
@@ -42,6 +42,7 @@ pub(super) async fn get_object_attributes(
         &input.bucket,
         &input.key,
         input.version_id.as_deref(),
+        Need::Meta,
         no_conditions,
     )
     .await?;

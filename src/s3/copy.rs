@@ -14,7 +14,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use super::bucket::timestamp;
 use super::conditional::WriteCondition;
 use super::object::{
-    INLINE_MAX, Preconditions, StoredHeaders, WriteContext, commit_version, new_meta,
+    INLINE_MAX, Need, Preconditions, StoredHeaders, WriteContext, commit_version, new_meta,
     resolve_for_read,
 };
 use super::{Gateway, acl, check_key, tagging};
@@ -60,6 +60,7 @@ pub(super) async fn copy_object(
         src_bucket,
         src_key,
         src_version.as_deref(),
+        Need::Body,
         conditions,
     )
     .await
@@ -205,6 +206,7 @@ pub(super) async fn source_stream(
             let chunk = Ok(Bytes::copy_from_slice(&bytes[start as usize..end as usize]));
             futures::stream::once(async move { chunk }).boxed()
         }
+        Data::InlineOmitted => return Err(super::object::body_not_read()),
         Data::Blob { id } => cluster
             .open_blob(owner, id, replicas, start, end)
             .await?

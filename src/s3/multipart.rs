@@ -18,7 +18,7 @@ use checksum::UploadChecksum;
 pub(super) use complete::complete_multipart_upload;
 use md5::{Digest, Md5};
 use node::proto::{
-    Data, Lww, ObjectMeta, ObjectRecord, PartRef, Stamp, Tags, Version, VersionState,
+    Bodies, Data, Lww, ObjectMeta, ObjectRecord, PartRef, Stamp, Tags, Version, VersionState,
 };
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -26,7 +26,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use super::bucket::{owner, timestamp};
 use super::conditional::{WriteCondition, commit_if};
 use super::copy::{copy_condition_error, copy_into, source_stream};
-use super::object::{Preconditions, StoredHeaders, WriteContext, pump, resolve_for_read};
+use super::object::{Need, Preconditions, StoredHeaders, WriteContext, pump, resolve_for_read};
 use super::{Gateway, acl, check_key, tagging};
 use crate::error::Error;
 use crate::integrity::{BodyDigest, Claims, Verified, etag};
@@ -53,7 +53,9 @@ struct Upload {
 async fn load_upload(cluster: &Cluster, bucket: &str, key: &str, id: &str) -> S3Result<Upload> {
     let (ub, uk) = upload_address(bucket, key, id);
     let replicas = cluster.replicas_of(bucket, key);
-    let read = cluster.read_record_on(&ub, &uk, replicas.clone()).await?;
+    let read = cluster
+        .read_record_on(&ub, &uk, replicas.clone(), Bodies::All)
+        .await?;
     let record = read.record.unwrap_or_default();
     let init = record.versions.iter().find_map(|v| match &v.state {
         VersionState::Object(m) if v.stamp.id == id && m.part_number.is_none() => {
@@ -270,6 +272,7 @@ pub(super) async fn upload_part_copy(
         src_bucket,
         src_key,
         src_version.as_deref(),
+        Need::Body,
         conditions,
     )
     .await

@@ -11,14 +11,14 @@ use std::collections::BTreeMap;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use node::proto::{
-    Data, Lww, ObjectMeta, ObjectRecord, Stamp, Tags, Version, VersionState, Versioning,
+    Bodies, Data, Lww, ObjectMeta, ObjectRecord, Stamp, Tags, Version, VersionState, Versioning,
 };
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 mod resolve;
 
-pub(super) use resolve::{Preconditions, resolve_for_read, resolve_version};
+pub(super) use resolve::{Need, Preconditions, body_not_read, resolve_for_read, resolve_version};
 
 use super::bucket::timestamp;
 use super::conditional::{Current, WriteCondition, commit_if};
@@ -98,7 +98,7 @@ impl WriteContext {
     pub async fn load(cluster: &Cluster, bucket: &str, key: &str) -> Result<Self, Error> {
         let (b, r) = tokio::join!(
             cluster.existing_bucket(bucket),
-            cluster.read_record(bucket, key)
+            cluster.read_record(bucket, key, Bodies::None)
         );
         let bucket = b?.ok_or(Error::NoSuchBucket)?;
         Ok(WriteContext::new(
@@ -425,6 +425,7 @@ pub(super) async fn get_object(
         &input.bucket,
         &input.key,
         input.version_id.as_deref(),
+        Need::Body,
         Preconditions {
             if_match: input.if_match.as_ref(),
             if_none_match: input.if_none_match.as_ref(),
@@ -447,6 +448,7 @@ pub(super) async fn get_object(
             let slice = Bytes::copy_from_slice(&bytes[start as usize..end as usize]);
             StreamingBlob::from(s3s::Body::from(slice))
         }
+        Data::InlineOmitted => return Err(body_not_read()),
         Data::Blob { id } => {
             let reader = gw
                 .cluster
@@ -498,6 +500,7 @@ pub(super) async fn head_object(
         &input.bucket,
         &input.key,
         input.version_id.as_deref(),
+        Need::Meta,
         Preconditions {
             if_match: input.if_match.as_ref(),
             if_none_match: input.if_none_match.as_ref(),

@@ -15,7 +15,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::bucket::update_bucket;
-use super::object::resolve_version;
+use super::object::{Need, resolve_version};
 use super::{Gateway, check_key};
 use crate::error::Error;
 use crate::quorum::Cluster;
@@ -163,6 +163,7 @@ pub(super) async fn put_object_tagging(
         &input.bucket,
         &input.key,
         input.version_id.as_deref(),
+        Need::Meta,
     )
     .await?;
     let version_id = version_header(&version);
@@ -181,6 +182,7 @@ pub(super) async fn get_object_tagging(
         &input.bucket,
         &input.key,
         input.version_id.as_deref(),
+        Need::Meta,
     )
     .await?;
     Ok(S3Response::new(GetObjectTaggingOutput {
@@ -200,6 +202,7 @@ pub(super) async fn delete_object_tagging(
         &input.bucket,
         &input.key,
         input.version_id.as_deref(),
+        Need::Meta,
     )
     .await?;
     let version_id = version_header(&version);

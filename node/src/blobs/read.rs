@@ -122,13 +122,13 @@ impl BlobFile {
         let last = end.div_ceil(bs).min(first + READ_BLOCKS);
         let data_start = first * bs;
         let data_end = (last * bs).min(self.size);
-        let mut data = vec![0u8; (data_end - data_start) as usize];
-        let mut table = vec![0u8; ((last - first) * 4) as usize];
+        let mut data = Vec::new();
+        let mut table = Vec::new();
         self.file
             .seek(SeekFrom::Start(data_start))
-            .and_then(|_| self.file.read_exact(&mut data))
+            .and_then(|_| read_exactly(&mut self.file, &mut data, data_end - data_start))
             .and_then(|_| self.file.seek(SeekFrom::Start(self.size + first * 4)))
-            .and_then(|_| self.file.read_exact(&mut table))
+            .and_then(|_| read_exactly(&mut self.file, &mut table, (last - first) * 4))
             .map_err(Error::io("read blob file"))?;
         let mut verified_end = data_start;
         let mut corrupt = None;
@@ -150,6 +150,17 @@ impl BlobFile {
         };
         Ok((bytes, corrupt))
     }
+}
+
+/// Reads exactly `len` bytes into `buf` (empty) without zeroing it first: up to a MiB per
+/// call on the GET path, where clearing the buffer cost as much as checking it.
+fn read_exactly(file: &mut File, buf: &mut Vec<u8>, len: u64) -> std::io::Result<()> {
+    buf.reserve_exact(len as usize);
+    let got = file.by_ref().take(len).read_to_end(buf)?;
+    if (got as u64) < len {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(())
 }
 
 fn le_bytes<const N: usize>(b: &[u8]) -> [u8; N] {

@@ -41,9 +41,17 @@ impl Versioned for Version {
     fn is_purged(&self) -> bool {
         Version::is_purged(self)
     }
-    /// Two copies of a live version keep the newer tag set.
+    /// Two copies of a live version keep the newer tag set, and an inline body one of them
+    /// was read without.
     fn absorb(&mut self, other: &Self) {
         super::merge_opt(&mut self.tags, &other.tags);
+        if let (VersionState::Object(mine), VersionState::Object(theirs)) =
+            (&mut self.state, &other.state)
+            && mine.data == super::Data::InlineOmitted
+            && matches!(theirs.data, super::Data::Inline { .. })
+        {
+            mine.data = theirs.data.clone();
+        }
     }
     /// A purge tombstone drops the version's tags.
     fn normalized(mut self) -> Self {

@@ -4,19 +4,50 @@
 
 use super::*;
 
+/// Whether a read needs the object's bytes, or only what describes them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(in crate::s3) enum Need {
+    Meta,
+    /// The bytes too: an inline body comes with the record.
+    Body,
+}
+
 /// The version a read addresses: the current one, or `version_id`. Delete markers answer
 /// as S3 does: 404 NoSuchKey with `x-amz-delete-marker` when current, 405 when named.
+/// With [`Need::Meta`] an inline body is left out (`Data::InlineOmitted`).
 pub(in crate::s3) async fn resolve_version(
     cluster: &Cluster,
     bucket: &str,
     key: &str,
     version_id: Option<&str>,
+    need: Need,
 ) -> S3Result<(Version, ObjectMeta, Vec<usize>)> {
-    let read = cluster.read_record(bucket, key).await?;
-    let found = read.record.as_ref().and_then(|r| match version_id {
-        Some(id) => r.find_s3_version(id).filter(|v| !v.is_purged()),
-        None => r.current(),
-    });
+    let bodies = match need {
+        Need::Meta => Bodies::None,
+        Need::Body => Bodies::Of(version_id.map(str::to_owned)),
+    };
+    let mut read = cluster.read_record(bucket, key, bodies).await?;
+    let pick = |r: &ObjectRecord| -> Option<Version> {
+        match version_id {
+            Some(id) => r.find_s3_version(id).filter(|v| !v.is_purged()),
+            None => r.current(),
+        }
+        .cloned()
+    };
+    let mut found = read.record.as_ref().and_then(pick);
+    // Each replica sent the body of the version *it* would serve; when the merge picked
+    // one no answer carried a body for (a purge only one replica knew of), ask again for all.
+    let body_missing = |v: &Option<Version>| matches!(v, Some(Version { state: VersionState::Object(m), .. }) if m.data == Data::InlineOmitted);
+    if need == Need::Body && body_missing(&found) {
+        read = cluster.read_record(bucket, key, Bodies::All).await?;
+        found = read.record.as_ref().and_then(pick);
+        if body_missing(&found) {
+            return Err(s3_error!(
+                InternalError,
+                "inline body missing from a full record read"
+            ));
+        }
+    }
     let Some(version) = found else {
         cluster
             .existing_bucket(bucket)
@@ -68,9 +99,10 @@ pub(in crate::s3) async fn resolve_for_read(
     bucket: &str,
     key: &str,
     version_id: Option<&str>,
+    need: Need,
     pre: Preconditions<'_>,
 ) -> S3Result<(Version, ObjectMeta, Vec<usize>)> {
-    let (version, meta, replicas) = resolve_version(cluster, bucket, key, version_id).await?;
+    let (version, meta, replicas) = resolve_version(cluster, bucket, key, version_id, need).await?;
     check_preconditions(&meta, &version, pre)?;
     Ok((version, meta, replicas))
 }
@@ -116,4 +148,9 @@ fn check_preconditions(
         return Err(err);
     }
     Ok(())
+}
+
+/// A body was to be served from a record read without it: a bug, not a client error.
+pub(in crate::s3) fn body_not_read() -> S3Error {
+    s3_error!(InternalError, "object body was not read")
 }

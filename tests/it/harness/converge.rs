@@ -152,6 +152,9 @@ impl Cluster {
                                 return Err(format!("{what}: inline bytes do not match its MD5"));
                             }
                         }
+                        Data::InlineOmitted => {
+                            return Err(format!("{what}: stored without its inline body"));
+                        }
                         Data::Blob { id } => {
                             self.check_blob(*i, id, &meta.md5, meta.size, &what).await?;
                         }

@@ -98,6 +98,7 @@ impl Cluster {
         let (_, meta) = record.current_object()?;
         Some(match &meta.data {
             proto::Data::Inline { bytes } => bytes.clone(),
+            proto::Data::InlineOmitted => panic!("node{i} stored {key} without its inline body"),
             proto::Data::Blob { id } => self.node_blob(i, id).await.to_vec(),
             proto::Data::Parts { parts } => {
                 let mut bytes = Vec::new();
