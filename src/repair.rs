@@ -215,6 +215,7 @@ impl Worker {
                 _ => {}
             }
             self.up[i] = Some(up);
+            self.cluster.set_node_up(i, up);
             self.cluster
                 .metrics()
                 .node_up
@@ -312,7 +313,12 @@ impl Worker {
             if !self.usable(i) {
                 continue;
             }
-            match self.cluster.repair_key(&bucket, &key, i, &[]).await {
+            let repaired = if key.is_empty() {
+                self.cluster.repair_bucket(&bucket, i).await
+            } else {
+                self.cluster.repair_key(&bucket, &key, i, &[]).await
+            };
+            match repaired {
                 Ok(_) => {
                     tracing::info!(node = %target, bucket, key, "repair done");
                     self.count(true);

@@ -324,7 +324,7 @@ impl ObjectRecord {
     /// dropped. This is a join of a semilattice, so replicas converge whatever the order,
     /// grouping or repetition of the writes they receive.
     pub fn merge(&mut self, other: &ObjectRecord) {
-        self.versions = summary::merge_versions(&self.versions, &other.versions);
+        summary::merge_into(&mut self.versions, &other.versions);
     }
 
     /// The newest version that is not purged: the object's current state.
@@ -544,8 +544,9 @@ pub struct ListEntry {
 }
 
 /// Repair work: `target` (a node URL as the gateways know it) is known to lack the newest
-/// state of `(bucket, key)`. Stored on the replicas that did get the write, so the work
-/// survives a gateway crash; identified by (target, bucket, key).
+/// state of `(bucket, key)`, or of the bucket record of `bucket` when `key` is empty (no
+/// object key is). Stored on the replicas that did get the write, so the work survives a
+/// gateway crash; identified by (target, bucket, key).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hint {
     pub target: String,

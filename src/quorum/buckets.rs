@@ -1,8 +1,8 @@
 //! The bucket table: small, so every node holds every bucket record.
 //!
-//! Writes need a majority of all nodes and reads ask enough nodes to overlap every
-//! majority (N - majority + 1), so a read sees every acknowledged create, delete and
-//! versioning change. Records merge last-writer-wins per field.
+//! Writes need a majority of all nodes and reads need enough answers to overlap every
+//! majority (N - majority + 1, asked as `hedge` describes), so a read sees every
+//! acknowledged create, delete and versioning change. Records merge last-writer-wins per field.
 
 use std::collections::BTreeMap;
 
@@ -26,12 +26,18 @@ impl Cluster {
 
     /// The merged record of `name`, deleted or not; `None` if no node knows it.
     pub async fn get_bucket(&self, name: &str) -> Result<Option<BucketRecord>, Error> {
-        let n = name.to_owned();
-        let calls = spawn_each(self, &self.all_nodes(), |_, node| {
-            let n = n.clone();
-            async move { node.get_bucket(&n).await }
-        });
-        let answers = gather(self, "read bucket", calls, self.bucket_read_quorum()).await?;
+        let n: std::sync::Arc<str> = name.into();
+        let (answers, _) = self
+            .hedged_read(
+                "read bucket",
+                &self.all_nodes(),
+                self.bucket_read_quorum(),
+                |node| {
+                    let n = n.clone();
+                    async move { node.get_bucket(&n).await }
+                },
+            )
+            .await?;
         let mut merged: Option<BucketRecord> = None;
         for record in answers.into_iter().filter_map(|(_, r)| r) {
             match &mut merged {
@@ -49,9 +55,15 @@ impl Cluster {
 
     pub async fn put_bucket(&self, record: BucketRecord) -> Result<(), Error> {
         let record = std::sync::Arc::new(record);
-        let calls = spawn_each(self, &self.all_nodes(), |_, node| {
-            let record = record.clone();
-            async move { node.put_bucket(&record).await }
+        let calls = spawn_each(self, &self.all_nodes(), |i, node| {
+            let (cluster, record) = (self.clone(), record.clone());
+            async move {
+                let result = node.put_bucket(&record).await;
+                if let Err(e) = &result {
+                    cluster.raise_hint(&record.name, "", i, e);
+                }
+                result
+            }
         });
         gather(self, "write bucket", calls, self.bucket_write_quorum())
             .await
@@ -60,10 +72,14 @@ impl Cluster {
 
     /// Every existing bucket, sorted by name.
     pub async fn list_buckets(&self) -> Result<Vec<BucketRecord>, Error> {
-        let calls = spawn_each(self, &self.all_nodes(), |_, node| async move {
-            node.list_buckets().await
-        });
-        let answers = gather(self, "list buckets", calls, self.bucket_read_quorum()).await?;
+        let (answers, _) = self
+            .hedged_read(
+                "list buckets",
+                &self.all_nodes(),
+                self.bucket_read_quorum(),
+                |node| async move { node.list_buckets().await },
+            )
+            .await?;
         let mut merged: BTreeMap<String, BucketRecord> = BTreeMap::new();
         for record in answers.into_iter().flat_map(|(_, r)| r) {
             match merged.get_mut(&record.name) {

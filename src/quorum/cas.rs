@@ -318,12 +318,7 @@ impl Cluster {
                     }
                 }
                 Err(e) => {
-                    let node = self.node(i).url();
-                    self.metrics()
-                        .storage_errors
-                        .with_label_values(&[node, op])
-                        .inc();
-                    reasons.push(format!("{node}: {e}"));
+                    reasons.push(self.count_failure(i, op, &e));
                     failed += 1;
                     if outbid.is_none() && total - failed < needed {
                         break;

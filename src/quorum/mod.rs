@@ -9,6 +9,7 @@
 
 mod buckets;
 mod cas;
+mod hedge;
 mod list;
 mod read;
 mod repair;
@@ -107,6 +108,7 @@ struct Inner {
     read_quorum: usize,
     clock: Hlc,
     metrics: Metrics,
+    liveness: hedge::Liveness,
 }
 
 impl Cluster {
@@ -132,6 +134,7 @@ impl Cluster {
                 read_quorum: config.read_quorum,
                 clock: Hlc::default(),
                 metrics,
+                liveness: hedge::Liveness::new(config.nodes.len()),
             }),
         })
     }
@@ -182,6 +185,17 @@ impl Cluster {
     /// A fresh unique id (version ids, blob ids): 32 lowercase hex characters.
     pub fn new_id() -> String {
         uuid::Uuid::new_v4().simple().to_string()
+    }
+
+    /// Counts a failed `op` call to node `i` in `storage_errors`; returns the reason a
+    /// quorum failure reports for it.
+    fn count_failure(&self, i: usize, op: &str, e: &NodeError) -> String {
+        let node = self.node(i).url();
+        self.metrics()
+            .storage_errors
+            .with_label_values(&[node, op])
+            .inc();
+        format!("{node}: {e}")
     }
 
     /// The next hybrid-logical timestamp, after everything this gateway has seen.
@@ -246,13 +260,7 @@ where
                 true
             }
             Err(e) => {
-                let node = cluster.node(i).url();
-                cluster
-                    .metrics()
-                    .storage_errors
-                    .with_label_values(&[node, op])
-                    .inc();
-                reasons.push(format!("{node}: {e}"));
+                reasons.push(cluster.count_failure(i, op, &e));
                 false
             }
         };

@@ -13,7 +13,7 @@ use futures::{Stream, StreamExt};
 use md5::{Digest, Md5};
 use node::proto::{Bodies, Data, ObjectRecord, VersionState};
 
-use super::{Cluster, Outcome, QuorumTracker, quorum_failed};
+use super::{Cluster, quorum_failed};
 use crate::error::Error;
 use crate::node_client::NodeError;
 
@@ -41,8 +41,9 @@ impl Cluster {
     }
 
     /// Reads the record stored under `(bucket, key)` on `replicas` (R of them must answer).
-    /// Answers arriving after the read quorum, and differences between answers, go to
-    /// read repair in the background; the caller does not wait for them.
+    /// Asks R replicas first and the others when one fails or the hedge delay passes (see
+    /// `hedge`). Answers arriving after the read quorum, and differences between answers,
+    /// go to read repair in the background; the caller does not wait for them.
     pub async fn read_record_on(
         &self,
         bucket: &str,
@@ -50,54 +51,21 @@ impl Cluster {
         replicas: Vec<usize>,
         bodies: Bodies,
     ) -> Result<RecordRead, Error> {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let bodies = std::sync::Arc::new(bodies);
-        for &i in &replicas {
-            let (node, tx, bodies) = (self.node(i).clone(), tx.clone(), bodies.clone());
-            let (b, k) = (bucket.to_owned(), key.to_owned());
-            tokio::spawn(async move {
-                let _ = tx.send((i, node.get_record(&b, &k, &bodies).await));
-            });
-        }
-        drop(tx);
-        let needed = self.inner.read_quorum;
-        let mut tracker = QuorumTracker::new(replicas.len(), needed);
-        let mut answers: Vec<(usize, Option<ObjectRecord>)> = Vec::new();
-        let mut reasons = Vec::new();
-        while tracker.outcome() == Outcome::Pending {
-            let Some((i, result)) = rx.recv().await else {
-                break;
-            };
-            match result {
-                Ok(mut record) => {
-                    if let Some(r) = &mut record {
-                        drop_corrupt_inline(r, self.node(i).url(), bucket, key);
-                    }
-                    answers.push((i, record));
-                    tracker.record(true);
-                }
-                Err(e) => {
-                    let node = self.node(i).url();
-                    self.metrics()
-                        .storage_errors
-                        .with_label_values(&[node, "read record"])
-                        .inc();
-                    reasons.push(format!("{node}: {e}"));
-                    tracker.record(false);
-                }
+        let (b, k) = (
+            std::sync::Arc::<str>::from(bucket),
+            std::sync::Arc::<str>::from(key),
+        );
+        let (mut answers, mut rx) = self
+            .hedged_read("read record", &replicas, self.inner.read_quorum, |node| {
+                let (b, k, bodies) = (b.clone(), k.clone(), bodies.clone());
+                async move { node.get_record(&b, &k, &bodies).await }
+            })
+            .await?;
+        for (i, record) in &mut answers {
+            if let Some(r) = record {
+                drop_corrupt_inline(r, self.node(*i).url(), bucket, key);
             }
-        }
-        if tracker.outcome() != Outcome::Met {
-            self.metrics()
-                .quorum_failures
-                .with_label_values(&["read record"])
-                .inc();
-            return Err(quorum_failed(
-                "read record",
-                needed,
-                tracker.successes(),
-                reasons,
-            ));
         }
         let mut order: Vec<usize> = answers.iter().map(|(i, _)| *i).collect();
         let rest: Vec<usize> = replicas

@@ -64,8 +64,8 @@ enum Copy {
 
 impl Cluster {
     /// Records durably, on the key's other replicas, that `target` missed a write of
-    /// `(bucket, key)`. Runs in the background; if no replica takes the hint, the
-    /// anti-entropy pass still finds the difference.
+    /// `(bucket, key)` (of the bucket record when `key` is empty). Runs in the background;
+    /// if no replica takes the hint, the anti-entropy pass still finds the difference.
     pub(super) fn raise_hint(&self, bucket: &str, key: &str, target: usize, why: &NodeError) {
         let target_url = self.node(target).url().to_owned();
         tracing::info!(node = %target_url, bucket, key, "replica missed a write ({why}); repair hint raised");
@@ -75,11 +75,13 @@ impl Cluster {
             key: key.to_owned(),
             since: now_micros(),
         };
-        let others: Vec<usize> = self
-            .replicas(bucket, key)
-            .into_iter()
-            .filter(|&i| i != target)
-            .collect();
+        // A bucket record (empty key) lives on every node.
+        let holders = if key.is_empty() {
+            self.all_nodes()
+        } else {
+            self.replicas(bucket, key)
+        };
+        let others: Vec<usize> = holders.into_iter().filter(|&i| i != target).collect();
         let cluster = self.clone();
         tokio::spawn(async move {
             let posts = others.iter().map(|&i| {
@@ -323,6 +325,40 @@ impl Cluster {
 }
 
 impl Cluster {
+    /// Brings node `target`'s record of bucket `name` up to the merge of every reachable
+    /// node's; `Ok(false)` when it was not behind.
+    pub async fn repair_bucket(&self, name: &str, target: usize) -> Result<bool, Error> {
+        let reads = self.inner.nodes.iter().map(|n| n.get_bucket(name));
+        let mut answers = join_all(reads).await;
+        let mine =
+            std::mem::replace(&mut answers[target], Ok(None)).map_err(|source| Error::Node {
+                op: "repair: read target bucket record",
+                node: self.node(target).url().to_owned(),
+                source,
+            })?;
+        let mut merged = mine.clone();
+        for record in answers.into_iter().flatten().flatten() {
+            match &mut merged {
+                Some(m) => m.merge(&record),
+                None => merged = Some(record),
+            }
+        }
+        match merged {
+            Some(merged) if Some(&merged) != mine.as_ref() => {
+                let node = self.node(target);
+                node.put_bucket(&merged)
+                    .await
+                    .map_err(|source| Error::Node {
+                        op: "repair: write bucket record",
+                        node: node.url().to_owned(),
+                        source,
+                    })?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     /// Makes every reachable node hold the merge of all nodes' bucket records (deleted
     /// buckets' tombstones included), so a node that lost its disk gets its buckets back.
     /// Returns the merged records and how many node records were brought up to date.

@@ -129,6 +129,8 @@ fn version_header(v: &Version) -> Option<String> {
 }
 
 /// Writes `tags` as the new tag set of a version (a later stamp than any it had).
+/// Writes `version` back with a new tag set. A replica that lacks the version stores it
+/// whole, so `version` must carry its inline body (read with `Need::Body`).
 async fn set_version_tags(
     cluster: &Cluster,
     bucket: &str,
@@ -163,7 +165,7 @@ pub(super) async fn put_object_tagging(
         &input.bucket,
         &input.key,
         input.version_id.as_deref(),
-        Need::Meta,
+        Need::Body,
     )
     .await?;
     let version_id = version_header(&version);
@@ -202,7 +204,7 @@ pub(super) async fn delete_object_tagging(
         &input.bucket,
         &input.key,
         input.version_id.as_deref(),
-        Need::Meta,
+        Need::Body,
     )
     .await?;
     let version_id = version_header(&version);

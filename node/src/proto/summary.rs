@@ -29,6 +29,10 @@ pub(super) trait Versioned: Clone {
     fn normalized(self) -> Self {
         self
     }
+    /// Whether [`Versioned::normalized`] would leave this version as it is.
+    fn is_normalized(&self) -> bool {
+        true
+    }
 }
 
 impl Versioned for Version {
@@ -59,6 +63,9 @@ impl Versioned for Version {
             self.tags = None;
         }
         self
+    }
+    fn is_normalized(&self) -> bool {
+        !(self.is_purged() && self.tags.is_some())
     }
 }
 
@@ -104,10 +111,28 @@ pub(super) fn merge_versions<V: Versioned>(mine: &[V], theirs: &[V]) -> Vec<V> {
 }
 
 /// True when `versions` is what [`merge_versions`] makes of it alone: strictly ascending
-/// stamps (so no duplicates) and at most one null version.
-fn is_normal(versions: &[VersionSummary]) -> bool {
-    versions.windows(2).all(|w| w[0].stamp < w[1].stamp)
-        && versions.iter().filter(|v| v.null).count() <= 1
+/// stamps (so no duplicates), at most one null version, every version normalized.
+fn is_normal<V: Versioned>(versions: &[V]) -> bool {
+    versions.windows(2).all(|w| w[0].stamp() < w[1].stamp())
+        && versions.iter().filter(|v| v.is_null()).count() <= 1
+        && versions.iter().all(Versioned::is_normalized)
+}
+
+/// The join of `mine` and `theirs` into `mine`. Replicas' copies usually agree, so the
+/// join's laws give two shortcuts without building anything: a normal list joined with
+/// itself is itself (idempotence), and the empty list joined with a normal list is that
+/// list.
+pub(super) fn merge_into<V: Versioned + PartialEq>(mine: &mut Vec<V>, theirs: &[V]) {
+    if is_normal(theirs) {
+        if mine.is_empty() {
+            mine.extend_from_slice(theirs);
+            return;
+        }
+        if mine == theirs {
+            return;
+        }
+    }
+    *mine = merge_versions(mine, theirs);
 }
 
 /// The kind of a summarised version (the `state` tag of [`VersionState`]).
@@ -173,21 +198,9 @@ pub struct RecordSummary {
 }
 
 impl RecordSummary {
-    /// The same join as [`ObjectRecord::merge`]. Replicas' copies usually agree, so the
-    /// join's laws give two shortcuts without building anything: a normal list joined with
-    /// itself is itself (idempotence), and the empty list joined with a normal list is that
-    /// list.
+    /// The same join as [`ObjectRecord::merge`].
     pub fn merge(&mut self, other: &RecordSummary) {
-        if is_normal(&other.versions) {
-            if self.versions.is_empty() {
-                self.versions.clone_from(&other.versions);
-                return;
-            }
-            if self.versions == other.versions {
-                return;
-            }
-        }
-        self.versions = merge_versions(&self.versions, &other.versions);
+        merge_into(&mut self.versions, &other.versions);
     }
 
     /// The newest version that is not purged: the key's current state.

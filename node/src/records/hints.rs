@@ -25,10 +25,8 @@ pub(super) fn hint_key(hint: &Hint) -> Result<Vec<u8>, Error> {
             hint.target
         )));
     }
+    // An empty key names the bucket record itself.
     check_bucket(&hint.bucket)?;
-    if hint.key.is_empty() {
-        return Err(Error::BadRequest("hint with an empty object key".into()));
-    }
     let mut k = Vec::with_capacity(hint.target.len() + hint.bucket.len() + hint.key.len() + 2);
     k.extend_from_slice(hint.target.as_bytes());
     k.push(0);

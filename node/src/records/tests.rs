@@ -416,7 +416,6 @@ async fn refuses_a_hint_batch_with_a_malformed_hint() {
         hint("n\0x", "b", "k", 1),
         hint("n", "", "k", 1),
         hint("n", "b\0", "k", 1),
-        hint("n", "b", "", 1),
     ] {
         let batch = vec![hint("n", "b", "fine", 1), bad.clone()];
         assert!(
@@ -435,6 +434,19 @@ async fn refuses_a_hint_batch_with_a_malformed_hint() {
         .await
         .expect("raise");
     assert_eq!(store.hints(10).await.expect("hints")[0].key, "k\0/x");
+    // An empty key names the bucket record.
+    store
+        .raise_hints(vec![hint("n", "b", "", 1)])
+        .await
+        .expect("raise a bucket hint");
+    let keys: Vec<String> = store
+        .hints(10)
+        .await
+        .expect("hints")
+        .into_iter()
+        .map(|h| h.key)
+        .collect();
+    assert_eq!(keys, ["", "k\0/x"]);
 }
 
 #[tokio::test]
