@@ -128,8 +128,17 @@ impl Watch {
         !self.servers.is_empty()
     }
 
-    /// Resets the peaks and reads the CPU counters.
+    /// Settles the machine, resets the peaks and reads the CPU counters.
+    ///
+    /// With servers on this machine, dirty pages are written back first (`sync`): a system
+    /// with fsync off leaves what a PUT workload wrote (gigabytes) in the page cache, and
+    /// the kernel's writeback would otherwise run during, and be billed to, the next one.
     pub fn start(&self) -> Mark {
+        if self.has_servers()
+            && let Err(e) = std::process::Command::new("sync").status()
+        {
+            eprintln!("s3bench: sync before the workload failed: {e}");
+        }
         let mut rss_reset = reset_peak_rss(self.me.pid);
         for p in &self.servers {
             rss_reset &= reset_peak_rss(p.pid);
