@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::*;
+use crate::proto::{Bodies, Data, Lww, ObjectMeta, ObjectRecord, Stamp, Version, VersionState};
 
 fn inline(ts: u64, body: &[u8]) -> Version {
     Version {
