@@ -496,6 +496,28 @@ impl Cluster {
         self.build_client(access_key, secret_key, false)
     }
 
+    /// S3 URLs of every gateway: the first one's, then each extra gateway's.
+    pub fn gateway_urls(&self) -> Vec<String> {
+        std::iter::once(self.s3_url.clone())
+            .chain(self.extra_gateways.iter().map(|(_, url)| url.clone()))
+            .collect()
+    }
+
+    /// A client of the gateway at `url` whose calls give up after `timeout`, without
+    /// retries: what a history records as one operation.
+    pub fn client_with_timeout(&self, url: &str, timeout: Duration) -> Client {
+        let conf = self
+            .client_builder(&self.access_key, &self.secret_key)
+            .endpoint_url(url)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(2))
+                    .operation_timeout(timeout)
+                    .build(),
+            );
+        Client::from_conf(conf.build())
+    }
+
     /// A client (for presigning) that addresses `endpoint` instead of the gateway's URL,
     /// path-style or virtual-hosted-style.
     pub fn client_for_endpoint(&self, endpoint: &str, path_style: bool) -> Client {
