@@ -19,7 +19,8 @@ use hyper_util::rt::TokioExecutor;
 use node::proto::paxos::{AcceptReply, Ballot, Prepare, Promise, Proposal};
 use node::proto::{
     self, BlobPutReply, Bodies, BucketRecord, CHECK_HEADER, EXPECTED_MD5_HEADER, ErrorBody, Hint,
-    LeaseReply, LeaseRequest, ListPage, ObjectRecord, SECRET_HEADER, SummaryPage, encode_segment,
+    LeaseReply, LeaseRequest, ListPage, ObjectRecord, SECRET_HEADER, STALE_CODE, Stamp, SummaryPage,
+    encode_segment,
 };
 use serde::de::DeserializeOwned;
 
@@ -47,6 +48,10 @@ pub enum NodeError {
     BadReply(String),
     #[error("aborted")]
     Aborted,
+    /// A plain record write refused because it would add a version stamped below the
+    /// ballot the node promised for the key (`proto::STALE_CODE`).
+    #[error("stamp below the promised ballot {0:?}")]
+    Stale(Stamp),
 }
 
 /// A pooled HTTP client for one data node.
@@ -125,6 +130,11 @@ impl NodeClient {
             .unwrap_or_default();
         let parsed: Option<ErrorBody> = serde_json::from_slice(&body).ok();
         let (code, message) = match parsed {
+            Some(ErrorBody {
+                code,
+                promised: Some(promised),
+                ..
+            }) if code == STALE_CODE => return Err(NodeError::Stale(promised)),
             Some(e) => (e.code, e.message),
             None => (
                 status.canonical_reason().unwrap_or("").to_owned(),

@@ -69,6 +69,11 @@ pub enum Error {
     /// The node is shutting down or a background worker it needs has stopped.
     #[error("unavailable: {0}")]
     Unavailable(&'static str),
+    /// A plain record write would add a version stamped below the ballot this node promised
+    /// for the key: the write must be stamped again above `promised` (see
+    /// `records::paxos::check_fresh`). Nothing of the write was stored.
+    #[error("stamp below the ballot promised for this key")]
+    Stale { promised: proto::Stamp },
 }
 
 impl Error {
@@ -126,6 +131,7 @@ pub(crate) fn status_and_body(err: &Error) -> (StatusCode, proto::ErrorBody) {
             (StatusCode::INTERNAL_SERVER_ERROR, "InternalError")
         }
         Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Unavailable"),
+        Error::Stale { .. } => (StatusCode::CONFLICT, proto::STALE_CODE),
     };
     if status.is_server_error() {
         tracing::error!(error = %err, code, "request failed");
@@ -133,6 +139,10 @@ pub(crate) fn status_and_body(err: &Error) -> (StatusCode, proto::ErrorBody) {
     let body = proto::ErrorBody {
         code: code.to_string(),
         message: err.to_string(),
+        promised: match err {
+            Error::Stale { promised } => Some(promised.clone()),
+            _ => None,
+        },
     };
     (status, body)
 }

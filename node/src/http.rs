@@ -536,7 +536,7 @@ fn no_content() -> Response<ResponseBody> {
 
 fn error_response(err: &Error) -> Response<ResponseBody> {
     let (status, body) = status_and_body(err);
-    // ErrorBody holds two strings; encoding it cannot fail, but never panic on it.
+    // ErrorBody holds two strings and a stamp; encoding it cannot fail, but never panic on it.
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
     let mut response = full(status, "application/json", Bytes::from(bytes));
     if let Error::RangeNotSatisfiable { size } = err

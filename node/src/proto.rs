@@ -103,7 +103,16 @@ pub struct ErrorBody {
     /// Stable machine-readable code, e.g. `NotFound`, `DigestMismatch`, `Corrupt`.
     pub code: String,
     pub message: String,
+    /// With [`STALE_CODE`]: the ballot the refused stamp was below.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promised: Option<Stamp>,
 }
+
+/// Error code (409) of a plain record write that would add a version stamped below a
+/// ballot the node promised for the key. The writer stamps its version again above
+/// [`ErrorBody::promised`] and retries; readers repairing a record finish the key's
+/// agreement instead. This is what orders plain writes with conditional ones.
+pub const STALE_CODE: &str = "Stale";
 
 /// Answer to `PUT /blobs/{id}`: what the node durably stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

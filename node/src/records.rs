@@ -466,7 +466,9 @@ impl Writer {
                 let done = |c: bool| (c, Reply::Done);
                 let outcome = match change {
                     Change::Object { key, record } => {
-                        merge_into(&mut objects, key, record).map(done)
+                        paxos::check_fresh(&paxos_table, &objects, key, record)
+                            .and_then(|()| merge_into(&mut objects, key, record))
+                            .map(done)
                     }
                     Change::Bucket(record) => {
                         merge_into(&mut buckets, record.name.as_bytes(), record).map(done)

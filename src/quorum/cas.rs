@@ -66,12 +66,18 @@ enum Round<E> {
     Refused(E),
     /// Another proposer holds a higher ballot.
     Preempted(Ballot),
+    /// The key holds a version stamped at or above the ballot (a plain write from a
+    /// gateway whose clock is ahead): a new version stamped with this ballot would order
+    /// before it. Try again at once above it.
+    Behind(Stamp),
 }
 
 impl Cluster {
     /// Applies, atomically with respect to every other `compare_and_set` on the same key, the
     /// change `decide` chooses on the key's current record (empty if none). `decide` may run
-    /// several times and must be pure apart from its result. Returns the record as committed.
+    /// several times and must be pure apart from its result; it gets the stamp a new
+    /// version must carry (the round's ballot, above every stamp of the record), which is
+    /// what orders the change with plain writes. Returns the record as committed.
     /// `stored` is the blob the change refers to, if any: replicas that have not stored it
     /// yet get the commit only once they have.
     pub async fn compare_and_set<E: From<Error>>(
@@ -79,7 +85,7 @@ impl Cluster {
         bucket: &str,
         key: &str,
         stored: Option<BlobStored>,
-        mut decide: impl FnMut(&ObjectRecord) -> Decision<E>,
+        mut decide: impl FnMut(&ObjectRecord, &Stamp) -> Decision<E>,
     ) -> Result<ObjectRecord, E> {
         let started = Instant::now();
         let mut lost = 0u32;
@@ -115,6 +121,12 @@ impl Cluster {
                     self.count_round("preempted");
                     outbid = Some(higher.ts);
                 }
+                Round::Behind(newest) => {
+                    outbid = Some(newest.ts);
+                    if started.elapsed() < CAS_DEADLINE {
+                        continue;
+                    }
+                }
             }
             if started.elapsed() >= CAS_DEADLINE {
                 return Err(E::from(Error::Contention {
@@ -140,7 +152,7 @@ impl Cluster {
         bucket: &str,
         key: &str,
         ballot: &Ballot,
-        decide: &mut impl FnMut(&ObjectRecord) -> Decision<E>,
+        decide: &mut impl FnMut(&ObjectRecord, &Stamp) -> Decision<E>,
         proposed: &mut bool,
         stored: &mut Option<BlobStored>,
     ) -> Result<Round<E>, E> {
@@ -172,11 +184,16 @@ impl Cluster {
         if let Some((_, value)) = highest {
             view.merge(value);
         }
+        if let Some(newest) = view.newest_stamp()
+            && newest >= ballot
+        {
+            return Ok(Round::Behind(newest.clone()));
+        }
         // An accepted value the records do not show yet must be finished before anyone
         // acts on it.
         let unfinished = view != committed;
         // `mine`: the value carries the caller's change (and so refers to its blob).
-        let (value, outcome, mine) = match decide(&view) {
+        let (value, outcome, mine) = match decide(&view, ballot) {
             Decision::Apply(change) => {
                 let mut value = view;
                 value.merge(&change);

@@ -13,6 +13,7 @@ mod hedge;
 mod list;
 mod read;
 mod repair;
+mod settle;
 mod uploads;
 mod write;
 
@@ -191,10 +192,13 @@ impl Cluster {
     /// quorum failure reports for it.
     fn count_failure(&self, i: usize, op: &str, e: &NodeError) -> String {
         let node = self.node(i).url();
-        self.metrics()
-            .storage_errors
-            .with_label_values(&[node, op])
-            .inc();
+        // A stale stamp is the ordering rule at work, not a failing node.
+        if !matches!(e, NodeError::Stale(_)) {
+            self.metrics()
+                .storage_errors
+                .with_label_values(&[node, op])
+                .inc();
+        }
         format!("{node}: {e}")
     }
 

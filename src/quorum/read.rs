@@ -42,8 +42,9 @@ impl Cluster {
 
     /// Reads the record stored under `(bucket, key)` on `replicas` (R of them must answer).
     /// Asks R replicas first and the others when one fails or the hedge delay passes (see
-    /// `hedge`). Answers arriving after the read quorum, and differences between answers,
-    /// go to read repair in the background; the caller does not wait for them.
+    /// `hedge`). When the answers disagree, the merged state is made durable on W replicas
+    /// before it is returned (`settle`), so no later read can miss what this one saw.
+    /// Answers arriving after the read quorum go to read repair in the background.
     pub async fn read_record_on(
         &self,
         bucket: &str,
@@ -79,6 +80,13 @@ impl Cluster {
             if let Some(r) = record {
                 merged.merge(r);
             }
+        }
+        // What this read returns must be on W replicas before it is returned.
+        if let Some(committed) = self
+            .settle(bucket, key, &replicas, &answers, &merged)
+            .await?
+        {
+            merged = committed;
         }
         // Read repair: wait (in the background) for the replicas that have not answered yet,
         // then bring every replica that answered with less up to the merge of all answers.
@@ -133,7 +141,7 @@ impl Cluster {
 
 /// Inline bodies carry no block checksums; their MD5 is checked here instead, and a
 /// version whose bytes do not match is left out so another replica's copy wins.
-fn drop_corrupt_inline(record: &mut ObjectRecord, node: &str, bucket: &str, key: &str) {
+pub(super) fn drop_corrupt_inline(record: &mut ObjectRecord, node: &str, bucket: &str, key: &str) {
     record.versions.retain(|v| match &v.state {
         VersionState::Object(meta) => match &meta.data {
             Data::Inline { bytes } => {

@@ -12,7 +12,7 @@ use futures::StreamExt;
 use futures::future::join_all;
 use node::proto::{Bodies, Data, Hint, ObjectMeta, ObjectRecord, VersionState};
 
-use super::Cluster;
+use super::{Cluster, quorum_failed};
 use crate::error::Error;
 use crate::node_client::{BoxError, NodeError};
 
@@ -36,16 +36,31 @@ const REPAIR_GRACE_MICROS: u64 = 2_000_000;
 /// `merged` that is old enough to have reached it by now.
 pub fn is_behind(have: &ObjectRecord, merged: &ObjectRecord) -> bool {
     let settled = now_micros().saturating_sub(REPAIR_GRACE_MICROS);
+    lacks_where(have, merged, |v| v.changed_at() < settled)
+}
+
+/// Whether `have` lacks (or holds an older state of) any version of `want`, however young.
+pub(super) fn lacks(have: &ObjectRecord, want: &ObjectRecord) -> bool {
+    lacks_where(have, want, |_| true)
+}
+
+fn lacks_where(
+    have: &ObjectRecord,
+    want: &ObjectRecord,
+    counts: impl Fn(&node::proto::Version) -> bool,
+) -> bool {
     // Both lists are sorted by stamp (every stored or merged record is).
     let has = |v: &node::proto::Version| {
         have.versions
             .binary_search_by(|h| h.stamp.cmp(&v.stamp))
             .is_ok_and(|i| have.versions[i].same_as(v))
     };
-    merged
-        .versions
+    // A null version `have` replaced by a newer one is not missing: merging it would drop it.
+    let newest_null = have.versions.iter().rev().find(|v| v.null).map(|v| &v.stamp);
+    want.versions
         .iter()
-        .any(|v| v.changed_at() < settled && !has(v))
+        .filter(|v| !(v.null && newest_null.is_some_and(|n| *n > v.stamp)))
+        .any(|v| counts(v) && !has(v))
 }
 
 fn now_micros() -> u64 {
@@ -178,16 +193,45 @@ impl Cluster {
         }
         let record_stale = merged != mine;
         if record_stale {
-            self.node(target)
-                .put_record(bucket, key, &merged)
-                .await
-                .map_err(|e| Error::Node {
-                    op: "repair: write record",
-                    node: self.node(target).url().to_owned(),
-                    source: e,
-                })?;
+            match self.node(target).put_record(bucket, key, &merged).await {
+                Ok(()) => {}
+                // The target promised a conditional write's ballot above versions it
+                // lacks: they can only reach it through the key's agreement now.
+                Err(NodeError::Stale(_)) => {
+                    self.compare_and_set::<Error>(bucket, key, None, |_, _| {
+                        super::Decision::Apply(merged.clone())
+                    })
+                    .await?;
+                }
+                Err(e) => {
+                    return Err(Error::Node {
+                        op: "repair: write record",
+                        node: self.node(target).url().to_owned(),
+                        source: e,
+                    });
+                }
+            }
         }
         Ok(record_stale || !needed.is_empty())
+    }
+
+    /// [`Cluster::copy_blob`], failing when no source has a good copy.
+    pub(super) async fn copy_blob_to(
+        &self,
+        id: &str,
+        sources: &[usize],
+        target: usize,
+        md5: Option<&str>,
+    ) -> Result<(), Error> {
+        match self.copy_blob(id, sources, target, md5).await? {
+            Copy::Done => Ok(()),
+            Copy::NoSource => Err(quorum_failed(
+                "copy blob",
+                1,
+                0,
+                vec![format!("no replica has a good copy of blob {id}")],
+            )),
+        }
     }
 
     /// Copies blob `id` to `target` from the first of `sources` that has a good copy.

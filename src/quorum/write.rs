@@ -11,6 +11,7 @@
 //! replica's stream with an error, and the node keeps nothing. A write is acknowledged at W
 //! replicas; the remaining replica finishes (blob, then record) in a background task.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,7 +20,8 @@ use futures::future::{BoxFuture, Shared, join_all};
 use http::{HeaderMap, HeaderValue};
 use hyper::body::Frame;
 use node::proto::{
-    BLOCK_CRCS_TRAILER, BlobPutReply, BlockCrcs, EXPECTED_MD5_HEADER, ObjectRecord, table_digest,
+    BLOCK_CRCS_TRAILER, BlobPutReply, BlockCrcs, EXPECTED_MD5_HEADER, ObjectRecord, Stamp, Version,
+    VersionState, table_digest,
 };
 use tokio::sync::mpsc;
 
@@ -115,7 +117,9 @@ impl Cluster {
         }
     }
 
-    /// Sends `record` to `targets` and returns once W of them merged it.
+    /// Sends `record` to `targets` and returns once W of them merged it. For records that
+    /// add no version (purge tombstones, tag changes, upload records); a new version goes
+    /// through [`Cluster::write_version`].
     pub async fn write_record(
         &self,
         bucket: &str,
@@ -123,32 +127,142 @@ impl Cluster {
         record: ObjectRecord,
         targets: &[usize],
     ) -> Result<(), Error> {
-        let record = std::sync::Arc::new(record);
+        self.write_record_once(bucket, key, record, targets)
+            .await
+            .map_err(|(e, _)| e)
+    }
+
+    /// [`Cluster::write_record`], telling on failure the highest ballot a node refused the
+    /// record's stamps for (`NodeError::Stale`), if any did.
+    async fn write_record_once(
+        &self,
+        bucket: &str,
+        key: &str,
+        record: ObjectRecord,
+        targets: &[usize],
+    ) -> Result<(), (Error, Option<Stamp>)> {
+        let record = Arc::new(record);
+        let stale: Arc<Mutex<Option<Stamp>>> = Arc::default();
         let (b, k) = (bucket.to_owned(), key.to_owned());
         let calls = spawn_each(self, targets, |i, node| {
             let (cluster, b, k, record) = (self.clone(), b.clone(), k.clone(), record.clone());
+            let stale = stale.clone();
             async move {
                 let result = node.put_record(&b, &k, &record).await;
                 if let Err(e) = &result {
+                    if let NodeError::Stale(promised) = e {
+                        let mut seen = stale.lock().unwrap_or_else(|p| p.into_inner());
+                        if seen.as_ref().is_none_or(|s| promised > s) {
+                            *seen = Some(promised.clone());
+                        }
+                    }
                     cluster.raise_hint(&b, &k, i, e);
                 }
                 result
             }
         });
-        gather(self, "write record", calls, self.inner.write_quorum)
-            .await
-            .map(|_| ())
+        match gather(self, "write record", calls, self.inner.write_quorum).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let promised = stale.lock().unwrap_or_else(|p| p.into_inner()).take();
+                Err((e, promised))
+            }
+        }
     }
 
-    /// Writes the record of a blob upload: to the replicas that acknowledged the blob now
-    /// (W needed), and to each late replica once its blob is stored with the right MD5.
-    pub async fn commit_blob_record(
+    /// Writes the record of a new version to `targets` and returns once W merged it. A
+    /// node that promised a conditional write's ballot above the version's stamp refuses
+    /// it (see `node::records::paxos::check_fresh`); the version is then stamped again
+    /// above that ballot and written again, so it orders after the conditional write
+    /// instead of slipping under it. Returns the version as written.
+    pub async fn write_version(
         &self,
         bucket: &str,
         key: &str,
-        record: ObjectRecord,
+        version: Version,
+        targets: &[usize],
+    ) -> Result<Version, Error> {
+        let mut version = version;
+        let mut attempts = 0;
+        let mut abandoned = Vec::new();
+        loop {
+            let record = ObjectRecord::single(version.clone());
+            match self.write_record_once(bucket, key, record, targets).await {
+                Ok(()) => break,
+                Err((e, None)) => return Err(e),
+                Err((e, Some(promised))) => {
+                    attempts += 1;
+                    if attempts > MAX_RESTAMPS {
+                        return Err(e);
+                    }
+                    let stamp = Stamp {
+                        ts: self.next_timestamp(Some(promised.ts)),
+                        id: Cluster::new_id(),
+                    };
+                    abandoned.push(version.stamp.clone());
+                    version = restamped(version, stamp);
+                }
+            }
+        }
+        self.purge_abandoned(bucket, key, &version, abandoned, targets);
+        Ok(version)
+    }
+
+    /// An attempt refused by some replicas may have reached others: once the version is
+    /// written under its new stamp, the old one is purged, so a versioned key does not
+    /// keep a version nobody was told about. (A null version needs nothing: the newer
+    /// null version replaces it, and a purge of it would drop older null versions while
+    /// the new one may still be on its way.)
+    fn purge_abandoned(
+        &self,
+        bucket: &str,
+        key: &str,
+        written: &Version,
+        abandoned: Vec<Stamp>,
+        targets: &[usize],
+    ) {
+        if written.null || abandoned.is_empty() {
+            return;
+        }
+        let tombstones = ObjectRecord {
+            versions: abandoned
+                .into_iter()
+                .map(|stamp| Version {
+                    stamp,
+                    null: false,
+                    state: VersionState::Purged,
+                    tags: None,
+                })
+                .collect(),
+        };
+        let (cluster, b, k, targets) = (
+            self.clone(),
+            bucket.to_owned(),
+            key.to_owned(),
+            targets.to_vec(),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = cluster.write_record(&b, &k, tombstones, &targets).await {
+                tracing::warn!(bucket = %b, key = %k, "purge of an abandoned version stamp failed: {e}");
+            }
+        });
+    }
+
+    /// Writes the record of a new version whose blob `stored` holds: to the replicas that
+    /// acknowledged the blob now (W needed, as [`Cluster::write_version`]), and to each
+    /// late replica once its blob is stored with the right MD5. Returns the version as
+    /// written.
+    pub async fn commit_blob_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Version,
         stored: BlobStored,
-    ) -> Result<(), Error> {
+    ) -> Result<Version, Error> {
+        let version = self
+            .write_version(bucket, key, version, &stored.acked)
+            .await?;
+        let record = ObjectRecord::single(version.clone());
         for (i, put) in stored.late {
             let (cluster, b, k, record, check) = (
                 self.clone(),
@@ -168,8 +282,24 @@ impl Cluster {
                 }
             });
         }
-        self.write_record(bucket, key, record, &stored.acked).await
+        Ok(version)
     }
+}
+
+/// How often one write is stamped again after refusals before it gives up (503). Each
+/// refusal names a ballot the next stamp is above, so only a stream of new conditional
+/// writes on the key can exhaust this.
+const MAX_RESTAMPS: usize = 8;
+
+/// `version` under `stamp`; tags set with the version are stamped like it.
+fn restamped(mut version: Version, stamp: Stamp) -> Version {
+    if let Some(tags) = &mut version.tags
+        && tags.stamp == version.stamp
+    {
+        tags.stamp = stamp.clone();
+    }
+    version.stamp = stamp;
+    version
 }
 
 impl Cluster {

@@ -175,18 +175,15 @@ pub(super) async fn commit_if(
         cluster.delete_blobs_in_background(blobs, cluster.replicas_of(bucket, key));
         return Err(e);
     }
-    let id = Cluster::new_id();
     let versioning = write.versioning;
     let null = versioning != Some(Versioning::Enabled);
-    let (committed, before) = change_if(cluster, bucket, key, condition, stored, blobs, |view| {
-        if view.versions.iter().any(|v| v.stamp.id == id) {
+    // Every stamp this request proposed its version under (one per round that applied it).
+    let mut mine: Vec<Stamp> = Vec::new();
+    let (committed, before) = change_if(cluster, bucket, key, condition, stored, blobs, |view, stamp| {
+        if view.versions.iter().any(|v| mine.contains(&v.stamp)) {
             return None;
         }
-        let seen = view.newest_stamp().map(|s| s.ts);
-        let stamp = Stamp {
-            ts: cluster.next_timestamp(seen),
-            id: id.clone(),
-        };
+        mine.push(stamp.clone());
         // A new object version starts with the write's tags, stamped like the version.
         let tags = match (&state, &write.tags) {
             (VersionState::Object(_), Some(value)) => Some(Lww {
@@ -196,7 +193,7 @@ pub(super) async fn commit_if(
             _ => None,
         };
         Some(ObjectRecord::single(Version {
-            stamp,
+            stamp: stamp.clone(),
             null,
             state: state.clone(),
             tags,
@@ -206,7 +203,7 @@ pub(super) async fn commit_if(
     let version = committed
         .versions
         .iter()
-        .find(|v| v.stamp.id == id)
+        .find(|v| mine.contains(&v.stamp))
         .cloned()
         .ok_or_else(|| {
             s3_error!(
@@ -229,7 +226,7 @@ pub(super) async fn purge_if(
     condition: &WriteCondition,
 ) -> S3Result<Option<Version>> {
     let mut target: Option<Version> = None;
-    change_if(cluster, bucket, key, condition, None, Vec::new(), |view| {
+    change_if(cluster, bucket, key, condition, None, Vec::new(), |view, _| {
         target = view.find_s3_version(version_id).cloned();
         match &target {
             Some(v) if v.is_purged() => None,
@@ -257,12 +254,12 @@ async fn change_if(
     condition: &WriteCondition,
     stored: Option<BlobStored>,
     blobs: Vec<String>,
-    mut change: impl FnMut(&ObjectRecord) -> Option<ObjectRecord>,
+    mut change: impl FnMut(&ObjectRecord, &Stamp) -> Option<ObjectRecord>,
 ) -> S3Result<(ObjectRecord, ObjectRecord)> {
     let mut before = ObjectRecord::default();
     let result = cluster
-        .compare_and_set::<S3Error>(bucket, key, stored, |view| {
-            let Some(c) = change(view) else {
+        .compare_and_set::<S3Error>(bucket, key, stored, |view, stamp| {
+            let Some(c) = change(view, stamp) else {
                 return Decision::AlreadyApplied;
             };
             if let Err(e) = condition.check(view) {

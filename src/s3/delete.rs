@@ -69,8 +69,8 @@ async fn delete_one(
         return Ok((None, false));
     }
     let marker = ctx.new_version(cluster, VersionState::DeleteMarker);
-    cluster
-        .write_record(bucket, key, ObjectRecord::single(marker.clone()), &replicas)
+    let marker = cluster
+        .write_version(bucket, key, marker, &replicas)
         .await?;
     ctx.release_replaced(cluster, bucket, key);
     Ok((ctx.version_id_for(&marker), ctx.versioning.is_some()))

@@ -225,9 +225,7 @@ async fn record_part(
         tags: None,
     };
     let (ub, uk) = upload_address(bucket, key, upload_id);
-    cluster
-        .commit_blob_record(&ub, &uk, ObjectRecord::single(part), stored)
-        .await?;
+    cluster.commit_blob_version(&ub, &uk, part, stored).await?;
     Ok(())
 }
 

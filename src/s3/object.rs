@@ -190,18 +190,19 @@ pub(super) async fn commit_version(
         return Ok(written.version);
     }
     let version = ctx.new_version(cluster, VersionState::Object(meta));
-    let record = ObjectRecord::single(version.clone());
-    match stored {
+    let version = match stored {
         Some(stored) => {
             cluster
-                .commit_blob_record(bucket, key, record, stored)
+                .commit_blob_version(bucket, key, version, stored)
                 .await?
         }
         None => {
             let replicas = cluster.replicas_of(bucket, key);
-            cluster.write_record(bucket, key, record, &replicas).await?
+            cluster
+                .write_version(bucket, key, version, &replicas)
+                .await?
         }
-    }
+    };
     ctx.release_replaced(cluster, bucket, key);
     Ok(version)
 }

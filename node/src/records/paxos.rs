@@ -123,6 +123,49 @@ pub(super) fn commit(
     Ok(merged || changed)
 }
 
+/// Refuses (`Stale`) a plain merge of `incoming` into the object at `key` when it would
+/// add a live version stamped below the highest ballot promised for the key.
+///
+/// Why: a conditional write's new version is stamped with its ballot, and its condition is
+/// evaluated on the records a majority of promises carried. A plain write acknowledged by
+/// W replicas shares a node with that majority; on that node it was merged either before
+/// the promise (so the condition saw it, and it orders before the conditional write) or
+/// after, where this check lets it in only with a stamp above the ballot (so it orders
+/// after the conditional write and wins over it). Either way plain and conditional writes
+/// of one key are ordered, and the effect of neither is lost. Versions the node already
+/// has (a tag change, a re-sent write) and purge tombstones (a purge of a version older
+/// than the conditional write cannot change what its condition saw) are let in.
+pub(super) fn check_fresh(
+    paxos: &Bytes<'_>,
+    objects: &Bytes<'_>,
+    key: &[u8],
+    incoming: &ObjectRecord,
+) -> Result<(), Error> {
+    let state: Option<PaxosState> = get_decoded(paxos, key)?;
+    let Some(promised) = state.and_then(|s| s.promised) else {
+        return Ok(());
+    };
+    let below = |v: &crate::proto::Version| !v.is_purged() && v.stamp < promised;
+    if !incoming.versions.iter().any(below) {
+        return Ok(());
+    }
+    // Only what the merge would really add counts: an old null version the node already
+    // replaced by a newer one, say, changes nothing.
+    let existing: ObjectRecord = get_decoded(objects, key)?.unwrap_or_default();
+    let mut merged = existing.clone();
+    merged.merge(incoming);
+    let added = merged
+        .versions
+        .iter()
+        .filter(|v| below(v))
+        .any(|v| !existing.versions.iter().any(|e| e.stamp == v.stamp));
+    if added {
+        Err(Error::Stale { promised })
+    } else {
+        Ok(())
+    }
+}
+
 fn store(paxos: &mut Bytes<'_>, key: &[u8], state: &PaxosState) -> Result<bool, Error> {
     let bytes = serde_json::to_vec(state)
         .map_err(|e| Error::Corrupt(format!("cannot encode paxos state: {e}")))?;

@@ -135,15 +135,11 @@ pub(in crate::s3) async fn complete_multipart_upload(
         written.version
     } else {
         let version = ctx.new_version(cluster, VersionState::Object(meta));
-        cluster
-            .write_record(
-                &input.bucket,
-                &input.key,
-                ObjectRecord::single(version.clone()),
-                &upload.replicas,
-            )
+        let (b, k) = (&input.bucket, &input.key);
+        let version = cluster
+            .write_version(b, k, version, &upload.replicas)
             .await?;
-        ctx.release_replaced(cluster, &input.bucket, &input.key);
+        ctx.release_replaced(cluster, b, k);
         version
     };
     finish_upload(

@@ -98,8 +98,10 @@ pub fn step(state: Value, op: Op, outcome: Outcome) -> Option<Value> {
 /// Why a history is not linearizable.
 #[derive(Debug, Clone)]
 pub struct Violation {
-    /// The shortest prefix of the history (by invocation) that is not linearizable: every
-    /// operation invoked before `events.last()` plus that one.
+    /// The shortest prefix of the history that is not linearizable: every operation
+    /// invoked up to the last one's invocation, where those still running then count as
+    /// unknown (reads among them are left out). Its last operation is the one whose
+    /// outcome no order of what came before can explain.
     pub events: Vec<Event>,
 }
 
@@ -126,21 +128,50 @@ pub fn check(history: &[Event]) -> Verdict {
     }
 }
 
-/// The shortest non-linearizable prefix by invocation order, found by bisection (a prefix
-/// of a linearizable prefix is linearizable, so failure is monotone in the length).
+/// The history as it stood when the `len`-th operation (by completion) returned, at `T`:
+/// every operation invoked by `T`, those still running then made unknown and unfinished
+/// reads dropped. A linearizable history's cuts are linearizable (an operation that
+/// returned by `T` took effect before `T`, so only operations invoked by `T` can explain
+/// it, and an unknown one can do whatever it did), so failure is monotone in `len` and
+/// bisection finds the first failing cut. Its last operation is the one that returned at
+/// `T`: the first answer no order of what came before explains.
+fn cut(by_return: &[Event], len: usize) -> Vec<Event> {
+    let Some(last) = by_return[..len].last() else {
+        return Vec::new();
+    };
+    let at = last.ret.unwrap_or(u64::MAX);
+    let mut events: Vec<Event> = by_return
+        .iter()
+        .enumerate()
+        .filter(|(i, e)| *i != len - 1 && e.call <= at)
+        .filter_map(|(_, e)| match (e.ret.is_some_and(|r| r <= at), e.op) {
+            (true, _) => Some(e.clone()),
+            (false, Op::Get) => None,
+            (false, _) => Some(Event {
+                outcome: Outcome::Unknown,
+                ret: None,
+                ..e.clone()
+            }),
+        })
+        .collect();
+    events.sort_by_key(|e| e.call);
+    events.push(last.clone());
+    events
+}
+
 fn shortest_failing_prefix(history: &[Event]) -> Violation {
-    let mut sorted = history.to_vec();
-    sorted.sort_by_key(|e| e.call);
-    let (mut ok, mut bad) = (0, sorted.len());
+    let mut by_return = history.to_vec();
+    by_return.sort_by_key(|e| (e.ret.unwrap_or(u64::MAX), e.call));
+    let (mut ok, mut bad) = (0, by_return.len());
     while bad - ok > 1 {
         let mid = (ok + bad) / 2;
-        match linearizable(&sorted[..mid], STEP_BUDGET) {
+        match linearizable(&cut(&by_return, mid), STEP_BUDGET) {
             Some(true) => ok = mid,
             _ => bad = mid,
         }
     }
     Violation {
-        events: sorted[..bad].to_vec(),
+        events: cut(&by_return, bad),
     }
 }
 
@@ -431,6 +462,24 @@ mod tests {
         };
         assert_eq!(v.events.len(), 3);
         assert_eq!(v.events.last().unwrap().outcome, Read(Some(1)));
+    }
+
+    #[test]
+    fn a_cut_keeps_what_later_operations_explain_open() {
+        // The 412 is explained by the Put invoked after it; a cut before the Put must not
+        // be taken for a violation.
+        let h = [
+            ev(0, Op::PutIfAbsent(1), Done, 0, 10),
+            ev(1, Op::DeleteIfMatch { expect: 1 }, Done, 11, 20),
+            ev(2, Op::PutIfAbsent(2), Failed, 21, 100),
+            ev(3, Op::Put(3), Done, 30, 40),
+            ev(3, Op::Get, Read(Some(1)), 50, 60),
+        ];
+        let Verdict::Violation(v) = check(&h) else {
+            panic!("not linearizable")
+        };
+        assert_eq!(v.events.last(), h.last(), "{:?}", v.events);
+        assert!(is_linearizable(&h[..4]));
     }
 
     #[test]

@@ -114,19 +114,38 @@ fn key_name(k: usize) -> String {
     format!("k{k}")
 }
 
-/// Maps a write's error to its outcome.
-fn write_outcome<E: ProvideErrorMetadata + std::fmt::Debug>(
-    err: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
-) -> Result<Outcome, String> {
-    let status = err.raw_response().map(|r| r.status().as_u16());
-    match (status, err.code()) {
-        (Some(412), _) => Ok(Outcome::PreconditionFailed),
-        (Some(404), Some("NoSuchKey")) => Ok(Outcome::NoSuchKey),
-        (Some(409), _) => Ok(Outcome::Conflict),
-        (Some(s), _) if s >= 500 => Ok(Outcome::Unknown),
-        (None, _) => Ok(Outcome::Unknown),
-        (Some(s), code) => Err(format!("status {s} {code:?}: {err:?}")),
+/// Whether the request never left the client: the connection was refused, so no gateway
+/// saw it.
+fn never_sent(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        cause = e.source();
     }
+    false
+}
+
+/// Maps a write's error to its outcome; `Ok(None)` when the request never reached a
+/// gateway (it has no effect and tells nothing).
+fn write_outcome<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    err: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> Result<Option<Outcome>, String> {
+    if never_sent(err) {
+        return Ok(None);
+    }
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    Ok(Some(match (status, err.code()) {
+        (Some(412), _) => Outcome::PreconditionFailed,
+        (Some(404), Some("NoSuchKey")) => Outcome::NoSuchKey,
+        (Some(409), _) => Outcome::Conflict,
+        (Some(s), _) if s >= 500 => Outcome::Unknown,
+        (None, _) => Outcome::Unknown,
+        (Some(s), code) => return Err(format!("status {s} {code:?}: {err:?}")),
+    }))
 }
 
 /// One client: a closed loop of random operations until the run stops.
@@ -170,8 +189,12 @@ async fn client_loop(run: Arc<Run>, s3: Client, client: usize, seed: u64) {
                     .push(format!("client {client} {op:?} on {bucket}/{key}: {why}"));
                 continue;
             }
-            // A failed read says nothing.
-            Err(None) => continue,
+            // A failed read says nothing, nor does a request that never left: wait for
+            // the gateway to come back rather than spin.
+            Err(None) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         match (op, outcome) {
             (_, Outcome::Read(v)) => {
@@ -209,7 +232,11 @@ async fn perform(s3: &Client, bucket: &str, key: &str, op: Op) -> Result<Outcome
             .body(ByteStream::from(body(v)))
     };
     let done = |r: Result<(), Outcome>| Ok(r.err().unwrap_or(Outcome::Ok));
-    let map = |e: Result<Outcome, String>| e.map_err(Some);
+    let map = |e: Result<Option<Outcome>, String>| match e {
+        Ok(Some(outcome)) => Ok(outcome),
+        Ok(None) => Err(None),
+        Err(why) => Err(Some(why)),
+    };
     match op {
         Op::Get => match s3.get_object().bucket(bucket).key(key).send().await {
             Ok(out) => match out.body.collect().await {

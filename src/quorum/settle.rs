@@ -1,0 +1,168 @@
+//! Blocking read repair: before a read answers, the state it returns is on a write quorum.
+//!
+//! Why: a read that returned a version only one replica holds (a write still in flight, or
+//! one that reached a single replica and failed) could be followed by a read of two other
+//! replicas that lack it: the value would appear and then vanish. So when the replicas a
+//! read consulted disagree, the merged state is written to replicas until W hold it, and
+//! only then is it answered (Cassandra's blocking read repair at QUORUM). Answers that
+//! agree cost nothing more.
+//!
+//! A replica that promised a conditional write's ballot refuses versions stamped below it
+//! (`NodeError::Stale`); the read then finishes through the key's agreement instead: a
+//! compare-and-set round that commits the merged state joined with whatever the round
+//! finds, and the read answers what was committed.
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use node::proto::{Bodies, Data, ObjectRecord, VersionState};
+
+use super::repair::{blobs_of, lacks};
+use super::{Cluster, Decision, quorum_failed};
+use crate::error::Error;
+use crate::node_client::NodeError;
+
+/// How bringing one replica up to the merged state ended.
+enum Brought {
+    Holds,
+    Refused,
+    Failed(String),
+}
+
+impl Cluster {
+    /// Makes `merged` (the merge of `answers`) durable on W of `replicas` before a read
+    /// returns it. `Ok(None)`: it is; `Ok(Some(record))`: the agreement path committed
+    /// `record` (a superset of `merged`), which the read answers instead.
+    pub(super) async fn settle(
+        &self,
+        bucket: &str,
+        key: &str,
+        replicas: &[usize],
+        answers: &[(usize, Option<ObjectRecord>)],
+        merged: &ObjectRecord,
+    ) -> Result<Option<ObjectRecord>, Error> {
+        let empty = ObjectRecord::default();
+        let holds = |r: &Option<ObjectRecord>| !lacks(r.as_ref().unwrap_or(&empty), merged);
+        let holders: Vec<usize> = answers
+            .iter()
+            .filter(|(_, r)| holds(r))
+            .map(|(i, _)| *i)
+            .collect();
+        let w = self.inner.write_quorum;
+        if holders.len() >= w || merged.versions.is_empty() {
+            return Ok(None);
+        }
+        self.metrics().read_repairs.inc();
+        // The merged state with every body: the read may have left some out.
+        let answered: Vec<usize> = answers.iter().map(|(i, _)| *i).collect();
+        let full = self.read_full(bucket, key, &answered).await;
+        if lacks(&full, merged) {
+            return Err(quorum_failed(
+                "settle read",
+                w,
+                holders.len(),
+                vec!["the replicas that answered the read no longer answer with it".into()],
+            ));
+        }
+        let mut pending: FuturesUnordered<_> = replicas
+            .iter()
+            .copied()
+            .filter(|i| !holders.contains(i))
+            .map(|target| {
+                let (cluster, b, k, full) =
+                    (self.clone(), bucket.to_owned(), key.to_owned(), full.clone());
+                let sources = answered.clone();
+                let task = tokio::spawn(async move {
+                    cluster.bring_up(&b, &k, target, &full, &sources).await
+                });
+                async move {
+                    task.await
+                        .unwrap_or_else(|e| Brought::Failed(format!("task: {e}")))
+                }
+            })
+            .collect();
+        let (mut holding, mut refused, mut reasons) = (holders.len(), false, Vec::new());
+        while let Some(brought) = pending.next().await {
+            match brought {
+                Brought::Holds => holding += 1,
+                Brought::Refused => refused = true,
+                Brought::Failed(why) => reasons.push(why),
+            }
+            if holding >= w {
+                return Ok(None);
+            }
+        }
+        if refused {
+            let committed = self
+                .compare_and_set::<Error>(bucket, key, None, |_, _| Decision::Apply(full.clone()))
+                .await?;
+            return Ok(Some(committed));
+        }
+        Err(quorum_failed("settle read", w, holding, reasons))
+    }
+
+    /// The merge of the full records (every inline body) of `nodes`, those that answer.
+    async fn read_full(&self, bucket: &str, key: &str, nodes: &[usize]) -> ObjectRecord {
+        let reads = nodes.iter().map(|&i| {
+            let node = self.node(i).clone();
+            async move { (i, node.get_record(bucket, key, &Bodies::All).await) }
+        });
+        let mut full = ObjectRecord::default();
+        for (i, answer) in futures::future::join_all(reads).await {
+            if let Ok(Some(mut record)) = answer {
+                super::read::drop_corrupt_inline(&mut record, self.node(i).url(), bucket, key);
+                full.merge(&record);
+            }
+        }
+        full
+    }
+
+    /// Brings replica `target` up to `full`: copies the blobs of the versions it lacks
+    /// from `sources` (blob before record, as on a write), then merges those versions.
+    async fn bring_up(
+        &self,
+        bucket: &str,
+        key: &str,
+        target: usize,
+        full: &ObjectRecord,
+        sources: &[usize],
+    ) -> Brought {
+        let node = self.node(target);
+        let have = match node.get_record(bucket, key, &Bodies::None).await {
+            Ok(r) => r.unwrap_or_default(),
+            Err(e) => return Brought::Failed(format!("{}: {e}", node.url())),
+        };
+        let missing = ObjectRecord {
+            versions: full
+                .versions
+                .iter()
+                .filter(|v| {
+                    let one = ObjectRecord::single((*v).clone());
+                    lacks(&have, &one)
+                })
+                .cloned()
+                .collect(),
+        };
+        if missing.versions.is_empty() {
+            return Brought::Holds;
+        }
+        for v in &missing.versions {
+            let VersionState::Object(meta) = &v.state else {
+                continue;
+            };
+            if matches!(meta.data, Data::Inline { .. }) {
+                continue;
+            }
+            for (id, md5) in blobs_of(meta) {
+                let from: Vec<usize> = sources.iter().copied().filter(|&s| s != target).collect();
+                if let Err(e) = self.copy_blob_to(&id, &from, target, md5.as_deref()).await {
+                    return Brought::Failed(format!("{}: {e}", node.url()));
+                }
+            }
+        }
+        match node.put_record(bucket, key, &missing).await {
+            Ok(()) => Brought::Holds,
+            Err(NodeError::Stale(_)) => Brought::Refused,
+            Err(e) => Brought::Failed(format!("{}: {e}", node.url())),
+        }
+    }
+}
