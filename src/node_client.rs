@@ -19,8 +19,8 @@ use hyper_util::rt::TokioExecutor;
 use node::proto::paxos::{AcceptReply, Ballot, Prepare, Promise, Proposal};
 use node::proto::{
     self, BlobPutReply, Bodies, BucketRecord, CHECK_HEADER, EXPECTED_MD5_HEADER, ErrorBody, Hint,
-    LeaseReply, LeaseRequest, ListPage, ObjectRecord, SECRET_HEADER, STALE_CODE, Stamp, SummaryPage,
-    encode_segment,
+    LeaseReply, LeaseRequest, ListPage, ObjectRecord, SECRET_HEADER, STALE_CODE, Stamp,
+    SummaryPage, encode_segment,
 };
 use serde::de::DeserializeOwned;
 

@@ -263,6 +263,13 @@ pub struct Version {
     /// stamp wins. `None` on delete markers, purge tombstones and untagged objects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Lww<Tags>>,
+    /// On a version a conditional write created: the newest stamp of the record its
+    /// condition was evaluated on (the zero stamp for none). Immutable like the content.
+    /// A conditional writer whose earlier proposal vanished from the record (a newer null
+    /// version replaced it) reads here whether its proposal was part of the state the
+    /// replacing write saw. `None` on plain writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follows: Option<Stamp>,
 }
 
 /// An S3 tag set: key → value (keys are unique).

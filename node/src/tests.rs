@@ -188,6 +188,7 @@ fn record_json() -> Vec<u8> {
         null: false,
         state: proto::VersionState::DeleteMarker,
         tags: None,
+        follows: None,
     });
     serde_json::to_vec(&record).expect("encode record")
 }
@@ -417,6 +418,7 @@ fn inline_record(bodies: [&[u8]; 2]) -> ObjectRecord {
             .expect("a minimal ObjectMeta"),
         ),
         tags: None,
+        follows: None,
     };
     ObjectRecord {
         versions: vec![version(1, bodies[0]), version(2, bodies[1])],

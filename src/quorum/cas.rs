@@ -77,7 +77,8 @@ impl Cluster {
     /// change `decide` chooses on the key's current record (empty if none). `decide` may run
     /// several times and must be pure apart from its result; it gets the stamp a new
     /// version must carry (the round's ballot, above every stamp of the record), which is
-    /// what orders the change with plain writes. Returns the record as committed.
+    /// what orders the change with plain writes, and whether a change it chose in an
+    /// earlier round may have been accepted somewhere. Returns the record as committed.
     /// `stored` is the blob the change refers to, if any: replicas that have not stored it
     /// yet get the commit only once they have.
     pub async fn compare_and_set<E: From<Error>>(
@@ -85,7 +86,7 @@ impl Cluster {
         bucket: &str,
         key: &str,
         stored: Option<BlobStored>,
-        mut decide: impl FnMut(&ObjectRecord, &Stamp) -> Decision<E>,
+        mut decide: impl FnMut(&ObjectRecord, &Stamp, bool) -> Decision<E>,
     ) -> Result<ObjectRecord, E> {
         let started = Instant::now();
         let mut lost = 0u32;
@@ -152,7 +153,7 @@ impl Cluster {
         bucket: &str,
         key: &str,
         ballot: &Ballot,
-        decide: &mut impl FnMut(&ObjectRecord, &Stamp) -> Decision<E>,
+        decide: &mut impl FnMut(&ObjectRecord, &Stamp, bool) -> Decision<E>,
         proposed: &mut bool,
         stored: &mut Option<BlobStored>,
     ) -> Result<Round<E>, E> {
@@ -193,7 +194,7 @@ impl Cluster {
         // acts on it.
         let unfinished = view != committed;
         // `mine`: the value carries the caller's change (and so refers to its blob).
-        let (value, outcome, mine) = match decide(&view, ballot) {
+        let (value, outcome, mine) = match decide(&view, ballot, *proposed) {
             Decision::Apply(change) => {
                 let mut value = view;
                 value.merge(&change);

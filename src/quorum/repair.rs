@@ -56,7 +56,12 @@ fn lacks_where(
             .is_ok_and(|i| have.versions[i].same_as(v))
     };
     // A null version `have` replaced by a newer one is not missing: merging it would drop it.
-    let newest_null = have.versions.iter().rev().find(|v| v.null).map(|v| &v.stamp);
+    let newest_null = have
+        .versions
+        .iter()
+        .rev()
+        .find(|v| v.null)
+        .map(|v| &v.stamp);
     want.versions
         .iter()
         .filter(|v| !(v.null && newest_null.is_some_and(|n| *n > v.stamp)))
@@ -198,7 +203,7 @@ impl Cluster {
                 // The target promised a conditional write's ballot above versions it
                 // lacks: they can only reach it through the key's agreement now.
                 Err(NodeError::Stale(_)) => {
-                    self.compare_and_set::<Error>(bucket, key, None, |_, _| {
+                    self.compare_and_set::<Error>(bucket, key, None, |_, _, _| {
                         super::Decision::Apply(merged.clone())
                     })
                     .await?;

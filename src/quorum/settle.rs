@@ -68,12 +68,17 @@ impl Cluster {
             .copied()
             .filter(|i| !holders.contains(i))
             .map(|target| {
-                let (cluster, b, k, full) =
-                    (self.clone(), bucket.to_owned(), key.to_owned(), full.clone());
+                let (cluster, b, k, full) = (
+                    self.clone(),
+                    bucket.to_owned(),
+                    key.to_owned(),
+                    full.clone(),
+                );
                 let sources = answered.clone();
-                let task = tokio::spawn(async move {
-                    cluster.bring_up(&b, &k, target, &full, &sources).await
-                });
+                let task =
+                    tokio::spawn(
+                        async move { cluster.bring_up(&b, &k, target, &full, &sources).await },
+                    );
                 async move {
                     task.await
                         .unwrap_or_else(|e| Brought::Failed(format!("task: {e}")))
@@ -93,7 +98,9 @@ impl Cluster {
         }
         if refused {
             let committed = self
-                .compare_and_set::<Error>(bucket, key, None, |_, _| Decision::Apply(full.clone()))
+                .compare_and_set::<Error>(bucket, key, None, |_, _, _| {
+                    Decision::Apply(full.clone())
+                })
                 .await?;
             return Ok(Some(committed));
         }

@@ -53,6 +53,7 @@ impl Cluster {
                     null: v.null,
                     state: VersionState::Purged,
                     tags: None,
+                    follows: None,
                 })
                 .collect(),
         };

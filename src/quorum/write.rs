@@ -232,6 +232,7 @@ impl Cluster {
                     null: false,
                     state: VersionState::Purged,
                     tags: None,
+                    follows: None,
                 })
                 .collect(),
         };

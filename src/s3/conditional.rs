@@ -153,10 +153,11 @@ pub(super) struct Committed {
     pub ctx: WriteContext,
 }
 
-/// Writes a new version in `state` (with `write`'s tags) under `condition`, atomically with respect to every
-/// other conditional write of the key. `stored` is the blob upload the version refers to,
-/// and `blobs` every blob it refers to: when the write is refused (or lost without ever
-/// being proposed) they are freed; when its outcome is unknown they are left alone.
+/// Writes a new version in `state` (with `write`'s tags) under `condition`, atomically
+/// with respect to every other write of the key. `stored` is the blob upload the version
+/// refers to, and `blobs` every blob it refers to: when the write is refused (or lost
+/// without ever being proposed) they are freed; when its outcome is unknown they are left
+/// alone.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn commit_if(
     cluster: &Cluster,
@@ -169,51 +170,146 @@ pub(super) async fn commit_if(
     blobs: Vec<String>,
 ) -> S3Result<Committed> {
     // A refusal may rest on any committed state read at a quorum: the write context's read
-    // (made when the request began) already shows a failing condition often, and then no
-    // agreement round is needed. A success always goes through the compare-and-set.
+    // (made when the request began, and durable before it answered) already shows a
+    // failing condition often, and then no agreement round is needed. A success always
+    // goes through the compare-and-set.
     if let Err(e) = condition.check_current(write.current.as_ref()) {
         cluster.delete_blobs_in_background(blobs, cluster.replicas_of(bucket, key));
         return Err(e);
     }
     let versioning = write.versioning;
     let null = versioning != Some(Versioning::Enabled);
-    // Every stamp this request proposed its version under (one per round that applied it).
-    let mut mine: Vec<Stamp> = Vec::new();
-    let (committed, before) = change_if(cluster, bucket, key, condition, stored, blobs, |view, stamp| {
-        if view.versions.iter().any(|v| mine.contains(&v.stamp)) {
-            return None;
-        }
-        mine.push(stamp.clone());
-        // A new object version starts with the write's tags, stamped like the version.
-        let tags = match (&state, &write.tags) {
-            (VersionState::Object(_), Some(value)) => Some(Lww {
+    // Every version this request proposed (one per round that applied it), with the view
+    // it was applied to.
+    let mut mine: Vec<(Version, ObjectRecord)> = Vec::new();
+    let mut chosen: Option<(Version, ObjectRecord)> = None;
+    let result = cluster
+        .compare_and_set::<S3Error>(bucket, key, stored, |view, stamp, proposed| {
+            if proposed {
+                match earlier_outcome(view, &mine) {
+                    Earlier::Applied(v) => {
+                        chosen = Some(v);
+                        return Decision::AlreadyApplied;
+                    }
+                    Earlier::Unknown => return Decision::Refuse(outcome_unknown()),
+                    Earlier::NotApplied => {}
+                }
+            }
+            if let Err(e) = condition.check(view) {
+                return Decision::Refuse(e);
+            }
+            // A new object version starts with the write's tags, stamped like the version.
+            let tags = match (&state, &write.tags) {
+                (VersionState::Object(_), Some(value)) => Some(Lww {
+                    stamp: stamp.clone(),
+                    value: value.clone(),
+                }),
+                _ => None,
+            };
+            let version = Version {
                 stamp: stamp.clone(),
-                value: value.clone(),
-            }),
-            _ => None,
-        };
-        Some(ObjectRecord::single(Version {
-            stamp: stamp.clone(),
-            null,
-            state: state.clone(),
-            tags,
-        }))
-    })
-    .await?;
-    let version = committed
-        .versions
+                null,
+                state: state.clone(),
+                tags,
+                follows: Some(view.newest_stamp().cloned().unwrap_or(ZERO_STAMP)),
+            };
+            mine.push((version.clone(), view.clone()));
+            Decision::Apply(ObjectRecord::single(version))
+        })
+        .await;
+    let committed = match result {
+        Ok(committed) => committed,
+        Err(e) => {
+            free_if_refused(cluster, bucket, key, &e, blobs);
+            return Err(e);
+        }
+    };
+    let found = mine
         .iter()
-        .find(|v| mine.contains(&v.stamp))
-        .cloned()
-        .ok_or_else(|| {
-            s3_error!(
+        .find(|(v, _)| committed.versions.iter().any(|c| c.stamp == v.stamp));
+    let (version, before) = match (found, chosen) {
+        (Some((v, before)), _) => (v.clone(), before.clone()),
+        // Chosen in an earlier round, and replaced since by a newer write.
+        (None, Some(earlier)) => earlier,
+        (None, None) => {
+            return Err(s3_error!(
                 InternalError,
                 "conditional write committed without its version"
-            )
-        })?;
+            ));
+        }
+    };
     let ctx = WriteContext::new(versioning, Some(&before));
     ctx.release_replaced(cluster, bucket, key);
     Ok(Committed { version, ctx })
+}
+
+/// The `follows` of a version whose conditional write saw an empty record.
+const ZERO_STAMP: Stamp = Stamp {
+    ts: 0,
+    id: String::new(),
+};
+
+fn outcome_unknown() -> S3Error {
+    Error::Contention {
+        outcome_unknown: true,
+    }
+    .into()
+}
+
+/// What became of the versions this request proposed in earlier rounds.
+enum Earlier {
+    /// None of them was ever part of the key's state, and none can be any more (the
+    /// round that sees this either proposes anew or fences them off).
+    NotApplied,
+    /// One was chosen: present, or replaced since by a newer null version.
+    Applied((Version, ObjectRecord)),
+    /// One may have been chosen and replaced since; nothing here tells.
+    Unknown,
+}
+
+/// Decides from `view` (the state a majority promised, every chosen value included)
+/// whether a version this request proposed before was chosen. A chosen version is in every
+/// later state, unless a newer null version replaced it (null versions drop older ones).
+/// A version absent from `view` was therefore never chosen when it is not null, or when no
+/// version is newer than it. Otherwise the next newer version tells, if a conditional
+/// write made it: it `follows` the newest stamp that write saw, which is at least this
+/// version's if this version was chosen before it, and below it if it was not (and once
+/// a later state is chosen without it, it never can be).
+fn earlier_outcome(view: &ObjectRecord, mine: &[(Version, ObjectRecord)]) -> Earlier {
+    let mut unknown = false;
+    for (v, before) in mine {
+        if view.versions.iter().any(|x| x.stamp == v.stamp) {
+            return Earlier::Applied((v.clone(), before.clone()));
+        }
+        if !v.null {
+            continue;
+        }
+        let Some(next) = view.versions.iter().find(|x| x.stamp > v.stamp) else {
+            continue;
+        };
+        match &next.follows {
+            Some(f) if *f < v.stamp => {}
+            Some(f) if *f == v.stamp => return Earlier::Applied((v.clone(), before.clone())),
+            _ => unknown = true,
+        }
+    }
+    if unknown {
+        Earlier::Unknown
+    } else {
+        Earlier::NotApplied
+    }
+}
+
+/// Frees the blobs of a write that was refused without taking effect.
+fn free_if_refused(cluster: &Cluster, bucket: &str, key: &str, e: &S3Error, blobs: Vec<String>) {
+    if matches!(
+        e.code(),
+        S3ErrorCode::PreconditionFailed
+            | S3ErrorCode::NoSuchKey
+            | S3ErrorCode::ConditionalRequestConflict
+    ) {
+        cluster.delete_blobs_in_background(blobs, cluster.replicas_of(bucket, key));
+    }
 }
 
 /// Permanently deletes version `version_id` (S3's id, `null` included) under `condition`.
@@ -226,20 +322,29 @@ pub(super) async fn purge_if(
     condition: &WriteCondition,
 ) -> S3Result<Option<Version>> {
     let mut target: Option<Version> = None;
-    change_if(cluster, bucket, key, condition, None, Vec::new(), |view, _| {
-        target = view.find_s3_version(version_id).cloned();
-        match &target {
-            Some(v) if v.is_purged() => None,
-            Some(v) => Some(ObjectRecord::single(Version {
-                stamp: v.stamp.clone(),
-                null: v.null,
-                state: VersionState::Purged,
-                tags: None,
-            })),
-            // Nothing to delete; the condition is still checked atomically.
-            None => Some(ObjectRecord::default()),
-        }
-    })
+    change_if(
+        cluster,
+        bucket,
+        key,
+        condition,
+        None,
+        Vec::new(),
+        |view, _| {
+            target = view.find_s3_version(version_id).cloned();
+            match &target {
+                Some(v) if v.is_purged() => None,
+                Some(v) => Some(ObjectRecord::single(Version {
+                    stamp: v.stamp.clone(),
+                    null: v.null,
+                    state: VersionState::Purged,
+                    tags: None,
+                    follows: None,
+                })),
+                // Nothing to delete; the condition is still checked atomically.
+                None => Some(ObjectRecord::default()),
+            }
+        },
+    )
     .await?;
     Ok(target)
 }
@@ -258,7 +363,7 @@ async fn change_if(
 ) -> S3Result<(ObjectRecord, ObjectRecord)> {
     let mut before = ObjectRecord::default();
     let result = cluster
-        .compare_and_set::<S3Error>(bucket, key, stored, |view, stamp| {
+        .compare_and_set::<S3Error>(bucket, key, stored, |view, stamp, _| {
             let Some(c) = change(view, stamp) else {
                 return Decision::AlreadyApplied;
             };
@@ -272,14 +377,7 @@ async fn change_if(
     match result {
         Ok(committed) => Ok((committed, before)),
         Err(e) => {
-            if matches!(
-                e.code(),
-                S3ErrorCode::PreconditionFailed
-                    | S3ErrorCode::NoSuchKey
-                    | S3ErrorCode::ConditionalRequestConflict
-            ) {
-                cluster.delete_blobs_in_background(blobs, cluster.replicas_of(bucket, key));
-            }
+            free_if_refused(cluster, bucket, key, &e, blobs);
             Err(e)
         }
     }

@@ -49,6 +49,7 @@ async fn delete_one(
             null: target.null,
             state: VersionState::Purged,
             tags: None,
+            follows: None,
         };
         let blobs: Vec<String> = match &target.state {
             VersionState::Object(meta) => blobs_of(meta).into_iter().map(|(id, _)| id).collect(),

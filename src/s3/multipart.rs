@@ -129,6 +129,7 @@ pub(super) async fn create_multipart_upload(
             checksum_algorithm: spec.as_ref().map(|c| c.algorithm.to_owned()),
         }),
         tags: tags.map(|value| Lww { stamp, value }),
+        follows: None,
     };
     let (ub, uk) = upload_address(&input.bucket, &input.key, &id);
     let replicas = cluster.replicas_of(&input.bucket, &input.key);
@@ -223,6 +224,7 @@ async fn record_part(
             checksum_algorithm: None,
         }),
         tags: None,
+        follows: None,
     };
     let (ub, uk) = upload_address(bucket, key, upload_id);
     cluster.commit_blob_version(&ub, &uk, part, stored).await?;

@@ -159,6 +159,7 @@ impl WriteContext {
             null: self.versioning != Some(Versioning::Enabled),
             state,
             tags,
+            follows: None,
         }
     }
 

@@ -55,6 +55,7 @@ fn object(ts: u64, id: &str, null: bool) -> Version {
         null,
         state: VersionState::Object(meta(ts as u8)),
         tags: None,
+        follows: None,
     }
 }
 
@@ -87,6 +88,7 @@ fn canonical(ts: u64, id: u8, null: bool, kind: u8) -> Version {
         null,
         state,
         tags: None,
+        follows: None,
     }
 }
 
@@ -361,6 +363,7 @@ fn delete_marker_hides_the_object() {
         null: false,
         state: VersionState::DeleteMarker,
         tags: None,
+        follows: None,
     };
     let record = merged(&[
         &ObjectRecord::single(v),

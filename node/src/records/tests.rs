@@ -37,6 +37,7 @@ fn version(ts: u64, id: &str) -> Version {
             checksum_algorithm: None,
         }),
         tags: None,
+        follows: None,
     }
 }
 

@@ -64,6 +64,7 @@ fn object_record(versions: Vec<(u64, VersionState)>) -> Vec<u8> {
             null: false,
             state,
             tags: None,
+            follows: None,
         })
         .collect();
     serde_json::to_vec(&ObjectRecord { versions }).expect("encode record")

@@ -111,7 +111,9 @@ pub enum Verdict {
     Linearizable,
     Violation(Violation),
     /// The search gave up after its step budget without deciding.
-    Undecided { steps: u64 },
+    Undecided {
+        steps: u64,
+    },
 }
 
 /// Search steps one check may take before it gives up.
@@ -121,9 +123,7 @@ const STEP_BUDGET: u64 = 20_000_000;
 pub fn check(history: &[Event]) -> Verdict {
     match linearizable(history, STEP_BUDGET) {
         Some(true) => Verdict::Linearizable,
-        None => Verdict::Undecided {
-            steps: STEP_BUDGET,
-        },
+        None => Verdict::Undecided { steps: STEP_BUDGET },
         Some(false) => Verdict::Violation(shortest_failing_prefix(history)),
     }
 }
@@ -341,7 +341,16 @@ mod tests {
         let h = [
             ev(0, Op::Put(1), Done, 0, 10),
             ev(1, Op::Get, Read(Some(1)), 5, 15),
-            ev(2, Op::PutIfMatch { expect: 1, value: 2 }, Done, 12, 30),
+            ev(
+                2,
+                Op::PutIfMatch {
+                    expect: 1,
+                    value: 2,
+                },
+                Done,
+                12,
+                30,
+            ),
             // Concurrent with the If-Match write: may see either value.
             ev(3, Op::Get, Read(Some(1)), 14, 20),
             ev(1, Op::Get, Read(Some(2)), 21, 25),
@@ -387,7 +396,16 @@ mod tests {
         // which starts after the first ended, may not go back.
         let h = [
             ev(0, Op::Put(1), Done, 0, 10),
-            ev(1, Op::PutIfMatch { expect: 1, value: 2 }, Done, 11, 100),
+            ev(
+                1,
+                Op::PutIfMatch {
+                    expect: 1,
+                    value: 2,
+                },
+                Done,
+                11,
+                100,
+            ),
             ev(2, Op::Get, Read(Some(2)), 20, 30),
             ev(3, Op::Get, Read(Some(1)), 40, 50),
         ];
@@ -398,7 +416,16 @@ mod tests {
     fn a_refused_write_that_took_effect_fails() {
         let h = [
             ev(0, Op::Put(1), Done, 0, 10),
-            ev(1, Op::PutIfMatch { expect: 1, value: 2 }, Failed, 11, 100),
+            ev(
+                1,
+                Op::PutIfMatch {
+                    expect: 1,
+                    value: 2,
+                },
+                Failed,
+                11,
+                100,
+            ),
             ev(2, Op::Get, Read(Some(2)), 20, 30),
         ];
         assert!(!is_linearizable(&h));
@@ -489,7 +516,13 @@ mod tests {
             h.push(unknown(i as usize, Op::Put(i + 1), u64::from(i)));
         }
         for k in 0..200u64 {
-            h.push(ev(99, Op::Get, Read(Some(24)), 1000 + 10 * k, 1005 + 10 * k));
+            h.push(ev(
+                99,
+                Op::Get,
+                Read(Some(24)),
+                1000 + 10 * k,
+                1005 + 10 * k,
+            ));
         }
         assert!(is_linearizable(&h));
     }

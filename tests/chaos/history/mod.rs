@@ -81,7 +81,10 @@ fn value_of(bytes: &[u8]) -> u32 {
         .and_then(|t| t.split(';').next())
         .and_then(|t| t.parse().ok())
         .unwrap_or_else(|| panic!("GET returned bytes no write stored: {text:?}"));
-    assert!(bytes == body(id).as_slice(), "GET of value {id} returned corrupted bytes");
+    assert!(
+        bytes == body(id).as_slice(),
+        "GET of value {id} returned corrupted bytes"
+    );
     id
 }
 
@@ -320,10 +323,22 @@ async fn final_reads(run: &Run, s3: &Client) {
                 if let Ok(outcome) = perform(s3, bucket, &key, Op::Get).await {
                     let ret = Some(run.now());
                     let (op, client) = (Op::Get, CLIENTS);
-                    run.record((b, k), Event { client, op, outcome, call, ret });
+                    run.record(
+                        (b, k),
+                        Event {
+                            client,
+                            op,
+                            outcome,
+                            call,
+                            ret,
+                        },
+                    );
                     break;
                 }
-                assert!(Instant::now() < deadline, "final read of {bucket}/{key} kept failing");
+                assert!(
+                    Instant::now() < deadline,
+                    "final read of {bucket}/{key} kept failing"
+                );
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
@@ -398,7 +413,11 @@ pub async fn history_run(fault: Fault) {
     final_reads(&run, &cluster.client_with_timeout(&urls[0], OP_TIMEOUT)).await;
 
     let unexpected = run.unexpected.lock().unwrap().clone();
-    assert!(unexpected.is_empty(), "answers no register allows:\n{}", unexpected.join("\n"));
+    assert!(
+        unexpected.is_empty(),
+        "answers no register allows:\n{}",
+        unexpected.join("\n")
+    );
     let histories = run.histories.lock().unwrap().clone();
     report_and_check(fault, faults, secs, &histories);
 }
@@ -415,7 +434,10 @@ fn report_and_check(
     let unknown = count(&|e| e.outcome == Outcome::Unknown);
     let cond_ok = count(&|e| {
         e.outcome == Outcome::Ok
-            && matches!(e.op, Op::PutIfAbsent(_) | Op::PutIfMatch { .. } | Op::DeleteIfMatch { .. })
+            && matches!(
+                e.op,
+                Op::PutIfAbsent(_) | Op::PutIfMatch { .. } | Op::DeleteIfMatch { .. }
+            )
     });
     let refused = count(&|e| e.outcome == Outcome::PreconditionFailed);
     eprintln!(
@@ -426,9 +448,19 @@ fn report_and_check(
         histories.len()
     );
     // A run that checked nothing proves nothing.
-    assert!(faults >= secs as usize / 8, "only {faults} faults injected in {secs} s");
-    assert!(all.len() >= 20 * secs as usize, "only {} operations in {secs} s", all.len());
-    assert!(cond_ok > 0 && refused > 0 && reads > 0, "the load lacks an operation kind");
+    assert!(
+        faults >= secs as usize / 8,
+        "only {faults} faults injected in {secs} s"
+    );
+    assert!(
+        all.len() >= 20 * secs as usize,
+        "only {} operations in {secs} s",
+        all.len()
+    );
+    assert!(
+        cond_ok > 0 && refused > 0 && reads > 0,
+        "the load lacks an operation kind"
+    );
     let mut failures = Vec::new();
     for ((b, k), history) in histories {
         let started = Instant::now();
@@ -477,7 +509,9 @@ fn describe(events: &[Event]) -> String {
     shown
         .iter()
         .map(|e| {
-            let ret = e.ret.map_or("never".to_owned(), |r| format!("{:.1}", r as f64 / 1e3));
+            let ret = e
+                .ret
+                .map_or("never".to_owned(), |r| format!("{:.1}", r as f64 / 1e3));
             format!(
                 "  {:>9.1} – {:>9} client {} {:?} → {:?}",
                 e.call as f64 / 1e3,
