@@ -200,8 +200,9 @@ impl Cluster {
                 value.merge(&change);
                 (value, None, true)
             }
-            Decision::AlreadyApplied if unfinished => (view, None, true),
-            Decision::AlreadyApplied => return Ok(Round::Done(view)),
+            // The change may be on fewer than W replicas (its proposer stopped after one
+            // commit): commit the view again before reporting success.
+            Decision::AlreadyApplied => (view, None, true),
             // A young unfinished value most likely has its proposer committing it right
             // now: let it, rather than have every refused writer race to finish it.
             Decision::Refuse(_) if unfinished && !*proposed && highest.is_some_and(young) => {

@@ -11,6 +11,7 @@ mod buckets;
 mod cas;
 mod hedge;
 mod list;
+mod outcome;
 mod read;
 mod repair;
 mod settle;
@@ -32,6 +33,7 @@ use crate::placement::Placement;
 
 pub use cas::Decision;
 pub use list::Listing;
+pub use outcome::{Earlier, ZERO_STAMP, earlier_outcome};
 pub use read::ObjectStream;
 pub use repair::{blobs_of, is_behind};
 pub use uploads::part_blobs;

@@ -25,7 +25,8 @@ use node::proto::{
 };
 use tokio::sync::mpsc;
 
-use super::{Cluster, gather, quorum_failed, spawn_each};
+use super::outcome::{Earlier, ZERO_STAMP, earlier_outcome};
+use super::{Cluster, Decision, gather, quorum_failed, spawn_each};
 use crate::error::Error;
 use crate::node_client::{BoxError, NodeError};
 
@@ -172,9 +173,10 @@ impl Cluster {
 
     /// Writes the record of a new version to `targets` and returns once W merged it. A
     /// node that promised a conditional write's ballot above the version's stamp refuses
-    /// it (see `node::records::paxos::check_fresh`); the version is then stamped again
-    /// above that ballot and written again, so it orders after the conditional write
-    /// instead of slipping under it. Returns the version as written.
+    /// it (see `node::records::paxos::check_fresh`); when that leaves fewer than W, the
+    /// write goes through the key's agreement instead ([`Cluster::write_version_agreed`]),
+    /// so it orders after the conditional write instead of slipping under it. Returns the
+    /// version as written.
     pub async fn write_version(
         &self,
         bucket: &str,
@@ -182,30 +184,70 @@ impl Cluster {
         version: Version,
         targets: &[usize],
     ) -> Result<Version, Error> {
-        let mut version = version;
-        let mut attempts = 0;
-        let mut abandoned = Vec::new();
-        loop {
-            let record = ObjectRecord::single(version.clone());
-            match self.write_record_once(bucket, key, record, targets).await {
-                Ok(()) => break,
-                Err((e, None)) => return Err(e),
-                Err((e, Some(promised))) => {
-                    attempts += 1;
-                    if attempts > MAX_RESTAMPS {
-                        return Err(e);
-                    }
-                    let stamp = Stamp {
-                        ts: self.next_timestamp(Some(promised.ts)),
-                        id: Cluster::new_id(),
-                    };
-                    abandoned.push(version.stamp.clone());
-                    version = restamped(version, stamp);
-                }
-            }
+        let record = ObjectRecord::single(version.clone());
+        match self.write_record_once(bucket, key, record, targets).await {
+            Ok(()) => Ok(version),
+            Err((e, None)) => Err(e),
+            Err((_, Some(_))) => self.write_version_agreed(bucket, key, version, None).await,
         }
-        self.purge_abandoned(bucket, key, &version, abandoned, targets);
-        Ok(version)
+    }
+
+    /// Writes a plain version whose first attempt some replicas refused as stale: through
+    /// a compare-and-set round, under the round's ballot. The first attempt may have reached
+    /// other replicas, so each round first asks whether it (or a version an earlier round
+    /// proposed) took effect: then that is the write; only if none did is the version
+    /// proposed again. One request never takes effect twice.
+    async fn write_version_agreed(
+        &self,
+        bucket: &str,
+        key: &str,
+        first: Version,
+        stored: Option<BlobStored>,
+    ) -> Result<Version, Error> {
+        let template = first.clone();
+        let mut mine = vec![first];
+        let mut chosen: Option<Version> = None;
+        let committed = self
+            .compare_and_set::<Error>(bucket, key, stored, |view, stamp, _| {
+                match earlier_outcome(view, &mine) {
+                    Earlier::Applied(i) => {
+                        chosen = Some(mine[i].clone());
+                        return Decision::AlreadyApplied;
+                    }
+                    Earlier::Unknown => {
+                        return Decision::Refuse(Error::Contention {
+                            outcome_unknown: true,
+                        });
+                    }
+                    Earlier::NotApplied => {}
+                }
+                let mut version = restamped(template.clone(), stamp.clone());
+                version.follows = Some(view.newest_stamp().cloned().unwrap_or(ZERO_STAMP));
+                mine.push(version.clone());
+                Decision::Apply(ObjectRecord::single(version))
+            })
+            .await?;
+        let written = mine
+            .iter()
+            .find(|v| committed.versions.iter().any(|c| c.stamp == v.stamp))
+            .cloned()
+            .or(chosen)
+            .ok_or(Error::Contention {
+                outcome_unknown: true,
+            })?;
+        let abandoned = mine
+            .iter()
+            .filter(|v| v.stamp != written.stamp)
+            .map(|v| v.stamp.clone())
+            .collect();
+        self.purge_abandoned(
+            bucket,
+            key,
+            &written,
+            abandoned,
+            &self.replicas(bucket, key),
+        );
+        Ok(written)
     }
 
     /// An attempt refused by some replicas may have reached others: once the version is
@@ -260,10 +302,19 @@ impl Cluster {
         version: Version,
         stored: BlobStored,
     ) -> Result<Version, Error> {
-        let version = self
-            .write_version(bucket, key, version, &stored.acked)
-            .await?;
         let record = ObjectRecord::single(version.clone());
+        match self
+            .write_record_once(bucket, key, record.clone(), &stored.acked)
+            .await
+        {
+            Ok(()) => {}
+            Err((e, None)) => return Err(e),
+            Err((_, Some(_))) => {
+                return self
+                    .write_version_agreed(bucket, key, version, Some(stored))
+                    .await;
+            }
+        }
         for (i, put) in stored.late {
             let (cluster, b, k, record, check) = (
                 self.clone(),
@@ -286,11 +337,6 @@ impl Cluster {
         Ok(version)
     }
 }
-
-/// How often one write is stamped again after refusals before it gives up (503). Each
-/// refusal names a ballot the next stamp is above, so only a stream of new conditional
-/// writes on the key can exhaust this.
-const MAX_RESTAMPS: usize = 8;
 
 /// `version` under `stamp`; tags set with the version are stamped like it.
 fn restamped(mut version: Version, stamp: Stamp) -> Version {

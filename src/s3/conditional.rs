@@ -15,7 +15,7 @@ use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
 use super::object::WriteContext;
 use crate::error::Error;
 use crate::integrity::etag;
-use crate::quorum::{BlobStored, Cluster, Decision};
+use crate::quorum::{BlobStored, Cluster, Decision, Earlier, ZERO_STAMP, earlier_outcome};
 
 /// The preconditions of one write.
 #[derive(Debug, Default, Clone)]
@@ -186,9 +186,10 @@ pub(super) async fn commit_if(
     let result = cluster
         .compare_and_set::<S3Error>(bucket, key, stored, |view, stamp, proposed| {
             if proposed {
-                match earlier_outcome(view, &mine) {
-                    Earlier::Applied(v) => {
-                        chosen = Some(v);
+                let versions: Vec<Version> = mine.iter().map(|(v, _)| v.clone()).collect();
+                match earlier_outcome(view, &versions) {
+                    Earlier::Applied(i) => {
+                        chosen = Some(mine[i].clone());
                         return Decision::AlreadyApplied;
                     }
                     Earlier::Unknown => return Decision::Refuse(outcome_unknown()),
@@ -243,61 +244,11 @@ pub(super) async fn commit_if(
     Ok(Committed { version, ctx })
 }
 
-/// The `follows` of a version whose conditional write saw an empty record.
-const ZERO_STAMP: Stamp = Stamp {
-    ts: 0,
-    id: String::new(),
-};
-
 fn outcome_unknown() -> S3Error {
     Error::Contention {
         outcome_unknown: true,
     }
     .into()
-}
-
-/// What became of the versions this request proposed in earlier rounds.
-enum Earlier {
-    /// None of them was ever part of the key's state, and none can be any more (the
-    /// round that sees this either proposes anew or fences them off).
-    NotApplied,
-    /// One was chosen: present, or replaced since by a newer null version.
-    Applied((Version, ObjectRecord)),
-    /// One may have been chosen and replaced since; nothing here tells.
-    Unknown,
-}
-
-/// Decides from `view` (the state a majority promised, every chosen value included)
-/// whether a version this request proposed before was chosen. A chosen version is in every
-/// later state, unless a newer null version replaced it (null versions drop older ones).
-/// A version absent from `view` was therefore never chosen when it is not null, or when no
-/// version is newer than it. Otherwise the next newer version tells, if a conditional
-/// write made it: it `follows` the newest stamp that write saw, which is at least this
-/// version's if this version was chosen before it, and below it if it was not (and once
-/// a later state is chosen without it, it never can be).
-fn earlier_outcome(view: &ObjectRecord, mine: &[(Version, ObjectRecord)]) -> Earlier {
-    let mut unknown = false;
-    for (v, before) in mine {
-        if view.versions.iter().any(|x| x.stamp == v.stamp) {
-            return Earlier::Applied((v.clone(), before.clone()));
-        }
-        if !v.null {
-            continue;
-        }
-        let Some(next) = view.versions.iter().find(|x| x.stamp > v.stamp) else {
-            continue;
-        };
-        match &next.follows {
-            Some(f) if *f < v.stamp => {}
-            Some(f) if *f == v.stamp => return Earlier::Applied((v.clone(), before.clone())),
-            _ => unknown = true,
-        }
-    }
-    if unknown {
-        Earlier::Unknown
-    } else {
-        Earlier::NotApplied
-    }
 }
 
 /// Frees the blobs of a write that was refused without taking effect.
