@@ -615,3 +615,79 @@ async fn paxos_commit_from_a_node_outside_the_majority_fences_lower_ballots() {
     assert_eq!(p.accepted.map(|a| a.ballot), Some(ballot(20)));
     assert_eq!(p.record, Some(record(7)));
 }
+
+#[tokio::test]
+async fn a_plain_version_below_a_promised_ballot_is_refused_and_nothing_of_it_stored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _writer) = open(&dir, true);
+    store
+        .merge_object("b", "k", record(5))
+        .await
+        .expect("merge");
+    let ballot = Ballot {
+        ts: 10,
+        id: "ballot".into(),
+    };
+    let promise = store
+        .paxos_prepare("b", "k", ballot.clone())
+        .await
+        .expect("prepare");
+    assert!(promise.promised);
+    // A new version stamped below the promise: refused, naming the ballot.
+    let refused = store.merge_object("b", "k", record(7)).await;
+    assert!(
+        matches!(&refused, Err(Error::Stale { promised }) if *promised == ballot),
+        "{refused:?}"
+    );
+    // Refused as a whole, even with a version above the ballot in the same record.
+    let mut mixed = record(8);
+    mixed.merge(&record(12));
+    assert!(matches!(
+        store.merge_object("b", "k", mixed).await,
+        Err(Error::Stale { .. })
+    ));
+    let stamps = |r: Option<ObjectRecord>| -> Vec<u64> {
+        r.expect("present")
+            .versions
+            .iter()
+            .map(|v| v.stamp.ts)
+            .collect()
+    };
+    assert_eq!(stamps(store.get_object("b", "k").await.expect("get")), [5]);
+    // What the node already has, a purge tombstone below the ballot, and a version above
+    // it are let in.
+    store
+        .merge_object("b", "k", record(5))
+        .await
+        .expect("re-sent version");
+    let mut purge = version(5, "v5");
+    purge.state = VersionState::Purged;
+    store
+        .merge_object("b", "k", ObjectRecord::single(purge))
+        .await
+        .expect("purge below the ballot");
+    store
+        .merge_object("b", "k", record(11))
+        .await
+        .expect("above the ballot");
+    assert_eq!(
+        stamps(store.get_object("b", "k").await.expect("get")),
+        [5, 11]
+    );
+    // A commit is the chosen value: merged whatever its stamps.
+    store
+        .paxos_commit(
+            "b",
+            "k",
+            Proposal {
+                ballot,
+                value: record(9),
+            },
+        )
+        .await
+        .expect("commit");
+    assert_eq!(
+        stamps(store.get_object("b", "k").await.expect("get")),
+        [5, 9, 11]
+    );
+}

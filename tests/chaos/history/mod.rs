@@ -65,7 +65,11 @@ impl Rng {
 /// a blob.
 fn body(id: u32) -> Vec<u8> {
     let head = format!("value {id};");
-    let len = if id % BLOB_EVERY == 0 { 70 * 1024 } else { 64 };
+    let len = if id.is_multiple_of(BLOB_EVERY) {
+        70 * 1024
+    } else {
+        64
+    };
     let mut b = head.into_bytes();
     while b.len() < len {
         b.push(b'a' + (b.len() as u32 % 26 + id % 7) as u8 % 26);
