@@ -181,6 +181,14 @@ impl Cluster {
                 highest = Some((&a.ballot, value));
             }
         }
+        // The committed state is durable as the round sees it only when W promises carried
+        // all of it; otherwise it may rest on a write that reached one replica, and a
+        // refusal based on it must commit it first (as a read would, see `settle`).
+        let holders = promises
+            .iter()
+            .filter(|(_, p)| p.record.as_ref().unwrap_or(&ObjectRecord::default()) == &committed)
+            .count();
+        let durable = holders >= self.inner.write_quorum;
         let mut view = committed.clone();
         if let Some((_, value)) = highest {
             view.merge(value);
@@ -212,8 +220,8 @@ impl Cluster {
             // Once this request may have had its change accepted somewhere, a refusal must
             // also fence that proposal off: a majority accepting the view at this higher
             // ballot means no later round can pick the old proposal up and apply it after
-            // we said no.
-            Decision::Refuse(e) if unfinished || *proposed => (view, Some(e), false),
+            // we said no. And a refusal never rests on a state fewer than W replicas hold.
+            Decision::Refuse(e) if unfinished || *proposed || !durable => (view, Some(e), false),
             Decision::Refuse(e) => return Ok(Round::Refused(e)),
         };
 

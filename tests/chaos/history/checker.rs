@@ -527,3 +527,130 @@ mod tests {
         assert!(is_linearizable(&h));
     }
 }
+
+/// The checker against an exhaustive search on small random histories, each checked in
+/// several orders of its events.
+#[cfg(test)]
+mod exhaustive {
+    use super::*;
+
+    /// Every order consistent with real time (unknown operations may also be left out, the
+    /// same as linearizing them last), tried one by one.
+    fn brute_force(h: &[Event]) -> bool {
+        fn go(h: &[Event], used: &mut Vec<bool>, state: Value) -> bool {
+            // Done when every operation with a known outcome is placed.
+            if h.iter()
+                .zip(used.iter())
+                .all(|(e, u)| *u || e.outcome == Outcome::Unknown)
+            {
+                return true;
+            }
+            for i in 0..h.len() {
+                if used[i] {
+                    continue;
+                }
+                // Nothing unplaced may have returned before this one was invoked.
+                let blocked = h.iter().zip(used.iter()).enumerate().any(|(j, (e, u))| {
+                    j != i
+                        && !*u
+                        && e.outcome != Outcome::Unknown
+                        && e.ret.is_some_and(|r| r < h[i].call)
+                });
+                if blocked {
+                    continue;
+                }
+                if let Some(next) = step(state, h[i].op, h[i].outcome) {
+                    used[i] = true;
+                    if go(h, used, next) {
+                        return true;
+                    }
+                    used[i] = false;
+                }
+            }
+            false
+        }
+        go(h, &mut vec![false; h.len()], None)
+    }
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    fn random_history(rng: &mut Rng) -> Vec<Event> {
+        let n = 2 + rng.below(6) as usize;
+        (0..n)
+            .map(|i| {
+                let value = i as u32 + 1;
+                let expect = 1 + rng.below(n as u64) as u32;
+                let op = match rng.below(6) {
+                    0 => Op::Get,
+                    1 => Op::Put(value),
+                    2 => Op::PutIfAbsent(value),
+                    3 => Op::PutIfMatch { expect, value },
+                    4 => Op::Delete,
+                    _ => Op::DeleteIfMatch { expect },
+                };
+                let outcome = match (op, rng.below(5)) {
+                    (Op::Get, r) => {
+                        Outcome::Read((r > 0).then_some(1 + rng.below(n as u64) as u32))
+                    }
+                    (_, 0) => Outcome::Unknown,
+                    (Op::Put(_) | Op::Delete, _) => Outcome::Ok,
+                    (_, 1) => Outcome::PreconditionFailed,
+                    (_, 2) => Outcome::NoSuchKey,
+                    _ => Outcome::Ok,
+                };
+                let call = rng.below(40);
+                let ret = (outcome != Outcome::Unknown).then(|| call + rng.below(20));
+                Event {
+                    client: i,
+                    op,
+                    outcome,
+                    call,
+                    ret,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn agrees_with_an_exhaustive_search_in_every_order() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let (mut yes, mut no) = (0, 0);
+        for _ in 0..20_000 {
+            let mut h = random_history(&mut rng);
+            let want = brute_force(&h);
+            for _ in 0..3 {
+                let got = linearizable(&h, STEP_BUDGET).expect("small histories are decided");
+                assert_eq!(got, want, "{h:#?}");
+                let (a, b) = (
+                    rng.below(h.len() as u64) as usize,
+                    rng.below(h.len() as u64) as usize,
+                );
+                h.swap(a, b);
+            }
+            if want {
+                yes += 1;
+            } else {
+                no += 1;
+            }
+            if !want {
+                // The reported cut fails too, and ends with an operation of the history.
+                let Verdict::Violation(v) = check(&h) else {
+                    panic!("{h:#?}")
+                };
+                assert!(!brute_force(&v.events), "{:#?}", v.events);
+            }
+        }
+        assert!(yes > 1000 && no > 1000, "{yes} linearizable, {no} not");
+    }
+}

@@ -476,8 +476,9 @@ fn report_and_check(
                 key_name(*k)
             )),
             Verdict::Violation(v) => failures.push(format!(
-                "{}/{}: not linearizable; the shortest failing prefix ends with the last of \
-                 these (ops overlapping it, times in ms):\n{}",
+                "{}/{}: not linearizable; the shortest failing cut of its history ends with \
+                 the operation marked ▶, whose answer nothing before it explains (the \
+                 operations around it, times in ms):\n{}",
                 BUCKETS[*b],
                 key_name(*k),
                 describe(&v.events)
@@ -516,8 +517,9 @@ fn describe(events: &[Event]) -> String {
             let ret = e
                 .ret
                 .map_or("never".to_owned(), |r| format!("{:.1}", r as f64 / 1e3));
+            let mark = if std::ptr::eq(*e, last) { "▶" } else { " " };
             format!(
-                "  {:>9.1} – {:>9} client {} {:?} → {:?}",
+                "{mark} {:>9.1} – {:>9} client {} {:?} → {:?}",
                 e.call as f64 / 1e3,
                 ret,
                 e.client,
