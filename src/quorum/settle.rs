@@ -21,6 +21,9 @@ use super::{Cluster, Decision, quorum_failed};
 use crate::error::Error;
 use crate::node_client::NodeError;
 
+/// The least a replica the read did not hear from gets to say whether it holds the state.
+const CHECK_MIN: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// How bringing one replica up to the merged state ended.
 enum Brought {
     Holds,
@@ -49,6 +52,33 @@ impl Cluster {
             .collect();
         let w = self.inner.write_quorum;
         if holders.len() >= w || merged.versions.is_empty() {
+            return Ok(None);
+        }
+        // Replicas the read did not hear from usually hold it already (a write finishing its
+        // last replica): asking costs a record read, bringing one up may cost a blob copy.
+        let unasked: Vec<usize> = replicas
+            .iter()
+            .copied()
+            .filter(|i| !answers.iter().any(|(a, _)| a == i))
+            .collect();
+        // A frozen replica must not stall the read: it is only asked for a moment.
+        let patience = self.hedge_delay().max(CHECK_MIN);
+        let checks = unasked.iter().map(|&i| {
+            let node = self.node(i).clone();
+            let read = tokio::time::timeout(patience, async move {
+                node.get_record(bucket, key, &Bodies::None).await
+            });
+            async move { (i, read.await) }
+        });
+        let mut holders = holders;
+        for (i, answer) in futures::future::join_all(checks).await {
+            if let Ok(Ok(record)) = answer
+                && holds(&record)
+            {
+                holders.push(i);
+            }
+        }
+        if holders.len() >= w {
             return Ok(None);
         }
         self.metrics().read_repairs.inc();
