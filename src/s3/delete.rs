@@ -34,7 +34,8 @@ async fn delete_one(
     let record = read?.record;
     let replicas = cluster.replicas_of(bucket, key);
     if condition.is_set() {
-        let versioning = bucket_rec.versioning.map(|v| v.value);
+        // The bucket's current life only: a re-created bucket starts unversioned.
+        let versioning = bucket_rec.live(&bucket_rec.versioning).copied();
         let ctx = WriteContext::new(versioning, record.as_ref());
         return delete_if(cluster, bucket, key, version_id, &ctx, condition).await;
     }

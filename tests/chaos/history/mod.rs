@@ -7,7 +7,8 @@
 //!
 //! Runs are bounded (`S3Q_HISTORY_SECS`, 30 s by default, per fault kind); a longer run on
 //! demand: `S3Q_HISTORY_SECS=300 cargo test --ignore-rust-version --test chaos history --
-//! --nocapture`. `S3Q_HISTORY_SEED` replays a run's choices (the seed is printed).
+//! --nocapture`. `S3Q_HISTORY_SEED` replays a run's choices (the seed is printed);
+//! `S3Q_HISTORY_NODE_TIMEOUT_MS=10000` runs with the gateway's default node deadline.
 
 mod checker;
 
@@ -369,7 +370,17 @@ pub async fn history_run(fault: Fault) {
         });
     eprintln!("history {fault:?}: seed {seed} (S3Q_HISTORY_SEED={seed} replays its choices)");
     let mut rng = Rng(seed | 1);
-    let mut cluster = Cluster::start_opts(crate::options(true)).await;
+    // `S3Q_HISTORY_NODE_TIMEOUT_MS` runs with another node deadline (the gateway's default
+    // is 10 s; these runs use the chaos tier's 1.5 s so a paused node costs less time).
+    let node_timeout = std::env::var("S3Q_HISTORY_NODE_TIMEOUT_MS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(crate::NODE_TIMEOUT.as_millis() as u64);
+    let options = crate::harness::ClusterOptions::new(3)
+        .gateway_arg("--node-timeout-ms", node_timeout)
+        .gateway_arg("--repair-interval-ms", crate::REPAIR_INTERVAL_MS)
+        .gateway_arg("--scan-interval-ms", crate::SCAN_INTERVAL_MS);
+    let mut cluster = Cluster::start_opts(options).await;
     cluster.start_extra_gateway().await;
     let urls = cluster.gateway_urls();
     let admin = cluster.client();
