@@ -42,8 +42,14 @@ impl Claims {
         content_md5: Option<&str>,
         algorithm: Option<&ChecksumAlgorithm>,
     ) -> S3Result<Claims> {
+        // s3s drops an empty header; S3 refuses it like any malformed digest.
+        let content_md5 = content_md5.map(str::to_owned).or_else(|| {
+            headers
+                .get("content-md5")
+                .map(|v| v.to_str().unwrap_or_default().to_owned())
+        });
         let mut claims = Claims {
-            content_md5: content_md5.map(str::to_owned),
+            content_md5,
             ..Claims::default()
         };
         if let Some(md5) = &claims.content_md5 {

@@ -23,8 +23,11 @@
 //!
 //! A writer recognises its own change in the view (by the caller's unique version id), so
 //! a round that was chosen but whose answers were lost is reported as the success it is.
-//! Unconditional writes merge into records without a ballot: against those the guarantee
-//! is S3's (the newest version wins afterwards), not mutual exclusion.
+//! Unconditional writes merge into records without a ballot, but are ordered with the
+//! rounds all the same: a new version is stamped with its round's ballot (above every stamp
+//! of the view), and nodes refuse a plain version stamped below a ballot they promised
+//! (`node::records::paxos::check_fresh`), so a plain write either is in the view a
+//! condition is evaluated on or orders after the conditional write.
 
 use std::time::{Duration, Instant};
 

@@ -4,9 +4,9 @@
 //!
 //! A write with a condition never takes the plain write path: its new version is joined
 //! into the record through the per-key compare-and-set of `quorum::cas`, which evaluates
-//! the condition against a state that contains every earlier conditional write. So of many
-//! concurrent `If-None-Match: *` creates of one key, across gateways, exactly one succeeds.
-//! The condition is always about the key's *current* version, as in S3.
+//! the condition against a state that contains every earlier write, conditional or not. So
+//! of many concurrent `If-None-Match: *` creates of one key, across gateways, exactly one
+//! succeeds. The condition is always about the key's *current* version, as in S3.
 
 use node::proto::{Lww, ObjectRecord, Stamp, Version, VersionState, Versioning};
 use s3s::dto::{ETag, ETagCondition, Timestamp};

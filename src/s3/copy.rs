@@ -14,8 +14,8 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use super::bucket::timestamp;
 use super::conditional::WriteCondition;
 use super::object::{
-    INLINE_MAX, Need, Preconditions, StoredHeaders, WriteContext, commit_version, new_meta,
-    resolve_for_read,
+    INLINE_MAX, Need, Preconditions, StoredHeaders, WriteContext, check_metadata, commit_version,
+    new_meta, resolve_for_read,
 };
 use super::{Gateway, acl, check_key, tagging};
 use crate::integrity::{BodyDigest, Claims, etag};
@@ -69,6 +69,9 @@ pub(super) async fn copy_object(
         .metadata_directive
         .as_ref()
         .is_some_and(|d| d.as_str().eq_ignore_ascii_case("REPLACE"));
+    if replace {
+        check_metadata(input.metadata.as_ref())?;
+    }
     let same_object = src_bucket.as_ref() == input.bucket && src_key.as_ref() == input.key;
     if same_object && !replace && src_version.is_none() {
         return Err(s3_error!(

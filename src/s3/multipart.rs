@@ -26,7 +26,9 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use super::bucket::{owner, timestamp};
 use super::conditional::{WriteCondition, commit_if};
 use super::copy::{copy_condition_error, copy_into, source_stream};
-use super::object::{Need, Preconditions, StoredHeaders, WriteContext, pump, resolve_for_read};
+use super::object::{
+    Need, Preconditions, StoredHeaders, WriteContext, check_metadata, pump, resolve_for_read,
+};
 use super::{Gateway, acl, check_key, tagging};
 use crate::error::Error;
 use crate::integrity::{BodyDigest, Claims, Verified, etag};
@@ -83,6 +85,7 @@ pub(super) async fn create_multipart_upload(
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let input = req.input;
     check_key(&input.key)?;
+    check_metadata(input.metadata.as_ref())?;
     let tags = tagging::from_header(input.tagging.as_deref())?;
     acl::check_object_write(
         input.acl.as_ref(),

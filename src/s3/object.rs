@@ -228,6 +228,28 @@ pub(super) fn new_meta(
     }
 }
 
+/// S3's limit on user metadata: the UTF-8 bytes of every `x-amz-meta-*` name (without the
+/// prefix) and value together.
+const MAX_USER_METADATA: usize = 2 * 1024;
+
+/// Refuses user metadata over S3's 2 KB limit (400 MetadataTooLarge), before any byte of
+/// the body is stored.
+pub(super) fn check_metadata(metadata: Option<&Metadata>) -> S3Result<()> {
+    let size: usize = metadata
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| k.len() + v.len())
+        .sum();
+    if size > MAX_USER_METADATA {
+        return Err(s3_error!(
+            MetadataTooLarge,
+            "Your metadata headers exceed the maximum allowed metadata size ({size} bytes, \
+             at most {MAX_USER_METADATA})."
+        ));
+    }
+    Ok(())
+}
+
 pub(super) async fn put_object(
     gw: &Gateway,
     req: S3Request<PutObjectInput>,
@@ -239,6 +261,7 @@ pub(super) async fn put_object(
         ..
     } = req;
     check_key(&input.key)?;
+    check_metadata(input.metadata.as_ref())?;
     let condition = WriteCondition::for_write(input.if_match.clone(), input.if_none_match.clone())?;
     let tags = tagging::from_header(input.tagging.as_deref())?;
     acl::check_object_write(

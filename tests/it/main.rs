@@ -18,6 +18,7 @@ mod cors;
 mod errors;
 mod inline_reads;
 mod integrity;
+mod limits;
 mod listing;
 mod multipart;
 mod objects;
