@@ -28,7 +28,7 @@ use std::time::Duration;
 use aws_sdk_s3::Client;
 use futures::StreamExt;
 
-use harness::{Cluster, ClusterOptions, pattern, put_bytes};
+use harness::{Cluster, ClusterOptions, eventually, pattern, put_bytes};
 
 /// Deadline of one gateway → node call in these clusters.
 const NODE_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -60,6 +60,22 @@ async fn start(anti_entropy: bool) -> Cluster {
 async fn start_opts(options: ClusterOptions) -> Cluster {
     let cluster = Cluster::start_opts(options).await;
     harness::create_bucket(&cluster.client(), BUCKET).await;
+    // CreateBucket answers after a write quorum; a node killed before the last replica's
+    // write lands would owe a bucket repair, and the tests count the repair work they cause.
+    let cluster_ref = &cluster;
+    eventually(
+        "every node holds the bucket",
+        Duration::from_secs(10),
+        || async move {
+            for i in 0..cluster_ref.node_count() {
+                if cluster_ref.node_bucket(i, BUCKET).await.is_none() {
+                    return Err(format!("node{i} lacks {BUCKET}"));
+                }
+            }
+            Ok(())
+        },
+    )
+    .await;
     cluster
 }
 
