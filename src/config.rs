@@ -67,6 +67,10 @@ pub struct S3Args {
     /// streamed body).
     #[arg(long, env = "S3QUORUM_NODE_TIMEOUT_MS", default_value_t = 10_000)]
     pub node_timeout_ms: u64,
+    /// A request body that sends nothing for this long is answered 400 RequestTimeout and
+    /// everything it held is released (S3 waits about 20 s).
+    #[arg(long, env = "S3QUORUM_BODY_IDLE_TIMEOUT_MS", default_value_t = 20_000)]
+    pub body_idle_timeout_ms: u64,
     /// Pause between two iterations of the repair worker (health checks, hints).
     #[arg(long, env = "S3QUORUM_REPAIR_INTERVAL_MS", default_value_t = 1_000)]
     pub repair_interval_ms: u64,
@@ -173,6 +177,8 @@ pub struct Config {
     pub write_quorum: usize,
     pub read_quorum: usize,
     pub node_timeout: Duration,
+    /// How long a request body may send nothing before the request fails.
+    pub body_idle_timeout: Duration,
     pub repair_interval: Duration,
     /// `None`: no anti-entropy passes.
     pub scan_interval: Option<Duration>,
@@ -198,6 +204,7 @@ impl Config {
             write_quorum: args.s3.write_quorum,
             read_quorum: args.s3.read_quorum,
             node_timeout: Duration::from_millis(args.s3.node_timeout_ms),
+            body_idle_timeout: Duration::from_millis(args.s3.body_idle_timeout_ms),
             repair_interval: Duration::from_millis(args.s3.repair_interval_ms),
             scan_interval: scan_interval(args.s3.scan_interval_ms),
             upload_expiry: upload_expiry(args.s3.upload_expiry_secs),
@@ -239,6 +246,9 @@ impl Config {
         }
         if self.node_timeout.is_zero() {
             return Err("node timeout must be greater than zero".into());
+        }
+        if self.body_idle_timeout.is_zero() {
+            return Err("body idle timeout must be greater than zero".into());
         }
         if self.repair_interval.is_zero() {
             return Err("repair interval must be greater than zero".into());
@@ -308,6 +318,7 @@ mod tests {
             write_quorum: w,
             read_quorum: r,
             node_timeout: Duration::from_secs(1),
+            body_idle_timeout: Duration::from_secs(20),
             repair_interval: Duration::from_secs(1),
             scan_interval: None,
             upload_expiry: None,

@@ -113,6 +113,7 @@ pub async fn run(
         write_quorum: args.s3.write_quorum,
         read_quorum: args.s3.read_quorum,
         node_timeout: std::time::Duration::from_millis(args.s3.node_timeout_ms),
+        body_idle_timeout: std::time::Duration::from_millis(args.s3.body_idle_timeout_ms),
         repair_interval: std::time::Duration::from_millis(args.s3.repair_interval_ms),
         scan_interval: crate::config::scan_interval(args.s3.scan_interval_ms),
         upload_expiry: crate::config::upload_expiry(args.s3.upload_expiry_secs),

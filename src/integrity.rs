@@ -190,21 +190,43 @@ impl BodyDigest {
 }
 
 /// Maps a failure of the client's body stream to the S3 error it means: a bad payload
-/// hash or chunk signature, a truncated body, an oversized body. Anything else is the
-/// client going away or sending garbage: `IncompleteBody`, never a 500.
+/// hash or chunk signature, a truncated or malformed body, an oversized body, a client that
+/// went silent. The cause may sit under layers of wrapping (s3s's decoders wrap what they
+/// read from below), so the whole chain is searched. Anything unrecognised is the client
+/// going away or sending garbage: `IncompleteBody`, never a 500.
 pub fn body_error(e: s3s::StdError) -> S3Error {
     use s3s::stream::aws_chunked_stream::AwsChunkedStreamError;
     use s3s::stream::upload_stream::UploadStreamError;
-    let code = if e.is::<s3s::BodySizeLimitExceeded>() {
-        S3ErrorCode::EntityTooLarge
-    } else if let Some(x) = e.downcast_ref::<UploadStreamError>() {
-        x.to_s3_error_code()
-    } else if let Some(x) = e.downcast_ref::<AwsChunkedStreamError>() {
-        x.to_s3_error_code()
-    } else {
-        S3ErrorCode::IncompleteBody
-    };
-    S3Error::with_source(code, e)
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&*e);
+    while let Some(c) = cause {
+        if let Some(g) = c.downcast_ref::<crate::guard::GuardError>() {
+            return g.to_s3_error();
+        }
+        let code = if c.is::<s3s::BodySizeLimitExceeded>() {
+            Some(S3ErrorCode::EntityTooLarge)
+        } else if let Some(x) = c.downcast_ref::<UploadStreamError>() {
+            (!matches!(x, UploadStreamError::Underlying(_))).then(|| x.to_s3_error_code())
+        } else if let Some(x) = c.downcast_ref::<AwsChunkedStreamError>() {
+            match x {
+                AwsChunkedStreamError::Underlying(_) => None,
+                // s3s says EntityTooLarge, which tells the client its object is too big.
+                AwsChunkedStreamError::ChunkMetaTooLarge(..) => {
+                    return s3_error!(
+                        InvalidRequest,
+                        "A chunk header of the aws-chunked body is too long."
+                    );
+                }
+                x => Some(x.to_s3_error_code()),
+            }
+        } else {
+            None
+        };
+        if let Some(code) = code {
+            return S3Error::with_source(code, e);
+        }
+        cause = c.source();
+    }
+    S3Error::with_source(S3ErrorCode::IncompleteBody, e)
 }
 
 /// The ETag of a stored object, as s3s wants it (unquoted, strong).

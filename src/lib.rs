@@ -19,6 +19,7 @@ mod cors;
 mod crc_combine;
 pub mod dev;
 pub mod error;
+mod guard;
 pub mod host;
 mod integrity;
 pub mod metrics;
@@ -28,5 +29,6 @@ mod quorum;
 pub mod repair;
 mod s3;
 pub mod server;
+mod xml_escape;
 
 pub use server::run_gateway;

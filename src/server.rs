@@ -6,8 +6,8 @@
 //! stores it in a slot the request carries. CORS preflight (`OPTIONS`) is answered here,
 //! before s3s, and responses to requests with an `Origin` get their CORS headers here.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Method, Request, Response, StatusCode};
@@ -26,11 +26,13 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::cors::Cors;
+use crate::guard::{BodyFacts, GuardedBody, OpSlot, Verdict};
 use crate::host::Domains;
 use crate::metrics::Metrics;
 use crate::quorum::Cluster;
 use crate::repair::{self, RepairConfig, SharedStatus};
 use crate::s3::Gateway;
+use crate::xml_escape::Escapes;
 
 /// How long in-flight requests may run after shutdown was asked for.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -79,8 +81,9 @@ pub async fn run_gateway(
     ));
 
     let s3_metrics = metrics.clone();
+    let body_idle = config.body_idle_timeout;
     let s3_server = serve(s3_listener, stop_rx.clone(), move |req| {
-        handle_s3(s3.clone(), cors.clone(), s3_metrics.clone(), req)
+        handle_s3(s3.clone(), cors.clone(), s3_metrics.clone(), body_idle, req)
     });
     let admin_server = serve(admin_listener, stop_rx, move |req| {
         handle_admin(cluster.clone(), metrics.clone(), status.clone(), req)
@@ -156,20 +159,23 @@ impl S3Auth for Keys {
     }
 }
 
-/// Where the access check leaves the S3 operation name for the metrics.
-#[derive(Clone, Default)]
-struct OpSlot(Arc<Mutex<Option<&'static str>>>);
-
+/// Names the operation for the metrics and the body guard, and refuses what S3 refuses
+/// before reading a body.
 struct OpNameAccess;
 
 #[async_trait::async_trait]
 impl S3Access for OpNameAccess {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         let name = operation_name(cx.s3_op().name());
-        if let Some(slot) = cx.extensions_mut().get::<OpSlot>()
-            && let Ok(mut s) = slot.0.lock()
-        {
-            *s = Some(name);
+        if let Some(slot) = cx.extensions_mut().get::<OpSlot>() {
+            slot.set(name);
+        }
+        // A corrupted key list must not delete the wrong objects: S3 requires a digest.
+        if name == "DeleteObjects" && !announces_digest(cx.headers()) {
+            return Err(s3_error!(
+                InvalidRequest,
+                "Missing required header for this request: Content-MD5"
+            ));
         }
         // Same rule as s3s's default: a signature is required.
         match cx.credentials() {
@@ -177,6 +183,16 @@ impl S3Access for OpNameAccess {
             None => Err(s3_error!(AccessDenied, "Signature is required")),
         }
     }
+}
+
+/// Whether the request carries `Content-MD5` or an `x-amz-checksum-*` (as a header or
+/// announced as a trailer).
+fn announces_digest(headers: &http::HeaderMap) -> bool {
+    headers.contains_key("content-md5")
+        || headers.contains_key("x-amz-trailer")
+        || headers
+            .keys()
+            .any(|k| k.as_str().starts_with("x-amz-checksum-") && k != "x-amz-checksum-type")
 }
 
 /// Interns operation names so metric labels stay `'static` and bounded.
@@ -234,10 +250,12 @@ async fn handle_s3(
     s3: S3Service,
     cors: Cors,
     metrics: Metrics,
+    body_idle: Duration,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, s3s::HttpError> {
     let started = Instant::now();
     let slot = OpSlot::default();
+    let verdict = Verdict::default();
     let (mut parts, body) = req.into_parts();
     fold_content_encoding(&mut parts.headers);
     let empty_body = body.is_end_stream();
@@ -248,9 +266,7 @@ async fn handle_s3(
     let consumed = Arc::new(AtomicBool::new(empty_body));
     let request_id = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
     let mut resp = if parts.method == Method::OPTIONS {
-        if let Ok(mut s) = slot.0.lock() {
-            *s = Some("PreflightRequest");
-        }
+        slot.set("PreflightRequest");
         cors.preflight(&parts).await
     } else {
         // The bucket's CORS rules are read while s3s handles the request.
@@ -271,13 +287,28 @@ async fn handle_s3(
                         .await
                 })
             });
-        let body = TrackEnd {
-            inner: body,
-            ended: consumed.clone(),
-        };
+        let body = GuardedBody::new(
+            body,
+            BodyFacts::from_headers(&parts.headers),
+            slot.clone(),
+            verdict.clone(),
+            consumed.clone(),
+            body_idle,
+        );
         let mut req = Request::from_parts(parts, Body::http_body(body));
         req.extensions_mut().insert(slot.clone());
+        let escapes = Escapes::default();
+        req.extensions_mut().insert(escapes.clone());
         let mut resp = s3.call(req).await?;
+        escapes.finish(&mut resp);
+        // Whatever s3s or a handler made of a body the guard refused, the client gets the
+        // reason (s3s reports a failed document read as a 500).
+        if !resp.status().is_success()
+            && let Some(e) = verdict.take()
+            && let Ok(refusal) = e.to_http_response()
+        {
+            resp = refusal;
+        }
         if let Some(task) = cors_headers
             && let Ok(Some(extra)) = task.await
         {
@@ -303,12 +334,7 @@ async fn handle_s3(
     if !consumed.load(Ordering::Acquire) || (expects_continue && empty_body) {
         headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }
-    let op = slot
-        .0
-        .lock()
-        .ok()
-        .and_then(|s| *s)
-        .unwrap_or("Unauthenticated");
+    let op = slot.get().unwrap_or("Unauthenticated");
     metrics
         .requests
         .with_label_values(&[op, resp.status().as_str()])
@@ -386,39 +412,6 @@ fn fold_content_encoding(headers: &mut http::HeaderMap) {
         .collect();
     if let Ok(v) = HeaderValue::from_str(&values.join(",")) {
         headers.insert(name, v);
-    }
-}
-
-/// A request body that records when it was read to the end.
-struct TrackEnd {
-    inner: Incoming,
-    ended: Arc<AtomicBool>,
-}
-
-impl http_body::Body for TrackEnd {
-    type Data = bytes::Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        let poll = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
-        if let std::task::Poll::Ready(None) = &poll {
-            self.ended.store(true, Ordering::Release);
-        }
-        if self.inner.is_end_stream() {
-            self.ended.store(true, Ordering::Release);
-        }
-        poll
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
     }
 }
 

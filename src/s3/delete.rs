@@ -15,6 +15,7 @@ use super::object::WriteContext;
 use super::{Gateway, check_key};
 use crate::error::Error;
 use crate::quorum::{Cluster, blobs_of};
+use crate::xml_escape::Escapes;
 
 /// Deletes `key` (a delete marker, or for `version_id` a permanent purge) and returns what
 /// S3 reports: the version id involved and whether it is a delete marker.
@@ -184,7 +185,7 @@ pub(super) async fn delete_objects(
             Ok((version_id, marker)) => {
                 if !quiet {
                     deleted.push(DeletedObject {
-                        key: Some(obj.key),
+                        key: Some(Escapes::text_in(&req.extensions, obj.key)),
                         version_id: obj.version_id.clone(),
                         delete_marker: marker.then_some(true),
                         delete_marker_version_id: if marker && obj.version_id.is_none() {
@@ -197,7 +198,7 @@ pub(super) async fn delete_objects(
             }
             Err(e) => errors.push(s3s::dto::Error {
                 code: Some(e.code().as_str().to_owned()),
-                key: Some(obj.key),
+                key: Some(Escapes::text_in(&req.extensions, obj.key)),
                 message: e.message().map(str::to_owned),
                 version_id: obj.version_id,
             }),

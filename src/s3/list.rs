@@ -2,7 +2,7 @@
 //!
 //! `encoding-type=url` is applied here (s3s does not): when a client asks for it, every key
 //! and prefix in the answer is percent-encoded and the encoding type is echoed, which is
-//! what botocore needs to decode them. Continuation tokens are the base64 of the last key
+//! what botocore needs to decode them; otherwise control characters are escaped. Continuation tokens are the base64 of the last key
 //! or common prefix returned.
 
 use base64::Engine;
@@ -16,6 +16,7 @@ use super::bucket::{owner, timestamp};
 use crate::error::Error;
 use crate::integrity::etag;
 use crate::quorum::Listing;
+use crate::xml_escape::Escapes;
 
 /// S3 never returns more than 1000 keys per page.
 const MAX_KEYS: usize = 1000;
@@ -28,13 +29,25 @@ const KEY_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~')
     .remove(b'/');
 
-pub(super) struct Encoder(bool);
+/// How keys and echoed strings go into a listing: percent-encoded when the client asked
+/// for `encoding-type=url`, else with control characters escaped (see `xml_escape`).
+pub(super) struct Encoder {
+    url: bool,
+    escapes: Option<Escapes>,
+}
 
 impl Encoder {
-    pub(super) fn new(encoding_type: Option<&EncodingType>) -> S3Result<Self> {
+    pub(super) fn new(
+        encoding_type: Option<&EncodingType>,
+        extensions: &http::Extensions,
+    ) -> S3Result<Self> {
+        let escapes = Escapes::of(extensions).cloned();
         match encoding_type.map(|e| e.as_str()) {
-            None => Ok(Encoder(false)),
-            Some(e) if e.eq_ignore_ascii_case("url") => Ok(Encoder(true)),
+            None => Ok(Encoder {
+                url: false,
+                escapes,
+            }),
+            Some(e) if e.eq_ignore_ascii_case("url") => Ok(Encoder { url: true, escapes }),
             Some(other) => Err(s3_error!(
                 InvalidArgument,
                 "Invalid Encoding Method specified in Request: {other}"
@@ -43,15 +56,18 @@ impl Encoder {
     }
 
     pub(super) fn apply(&self, s: String) -> String {
-        if self.0 {
+        if self.url {
             utf8_percent_encode(&s, KEY_ENCODE).to_string()
+        } else if let Some(e) = &self.escapes {
+            e.text(s)
         } else {
             s
         }
     }
 
     pub(super) fn echo(&self) -> Option<EncodingType> {
-        self.0.then(|| EncodingType::from_static(EncodingType::URL))
+        self.url
+            .then(|| EncodingType::from_static(EncodingType::URL))
     }
 }
 
@@ -114,7 +130,7 @@ pub(super) async fn list_objects(
     req: S3Request<ListObjectsInput>,
 ) -> S3Result<S3Response<ListObjectsOutput>> {
     let input = req.input;
-    let enc = Encoder::new(input.encoding_type.as_ref())?;
+    let enc = Encoder::new(input.encoding_type.as_ref(), &req.extensions)?;
     let max = max_keys(input.max_keys)?;
     let prefix = input.prefix.unwrap_or_default();
     let marker = input.marker.unwrap_or_default();
@@ -152,7 +168,7 @@ pub(super) async fn list_objects_v2(
     req: S3Request<ListObjectsV2Input>,
 ) -> S3Result<S3Response<ListObjectsV2Output>> {
     let input = req.input;
-    let enc = Encoder::new(input.encoding_type.as_ref())?;
+    let enc = Encoder::new(input.encoding_type.as_ref(), &req.extensions)?;
     let max = max_keys(input.max_keys)?;
     let prefix = input.prefix.unwrap_or_default();
     let after = match &input.continuation_token {

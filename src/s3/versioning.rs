@@ -82,7 +82,7 @@ pub(super) async fn list_object_versions(
     req: S3Request<ListObjectVersionsInput>,
 ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
     let input = req.input;
-    let enc = Encoder::new(input.encoding_type.as_ref())?;
+    let enc = Encoder::new(input.encoding_type.as_ref(), &req.extensions)?;
     let max = max_keys(input.max_keys)?;
     let prefix = input.prefix.clone().unwrap_or_default();
     let key_marker = input.key_marker.clone().unwrap_or_default();

@@ -16,6 +16,7 @@ mod conditional;
 mod copy;
 mod cors;
 mod errors;
+mod hostile;
 mod inline_reads;
 mod integrity;
 mod limits;

@@ -16,6 +16,7 @@
 mod converge;
 mod http;
 mod nodes;
+mod sigv4;
 mod util;
 
 use std::fs::{self, File, OpenOptions};
@@ -39,6 +40,7 @@ use tempfile::TempDir;
 
 pub use converge::CONVERGE_TIMEOUT;
 pub use http::{RawResponse, keep_alive_probe, raw_request, try_raw_request};
+pub use sigv4::sha256_hex;
 pub use util::*;
 
 /// How long a process may take to announce its address, and a node or gateway to answer
