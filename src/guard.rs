@@ -154,7 +154,7 @@ enum Mode {
     Document {
         max: u64,
         seen: u64,
-        digest: Option<BodyDigest>,
+        digest: Option<Box<BodyDigest>>,
     },
     /// Refused or verified: nothing more to check.
     Done,
@@ -221,7 +221,7 @@ impl GuardedBody {
         self.mode = Mode::Document {
             max,
             seen: 0,
-            digest: (announced && !facts.chunked).then(|| BodyDigest::new(claims)),
+            digest: (announced && !facts.chunked).then(|| Box::new(BodyDigest::new(claims))),
         };
         Ok(())
     }

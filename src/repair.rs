@@ -145,7 +145,8 @@ impl Worker {
     }
 
     /// Aborts the upload recorded at `(namespace, address)` if it is a multipart upload
-    /// older than the configured expiry. True when it was aborted.
+    /// older than the configured expiry, or drops what a completed one left for retries
+    /// once the completion is that old. True when it was aborted.
     async fn expire_upload(&self, namespace: &str, address: &str, merged: &ObjectRecord) -> bool {
         let (Some(expiry), Some(bucket)) = (
             self.config.upload_expiry,
@@ -156,10 +157,15 @@ impl Worker {
         let Some((key, id)) = address.split_once('\0') else {
             return false;
         };
-        let started = merged
+        // The initial entry of an upload in progress; else a completion entry (the only
+        // live one a completed upload keeps).
+        let init = merged
             .versions
             .iter()
-            .find(|v| v.stamp.id == id && !v.is_purged())
+            .find(|v| v.stamp.id == id && !v.is_purged());
+        let in_progress = init.is_some();
+        let started = init
+            .or_else(|| merged.versions.iter().rev().find(|v| !v.is_purged()))
             .map(|v| v.stamp.ts);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -171,9 +177,13 @@ impl Worker {
         let replicas = self.cluster.replicas_of(namespace, address);
         match self
             .cluster
-            .purge_record(namespace, address, merged, &replicas)
+            .purge_record(namespace, address, merged, None, &replicas)
             .await
         {
+            Ok(()) if !in_progress => {
+                tracing::debug!(bucket, key, upload = id, "completed upload forgotten");
+                true
+            }
             Ok(()) => {
                 tracing::info!(
                     bucket,

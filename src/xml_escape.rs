@@ -109,7 +109,7 @@ mod tests {
     #[test]
     fn a_body_without_markers_is_left_alone() {
         let escapes = Escapes::default();
-        let mut resp = Response::new(Body::from("<Key>S3QCTL0X01</Key>"));
+        let mut resp = Response::new(Body::from("<Key>S3QCTL0X01</Key>".to_owned()));
         escapes.finish(&mut resp);
         assert_eq!(&resp.body().bytes().unwrap()[..], b"<Key>S3QCTL0X01</Key>");
     }

@@ -180,6 +180,7 @@ mod tests {
             write_quorum: 2,
             read_quorum: 2,
             node_timeout: Duration::from_secs(1),
+            body_idle_timeout: std::time::Duration::from_secs(20),
             repair_interval: Duration::from_secs(1),
             scan_interval: None,
             upload_expiry: None,

@@ -36,15 +36,16 @@ pub fn part_blobs(record: &ObjectRecord) -> Vec<String> {
 
 impl Cluster {
     /// Turns every version of the record at `(namespace, address)` into a purge tombstone
-    /// on `replicas` (W must merge it).
+    /// on `replicas` (W must merge it), adding `extra` in the same write.
     pub async fn purge_record(
         &self,
         namespace: &str,
         address: &str,
         record: &ObjectRecord,
+        extra: Option<Version>,
         replicas: &[usize],
     ) -> Result<(), Error> {
-        let tombstones = ObjectRecord {
+        let mut tombstones = ObjectRecord {
             versions: record
                 .versions
                 .iter()
@@ -57,6 +58,9 @@ impl Cluster {
                 })
                 .collect(),
         };
+        if let Some(v) = extra {
+            tombstones.merge(&ObjectRecord::single(v));
+        }
         self.write_record(namespace, address, tombstones, replicas)
             .await
     }

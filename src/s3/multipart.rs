@@ -7,10 +7,12 @@
 //! upload id, carrying the object's headers and metadata) and one entry per uploaded part,
 //! each part a blob on those same replicas. Completing writes the object's version with
 //! `Data::Parts` referring to the chosen blobs (no byte is copied, and the work is linear
-//! in the number of parts), then purges the upload's record.
+//! in the number of parts), then purges the upload's record, leaving only the result for
+//! a retried completion (`completion`).
 
 mod checksum;
 mod complete;
+mod completion;
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -33,6 +35,7 @@ use super::{Gateway, acl, check_key, tagging};
 use crate::error::Error;
 use crate::integrity::{BodyDigest, Claims, Verified, etag};
 use crate::quorum::{BlobUpload, Cluster, UPLOADS_SUFFIX, part_blobs};
+use crate::xml_escape::Escapes;
 
 /// Parts other than the last must be at least this large (S3's rule).
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -53,29 +56,50 @@ struct Upload {
 }
 
 async fn load_upload(cluster: &Cluster, bucket: &str, key: &str, id: &str) -> S3Result<Upload> {
+    let (record, replicas) = read_upload_record(cluster, bucket, key, id).await?;
+    Upload::parse(record, replicas, id).map_err(|_| no_such_upload())
+}
+
+/// The record of upload `id` (empty when there is none) and the replicas it lives on.
+async fn read_upload_record(
+    cluster: &Cluster,
+    bucket: &str,
+    key: &str,
+    id: &str,
+) -> S3Result<(ObjectRecord, Vec<usize>)> {
     let (ub, uk) = upload_address(bucket, key, id);
     let replicas = cluster.replicas_of(bucket, key);
     let read = cluster
         .read_record_on(&ub, &uk, replicas.clone(), Bodies::All)
         .await?;
-    let record = read.record.unwrap_or_default();
-    let init = record.versions.iter().find_map(|v| match &v.state {
-        VersionState::Object(m) if v.stamp.id == id && m.part_number.is_none() => {
-            Some((m.clone(), v.tags.as_ref().map(|t| t.value.clone())))
+    Ok((read.record.unwrap_or_default(), replicas))
+}
+
+fn no_such_upload() -> s3s::S3Error {
+    s3_error!(
+        NoSuchUpload,
+        "The specified multipart upload does not exist."
+    )
+}
+
+impl Upload {
+    /// The upload in progress `record` holds, or the record back if it holds none.
+    fn parse(record: ObjectRecord, replicas: Vec<usize>, id: &str) -> Result<Upload, ObjectRecord> {
+        let init = record.versions.iter().find_map(|v| match &v.state {
+            VersionState::Object(m) if v.stamp.id == id && m.part_number.is_none() => {
+                Some((m.clone(), v.tags.as_ref().map(|t| t.value.clone())))
+            }
+            _ => None,
+        });
+        match init {
+            Some((init, tags)) => Ok(Upload {
+                record,
+                init,
+                tags,
+                replicas,
+            }),
+            None => Err(record),
         }
-        _ => None,
-    });
-    match init {
-        Some((init, tags)) => Ok(Upload {
-            record,
-            init,
-            tags,
-            replicas,
-        }),
-        None => Err(s3_error!(
-            NoSuchUpload,
-            "The specified multipart upload does not exist."
-        )),
     }
 }
 
@@ -141,7 +165,7 @@ pub(super) async fn create_multipart_upload(
         .await?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
         bucket: Some(input.bucket),
-        key: Some(input.key),
+        key: Some(Escapes::text_in(&req.extensions, input.key)),
         upload_id: Some(id),
         checksum_algorithm: spec
             .as_ref()
@@ -369,17 +393,18 @@ fn newest_parts(record: &ObjectRecord) -> BTreeMap<u32, NewestPart<'_>> {
 }
 
 /// Purges the upload's record (every version becomes a tombstone), so it can neither be
-/// completed again nor listed.
+/// completed again nor listed; a completion leaves its `completion` entry in the same write.
 async fn finish_upload(
     cluster: &Cluster,
     bucket: &str,
     key: &str,
     id: &str,
     upload: &Upload,
+    completion: Option<Version>,
 ) -> Result<(), Error> {
     let (ub, uk) = upload_address(bucket, key, id);
     cluster
-        .purge_record(&ub, &uk, &upload.record, &upload.replicas)
+        .purge_record(&ub, &uk, &upload.record, completion, &upload.replicas)
         .await
 }
 
@@ -396,6 +421,7 @@ pub(super) async fn abort_multipart_upload(
         &input.key,
         &input.upload_id,
         &upload,
+        None,
     )
     .await?;
     // The part blobs are now unreferenced (unless a completion raced the abort).
@@ -448,7 +474,7 @@ pub(super) async fn list_parts(
             .map(|c| ChecksumAlgorithm::from(c.algorithm.to_owned())),
         checksum_type: spec.map(|c| ChecksumType::from(c.kind.to_owned())),
         bucket: Some(input.bucket),
-        key: Some(input.key),
+        key: Some(Escapes::text_in(&req.extensions, input.key)),
         upload_id: Some(input.upload_id),
         max_parts: Some(max as i32),
         part_number_marker: input.part_number_marker,
@@ -496,7 +522,7 @@ pub(super) async fn list_multipart_uploads(
         .uploads
         .into_iter()
         .map(|u| MultipartUpload {
-            key: Some(u.key),
+            key: Some(Escapes::text_in(&req.extensions, u.key)),
             upload_id: Some(u.upload_id),
             initiated: Some(timestamp(u.initiated)),
             owner: Some(owner()),
@@ -510,20 +536,24 @@ pub(super) async fn list_multipart_uploads(
         .collect();
     Ok(S3Response::new(ListMultipartUploadsOutput {
         bucket: Some(input.bucket),
-        prefix: Some(prefix),
-        delimiter: input.delimiter,
-        key_marker: Some(key_marker),
+        prefix: Some(Escapes::text_in(&req.extensions, prefix)),
+        delimiter: input
+            .delimiter
+            .map(|d| Escapes::text_in(&req.extensions, d)),
+        key_marker: Some(Escapes::text_in(&req.extensions, key_marker)),
         upload_id_marker: input.upload_id_marker,
         max_uploads: Some(max as i32),
         is_truncated: Some(listing.truncated),
-        next_key_marker,
+        next_key_marker: next_key_marker.map(|k| Escapes::text_in(&req.extensions, k)),
         next_upload_id_marker,
         uploads: Some(uploads),
         common_prefixes: Some(
             listing
                 .common_prefixes
                 .into_iter()
-                .map(|p| CommonPrefix { prefix: Some(p) })
+                .map(|p| CommonPrefix {
+                    prefix: Some(Escapes::text_in(&req.extensions, p)),
+                })
                 .collect(),
         ),
         ..Default::default()

@@ -178,7 +178,8 @@ async fn delete_objects_requires_a_digest_and_a_wrong_one_deletes_nothing() {
     );
     let path = format!("/{BUCKET}?delete");
     let wrong_md5 = md5_base64(b"another document");
-    let cases: [(&str, Vec<(&str, &str)>, &str); 3] = [
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: [Case; 3] = [
         (
             "wrong Content-MD5",
             vec![("content-md5", &wrong_md5)],

@@ -22,6 +22,7 @@ mod integrity;
 mod limits;
 mod listing;
 mod multipart;
+mod multipart_retry;
 mod objects;
 mod presign;
 mod replication;

@@ -3,15 +3,16 @@
 //! boundaries, and the errors S3 gives for bad part lists.
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use md5::{Digest, Md5};
 
 use crate::harness::*;
 
-const MIB: usize = 1024 * 1024;
+pub(crate) const MIB: usize = 1024 * 1024;
 
-async fn upload_part(s3: &Client, key: &str, id: &str, n: i32, data: &[u8]) -> String {
+pub(crate) async fn upload_part(s3: &Client, key: &str, id: &str, n: i32, data: &[u8]) -> String {
     s3.upload_part()
         .bucket("mpu")
         .key(key)
@@ -26,7 +27,7 @@ async fn upload_part(s3: &Client, key: &str, id: &str, n: i32, data: &[u8]) -> S
         .to_owned()
 }
 
-fn completed(parts: &[(i32, &str)]) -> CompletedMultipartUpload {
+pub(crate) fn completed(parts: &[(i32, &str)]) -> CompletedMultipartUpload {
     CompletedMultipartUpload::builder()
         .set_parts(Some(
             parts
@@ -37,7 +38,7 @@ fn completed(parts: &[(i32, &str)]) -> CompletedMultipartUpload {
         .build()
 }
 
-async fn create(s3: &Client, key: &str) -> String {
+pub(crate) async fn create(s3: &Client, key: &str) -> String {
     s3.create_multipart_upload()
         .bucket("mpu")
         .key(key)
@@ -122,16 +123,18 @@ async fn parts_uploaded_out_of_order_complete_into_one_object() {
         let got = ranged.body.collect().await.unwrap().into_bytes();
         assert_eq!(&got[..], &whole[start..=end]);
 
-        // The upload is gone once completed.
-        let again = s3
-            .complete_multipart_upload()
+        // The upload is gone once completed: no more parts (a retry of the completion
+        // itself repeats its answer, see multipart_retry).
+        let late = s3
+            .upload_part()
             .bucket("mpu")
             .key("big/object")
             .upload_id(&id)
-            .multipart_upload(completed(&[(1, &e1), (2, &e2), (3, &e3)]))
+            .part_number(4)
+            .body(ByteStream::from_static(b"late"))
             .send()
             .await;
-        assert_s3_error(again, 404, "NoSuchUpload");
+        assert_s3_error(late, 404, "NoSuchUpload");
         s3.delete_object()
             .bucket("mpu")
             .key("big/object")
@@ -496,6 +499,17 @@ async fn abandoned_uploads_are_aborted_after_the_expiry_and_young_ones_kept() {
     let started = std::time::Instant::now();
     let id = create(&s3, "abandoned").await;
     upload_part(&s3, "abandoned", &id, 1, &pattern(1000, 1)).await;
+    let done_id = create(&s3, "done").await;
+    let part = upload_part(&s3, "done", &done_id, 1, &pattern(1000, 2)).await;
+    let complete = || {
+        s3.complete_multipart_upload()
+            .bucket("mpu")
+            .key("done")
+            .upload_id(&done_id)
+            .multipart_upload(completed(&[(1, &part)]))
+            .send()
+    };
+    complete().await.expect("complete");
     let listed = |s3: Client| async move {
         let out = s3
             .list_multipart_uploads()
@@ -544,5 +558,18 @@ async fn abandoned_uploads_are_aborted_after_the_expiry_and_young_ones_kept() {
         .send()
         .await;
     assert_s3_error(late, 404, "NoSuchUpload");
+    // What the completed upload kept for retries is forgotten after the expiry as well
+    // (and is no abandoned upload).
+    eventually(
+        "the completed upload is forgotten",
+        CONVERGE_TIMEOUT,
+        || async {
+            match complete().await {
+                Err(e) if e.code() == Some("NoSuchUpload") => Ok(()),
+                other => Err(format!("retry answered {other:?}")),
+            }
+        },
+    )
+    .await;
     assert_eq!(cluster.gateway_metric("uploads_expired_total").await, 1.0);
 }

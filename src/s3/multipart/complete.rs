@@ -1,8 +1,10 @@
 //! CompleteMultipartUpload: checks the part list (order, ETags, sizes, checksums), derives
 //! the multipart ETag and the object checksum from the parts, writes the object's version
 //! (through the key's compare-and-set when the request carries a condition) and retires
-//! the upload. Linear in the number of parts; no byte is read or copied.
+//! the upload, leaving its result for retries (`completion`). Linear in the number of
+//! parts; no byte is read or copied.
 
+use super::completion::Completion;
 use super::*;
 
 pub(in crate::s3) async fn complete_multipart_upload(
@@ -12,7 +14,6 @@ pub(in crate::s3) async fn complete_multipart_upload(
     let mut input = req.input;
     let condition = WriteCondition::for_write(input.if_match.clone(), input.if_none_match.clone())?;
     let cluster = &gw.cluster;
-    let upload = load_upload(cluster, &input.bucket, &input.key, &input.upload_id).await?;
     let requested = input
         .multipart_upload
         .take()
@@ -24,6 +25,32 @@ pub(in crate::s3) async fn complete_multipart_upload(
             "You must specify at least one part"
         ));
     }
+    let part_list: Vec<(u32, String)> = requested
+        .iter()
+        .map(|p| {
+            let number = p
+                .part_number
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(0);
+            let etag = p
+                .e_tag
+                .as_ref()
+                .map(|e| e.value().trim_matches('"').to_owned());
+            (number, etag.unwrap_or_default())
+        })
+        .collect();
+    let (record, replicas) =
+        read_upload_record(cluster, &input.bucket, &input.key, &input.upload_id).await?;
+    let upload = match Upload::parse(record, replicas, &input.upload_id) {
+        Ok(upload) => upload,
+        // Completed already: a retry of that completion gets its answer again.
+        Err(record) => {
+            return match Completion::find(&record) {
+                Some(done) if done.parts == part_list => Ok(answer(&req.extensions, &input, &done)),
+                _ => Err(no_such_upload()),
+            };
+        }
+    };
     let spec = UploadChecksum::of_upload(&upload.init);
     let mut part_sums: Vec<(u64, String)> = Vec::new();
     let newest = newest_parts(&upload.record);
@@ -142,27 +169,47 @@ pub(in crate::s3) async fn complete_multipart_upload(
         ctx.release_replaced(cluster, b, k);
         version
     };
+    let done = Completion {
+        etag: multipart_etag,
+        parts: part_list,
+        version_id: ctx.version_id_for(&version),
+        checksums,
+        checksum_type: spec.map(|c| c.kind.to_owned()),
+    };
     finish_upload(
         cluster,
         &input.bucket,
         &input.key,
         &input.upload_id,
         &upload,
+        Some(done.to_version(version.stamp.clone())),
     )
     .await?;
     // Parts uploaded but not chosen (re-uploads, left-out numbers) are garbage now.
     cluster.free_parts_later(&input.bucket, &input.key, unused);
+    Ok(answer(&req.extensions, &input, &done))
+}
+
+/// The answer to a completion (the first, or a retry of it).
+fn answer(
+    extensions: &http::Extensions,
+    input: &CompleteMultipartUploadInput,
+    done: &Completion,
+) -> S3Response<CompleteMultipartUploadOutput> {
     let mut out = CompleteMultipartUploadOutput {
         bucket: Some(input.bucket.clone()),
-        key: Some(input.key.clone()),
-        e_tag: Some(etag(&multipart_etag)),
-        location: Some(format!("/{}/{}", input.bucket, input.key)),
-        version_id: ctx.version_id_for(&version),
-        checksum_type: spec.map(|c| ChecksumType::from(c.kind.to_owned())),
+        key: Some(Escapes::text_in(extensions, input.key.clone())),
+        e_tag: Some(etag(&done.etag)),
+        location: Some(Escapes::text_in(
+            extensions,
+            format!("/{}/{}", input.bucket, input.key),
+        )),
+        version_id: done.version_id.clone(),
+        checksum_type: done.checksum_type.clone().map(ChecksumType::from),
         ..Default::default()
     };
-    set_checksums!(out, &checksums);
-    Ok(S3Response::new(out))
+    set_checksums!(out, &done.checksums);
+    S3Response::new(out)
 }
 
 /// The completed object's checksum (algorithm → value), derived from the parts' and
