@@ -26,7 +26,7 @@ pub struct Metrics {
     pub repairs: IntCounterVec,
     /// `read_repairs_total`: stale replicas found (and repaired) by reads.
     pub read_repairs: IntCounter,
-    /// `bitrot_detections_total`: corrupt or missing blob replicas met on reads or scans.
+    /// `bitrot_detections_total`: blob replicas a node found corrupt, met on reads or scans.
     pub bitrot_detections: IntCounter,
     /// `anti_entropy_passes_total`: full comparisons of every replica's records.
     pub anti_entropy_passes: IntCounter,
@@ -150,7 +150,7 @@ impl Metrics {
             bitrot_detections: counter(
                 r,
                 "bitrot_detections_total",
-                "Corrupt or missing blob replicas met by reads and anti-entropy passes",
+                "Blob replicas their node found corrupt, met by reads and anti-entropy passes",
             ),
             anti_entropy_passes: counter(
                 r,

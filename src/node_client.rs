@@ -40,8 +40,13 @@ pub enum NodeError {
         code: String,
         message: String,
     },
+    /// The node found bad bytes (and quarantined them).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A streamed body broke off: the node stopped it (it may have found a bad block) or
+    /// the connection failed. Which of the two, only the node can say.
+    #[error("stream broke: {0}")]
+    Broken(String),
     #[error("stored MD5 {got} differs from the gateway's {want}")]
     DigestMismatch { want: String, got: String },
     #[error("bad reply: {0}")]
@@ -141,7 +146,7 @@ impl NodeClient {
                 String::from_utf8_lossy(&body).into_owned(),
             ),
         };
-        if code == "Corrupt" {
+        if code == "Corrupt" || code == node::proto::QUARANTINED_CODE {
             return Err(NodeError::Corrupt(message));
         }
         Err(NodeError::Status {
@@ -271,8 +276,8 @@ impl NodeClient {
                     Ok(None) => None,
                     Ok(Some(Ok(b))) => Some((Ok(b), Some(body))),
                     Ok(Some(Err(e))) => Some((
-                        Err(NodeError::Corrupt(format!(
-                            "blob stream broke: {}",
+                        Err(NodeError::Broken(format!(
+                            "blob stream: {}",
                             error_chain(&e)
                         ))),
                         None,

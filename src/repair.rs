@@ -403,7 +403,9 @@ impl Worker {
                         if !stale {
                             continue;
                         }
-                        if !missing.is_empty() {
+                        // Bitrot is bad bytes a node found; a blob merely missing may be
+                        // one still being written.
+                        if copy.is_some_and(|c| !c.corrupt_blobs.is_empty()) {
                             self.cluster.metrics().bitrot_detections.inc();
                         }
                         let url = self.cluster.node_urls()[r].clone();

@@ -174,6 +174,27 @@ impl BlobStore {
         .map_err(Error::task("blob delete task"))?
     }
 
+    /// Which of `ids` (blobs missing here) this node quarantined as corrupt: bad bytes it
+    /// found, as opposed to a blob it never got or that is still being written.
+    pub(crate) async fn quarantined(&self, ids: &[String]) -> Vec<String> {
+        let store = self.clone();
+        let ids: Vec<String> = ids
+            .iter()
+            .filter(|id| proto::is_valid_blob_id(id))
+            .cloned()
+            .collect();
+        if ids.is_empty() {
+            return ids;
+        }
+        tokio::task::spawn_blocking(move || {
+            ids.into_iter()
+                .filter(|id| store.inner.quarantine_dir.join(id).exists())
+                .collect()
+        })
+        .await
+        .unwrap_or_default()
+    }
+
     /// For each list of ids, the ids without a blob file here, in their order. A stat each,
     /// never a read. Malformed ids are left out: no request could have stored them, so no
     /// repair could bring them either.

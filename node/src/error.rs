@@ -18,6 +18,9 @@ pub enum Error {
     /// The blob, record or bucket does not exist on this node.
     #[error("not found")]
     NotFound,
+    /// Not here because this node found its bytes bad and quarantined them.
+    #[error("quarantined as corrupt")]
+    Quarantined,
     /// No route matches the request path.
     #[error("no such route")]
     NoRoute,
@@ -118,6 +121,7 @@ impl Error {
 pub(crate) fn status_and_body(err: &Error) -> (StatusCode, proto::ErrorBody) {
     let (status, code) = match err {
         Error::NotFound => (StatusCode::NOT_FOUND, "NotFound"),
+        Error::Quarantined => (StatusCode::NOT_FOUND, proto::QUARANTINED_CODE),
         Error::NoRoute => (StatusCode::NOT_FOUND, "NoSuchRoute"),
         Error::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
         Error::BadRequest(_) => (StatusCode::BAD_REQUEST, "BadRequest"),

@@ -322,6 +322,7 @@ async fn list(
             .collect();
         let missing = state.blobs.missing(referenced).await?;
         for (entry, missing) in page.entries.iter_mut().zip(missing) {
+            entry.corrupt_blobs = state.blobs.quarantined(&missing).await;
             entry.missing_blobs = missing;
         }
     }

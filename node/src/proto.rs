@@ -79,6 +79,10 @@ pub const MAX_LIST_LIMIT: usize = 1000;
 /// included, is percent-encoded, so `..` or `a/b` can never be read as path structure.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'~');
 
+/// Error code of a 404 for a blob the node quarantined as corrupt (bad bytes it found),
+/// unlike `NotFound` (a blob it never had, or is still receiving).
+pub const QUARANTINED_CODE: &str = "Quarantined";
+
 /// Percent-encodes a bucket name or object key for use as one path segment.
 pub fn encode_segment(s: &str) -> String {
     utf8_percent_encode(s, SEGMENT).to_string()
@@ -483,6 +487,10 @@ pub struct ListEntry {
     /// purged) that are not on this node's disk (lost, or quarantined as corrupt).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing_blobs: Vec<String>,
+    /// The part of `missing_blobs` this node quarantined: bad bytes it found (the rest it
+    /// never got, or is still writing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub corrupt_blobs: Vec<String>,
 }
 
 /// Repair work: `target` (a node URL as the gateways know it) is known to lack the newest

@@ -157,6 +157,13 @@ pub(super) fn drop_corrupt_inline(record: &mut ObjectRecord, node: &str, bucket:
     });
 }
 
+/// Counts a corrupt replica of blob `id` on node `i` and rewrites it from a good one.
+fn count_bitrot(cluster: &Cluster, bucket: &str, key: &str, i: usize, id: &str) {
+    cluster.metrics().bitrot_detections.inc();
+    let bad = vec![id.to_owned()];
+    cluster.spawn_repair(bucket, key, i, bad, "corrupt blob replica");
+}
+
 /// A blob byte range being streamed, failing over between replicas.
 pub struct BlobReader {
     state: ReaderState,
@@ -198,19 +205,43 @@ impl ReaderState {
         ))
     }
 
+    /// Notes replica `i`'s failure and repairs what it says about its copy. Only bad bytes
+    /// the node found count as bitrot: a replica without the blob may simply still be
+    /// receiving it (the write that made the record visible did not wait for it).
     fn fail(&mut self, i: usize, e: NodeError) {
-        let lost = matches!(&e, NodeError::Corrupt(_))
-            || matches!(&e, NodeError::Status { status, .. } if status.as_u16() == 404);
-        if lost {
-            // The replica is up but its copy is bad or gone: rewrite it from a good one.
-            self.cluster.metrics().bitrot_detections.inc();
-            let missing = vec![self.id.clone()];
-            self.cluster
-                .spawn_repair(&self.bucket, &self.key, i, missing, "bad blob replica");
-        }
         let node = self.cluster.node(i).url();
+        match &e {
+            NodeError::Corrupt(_) => self.bitrot(i),
+            NodeError::Status { status, .. } if status.as_u16() == 404 => {
+                tracing::info!(node, blob = %self.id, "blob replica missing, repair scheduled");
+                let missing = vec![self.id.clone()];
+                self.cluster.spawn_repair(
+                    &self.bucket,
+                    &self.key,
+                    i,
+                    missing,
+                    "missing blob replica",
+                );
+            }
+            // The node quarantines a blob whose bytes fail their check as it breaks the
+            // stream off: opening the blob again tells a bad block from a lost connection.
+            NodeError::Broken(_) => {
+                let (cluster, id) = (self.cluster.clone(), self.id.clone());
+                let (bucket, key) = (self.bucket.clone(), self.key.clone());
+                tokio::spawn(async move {
+                    if let Err(NodeError::Corrupt(_)) = cluster.node(i).get_blob(&id, None).await {
+                        count_bitrot(&cluster, &bucket, &key, i, &id);
+                    }
+                });
+            }
+            _ => {}
+        }
         tracing::warn!(node, blob = %self.id, offset = self.pos, "blob read failed, resuming on the next replica: {e}");
         self.failures.push(format!("{node}: {e}"));
+    }
+
+    fn bitrot(&self, i: usize) {
+        count_bitrot(&self.cluster, &self.bucket, &self.key, i, &self.id);
     }
 
     /// The next chunk of the range, failing over as needed; `None` at the end.

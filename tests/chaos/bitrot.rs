@@ -176,3 +176,50 @@ async fn the_scrubber_finds_a_flipped_byte_nobody_reads_and_anti_entropy_rewrite
     );
     cluster.assert_converged(BUCKET, &written).await;
 }
+
+/// A replica without a blob it should hold (it never got it, or is still writing it: a
+/// write is visible once W replicas have the bytes) is repaired, by reads and by
+/// anti-entropy, and is no bitrot: only bad bytes a node found count.
+#[tokio::test]
+async fn a_missing_blob_replica_is_repaired_and_not_counted_as_bitrot() {
+    for anti_entropy in [false, true] {
+        let cluster = start(anti_entropy).await;
+        let s3 = cluster.client();
+        let key = format!("gone/{anti_entropy}");
+        let data = pattern(3 * INLINE_MAX + 7, 70);
+        let written = vec![(key.clone(), data.clone())];
+        put_all(&s3, &written).await;
+        cluster.assert_converged(BUCKET, &written).await;
+        let record = cluster.node_record(0, BUCKET, &key).await.expect("record");
+        let Some((_, meta)) = record.current_object() else {
+            panic!("no current object")
+        };
+        let Data::Blob { id } = &meta.data else {
+            panic!("{key} is not a blob: {:?}", meta.data)
+        };
+        let gone = [0, 1].map(|i| cluster.blob_path(i, id));
+        for path in &gone {
+            fs::remove_file(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+        let (cluster_ref, s3_ref, key_ref, data_ref) = (&cluster, &s3, &key, &data);
+        let gone_ref = &gone;
+        eventually("both replicas hold the blob again", HEAL, || async move {
+            if !anti_entropy {
+                // Reads meet the replicas without the blob and repair them.
+                let got = get_bytes(s3_ref, BUCKET, key_ref).await;
+                assert_same_bytes(&got, data_ref, "GET with two replicas lacking the blob");
+            }
+            match gone_ref.iter().filter(|p| !p.exists()).count() {
+                0 => Ok(()),
+                n => Err(format!("{n} replicas still lack blob {id}")),
+            }
+        })
+        .await;
+        assert_eq!(
+            cluster_ref.gateway_metric("bitrot_detections_total").await,
+            0.0,
+            "a missing blob counted as bitrot (anti-entropy {anti_entropy})"
+        );
+        cluster.assert_converged(BUCKET, &written).await;
+    }
+}

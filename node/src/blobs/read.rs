@@ -33,13 +33,21 @@ pub(crate) struct BlobFile {
 }
 
 impl BlobFile {
-    /// Opens blob `id` at `path` (blocking). `NotFound` if there is no such file, `Corrupt`
-    /// (and quarantined) if its layout is damaged.
+    /// Opens blob `id` at `path` (blocking). `NotFound` if there is no such file, `Quarantined`
+    /// if this node quarantined it before, `Corrupt` (and quarantined) if its layout is damaged.
     pub(super) fn open(store: BlobStore, id: Arc<str>) -> Result<BlobFile, Error> {
         let path = store.path(&id);
         let mut file = match File::open(&path) {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotFound),
+            // Quarantined: this node found bad bytes there, which a reader should know
+            // from a blob it never had (or is still being written).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(if store.inner.quarantine_dir.join(&*id).exists() {
+                    Error::Quarantined
+                } else {
+                    Error::NotFound
+                });
+            }
             Err(e) => return Err(Error::io("open blob file")(e)),
         };
         let len = file.metadata().map_err(Error::io("stat blob file"))?.len();

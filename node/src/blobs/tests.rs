@@ -282,7 +282,7 @@ async fn flipped_byte_is_caught_in_its_block_only_and_quarantines_the_blob() {
     assert!(!path.exists(), "a corrupt blob must leave its path");
     let kept = std::fs::read(quarantine_path(&dir)).expect("quarantined copy");
     assert!(kept == raw);
-    assert!(matches!(store.open_blob(ID).await, Err(Error::NotFound)));
+    assert!(matches!(store.open_blob(ID).await, Err(Error::Quarantined)));
     assert_eq!(metrics.blob_corruptions.get(), 1);
 
     // A range inside the damaged block fails before yielding a byte.
@@ -330,7 +330,7 @@ async fn a_rewrite_restores_a_quarantined_blob_and_is_never_quarantined_by_an_ol
     std::fs::write(&path, &raw).expect("write blob file");
     let (_, err) = read(&store, None).await;
     assert!(err.is_some());
-    assert!(matches!(store.open_blob(ID).await, Err(Error::NotFound)));
+    assert!(matches!(store.open_blob(ID).await, Err(Error::Quarantined)));
     store.put(ID, body(&bytes), None).await.expect("repair");
     let (got, err) = read(&store, None).await;
     assert!(err.is_none() && got == bytes);
@@ -473,7 +473,7 @@ async fn damaged_footer_or_length_is_corrupt() {
     std::fs::write(&path, b"S3QB").expect("write");
     assert!(matches!(store.open_blob(ID).await, Err(Error::Corrupt(_))));
     // Each damaged file was quarantined: the path is empty now.
-    assert!(matches!(store.open_blob(ID).await, Err(Error::NotFound)));
+    assert!(matches!(store.open_blob(ID).await, Err(Error::Quarantined)));
     assert!(dir.path().join("quarantine").join(ID).exists());
 }
 

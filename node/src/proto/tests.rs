@@ -444,6 +444,7 @@ proptest! {
                 key: "k".into(),
                 record: a.clone(),
                 missing_blobs: vec!["0".repeat(32)],
+                corrupt_blobs: Vec::new(),
             }],
             truncated: true,
         };

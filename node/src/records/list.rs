@@ -26,6 +26,7 @@ impl RecordStore {
                 key,
                 record,
                 missing_blobs: Vec::new(),
+                corrupt_blobs: Vec::new(),
             })
             .collect();
         Ok(ListPage { entries, truncated })

@@ -208,7 +208,7 @@ async fn a_corrupt_blob_is_quarantined_on_read_and_restored_by_a_rewrite() {
         raw
     );
     let gone = node.call("GET", &path, &[], &[]).await;
-    assert_eq!((gone.status, gone.code().as_str()), (404, "NotFound"));
+    assert_eq!((gone.status, gone.code().as_str()), (404, "Quarantined"));
     assert_eq!(node.metric("node_blob_corruptions_total").await, 1.0);
     assert_eq!(node.metric("node_blobs").await, 0.0);
 
