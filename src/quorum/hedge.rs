@@ -61,6 +61,11 @@ impl Cluster {
         self.liveness().down[i].store(!up, Ordering::Relaxed);
     }
 
+    /// Whether a failed call or health check left node `i` believed down.
+    pub(super) fn believed_down(&self, i: usize) -> bool {
+        self.liveness().down[i].load(Ordering::Relaxed)
+    }
+
     /// Notes the outcome of a read call to node `i`: a node that cannot be reached is
     /// asked last until a health check sees it again.
     pub(super) fn note_read_failure(&self, i: usize, e: &NodeError) {
@@ -74,7 +79,7 @@ impl Cluster {
         let n = replicas.len().max(1);
         let start = self.liveness().rotation.fetch_add(1, Ordering::Relaxed) % n;
         let rotated = replicas[start..].iter().chain(&replicas[..start]);
-        let down = |i: usize| self.liveness().down[i].load(Ordering::Relaxed);
+        let down = |i: usize| self.believed_down(i);
         let (up, down): (Vec<usize>, Vec<usize>) = rotated.partition(|&&i| !down(i));
         up.into_iter().chain(down).collect()
     }

@@ -16,14 +16,17 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::FutureExt;
-use futures::future::{BoxFuture, Shared, join_all};
+use futures::StreamExt;
+use futures::future::{BoxFuture, Shared};
+use futures::stream::FuturesUnordered;
 use http::{HeaderMap, HeaderValue};
 use hyper::body::Frame;
 use node::proto::{
     BLOCK_CRCS_TRAILER, BlobPutReply, BlockCrcs, EXPECTED_MD5_HEADER, ObjectRecord, Stamp, Version,
     VersionState, table_digest,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::time::{Instant, timeout_at};
 
 use super::outcome::{Earlier, ZERO_STAMP, earlier_outcome};
 use super::{Cluster, Decision, gather, quorum_failed, spawn_each};
@@ -33,14 +36,33 @@ use crate::node_client::{BoxError, NodeError};
 /// How long a replaced or deleted version's blobs stay readable.
 const BLOB_RELEASE_GRACE: Duration = Duration::from_secs(60);
 
-/// Chunks buffered per replica before the slowest replica holds the upload back.
-const REPLICA_BUFFER_CHUNKS: usize = 16;
+/// Bytes a replica may be behind the upload (queued for it here, not yet taken by its
+/// stream). A replica that falls further behind holds the upload back only while the write
+/// quorum needs it; this bounds the gateway's memory per upload too.
+const REPLICA_BUFFER_BYTES: usize = 2 * 1024 * 1024;
+/// How long an upload already on W replicas waits for a replica that is a whole buffer
+/// behind before dropping it (it gets a repair hint): long enough for a busy node's
+/// hiccup, short next to any large upload.
+const LAG_GRACE: Duration = Duration::from_millis(50);
 
 enum Msg {
-    Data(Bytes),
+    /// A chunk, holding its share of the replica's buffer until the stream takes it.
+    Data(Bytes, OwnedSemaphorePermit),
     /// The body ended cleanly, with these trailers. A channel closed without this is an
     /// abort.
     End(HeaderMap),
+}
+
+/// One replica's side of an upload: where its chunks go, and the room it has left.
+struct Lane {
+    i: usize,
+    tx: mpsc::UnboundedSender<Msg>,
+    room: Arc<Semaphore>,
+}
+
+/// Buffer permits a chunk of `len` bytes takes (a chunk larger than the buffer takes all).
+fn permits_for(len: usize) -> u32 {
+    len.clamp(1, REPLICA_BUFFER_BYTES) as u32
 }
 
 /// One replica's blob upload; shared so the quorum wait and the late replica's record
@@ -51,7 +73,7 @@ type ReplicaPut = Shared<BoxFuture<'static, Result<BlobPutReply, String>>>;
 pub struct BlobUpload {
     cluster: Cluster,
     id: String,
-    senders: Vec<(usize, mpsc::Sender<Msg>)>,
+    senders: Vec<Lane>,
     puts: Vec<(usize, ReplicaPut)>,
     /// Replicas dropped during the upload, with why.
     lost: Vec<String>,
@@ -75,19 +97,32 @@ struct Expected {
 }
 
 impl Cluster {
-    /// Opens one streaming upload per replica of `(bucket, key)`.
+    /// Opens one streaming upload per replica of `(bucket, key)`. A replica the health
+    /// checks believe down is not waited for when W others are believed up: it gets no
+    /// stream and, like any replica that misses the write, a repair hint.
     pub fn start_blob_upload(&self, bucket: &str, key: &str) -> BlobUpload {
         let id = Cluster::new_id();
         let mut senders = Vec::new();
         let mut puts = Vec::new();
-        for i in self.replicas(bucket, key) {
-            let (tx, rx) = mpsc::channel::<Msg>(REPLICA_BUFFER_CHUNKS);
+        let mut lost = Vec::new();
+        let replicas = self.replicas(bucket, key);
+        let up = replicas.iter().filter(|&&i| !self.believed_down(i)).count();
+        for i in replicas {
+            if up >= self.inner.write_quorum && self.believed_down(i) {
+                let why = "skipped: the health checks see the node down".to_owned();
+                lost.push(format!("{}: {why}", self.node(i).url()));
+                let put: ReplicaPut = futures::future::ready(Err(why)).boxed().shared();
+                puts.push((i, put));
+                continue;
+            }
+            let (tx, rx) = mpsc::unbounded_channel::<Msg>();
             let stream = futures::stream::unfold((rx, false), |(mut rx, done)| async move {
                 if done {
                     return None;
                 }
                 match rx.recv().await {
-                    Some(Msg::Data(b)) => Some((Ok(Frame::data(b)), (rx, false))),
+                    // The permit is released as the stream takes the chunk.
+                    Some(Msg::Data(b, _room)) => Some((Ok(Frame::data(b)), (rx, false))),
                     Some(Msg::End(trailers)) => Some((Ok(Frame::trailers(trailers)), (rx, true))),
                     None => Some((Err::<_, BoxError>("upload aborted".into()), (rx, true))),
                 }
@@ -105,14 +140,15 @@ impl Cluster {
             .boxed()
             .shared();
             puts.push((i, put));
-            senders.push((i, tx));
+            let room = Arc::new(Semaphore::new(REPLICA_BUFFER_BYTES));
+            senders.push(Lane { i, tx, room });
         }
         BlobUpload {
             cluster: self.clone(),
             id,
             senders,
             puts,
-            lost: Vec::new(),
+            lost,
             timeout: self.node(0).timeout(),
             crcs: BlockCrcs::default(),
         }
@@ -410,35 +446,63 @@ impl BlobUpload {
         &self.id
     }
 
-    /// Sends one chunk to every live replica. A replica that cannot take it within the
-    /// node deadline is dropped; fewer than W live replicas fails the upload.
+    /// Sends one chunk to every live replica. A replica with a full buffer is waited for
+    /// up to the node deadline while fewer than W replicas have the chunk, and for
+    /// [`LAG_GRACE`] once W have it; then it is dropped (its stream aborts, and the write
+    /// leaves it a repair hint). Fewer than W live replicas fails the upload.
     pub async fn send(&mut self, chunk: Bytes) -> Result<(), Error> {
         self.crcs.update(&chunk);
-        let timeout = self.timeout;
-        let results = join_all(self.senders.iter().map(|(_, tx)| {
-            let msg = Msg::Data(chunk.clone());
-            async move {
-                match tokio::time::timeout(timeout, tx.send(msg)).await {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(_)) => Err("stream closed by the node".to_owned()),
-                    Err(_) => Err(format!("no progress for {timeout:?}")),
+        let want = permits_for(chunk.len());
+        let w = self.cluster.inner.write_quorum;
+        let mut kept = Vec::with_capacity(self.senders.len());
+        let mut behind: Vec<Option<Lane>> = Vec::new();
+        for lane in std::mem::take(&mut self.senders) {
+            match lane.room.clone().try_acquire_many_owned(want) {
+                Ok(permit) => self.deliver(lane, &chunk, permit, &mut kept),
+                Err(_) => behind.push(Some(lane)),
+            }
+        }
+        if !behind.is_empty() {
+            let mut waits: FuturesUnordered<_> = behind
+                .iter()
+                .enumerate()
+                .filter_map(|(n, lane)| {
+                    let room = lane.as_ref()?.room.clone();
+                    Some(async move { (n, room.acquire_many_owned(want).await) })
+                })
+                .collect();
+            let patience = if kept.len() >= w {
+                LAG_GRACE
+            } else {
+                self.timeout
+            };
+            let mut deadline = Instant::now() + patience;
+            while let Ok(Some((n, permit))) = timeout_at(deadline, waits.next()).await {
+                let Some(lane) = behind[n].take() else {
+                    continue;
+                };
+                match permit {
+                    Ok(permit) => {
+                        let had = kept.len();
+                        self.deliver(lane, &chunk, permit, &mut kept);
+                        if had < w && kept.len() >= w {
+                            deadline = deadline.min(Instant::now() + LAG_GRACE);
+                        }
+                    }
+                    Err(_) => self.note_lost(lane.i, "buffer closed"),
                 }
             }
-        }))
-        .await;
-        let mut kept = Vec::with_capacity(self.senders.len());
-        for ((i, tx), result) in std::mem::take(&mut self.senders).into_iter().zip(results) {
-            match result {
-                Ok(()) => kept.push((i, tx)),
-                Err(why) => {
-                    let node = self.cluster.node(i).url();
-                    tracing::warn!(node, blob = %self.id, "replica dropped from upload: {why}");
-                    self.lost.push(format!("{node}: {why}"));
-                }
+            let why = if kept.len() >= w {
+                format!("more than {REPLICA_BUFFER_BYTES} bytes behind the write quorum")
+            } else {
+                format!("no progress for {:?}", self.timeout)
+            };
+            // Dropping a lane ends its stream with an error: the node keeps nothing.
+            for lane in behind.into_iter().flatten() {
+                self.note_lost(lane.i, &why);
             }
         }
         self.senders = kept;
-        let w = self.cluster.inner.write_quorum;
         if self.senders.len() < w {
             return Err(quorum_failed(
                 "put blob",
@@ -448,6 +512,27 @@ impl BlobUpload {
             ));
         }
         Ok(())
+    }
+
+    /// Queues `chunk` for `lane` (which holds room for it) and keeps the lane if its
+    /// stream still runs.
+    fn deliver(
+        &mut self,
+        lane: Lane,
+        chunk: &Bytes,
+        room: OwnedSemaphorePermit,
+        kept: &mut Vec<Lane>,
+    ) {
+        match lane.tx.send(Msg::Data(chunk.clone(), room)) {
+            Ok(()) => kept.push(lane),
+            Err(_) => self.note_lost(lane.i, "stream closed by the node"),
+        }
+    }
+
+    fn note_lost(&mut self, i: usize, why: &str) {
+        let node = self.cluster.node(i).url();
+        tracing::warn!(node, blob = %self.id, "replica dropped from upload: {why}");
+        self.lost.push(format!("{node}: {why}"));
     }
 
     /// Ends the body (`md5` is its MD5, hex) and waits for W replicas to confirm they
@@ -467,11 +552,9 @@ impl BlobUpload {
                 trailers.insert(name, v);
             }
         }
-        for (_, tx) in std::mem::take(&mut self.senders) {
-            // A full channel means the replica is behind; it gets the end marker when it
-            // catches up, within the same deadline as every chunk.
-            let end = Msg::End(trailers.clone());
-            let _ = tokio::time::timeout(self.timeout, tx.send(end)).await;
+        for lane in std::mem::take(&mut self.senders) {
+            // Queued behind the replica's chunks; it takes no room.
+            let _ = lane.tx.send(Msg::End(trailers.clone()));
         }
         let timeout = self.timeout;
         let w = self.cluster.inner.write_quorum;

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
-use crate::{BUCKET, NODE_TIMEOUT, objects, put_all, start};
+use crate::{BUCKET, NODE_TIMEOUT, objects, put_all, start, start_opts};
 
 /// What a request may take besides waiting out the frozen node once: the work itself on a
 /// loaded debug build.
@@ -94,4 +94,69 @@ async fn a_frozen_node_delays_requests_by_at_most_the_node_timeout_and_catches_u
     all.extend(during);
     let took = cluster.assert_converged(BUCKET, &all).await;
     eprintln!("frozen node: converged {took:?} after SIGCONT");
+}
+
+/// A frozen node does not hold large uploads back: once W replicas have the bytes, a
+/// replica a whole buffer behind is dropped (and gets a repair hint), and a node the health
+/// checks see down is not even tried. Gateway memory stays bounded meanwhile.
+#[tokio::test]
+async fn a_frozen_node_does_not_hold_large_uploads_back() {
+    const SIZE: usize = 16 << 20;
+    // The default node timeout: the old behaviour (every upload waited it out) is plain.
+    let node_timeout = Duration::from_secs(10);
+    let options = ClusterOptions::new(3)
+        .gateway_arg("--node-timeout-ms", node_timeout.as_millis())
+        .gateway_arg("--repair-interval-ms", 200)
+        .gateway_arg("--scan-interval-ms", 500);
+    let mut cluster = start_opts(options).await;
+    let s3 = cluster.client();
+    let put = |key: String, data: Vec<u8>| {
+        let s3 = s3.clone();
+        async move {
+            let started = Instant::now();
+            put_bytes(&s3, BUCKET, &key, &data).await;
+            started.elapsed()
+        }
+    };
+    let mut written = Vec::new();
+    let mut healthy = Vec::new();
+    for n in 0..3 {
+        let (key, data) = (format!("big/healthy-{n}"), pattern(SIZE, n));
+        healthy.push(put(key.clone(), data.clone()).await);
+        written.push((key, data));
+    }
+    let rss_before = cluster.gateway_rss();
+    cluster.stop_node(2);
+    let mut frozen = Vec::new();
+    for n in 0..6 {
+        let (key, data) = (format!("big/frozen-{n}"), pattern(SIZE, 10 + n));
+        let took = put(key.clone(), data.clone()).await;
+        assert!(
+            took < node_timeout / 2,
+            "a 16 MiB PUT took {took:?} with a node frozen (healthy: {healthy:?})"
+        );
+        frozen.push(took);
+        written.push((key, data));
+    }
+    let rss_after = cluster.gateway_rss();
+    healthy.sort();
+    frozen.sort();
+    eprintln!(
+        "16 MiB PUT: median {:?} healthy, {:?} with a node frozen (all: {healthy:?} / {frozen:?}); \
+         gateway RSS {} → {} MiB",
+        healthy[1],
+        frozen[frozen.len() / 2],
+        rss_before >> 20,
+        rss_after >> 20
+    );
+    // Six uploads each leave at most one replica buffer (2 MiB) with the frozen node, and
+    // move 16 MiB through buffers that are freed as they go.
+    assert!(
+        rss_after < rss_before + (64 << 20),
+        "gateway RSS grew from {} to {} MiB",
+        rss_before >> 20,
+        rss_after >> 20
+    );
+    cluster.continue_node(2);
+    cluster.assert_converged(BUCKET, &written).await;
 }

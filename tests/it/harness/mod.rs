@@ -363,6 +363,23 @@ impl Cluster {
         append_marker(self.dir(), &self.nodes[i].proc.name, &what);
     }
 
+    /// The gateway's resident memory (`VmRSS`), bytes.
+    pub fn gateway_rss(&self) -> u64 {
+        let pid = self
+            .gateway
+            .as_ref()
+            .and_then(|g| g.child.as_ref())
+            .map(|c| c.id())
+            .expect("the gateway is running");
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS");
+        kib * 1024
+    }
+
     /// SIGKILLs the gateway and reaps it. Clients keep its address for `start_gateway`.
     pub fn kill_gateway(&mut self) {
         if let Some(gateway) = self.gateway.as_mut() {
