@@ -120,21 +120,25 @@ pub struct NodeArgs {
     #[arg(long, env = "S3QUORUM_NO_FSYNC")]
     pub no_fsync: bool,
     #[command(flatten)]
-    pub scrub: ScrubArgs,
+    pub disk: DiskArgs,
 }
 
-/// How a node re-verifies its blobs in the background.
+/// How a node looks after its disk: the background blob scrubber and the free space kept.
 #[derive(Debug, Clone, Args)]
-pub struct ScrubArgs {
+pub struct DiskArgs {
     /// Pause between two scrubs of every blob (0 turns the scrubber off).
     #[arg(long, env = "S3QUORUM_SCRUB_INTERVAL_MS", default_value_t = 86_400_000)]
     pub scrub_interval_ms: u64,
     /// Scrub read rate in MiB/s, so scrubbing never starves client traffic.
     #[arg(long, env = "S3QUORUM_SCRUB_RATE_MIB", default_value_t = 32)]
     pub scrub_rate_mib: u64,
+    /// Free space (MiB) a node keeps on its disk: below it, writes are refused cleanly and
+    /// the node reports itself unhealthy (0: fill the disk up).
+    #[arg(long, env = "S3QUORUM_DISK_RESERVE_MIB", default_value_t = 64)]
+    pub disk_reserve_mib: u64,
 }
 
-impl ScrubArgs {
+impl DiskArgs {
     /// The node configuration for `data_dir` with these scrub settings.
     pub fn node_config(&self, data_dir: PathBuf, secret: &str, fsync: bool) -> node::Config {
         let mut config = node::Config::new(data_dir, secret);
@@ -142,6 +146,7 @@ impl ScrubArgs {
         config.scrub_interval =
             (self.scrub_interval_ms > 0).then(|| Duration::from_millis(self.scrub_interval_ms));
         config.scrub_rate_bytes_per_sec = self.scrub_rate_mib.saturating_mul(1024 * 1024);
+        config.disk_reserve_bytes = self.disk_reserve_mib.saturating_mul(1024 * 1024);
         config
     }
 }
@@ -161,7 +166,7 @@ pub struct DevArgs {
     #[arg(long, env = "S3QUORUM_NO_FSYNC")]
     pub no_fsync: bool,
     #[command(flatten)]
-    pub scrub: ScrubArgs,
+    pub disk: DiskArgs,
     #[command(flatten)]
     pub s3: S3Args,
 }

@@ -88,7 +88,7 @@ pub async fn run(
             .map_err(|e| format!("cannot bind a node port: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         node_urls.push(format!("http://{addr}"));
-        let config = args.scrub.node_config(
+        let config = args.disk.node_config(
             args.data_dir.join(format!("node{i}")),
             &creds.cluster_secret,
             !args.no_fsync,

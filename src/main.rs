@@ -52,9 +52,9 @@ async fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Node(args) => {
-            let config =
-                args.scrub
-                    .node_config(args.data_dir, &args.cluster_secret, !args.no_fsync);
+            let config = args
+                .disk
+                .node_config(args.data_dir, &args.cluster_secret, !args.no_fsync);
             config.validate().map_err(|e| e.to_string())?;
             let listener = bind(args.listen).await?;
             announce("node", &listener)?;

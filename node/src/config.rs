@@ -14,6 +14,8 @@ use crate::error::Error;
 pub const DEFAULT_SCRUB_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
 /// Default scrubber read rate: 32 MiB/s.
 pub const DEFAULT_SCRUB_RATE: u64 = 32 * 1024 * 1024;
+/// Default free space kept on the data directory's disk: 64 MiB.
+pub const DEFAULT_DISK_RESERVE: u64 = 64 * 1024 * 1024;
 
 /// Configuration of one data node.
 #[derive(Clone)]
@@ -39,6 +41,11 @@ pub struct Config {
     /// never starves client traffic; each blob also costs 16 KiB of this budget for its
     /// open. Must be positive. Default [`DEFAULT_SCRUB_RATE`] (32 MiB/s).
     pub scrub_rate_bytes_per_sec: u64,
+    /// Free bytes the node keeps on its data directory's disk: below this, writes are
+    /// refused (507 `DiskFull`) before anything is written, and `/health` reports the node
+    /// unhealthy, so no blob or record is ever half-written for lack of space. Default
+    /// [`DEFAULT_DISK_RESERVE`] (64 MiB); 0 lets the disk fill up completely.
+    pub disk_reserve_bytes: u64,
 }
 
 impl Config {
@@ -50,6 +57,7 @@ impl Config {
             fsync: true,
             scrub_interval: Some(DEFAULT_SCRUB_INTERVAL),
             scrub_rate_bytes_per_sec: DEFAULT_SCRUB_RATE,
+            disk_reserve_bytes: DEFAULT_DISK_RESERVE,
         }
     }
 
@@ -91,6 +99,7 @@ impl fmt::Debug for Config {
             .field("fsync", &self.fsync)
             .field("scrub_interval", &self.scrub_interval)
             .field("scrub_rate_bytes_per_sec", &self.scrub_rate_bytes_per_sec)
+            .field("disk_reserve_bytes", &self.disk_reserve_bytes)
             .finish()
     }
 }

@@ -48,6 +48,9 @@ pub enum Error {
     /// Stored data failed a checksum or has an invalid layout.
     #[error("corrupt data: {0}")]
     Corrupt(String),
+    /// Fewer free bytes than the reserve on the data directory's disk: nothing was written.
+    #[error("disk full: {free} bytes free, {reserve} kept in reserve")]
+    DiskFull { free: u64, reserve: u64 },
     /// The configuration cannot work.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -109,6 +112,11 @@ impl Error {
                 op,
                 source: Arc::clone(source),
             },
+            Error::DiskFull { free, reserve } => Error::DiskFull {
+                free: *free,
+                reserve: *reserve,
+            },
+            Error::Unavailable(why) => Error::Unavailable(why),
             other => Error::Io {
                 op: "record writer",
                 source: io::Error::other(other.to_string()),
@@ -131,6 +139,10 @@ pub(crate) fn status_and_body(err: &Error) -> (StatusCode, proto::ErrorBody) {
         Error::DigestMismatch { .. } => (StatusCode::BAD_REQUEST, "DigestMismatch"),
         Error::BodyAborted(_) => (StatusCode::BAD_REQUEST, "BodyAborted"),
         Error::Corrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Corrupt"),
+        Error::DiskFull { .. } => (StatusCode::INSUFFICIENT_STORAGE, "DiskFull"),
+        Error::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull => {
+            (StatusCode::INSUFFICIENT_STORAGE, "DiskFull")
+        }
         Error::Config(_) | Error::Io { .. } | Error::Db { .. } | Error::Metrics(_) => {
             (StatusCode::INTERNAL_SERVER_ERROR, "InternalError")
         }

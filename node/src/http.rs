@@ -10,6 +10,7 @@
 
 use std::collections::HashSet;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -23,6 +24,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::blobs::{BlobStore, Piece, Trailer, Verify};
+use crate::disk::Disk;
 use crate::error::{Error, status_and_body};
 use crate::lease::Leases;
 use crate::metrics::Metrics;
@@ -45,6 +47,7 @@ pub(crate) struct State {
     pub(crate) secret: Vec<u8>,
     pub(crate) blobs: BlobStore,
     pub(crate) records: RecordStore,
+    pub(crate) disk: Arc<Disk>,
     pub(crate) leases: Leases,
     pub(crate) metrics: Metrics,
 }
@@ -174,15 +177,22 @@ async fn dispatch(
         authorize(req.headers(), &state.secret)?;
     }
     match route {
-        Route::Health => Ok(full(
-            StatusCode::OK,
-            "text/plain",
-            Bytes::from_static(b"ok"),
-        )),
+        // A full disk or a failed record database: gateways must stop choosing this node.
+        Route::Health => Ok(match state.disk.health() {
+            Ok(()) => full(StatusCode::OK, "text/plain", Bytes::from_static(b"ok")),
+            Err(why) => full(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                Bytes::from(format!("unhealthy: {why}\n")),
+            ),
+        }),
         Route::Metrics => Ok(full(
             StatusCode::OK,
             prometheus::TEXT_FORMAT,
-            Bytes::from(state.metrics.render()?),
+            Bytes::from({
+                state.disk.free_bytes();
+                state.metrics.render()?
+            }),
         )),
         Route::PutBlob(id) => put_blob(state, id, req).await,
         Route::GetBlob(id) => get_blob(state, id, req.headers()).await,
@@ -383,6 +393,8 @@ async fn put_blob(
     id: &str,
     req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Error> {
+    // Nothing is written to a disk already short of its reserve.
+    state.disk.check_room()?;
     let headers = req.headers();
     let expected_md5 = match headers.get(proto::EXPECTED_MD5_HEADER) {
         None => None,

@@ -11,6 +11,8 @@
 //! - `scrub`: the background task that verifies every blob completely, slowly.
 //! - `records`: object and bucket records and repair hints in redb, merged on write,
 //!   group-committed.
+//! - `disk`: free space kept on the data directory's disk, and the record database's
+//!   faults, which `/health` reports.
 //! - `lease`: named leases in memory (which gateway runs the repair worker).
 //! - `metrics`: the node's Prometheus metrics, in a registry of its own.
 //! - `config`, `error`: the node's [`Config`] and its one [`Error`] type with the one
@@ -35,6 +37,7 @@ pub mod proto;
 
 mod blobs;
 mod config;
+mod disk;
 mod error;
 mod http;
 mod lease;
@@ -68,17 +71,24 @@ pub async fn serve(
     let fsync = config.fsync;
     let metrics = metrics::Metrics::new()?;
     let opening = metrics.clone();
-    let (blobs, records, writer) = tokio::task::spawn_blocking(move || {
+    let reserve = config.disk_reserve_bytes;
+    let (blobs, records, writer, disk) = tokio::task::spawn_blocking(move || {
         std::fs::create_dir_all(&data_dir).map_err(Error::io("create data directory"))?;
+        let disk = Arc::new(disk::Disk::new(
+            data_dir.clone(),
+            reserve,
+            opening.disk_free.clone(),
+        ));
         // Records first: redb locks its file, so a second node on the same directory stops
         // here, before the blob store clears the first node's temp files.
         let (records, writer) = records::RecordStore::open(
             &data_dir.join("records.redb"),
             fsync,
             opening.record_commits.clone(),
+            Arc::clone(&disk),
         )?;
         let blobs = blobs::BlobStore::open(&data_dir, fsync, &opening)?;
-        Ok::<_, Error>((blobs, records, writer))
+        Ok::<_, Error>((blobs, records, writer, disk))
     })
     .await
     .map_err(Error::task("open stores"))??;
@@ -100,6 +110,7 @@ pub async fn serve(
         secret: config.cluster_secret.into_bytes(),
         blobs,
         records,
+        disk,
         leases: lease::Leases::default(),
         metrics,
     });

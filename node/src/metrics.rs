@@ -39,6 +39,7 @@ pub(crate) struct Metrics {
     pub(crate) scrub_passes: IntCounter,
     /// `node_record_commits_total`: record write transactions committed (group commits).
     pub(crate) record_commits: IntCounter,
+    pub(crate) disk_free: IntGauge,
 }
 
 impl Metrics {
@@ -90,6 +91,10 @@ impl Metrics {
             scrub_passes: counter(
                 "node_scrub_passes_total",
                 "Completed scrubber passes over every blob",
+            )?,
+            disk_free: gauge(
+                "node_disk_free_bytes",
+                "Free bytes on the data directory's file system (for unprivileged writers)",
             )?,
             record_commits: counter(
                 "node_record_commits_total",

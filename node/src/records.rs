@@ -20,21 +20,24 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use prometheus::IntCounter;
-use redb::{Database, Durability, ReadTransaction, ReadableTable, Table, TableDefinition};
+use redb::{Durability, ReadTransaction, ReadableTable, Table, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
+use crate::disk::Disk;
 use crate::error::Error;
 use crate::proto::paxos::{AcceptReply, Ballot, Promise, Proposal};
 use crate::proto::{BucketRecord, Hint, ObjectRecord};
 
+mod handle;
 mod hints;
 mod lazy_file;
 mod list;
 mod paxos;
 
-use lazy_file::{FlushStop, Flusher, LazyFile};
+use handle::{DbSlot, Location, Opened};
+use lazy_file::{FlushStop, Flusher};
 
 const OBJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("objects");
 const BUCKETS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("buckets");
@@ -48,8 +51,9 @@ const CACHE_SIZE: usize = 128 * 1024 * 1024;
 /// handle is dropped.
 #[derive(Clone)]
 pub(crate) struct RecordStore {
-    db: Arc<Database>,
+    db: Arc<DbSlot>,
     writes: mpsc::Sender<WriteRequest>,
+    disk: Arc<Disk>,
     #[cfg(test)]
     stats: Arc<WriterStats>,
 }
@@ -154,56 +158,32 @@ impl Stored for BucketRecord {
 impl RecordStore {
     /// Opens (creating if needed) the database at `path` and starts the writer thread.
     /// Blocking. With `fsync` every commit is durable before its writes are acknowledged.
-    /// `commits` counts the write transactions committed.
+    /// `commits` counts the write transactions committed; `disk` refuses writes when it is
+    /// full and hears of the database's I/O faults.
     pub(crate) fn open(
         path: &Path,
         fsync: bool,
         commits: IntCounter,
+        disk: Arc<Disk>,
     ) -> Result<(RecordStore, RecordWriter), Error> {
-        let mut builder = Database::builder();
-        builder.set_cache_size(CACHE_SIZE);
-        // With fsync off, commits never wait for the disk; see `lazy_file`.
-        let (db, flusher, paxos_sync) = if fsync {
-            let db = builder
-                .create(path)
-                .map_err(Error::db("open record database"))?;
-            (db, None, None)
-        } else {
-            let open = || {
-                std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .open(path)
-                    .map_err(Error::io("open record database"))
-            };
-            let backend = LazyFile::new(open()?).map_err(Error::db("open record database"))?;
-            let db = builder
-                .create_with_backend(backend)
-                .map_err(Error::db("open record database"))?;
-            let flusher = Flusher::start(open()?).map_err(Error::io("spawn record flusher"))?;
-            (db, Some(flusher), Some(open()?))
-        };
-        // Tables must exist before the first read transaction opens them.
-        let txn = db.begin_write().map_err(Error::db("begin write"))?;
-        txn.open_table(OBJECTS)
-            .map_err(Error::db("create objects table"))?;
-        txn.open_table(BUCKETS)
-            .map_err(Error::db("create buckets table"))?;
-        txn.open_table(hints::HINTS)
-            .map_err(Error::db("create hints table"))?;
-        txn.open_table(paxos::PAXOS)
-            .map_err(Error::db("create paxos table"))?;
-        txn.commit().map_err(Error::db("commit"))?;
-
-        let db = Arc::new(db);
+        let Opened {
+            db,
+            flusher,
+            paxos_sync,
+        } = handle::open(path, fsync)?;
+        let db = Arc::new(DbSlot::new(db));
         let stats = Arc::new(WriterStats::default());
         let (writes, queue) = mpsc::channel();
         let writer = Writer {
             db: Arc::clone(&db),
+            location: Location {
+                path: path.to_path_buf(),
+                fsync,
+            },
             flusher,
             paxos_sync,
+            disk: Arc::clone(&disk),
+            faulted: false,
             stats: Arc::clone(&stats),
             commits,
         };
@@ -214,6 +194,7 @@ impl RecordStore {
         let store = RecordStore {
             db,
             writes,
+            disk,
             #[cfg(test)]
             stats,
         };
@@ -309,6 +290,8 @@ impl RecordStore {
     }
 
     async fn write(&self, change: Change) -> Result<Reply, Error> {
+        // Refused before the disk is full, so no commit ever fails half-way for lack of it.
+        self.disk.check_room()?;
         let (done, answer) = oneshot::channel();
         self.writes
             .send(WriteRequest { change, done })
@@ -323,7 +306,7 @@ impl RecordStore {
         R: Send + 'static,
         F: FnOnce(&ReadTransaction) -> Result<R, Error> + Send + 'static,
     {
-        let db = Arc::clone(&self.db);
+        let db = self.db.get()?;
         tokio::task::spawn_blocking(move || {
             let txn = db.begin_read().map_err(Error::db("begin read"))?;
             f(&txn)
@@ -376,20 +359,45 @@ fn get_decoded<T: DeserializeOwned>(
     }
 }
 
-/// The single writer: owns every write transaction.
+/// The single writer: owns every write transaction, and reopens the database after an
+/// I/O error (see [`handle`]).
 struct Writer {
-    db: Arc<Database>,
+    db: Arc<DbSlot>,
+    location: Location,
     /// With fsync off: the thread that makes commits durable, stopped after the writer.
     flusher: Option<(Flusher, FlushStop)>,
     /// With fsync off: a handle on the database file to fdatasync before Paxos answers.
     paxos_sync: Option<std::fs::File>,
+    disk: Arc<Disk>,
+    /// The database failed and is not reopened yet.
+    faulted: bool,
     stats: Arc<WriterStats>,
     commits: IntCounter,
 }
 
+/// Free bytes a failed database waits for before it is reopened.
+const REOPEN_ROOM: u64 = 1024 * 1024;
+/// How often a failed database is reopened while no write comes.
+const REOPEN_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Writer {
     fn run(mut self, queue: mpsc::Receiver<WriteRequest>) {
-        while let Ok(first) = queue.recv() {
+        loop {
+            let first = if self.faulted {
+                match queue.recv_timeout(REOPEN_RETRY) {
+                    Ok(request) => request,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        self.recover();
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match queue.recv() {
+                    Ok(request) => request,
+                    Err(_) => break,
+                }
+            };
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
                 match queue.try_recv() {
@@ -399,7 +407,15 @@ impl Writer {
             }
             let (changes, answers): (Vec<Change>, Vec<_>) =
                 batch.into_iter().map(|r| (r.change, r.done)).unzip();
-            match self.commit(&changes) {
+            if self.faulted {
+                self.recover();
+            }
+            let committed = if self.faulted {
+                Err(Error::Unavailable("record database failed; reopening"))
+            } else {
+                self.commit(&changes)
+            };
+            match committed {
                 Ok(mut results) => {
                     self.sync_paxos(&changes, &mut results);
                     for (answer, result) in answers.into_iter().zip(results) {
@@ -411,10 +427,60 @@ impl Writer {
                     for answer in answers {
                         let _ = answer.send(Err(e.duplicate()));
                     }
+                    if matches!(e, Error::Db { .. }) && self.database_failed() {
+                        self.disk.set_fault(Some(e.to_string()));
+                        self.faulted = true;
+                        self.recover();
+                    }
                 }
             }
         }
         // Every handle is gone: one last flush of what the writer committed.
+        self.stop_flusher();
+    }
+
+    /// Whether the database refuses to start a write: redb's mark after an I/O error.
+    fn database_failed(&self) -> bool {
+        match self.db.get() {
+            Ok(db) => match db.begin_write() {
+                Ok(txn) => {
+                    let _ = txn.abort();
+                    false
+                }
+                Err(_) => true,
+            },
+            Err(_) => true,
+        }
+    }
+
+    /// Reopens the failed database; clears the fault when that worked. Not before the
+    /// disk has room again: a database reopened on a full disk would fail at its next
+    /// commit, and the node would flap between healthy and not.
+    fn recover(&mut self) {
+        if self
+            .disk
+            .free_bytes()
+            .is_some_and(|free| free < REOPEN_ROOM)
+        {
+            return;
+        }
+        self.stop_flusher();
+        match self.db.reopen(&self.location.path, self.location.fsync) {
+            Ok(opened) => {
+                self.db.put(opened.db);
+                self.flusher = opened.flusher;
+                self.paxos_sync = opened.paxos_sync;
+                self.faulted = false;
+                self.disk.set_fault(None);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "record database not reopened yet");
+                self.disk.set_fault(Some(e.to_string()));
+            }
+        }
+    }
+
+    fn stop_flusher(&mut self) {
         if let Some((flusher, stop)) = self.flusher.take() {
             drop(stop);
             flusher.join();
@@ -449,7 +515,8 @@ impl Writer {
     /// transaction itself failed (then nothing of the batch is stored).
     fn commit(&self, changes: &[Change]) -> Result<Vec<Result<Reply, Error>>, Error> {
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
-        let mut txn = self.db.begin_write().map_err(Error::db("begin write"))?;
+        let db = self.db.get()?;
+        let mut txn = db.begin_write().map_err(Error::db("begin write"))?;
         txn.set_durability(Durability::Immediate);
         let mut results = Vec::with_capacity(changes.len());
         let mut changed = false;

@@ -18,6 +18,7 @@
 mod harness;
 
 mod bitrot;
+mod disk_full;
 mod history;
 mod mid_write;
 mod node_down;

@@ -12,7 +12,19 @@ use crate::proto::{ListPage, MAX_LIST_LIMIT, SummaryEntry};
 
 fn open(dir: &tempfile::TempDir, fsync: bool) -> (RecordStore, RecordWriter) {
     let commits = IntCounter::new("commits", "test").expect("counter");
-    RecordStore::open(&dir.path().join("records.redb"), fsync, commits).expect("open record store")
+    RecordStore::open(
+        &dir.path().join("records.redb"),
+        fsync,
+        commits,
+        test_disk(dir),
+    )
+    .expect("open record store")
+}
+
+/// The disk of `dir`, without a reserve.
+fn test_disk(dir: &tempfile::TempDir) -> std::sync::Arc<crate::disk::Disk> {
+    let free = prometheus::IntGauge::new("free", "test").expect("gauge");
+    std::sync::Arc::new(crate::disk::Disk::new(dir.path().to_path_buf(), 0, free))
 }
 
 fn version(ts: u64, id: &str) -> Version {
@@ -454,8 +466,13 @@ async fn refuses_a_hint_batch_with_a_malformed_hint() {
 async fn commits_are_counted_once_per_changing_transaction() {
     let dir = tempfile::tempdir().expect("tempdir");
     let commits = IntCounter::new("commits", "test").expect("counter");
-    let (store, _writer) =
-        RecordStore::open(&dir.path().join("records.redb"), false, commits.clone()).expect("open");
+    let (store, _writer) = RecordStore::open(
+        &dir.path().join("records.redb"),
+        false,
+        commits.clone(),
+        test_disk(&dir),
+    )
+    .expect("open");
     store
         .merge_object("b", "k", record(1))
         .await
