@@ -27,5 +27,6 @@ mod objects;
 mod presign;
 mod replication;
 mod tagging;
+mod upgrade;
 mod versioning;
 mod vhost;
