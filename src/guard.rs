@@ -27,6 +27,8 @@ use hyper::body::Incoming;
 use s3s::{S3Error, S3ErrorCode};
 use tokio::time::{Instant, Sleep};
 
+use sha2::{Digest, Sha256};
+
 use crate::integrity::{BodyDigest, Claims};
 
 /// The largest S3 document accepted (S3 refuses larger XML bodies the same way).
@@ -122,6 +124,8 @@ fn request_timeout() -> S3Error {
 pub struct BodyFacts {
     /// The announced digests, or the error a malformed one is.
     pub claims: Result<Claims, S3Error>,
+    /// The payload's SHA-256 the request was signed with (`x-amz-content-sha256`), hex.
+    pub sha256: Option<String>,
     /// `Content-Length`, when given.
     pub length: Option<u64>,
     /// aws-chunked framing: the bytes here are not the payload, so no digest of them means
@@ -134,8 +138,14 @@ impl BodyFacts {
         let chunked = headers
             .get("x-amz-content-sha256")
             .is_some_and(|v| v.as_bytes().starts_with(b"STREAMING-"));
+        let sha256 = headers
+            .get("x-amz-content-sha256")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(str::to_ascii_lowercase);
         BodyFacts {
             claims: Claims::from_headers(headers, None, None),
+            sha256,
             length: headers
                 .get(http::header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
@@ -154,7 +164,13 @@ enum Mode {
     Document {
         max: u64,
         seen: u64,
+        /// `Content-Length`: where the document ends even if nothing says so (s3s stops
+        /// reading a signed body once it has that many bytes).
+        length: Option<u64>,
         digest: Option<Box<BodyDigest>>,
+        /// The signed payload hash, checked here too: s3s reports its mismatch on a
+        /// document as a 500.
+        sha256: Option<(Sha256, String)>,
     },
     /// Refused or verified: nothing more to check.
     Done,
@@ -221,14 +237,24 @@ impl GuardedBody {
         self.mode = Mode::Document {
             max,
             seen: 0,
+            length: facts.length,
             digest: (announced && !facts.chunked).then(|| Box::new(BodyDigest::new(claims))),
+            sha256: facts.sha256.map(|want| (Sha256::new(), want)),
         };
         Ok(())
     }
 
-    /// Checks a document chunk (and the whole document once `end` says it is complete).
+    /// Checks a document chunk, and the whole document once `end` says it is complete or
+    /// its declared length has arrived.
     fn check(&mut self, chunk: &[u8], end: bool) -> Result<(), S3Error> {
-        let Mode::Document { max, seen, digest } = &mut self.mode else {
+        let Mode::Document {
+            max,
+            seen,
+            length,
+            digest,
+            sha256,
+        } = &mut self.mode
+        else {
             return Ok(());
         };
         *seen += chunk.len() as u64;
@@ -238,11 +264,20 @@ impl GuardedBody {
         if let Some(d) = digest {
             d.update(chunk);
         }
-        if end {
-            let digest = match std::mem::replace(&mut self.mode, Mode::Done) {
-                Mode::Document { digest, .. } => digest,
-                _ => None,
+        if let Some((hasher, _)) = sha256 {
+            hasher.update(chunk);
+        }
+        if end || *length == Some(*seen) {
+            let Mode::Document { digest, sha256, .. } =
+                std::mem::replace(&mut self.mode, Mode::Done)
+            else {
+                return Ok(());
             };
+            if let Some((hasher, want)) = sha256
+                && hex::encode(hasher.finalize()) != want
+            {
+                return Err(sha256_mismatch());
+            }
             if let Some(d) = digest {
                 d.verify(None)?;
             }
@@ -257,6 +292,16 @@ impl GuardedBody {
         self.failed = true;
         Poll::Ready(Some(Err(GuardError::Refused(code))))
     }
+}
+
+/// S3's answer to a body whose SHA-256 is not the one it was signed with.
+pub fn sha256_mismatch() -> S3Error {
+    let mut e = S3Error::with_message(
+        S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),
+        "The provided 'x-amz-content-sha256' header does not match what was computed.",
+    );
+    e.set_status_code(http::StatusCode::BAD_REQUEST);
+    e
 }
 
 fn too_large(max: u64) -> S3Error {
@@ -308,7 +353,16 @@ impl Body for GuardedBody {
                 }
                 Poll::Ready(None)
             }
-            Some(Err(e)) => Poll::Ready(Some(Err(GuardError::Http(e)))),
+            // The client broke off (or sent less than it declared): a client error.
+            Some(Err(e)) => {
+                this.verdict.set(S3Error::with_message(
+                    S3ErrorCode::IncompleteBody,
+                    "You did not provide the number of bytes specified by the Content-Length \
+                     HTTP header.",
+                ));
+                this.failed = true;
+                Poll::Ready(Some(Err(GuardError::Http(e))))
+            }
             Some(Ok(frame)) => {
                 let end = this.inner.is_end_stream();
                 if end {

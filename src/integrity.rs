@@ -33,6 +33,8 @@ pub struct Claims {
     pub checksums: BTreeMap<&'static str, String>,
     /// Algorithms to compute (named by `x-amz-checksum-algorithm`, the trailer, or a header).
     pub algorithms: Vec<&'static str>,
+    /// The checksum `x-amz-trailer` announces: it must arrive after the body.
+    pub trailer: Option<(&'static str, &'static str)>,
 }
 
 impl Claims {
@@ -76,6 +78,15 @@ impl Claims {
             .get("x-amz-trailer")
             .and_then(|v| v.to_str().ok())
             .map(|t| t.trim().to_ascii_lowercase());
+        if let Some(t) = trailer.as_deref() {
+            claims.trailer = ALGORITHMS.iter().copied().find(|(_, header)| *header == t);
+            if claims.trailer.is_none() {
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "The value specified in the x-amz-trailer header is not supported: {t}"
+                ));
+            }
+        }
         for (name, header) in ALGORITHMS {
             let named = algorithm.is_some_and(|a| a.as_str().eq_ignore_ascii_case(name))
                 || trailer.as_deref() == Some(header);
@@ -145,6 +156,16 @@ impl BodyDigest {
     /// Compares every digest with what the client claimed, in headers or in `trailers`
     /// (read after the body ended). Any mismatch is `BadDigest`.
     pub fn verify(self, trailers: Option<&HeaderMap>) -> S3Result<Verified> {
+        // An announced trailing checksum that never came would leave the body unchecked.
+        if let Some((name, header)) = self.claims.trailer
+            && !self.claims.checksums.contains_key(name)
+            && trailers.and_then(|t| t.get(header)).is_none()
+        {
+            return Err(s3_error!(
+                InvalidRequest,
+                "The request announced a trailing {header} (x-amz-trailer) but did not send it."
+            ));
+        }
         let md5 = self.md5.finalize();
         if let Some(claimed) = &self.claims.content_md5
             && STANDARD.encode(md5) != *claimed
@@ -205,7 +226,11 @@ pub fn body_error(e: s3s::StdError) -> S3Error {
         let code = if c.is::<s3s::BodySizeLimitExceeded>() {
             Some(S3ErrorCode::EntityTooLarge)
         } else if let Some(x) = c.downcast_ref::<UploadStreamError>() {
-            (!matches!(x, UploadStreamError::Underlying(_))).then(|| x.to_s3_error_code())
+            match x {
+                UploadStreamError::Underlying(_) => None,
+                UploadStreamError::Sha256Mismatch => return crate::guard::sha256_mismatch(),
+                x => Some(x.to_s3_error_code()),
+            }
         } else if let Some(x) = c.downcast_ref::<AwsChunkedStreamError>() {
             match x {
                 AwsChunkedStreamError::Underlying(_) => None,

@@ -28,6 +28,7 @@ pub mod placement;
 mod quorum;
 pub mod repair;
 mod s3;
+mod scope;
 pub mod server;
 mod xml_escape;
 

@@ -265,7 +265,10 @@ async fn handle_s3(
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let consumed = Arc::new(AtomicBool::new(empty_body));
     let request_id = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
-    let mut resp = if parts.method == Method::OPTIONS {
+    let mut resp = if let Err(e) = crate::scope::check(&parts) {
+        e.to_http_response()
+            .map_err(|e| s3s::HttpError::from_std_error(Box::new(e)))?
+    } else if parts.method == Method::OPTIONS {
         slot.set("PreflightRequest");
         cors.preflight(&parts).await
     } else {

@@ -17,7 +17,7 @@ use super::object::{
     INLINE_MAX, Need, Preconditions, StoredHeaders, WriteContext, check_metadata, commit_version,
     new_meta, resolve_for_read,
 };
-use super::{Gateway, acl, check_key, tagging};
+use super::{Gateway, acl, check_key, copy_source, tagging};
 use crate::integrity::{BodyDigest, Claims, etag};
 use crate::quorum::{BlobUpload, Cluster, ObjectStream};
 
@@ -36,17 +36,7 @@ pub(super) async fn copy_object(
             input.grant_write_acp.as_deref(),
         ],
     )?;
-    let CopySource::Bucket {
-        bucket: src_bucket,
-        key: src_key,
-        version_id: src_version,
-    } = &input.copy_source
-    else {
-        return Err(s3_error!(
-            NotImplemented,
-            "Only bucket copy sources are supported"
-        ));
-    };
+    let (src_bucket, src_key, src_version) = copy_source(&input.copy_source)?;
     let condition = WriteCondition::for_write(input.if_match.clone(), input.if_none_match.clone())?;
     let cluster = &gw.cluster;
     let conditions = Preconditions {
@@ -59,7 +49,7 @@ pub(super) async fn copy_object(
         cluster,
         src_bucket,
         src_key,
-        src_version.as_deref(),
+        src_version,
         Need::Body,
         conditions,
     )
@@ -72,7 +62,7 @@ pub(super) async fn copy_object(
     if replace {
         check_metadata(input.metadata.as_ref())?;
     }
-    let same_object = src_bucket.as_ref() == input.bucket && src_key.as_ref() == input.key;
+    let same_object = src_bucket == input.bucket && src_key == input.key;
     if same_object && !replace && src_version.is_none() {
         return Err(s3_error!(
             InvalidRequest,

@@ -12,7 +12,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::conditional::{WriteCondition, commit_if, purge_if};
 use super::object::WriteContext;
-use super::{Gateway, check_key};
+use super::{Gateway, check_key, check_version_id};
 use crate::error::Error;
 use crate::quorum::{Cluster, blobs_of};
 use crate::xml_escape::Escapes;
@@ -27,6 +27,9 @@ async fn delete_one(
     condition: &WriteCondition,
 ) -> S3Result<(Option<String>, bool)> {
     check_key(key)?;
+    if let Some(id) = version_id {
+        check_version_id(id)?;
+    }
     let (b, read) = tokio::join!(
         cluster.existing_bucket(bucket),
         cluster.read_record(bucket, key, Bodies::None)

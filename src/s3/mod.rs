@@ -70,6 +70,45 @@ impl Gateway {
     }
 }
 
+/// Longest version id looked up; S3's own are well under this.
+const MAX_VERSION_ID_LEN: usize = 1024;
+
+/// A version id that can be looked up: printable ASCII of bounded length. Anything else
+/// is S3's `InvalidArgument` (and never reaches a response header or an XML answer); a
+/// well-formed id of no version is the caller's `NoSuchVersion` (or, for DELETE, success).
+fn check_version_id(id: &str) -> S3Result<()> {
+    if id.is_empty() || id.len() > MAX_VERSION_ID_LEN || !id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(s3_error!(InvalidArgument, "Invalid version id specified"));
+    }
+    Ok(())
+}
+
+/// The source `(bucket, key, version)` of a copy, checked like any request's.
+fn copy_source(source: &CopySource) -> S3Result<(&str, &str, Option<&str>)> {
+    let CopySource::Bucket {
+        bucket,
+        key,
+        version_id,
+    } = source
+    else {
+        return Err(s3_error!(
+            NotImplemented,
+            "Only bucket copy sources are supported"
+        ));
+    };
+    if bucket.is_empty() || key.is_empty() {
+        return Err(s3_error!(
+            InvalidArgument,
+            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey"
+        ));
+    }
+    check_key(key)?;
+    if let Some(v) = version_id.as_deref() {
+        check_version_id(v)?;
+    }
+    Ok((bucket, key, version_id.as_deref()))
+}
+
 fn check_key(key: &str) -> S3Result<()> {
     if key.len() > MAX_KEY_LEN {
         return Err(s3_error!(

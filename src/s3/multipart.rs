@@ -31,7 +31,7 @@ use super::copy::{copy_condition_error, copy_into, source_stream};
 use super::object::{
     Need, Preconditions, StoredHeaders, WriteContext, check_metadata, pump, resolve_for_read,
 };
-use super::{Gateway, acl, check_key, tagging};
+use super::{Gateway, acl, check_key, copy_source, tagging};
 use crate::error::Error;
 use crate::integrity::{BodyDigest, Claims, Verified, etag};
 use crate::quorum::{BlobUpload, Cluster, UPLOADS_SUFFIX, part_blobs};
@@ -275,17 +275,7 @@ pub(super) async fn upload_part_copy(
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
     let input = req.input;
     check_part_number(input.part_number)?;
-    let CopySource::Bucket {
-        bucket: src_bucket,
-        key: src_key,
-        version_id: src_version,
-    } = &input.copy_source
-    else {
-        return Err(s3_error!(
-            NotImplemented,
-            "Only bucket copy sources are supported"
-        ));
-    };
+    let (src_bucket, src_key, src_version) = copy_source(&input.copy_source)?;
     let cluster = &gw.cluster;
     let upload = load_upload(cluster, &input.bucket, &input.key, &input.upload_id).await?;
     let conditions = Preconditions {
@@ -298,7 +288,7 @@ pub(super) async fn upload_part_copy(
         cluster,
         src_bucket,
         src_key,
-        src_version.as_deref(),
+        src_version,
         Need::Body,
         conditions,
     )
@@ -541,7 +531,9 @@ pub(super) async fn list_multipart_uploads(
             .delimiter
             .map(|d| Escapes::text_in(&req.extensions, d)),
         key_marker: Some(Escapes::text_in(&req.extensions, key_marker)),
-        upload_id_marker: input.upload_id_marker,
+        upload_id_marker: input
+            .upload_id_marker
+            .map(|m| Escapes::text_in(&req.extensions, m)),
         max_uploads: Some(max as i32),
         is_truncated: Some(listing.truncated),
         next_key_marker: next_key_marker.map(|k| Escapes::text_in(&req.extensions, k)),

@@ -460,6 +460,13 @@ pub(super) async fn get_object(
     )
     .await?;
     let (start, end) = match (&input.range, input.part_number) {
+        // No byte of an empty object can be asked for (s3s would answer `bytes 0-0/0`).
+        (Some(_), _) if meta.size == 0 => {
+            return Err(s3_error!(
+                InvalidRange,
+                "The requested range is not satisfiable"
+            ));
+        }
         (Some(r), _) => {
             let range = r.check(meta.size)?;
             (range.start, range.end)

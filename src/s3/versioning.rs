@@ -87,6 +87,9 @@ pub(super) async fn list_object_versions(
     let prefix = input.prefix.clone().unwrap_or_default();
     let key_marker = input.key_marker.clone().unwrap_or_default();
     let version_id_marker = input.version_id_marker.as_deref().filter(|v| !v.is_empty());
+    if let Some(marker) = version_id_marker {
+        super::check_version_id(marker)?;
+    }
     if version_id_marker.is_some() && key_marker.is_empty() {
         return Err(s3_error!(
             InvalidArgument,

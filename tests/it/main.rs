@@ -17,6 +17,7 @@ mod copy;
 mod cors;
 mod errors;
 mod hostile;
+mod hostile_requests;
 mod inline_reads;
 mod integrity;
 mod limits;

@@ -22,6 +22,9 @@ pub(in crate::s3) async fn resolve_version(
     version_id: Option<&str>,
     need: Need,
 ) -> S3Result<(Version, ObjectMeta, Vec<usize>)> {
+    if let Some(id) = version_id {
+        super::super::check_version_id(id)?;
+    }
     let bodies = match need {
         Need::Meta => Bodies::None,
         Need::Body => Bodies::Of(version_id.map(str::to_owned)),

@@ -66,6 +66,18 @@ impl Cluster {
         headers: &[(&str, &str)],
         payload_hash: &str,
     ) -> Vec<(String, String)> {
+        self.sign_for("s3", method, path_and_query, headers, payload_hash)
+    }
+
+    /// [`Cluster::sign`] with the credential scope of `service`.
+    pub fn sign_for(
+        &self,
+        service: &str,
+        method: &Method,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        payload_hash: &str,
+    ) -> Vec<(String, String)> {
         let now = time::OffsetDateTime::now_utc();
         let date = format!(
             "{:04}{:02}{:02}",
@@ -102,12 +114,12 @@ impl Cluster {
         let request = format!(
             "{method}\n{uri}\n{query}\n{canonical_headers}\n{signed_names}\n{payload_hash}"
         );
-        let scope = format!("{date}/{REGION}/s3/aws4_request");
+        let scope = format!("{date}/{REGION}/{service}/aws4_request");
         let to_sign = format!(
             "AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{}",
             sha256_hex(request.as_bytes())
         );
-        let key = [REGION, "s3", "aws4_request"].iter().fold(
+        let key = [REGION, service, "aws4_request"].iter().fold(
             hmac(format!("AWS4{}", self.secret_key).as_bytes(), &date),
             |k, part| hmac(&k, part),
         );
