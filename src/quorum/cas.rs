@@ -36,7 +36,7 @@ use futures::stream::FuturesUnordered;
 use node::proto::paxos::{Ballot, Proposal};
 use node::proto::{ObjectRecord, Stamp};
 
-use super::write::BlobStored;
+use super::upload::BlobStored;
 use super::{Cluster, gather, quorum_failed, spawn_each};
 use crate::error::Error;
 use crate::node_client::NodeError;

@@ -15,6 +15,7 @@ mod outcome;
 mod read;
 mod repair;
 mod settle;
+mod upload;
 mod uploads;
 mod write;
 
@@ -36,8 +37,8 @@ pub use list::Listing;
 pub use outcome::{Earlier, ZERO_STAMP, earlier_outcome};
 pub use read::ObjectStream;
 pub use repair::{blobs_of, is_behind};
+pub use upload::{BlobStored, BlobUpload};
 pub use uploads::part_blobs;
-pub use write::{BlobStored, BlobUpload};
 
 /// Record addresses of multipart uploads use this suffix on the bucket name; a `/` never
 /// occurs in a real bucket name, so they cannot collide with one.
