@@ -2,11 +2,12 @@
 //! lost: the retry gets the first answer again (ETag, version id, checksum) and writes
 //! nothing, while a different part list, or an upload that never existed, is NoSuchUpload.
 
+use aws_sdk_s3::types::CompletedMultipartUpload;
 use aws_sdk_s3::types::{BucketVersioningStatus, ChecksumAlgorithm, CompletedPart};
-use aws_sdk_s3::types::{CompletedMultipartUpload, VersioningConfiguration};
 
 use crate::harness::*;
 use crate::multipart::{MIB, completed, create, upload_part};
+use crate::versioning::set_versioning;
 
 #[tokio::test]
 async fn a_completion_retried_after_success_gets_the_same_answer_and_writes_nothing() {
@@ -15,16 +16,7 @@ async fn a_completion_retried_after_success_gets_the_same_answer_and_writes_noth
     create_bucket(&s3, "mpu").await;
     for versioned in [false, true] {
         if versioned {
-            s3.put_bucket_versioning()
-                .bucket("mpu")
-                .versioning_configuration(
-                    VersioningConfiguration::builder()
-                        .status(BucketVersioningStatus::Enabled)
-                        .build(),
-                )
-                .send()
-                .await
-                .unwrap();
+            set_versioning(&s3, "mpu", BucketVersioningStatus::Enabled).await;
         }
         let key = format!("retried-{versioned}");
         let id = create(&s3, &key).await;
