@@ -324,7 +324,16 @@ mod tests {
             announced.insert("x-amz-trailer", header.parse().unwrap());
             let claims = Claims::from_headers(&announced, None, None).unwrap();
             assert_eq!(claims.algorithms, [name]);
+            // Announced and never sent: refused, not left unchecked.
             let mut d = BodyDigest::new(claims.clone());
+            d.update(body);
+            let err = d.verify(None).unwrap_err();
+            assert_eq!(*err.code(), S3ErrorCode::InvalidRequest, "{name}");
+            let unannounced = Claims {
+                trailer: None,
+                ..claims.clone()
+            };
+            let mut d = BodyDigest::new(unannounced);
             d.update(body);
             let computed = d.verify(None).unwrap().checksums[name].clone();
 
