@@ -11,6 +11,13 @@
 //! Object bodies (PutObject, UploadPart) are only timed: their digests are checked by the
 //! upload path itself (`integrity`), which must see every byte anyway.
 //!
+//! A body left unread when the answer is given (a refused upload, a bad signature, a
+//! document refused by its `Content-Length`) is drained for a bounded time and size after
+//! the answer went out, so a client still sending it reads the answer instead of a reset
+//! connection (closing a socket with unread bytes makes the kernel send RST, which destroys
+//! the answer in the client's receive buffer). Bodies beyond the bound are cut off, as S3
+//! does.
+//!
 //! Invariant: the guard records the error it stands for in the request's [`Verdict`]
 //! *before* it fails the stream. Whatever the layers above make of a failed stream (s3s
 //! turns a failed document read into a 500), the response path answers with the verdict.
@@ -35,6 +42,11 @@ use crate::integrity::{BodyDigest, Claims};
 pub const DOCUMENT_MAX: u64 = 20 * 1024 * 1024;
 /// The largest CORS configuration S3 accepts.
 pub const CORS_MAX: u64 = 64 * 1024;
+
+/// How much of an unread body is drained after the answer, at most.
+const LINGER_BYTES: u64 = 64 * 1024 * 1024;
+/// How long an unread body is drained after the answer, at most.
+const LINGER_TIME: Duration = Duration::from_secs(10);
 
 /// Where the S3 operation name is known once s3s has routed the request (the access check
 /// fills it, before any document body is read).
@@ -178,7 +190,8 @@ enum Mode {
 
 /// The request body as s3s reads it.
 pub struct GuardedBody {
-    inner: Incoming,
+    /// Always `Some` until dropped (then handed to [`linger`]).
+    inner: Option<Incoming>,
     op: OpSlot,
     verdict: Verdict,
     /// Set once the client's body was read to its end (see `server`: an answer given
@@ -190,6 +203,8 @@ pub struct GuardedBody {
     mode: Mode,
     /// The body was failed once; it stays ended.
     failed: bool,
+    /// The client went silent or broke off: nothing left worth draining.
+    gone: bool,
 }
 
 impl GuardedBody {
@@ -202,7 +217,7 @@ impl GuardedBody {
         idle: Duration,
     ) -> GuardedBody {
         GuardedBody {
-            inner,
+            inner: Some(inner),
             op,
             verdict,
             ended,
@@ -211,6 +226,7 @@ impl GuardedBody {
             waiting: false,
             mode: Mode::Undecided(facts),
             failed: false,
+            gone: false,
         }
     }
 
@@ -333,13 +349,17 @@ impl Body for GuardedBody {
             this.timer.as_mut().reset(deadline);
             this.waiting = true;
         }
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = Pin::new(&mut *inner).poll_frame(cx);
         let frame = match polled {
             Poll::Pending => {
                 ready!(this.timer.as_mut().poll(cx));
                 this.verdict.set(request_timeout());
                 this.mode = Mode::Done;
                 this.failed = true;
+                this.gone = true;
                 return Poll::Ready(Some(Err(GuardError::Idle(this.idle))));
             }
             Poll::Ready(frame) => frame,
@@ -361,10 +381,11 @@ impl Body for GuardedBody {
                      HTTP header.",
                 ));
                 this.failed = true;
+                this.gone = true;
                 Poll::Ready(Some(Err(GuardError::Http(e))))
             }
             Some(Ok(frame)) => {
-                let end = this.inner.is_end_stream();
+                let end = inner.is_end_stream();
                 if end {
                     this.ended.store(true, Ordering::Release);
                 }
@@ -378,10 +399,46 @@ impl Body for GuardedBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), |b| b.size_hint())
+    }
+}
+
+impl Drop for GuardedBody {
+    fn drop(&mut self) {
+        let Some(body) = self.inner.take() else {
+            return;
+        };
+        if self.gone || body.is_end_stream() || self.ended.load(Ordering::Acquire) {
+            return;
+        }
+        // hyper keeps reading the body into `body` while it lives, after writing the answer.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(linger(body, self.idle));
+        }
+    }
+}
+
+/// Reads and discards what is left of a body the answer did not need, within
+/// [`LINGER_BYTES`] and [`LINGER_TIME`] (and the idle timeout between frames).
+async fn linger(mut body: Incoming, idle: Duration) {
+    use http_body_util::BodyExt;
+    let deadline = Instant::now() + LINGER_TIME;
+    let mut left = LINGER_BYTES;
+    loop {
+        let until = deadline.min(Instant::now() + idle);
+        let Ok(Some(Ok(frame))) = tokio::time::timeout_at(until, body.frame()).await else {
+            return;
+        };
+        let n = frame.data_ref().map_or(0, |d| d.len() as u64);
+        if n >= left {
+            return;
+        }
+        left -= n;
     }
 }
