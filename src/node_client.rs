@@ -19,7 +19,7 @@ use hyper_util::rt::TokioExecutor;
 use node::proto::paxos::{AcceptReply, Ballot, Prepare, Promise, Proposal};
 use node::proto::{
     self, BlobPutReply, Bodies, BucketRecord, CHECK_HEADER, EXPECTED_MD5_HEADER, ErrorBody, Hint,
-    LeaseReply, LeaseRequest, ListPage, ObjectRecord, SECRET_HEADER, STALE_CODE, Stamp,
+    LeaseReply, LeaseRequest, ListPage, ObjectRecord, SECRET_HEADER, STALE_CODE, Select, Stamp,
     SummaryPage, encode_segment,
 };
 use serde::de::DeserializeOwned;
@@ -301,21 +301,27 @@ impl NodeClient {
         self.call_json::<serde_json::Value>(req).await.map(|_| ())
     }
 
-    /// The record of `(bucket, key)` with the inline bodies `bodies` asks for.
+    /// The versions `select` names of `(bucket, key)`, with the inline bodies `bodies`
+    /// asks for.
     pub async fn get_record(
         &self,
         bucket: &str,
         key: &str,
         bodies: &Bodies,
+        select: &Select,
     ) -> Result<Option<ObjectRecord>, NodeError> {
         let mut path = format!(
             "/records/{}/{}",
             encode_segment(bucket),
             encode_segment(key)
         );
-        if let Some(query) = bodies.to_query() {
+        let query: Vec<String> = [bodies.to_query(), select.to_query()]
+            .into_iter()
+            .flatten()
+            .collect();
+        if !query.is_empty() {
             path.push('?');
-            path.push_str(&query);
+            path.push_str(&query.join("&"));
         }
         self.call_json(self.request(Method::GET, &path, Self::empty()))
             .await

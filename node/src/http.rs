@@ -30,7 +30,7 @@ use crate::lease::Leases;
 use crate::metrics::Metrics;
 use crate::proto::paxos::{Prepare, Proposal};
 use crate::proto::{
-    self, Bodies, BucketRecord, Data, Hint, LeaseRequest, MAX_RECORD_BODY, ObjectRecord,
+    self, Bodies, BucketRecord, Data, Hint, LeaseRequest, MAX_RECORD_BODY, ObjectRecord, Select,
     VersionState,
 };
 use crate::records::RecordStore;
@@ -204,9 +204,11 @@ async fn dispatch(
             let (bucket, key) = (decode(bucket)?, decode(key)?);
             let bodies = Bodies::from_query(req.uri().query())
                 .ok_or_else(|| Error::BadRequest("invalid bodies= or version= query".into()))?;
+            let select = Select::from_query(req.uri().query())
+                .ok_or_else(|| Error::BadRequest("invalid select= or with= query".into()))?;
             let mut record = state
                 .records
-                .get_object(&bucket, &key)
+                .get_object(&bucket, &key, select)
                 .await?
                 .ok_or(Error::NotFound)?;
             record.omit_bodies(&bodies);
@@ -316,13 +318,25 @@ async fn list(
     if query.summary && !query.check_blobs {
         let page = state
             .records
-            .list_summaries(&bucket, &query.prefix, &query.after, query.limit)
+            .list_summaries(
+                &bucket,
+                &query.prefix,
+                &query.after,
+                query.limit,
+                query.current_only,
+            )
             .await?;
         return json(&page);
     }
     let mut page = state
         .records
-        .list(&bucket, &query.prefix, &query.after, query.limit)
+        .list(
+            &bucket,
+            &query.prefix,
+            &query.after,
+            query.limit,
+            query.current_only,
+        )
         .await?;
     if query.check_blobs {
         let referenced = page

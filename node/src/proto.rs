@@ -18,7 +18,7 @@
 //! | PUT | `/blobs/{id}` | raw bytes (chunked) | [`BlobPutReply`] |
 //! | GET | `/blobs/{id}` | `Range: bytes=a-b` optional | raw bytes, 200 or 206 |
 //! | DELETE | `/blobs/{id}` | | 204 |
-//! | GET | `/records/{bucket}/{key}` | | [`ObjectRecord`] or 404 |
+//! | GET | `/records/{bucket}/{key}?select=&with=&bodies=` | | [`ObjectRecord`] (the versions [`Select`] names) or 404 |
 //! | POST | `/records/{bucket}/{key}` | [`ObjectRecord`] (merged in) | 204 |
 //! | GET | `/list/{bucket}?after=&prefix=&limit=` | | [`ListPage`] |
 //! | GET | `/buckets` | | `Vec<BucketRecord>` |
@@ -26,6 +26,7 @@
 //! | POST | `/buckets/{bucket}` | [`BucketRecord`] (merged in) | 204 |
 //! | GET | `/list/{bucket}?...&check_blobs=1` | | [`ListPage`] with `missing_blobs` filled |
 //! | GET | `/list/{bucket}?...&summary=1` | | [`SummaryPage`] (no bodies or metadata) |
+//! | GET | `/list/{bucket}?...&select=current` | | each key's window only (see [`Select`]) |
 //! | POST | `/hints` | `Vec<Hint>` (stored; a newer `since` replaces an older) | 204 |
 //! | GET | `/hints?limit=` | | `Vec<Hint>`, ascending by (target, bucket, key); `limit` defaults to and is capped at [`MAX_LIST_LIMIT`] |
 //! | POST | `/hints/delete` | `Vec<Hint>` (each removed only if the stored `since` is not newer than the given one) | 204 |
@@ -45,6 +46,7 @@ use serde::{Deserialize, Serialize};
 
 mod block_crcs;
 mod bodies;
+mod select;
 mod summary;
 
 #[cfg(test)]
@@ -52,6 +54,8 @@ use summary::merge_versions;
 
 pub use block_crcs::{BlockCrcs, table_digest};
 pub use bodies::Bodies;
+pub use select::Select;
+pub(crate) use summary::Versioned;
 pub use summary::{RecordSummary, SummaryEntry, SummaryPage, SummaryState, VersionSummary};
 
 /// Header carrying the cluster secret on every gateway → node call.

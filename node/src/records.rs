@@ -1,6 +1,8 @@
-//! Metadata records in redb (`<data_dir>/records.redb`): object records keyed by
-//! `bucket ++ 0x00 ++ key` and bucket records keyed by name, both stored as JSON, the
-//! repair hints of [`hints`] and the per-key compare-and-set state of [`paxos`].
+//! Metadata records in redb (`<data_dir>/records.redb`): object versions, one value per
+//! version (see [`versions`]), bucket records keyed by name, stored as JSON, the repair
+//! hints of [`hints`] and the per-key compare-and-set state of [`paxos`] (keyed `bucket ++
+//! 0x00 ++ key`). The database's layout has a format number ([`format`]); a node opened on
+//! an older layout converts it first.
 //!
 //! Invariants: stored records only ever grow by merge (`proto` merge functions), so writes
 //! are idempotent and order-free. Every write goes through one writer thread that drains
@@ -30,19 +32,20 @@ use tokio::sync::oneshot;
 use crate::disk::Disk;
 use crate::error::Error;
 use crate::proto::paxos::{AcceptReply, Ballot, Promise, Proposal};
-use crate::proto::{BucketRecord, Hint, ObjectRecord};
+use crate::proto::{BucketRecord, Hint, ObjectRecord, Select};
 
+pub(crate) mod format;
 mod handle;
 mod hints;
 mod lazy_file;
 mod list;
 mod paxos;
+mod versions;
 mod writer;
 
 use handle::{DbSlot, Location, Opened};
 use writer::Writer;
 
-const OBJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("objects");
 const BUCKETS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("buckets");
 
 /// Most writes folded into one transaction; bounds the latency of the batch's first waiter.
@@ -80,7 +83,7 @@ struct WriterStats {
 
 enum Change {
     Object {
-        key: Vec<u8>,
+        key: ObjectKeys,
         record: ObjectRecord,
     },
     Bucket(BucketRecord),
@@ -89,7 +92,7 @@ enum Change {
     /// Hints with their table keys, each removed unless raised again since.
     ClearHints(Vec<(Vec<u8>, Hint)>),
     Prepare {
-        key: Vec<u8>,
+        key: ObjectKeys,
         ballot: Ballot,
     },
     Accept {
@@ -97,7 +100,7 @@ enum Change {
         proposal: Proposal,
     },
     Commit {
-        key: Vec<u8>,
+        key: ObjectKeys,
         proposal: Proposal,
     },
 }
@@ -129,17 +132,6 @@ trait Stored: Serialize + DeserializeOwned + PartialEq + Clone {
     fn join(existing: Option<&Self>, incoming: &Self) -> Self;
     /// True for a value not worth storing when nothing is stored yet.
     fn is_void(&self) -> bool;
-}
-
-impl Stored for ObjectRecord {
-    fn join(existing: Option<&Self>, incoming: &Self) -> Self {
-        let mut merged = existing.cloned().unwrap_or_default();
-        merged.merge(incoming);
-        merged
-    }
-    fn is_void(&self) -> bool {
-        self.versions.is_empty()
-    }
 }
 
 impl Stored for BucketRecord {
@@ -211,7 +203,7 @@ impl RecordStore {
         key: &str,
         record: ObjectRecord,
     ) -> Result<(), Error> {
-        let key = object_key(bucket, key)?;
+        let key = ObjectKeys::new(bucket, key)?;
         self.write(Change::Object { key, record }).await.map(drop)
     }
 
@@ -221,16 +213,17 @@ impl RecordStore {
         self.write(Change::Bucket(record)).await.map(drop)
     }
 
-    /// The record of (bucket, key), if this node has one.
+    /// The versions `select` names of (bucket, key), if this node has any.
     pub(crate) async fn get_object(
         &self,
         bucket: &str,
         key: &str,
+        select: Select,
     ) -> Result<Option<ObjectRecord>, Error> {
-        let key = object_key(bucket, key)?;
+        let key = ObjectKeys::new(bucket, key)?;
         self.read(move |txn| {
-            let table = txn.open_table(OBJECTS).map_err(Error::db("open objects"))?;
-            get_decoded(&table, &key)
+            let tables = versions::ReadTables::open(txn)?;
+            tables.select(&key.head, &select)
         })
         .await
     }
@@ -336,16 +329,28 @@ fn keyed_hints(hints: Vec<Hint>) -> Result<Vec<(Vec<u8>, Hint)>, Error> {
         .collect()
 }
 
-fn object_key(bucket: &str, key: &str) -> Result<Vec<u8>, Error> {
-    check_bucket(bucket)?;
-    if key.is_empty() {
-        return Err(Error::BadRequest("empty object key".into()));
+/// Where an object key's entries are: its Paxos state (`bucket ++ 0x00 ++ key`) and its
+/// versions (under [`versions::head_key`]).
+struct ObjectKeys {
+    paxos: Vec<u8>,
+    head: Vec<u8>,
+}
+
+impl ObjectKeys {
+    fn new(bucket: &str, key: &str) -> Result<ObjectKeys, Error> {
+        check_bucket(bucket)?;
+        if key.is_empty() {
+            return Err(Error::BadRequest("empty object key".into()));
+        }
+        let mut paxos = Vec::with_capacity(bucket.len() + 1 + key.len());
+        paxos.extend_from_slice(bucket.as_bytes());
+        paxos.push(0);
+        paxos.extend_from_slice(key.as_bytes());
+        Ok(ObjectKeys {
+            paxos,
+            head: versions::head_key(bucket, key),
+        })
     }
-    let mut k = Vec::with_capacity(bucket.len() + 1 + key.len());
-    k.extend_from_slice(bucket.as_bytes());
-    k.push(0);
-    k.extend_from_slice(key.as_bytes());
-    Ok(k)
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {

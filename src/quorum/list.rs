@@ -12,7 +12,8 @@ use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use node::proto::{
-    Bodies, ListEntry, MAX_LIST_LIMIT, ObjectRecord, RecordSummary, SummaryState, VersionSummary,
+    Bodies, ListEntry, MAX_LIST_LIMIT, ObjectRecord, RecordSummary, Select, SummaryState,
+    VersionSummary,
 };
 
 use super::{Cluster, gather, spawn_each};
@@ -429,7 +430,7 @@ impl Cluster {
         if let Some(after) = version_id_marker
             && key_marker.starts_with(prefix)
             && let Some(record) = self
-                .read_record(bucket, key_marker, Bodies::None)
+                .read_record(bucket, key_marker, Bodies::None, Select::All)
                 .await?
                 .record
             && pager

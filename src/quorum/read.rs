@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use md5::{Digest, Md5};
-use node::proto::{Bodies, Data, ObjectRecord, VersionState};
+use node::proto::{Bodies, Data, ObjectRecord, Select, VersionState};
 
 use super::{Cluster, quorum_failed};
 use crate::error::Error;
@@ -35,8 +35,9 @@ impl Cluster {
         bucket: &str,
         key: &str,
         bodies: Bodies,
+        select: Select,
     ) -> Result<RecordRead, Error> {
-        self.read_record_on(bucket, key, self.replicas(bucket, key), bodies)
+        self.read_record_on(bucket, key, self.replicas(bucket, key), bodies, select)
             .await
     }
 
@@ -51,16 +52,18 @@ impl Cluster {
         key: &str,
         replicas: Vec<usize>,
         bodies: Bodies,
+        select: Select,
     ) -> Result<RecordRead, Error> {
         let bodies = std::sync::Arc::new(bodies);
+        let chosen = std::sync::Arc::new(select.clone());
         let (b, k) = (
             std::sync::Arc::<str>::from(bucket),
             std::sync::Arc::<str>::from(key),
         );
         let (mut answers, mut rx) = self
             .hedged_read("read record", &replicas, self.inner.read_quorum, |node| {
-                let (b, k, bodies) = (b.clone(), k.clone(), bodies.clone());
-                async move { node.get_record(&b, &k, &bodies).await }
+                let (b, k, bodies, chosen) = (b.clone(), k.clone(), bodies.clone(), chosen.clone());
+                async move { node.get_record(&b, &k, &bodies, &chosen).await }
             })
             .await?;
         for (i, record) in &mut answers {
@@ -83,7 +86,7 @@ impl Cluster {
         }
         // What this read returns must be on W replicas before it is returned.
         if let Some(committed) = self
-            .settle(bucket, key, &replicas, &answers, &merged)
+            .settle(bucket, key, &replicas, &answers, &merged, &select)
             .await?
         {
             merged = committed;

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use futures::future::join_all;
-use node::proto::{Bodies, Data, Hint, ObjectMeta, ObjectRecord, VersionState};
+use node::proto::{Bodies, Data, Hint, ObjectMeta, ObjectRecord, Select, VersionState};
 
 use super::{Cluster, quorum_failed};
 use crate::error::Error;
@@ -136,7 +136,13 @@ impl Cluster {
         }
         let reads = replicas.iter().map(|&i| {
             let node = self.node(i).clone();
-            async move { (i, node.get_record(bucket, key, &Bodies::All).await) }
+            async move {
+                (
+                    i,
+                    node.get_record(bucket, key, &Bodies::All, &Select::All)
+                        .await,
+                )
+            }
         });
         let answers = join_all(reads).await;
         let mut merged = ObjectRecord::default();

@@ -14,7 +14,7 @@
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use node::proto::{Bodies, Data, ObjectRecord, VersionState};
+use node::proto::{Bodies, Data, ObjectRecord, Select, VersionState};
 
 use super::repair::{blobs_of, lacks};
 use super::{Cluster, Decision, quorum_failed};
@@ -42,6 +42,7 @@ impl Cluster {
         replicas: &[usize],
         answers: &[(usize, Option<ObjectRecord>)],
         merged: &ObjectRecord,
+        select: &Select,
     ) -> Result<Option<ObjectRecord>, Error> {
         let empty = ObjectRecord::default();
         let holds = |r: &Option<ObjectRecord>| !lacks(r.as_ref().unwrap_or(&empty), merged);
@@ -66,7 +67,7 @@ impl Cluster {
         let checks = unasked.iter().map(|&i| {
             let node = self.node(i).clone();
             let read = tokio::time::timeout(patience, async move {
-                node.get_record(bucket, key, &Bodies::None).await
+                node.get_record(bucket, key, &Bodies::None, select).await
             });
             async move { (i, read.await) }
         });
@@ -84,7 +85,7 @@ impl Cluster {
         self.metrics().read_repairs.inc();
         // The merged state with every body: the read may have left some out.
         let answered: Vec<usize> = answers.iter().map(|(i, _)| *i).collect();
-        let full = self.read_full(bucket, key, &answered).await;
+        let full = self.read_full(bucket, key, &answered, select).await;
         if lacks(&full, merged) {
             return Err(quorum_failed(
                 "settle read",
@@ -104,11 +105,12 @@ impl Cluster {
                     key.to_owned(),
                     full.clone(),
                 );
-                let sources = answered.clone();
-                let task =
-                    tokio::spawn(
-                        async move { cluster.bring_up(&b, &k, target, &full, &sources).await },
-                    );
+                let (sources, select) = (answered.clone(), select.clone());
+                let task = tokio::spawn(async move {
+                    cluster
+                        .bring_up(&b, &k, target, &full, &sources, &select)
+                        .await
+                });
                 async move {
                     task.await
                         .unwrap_or_else(|e| Brought::Failed(format!("task: {e}")))
@@ -137,11 +139,18 @@ impl Cluster {
         Err(quorum_failed("settle read", w, holding, reasons))
     }
 
-    /// The merge of the full records (every inline body) of `nodes`, those that answer.
-    async fn read_full(&self, bucket: &str, key: &str, nodes: &[usize]) -> ObjectRecord {
+    /// The merge of the versions `select` names, with every inline body, of `nodes`, those
+    /// that answer.
+    async fn read_full(
+        &self,
+        bucket: &str,
+        key: &str,
+        nodes: &[usize],
+        select: &Select,
+    ) -> ObjectRecord {
         let reads = nodes.iter().map(|&i| {
             let node = self.node(i).clone();
-            async move { (i, node.get_record(bucket, key, &Bodies::All).await) }
+            async move { (i, node.get_record(bucket, key, &Bodies::All, select).await) }
         });
         let mut full = ObjectRecord::default();
         for (i, answer) in futures::future::join_all(reads).await {
@@ -162,9 +171,10 @@ impl Cluster {
         target: usize,
         full: &ObjectRecord,
         sources: &[usize],
+        select: &Select,
     ) -> Brought {
         let node = self.node(target);
-        let have = match node.get_record(bucket, key, &Bodies::None).await {
+        let have = match node.get_record(bucket, key, &Bodies::None, select).await {
             Ok(r) => r.unwrap_or_default(),
             Err(e) => return Brought::Failed(format!("{}: {e}", node.url())),
         };

@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use node::proto::{Bodies, Data, ObjectMeta, ObjectRecord, Version, VersionState};
+use node::proto::{Bodies, Data, ObjectMeta, ObjectRecord, Select, Version, VersionState};
 
 use super::Cluster;
 use super::repair::blobs_of;
@@ -75,7 +75,10 @@ impl Cluster {
         let (cluster, bucket, key) = (self.clone(), bucket.to_owned(), key.to_owned());
         tokio::spawn(async move {
             tokio::time::sleep(PART_RELEASE_GRACE).await;
-            let record = match cluster.read_record(&bucket, &key, Bodies::None).await {
+            let record = match cluster
+                .read_record(&bucket, &key, Bodies::None, Select::All)
+                .await
+            {
                 Ok(read) => read.record.unwrap_or_default(),
                 Err(e) => {
                     tracing::warn!(bucket, key, "parts of a discarded upload kept: {e}");

@@ -6,7 +6,7 @@
 //! version, which wins over the version on every replica; its bytes are freed later.
 
 use futures::StreamExt;
-use node::proto::{Bodies, ObjectRecord, Version, VersionState};
+use node::proto::{Bodies, ObjectRecord, Select, Version, VersionState};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -32,7 +32,7 @@ async fn delete_one(
     }
     let (b, read) = tokio::join!(
         cluster.existing_bucket(bucket),
-        cluster.read_record(bucket, key, Bodies::None)
+        cluster.read_record(bucket, key, Bodies::None, Select::All)
     );
     let bucket_rec = b?.ok_or(Error::NoSuchBucket)?;
     let record = read?.record;

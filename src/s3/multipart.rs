@@ -20,7 +20,8 @@ use checksum::UploadChecksum;
 pub(super) use complete::complete_multipart_upload;
 use md5::{Digest, Md5};
 use node::proto::{
-    Bodies, Data, Lww, ObjectMeta, ObjectRecord, PartRef, Stamp, Tags, Version, VersionState,
+    Bodies, Data, Lww, ObjectMeta, ObjectRecord, PartRef, Select, Stamp, Tags, Version,
+    VersionState,
 };
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -70,7 +71,7 @@ async fn read_upload_record(
     let (ub, uk) = upload_address(bucket, key, id);
     let replicas = cluster.replicas_of(bucket, key);
     let read = cluster
-        .read_record_on(&ub, &uk, replicas.clone(), Bodies::All)
+        .read_record_on(&ub, &uk, replicas.clone(), Bodies::All, Select::All)
         .await?;
     Ok((read.record.unwrap_or_default(), replicas))
 }

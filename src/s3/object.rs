@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use node::proto::{
-    Bodies, Data, Lww, ObjectMeta, ObjectRecord, Stamp, Tags, Version, VersionState, Versioning,
+    Bodies, Data, Lww, ObjectMeta, ObjectRecord, Select, Stamp, Tags, Version, VersionState,
+    Versioning,
 };
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
@@ -98,7 +99,7 @@ impl WriteContext {
     pub async fn load(cluster: &Cluster, bucket: &str, key: &str) -> Result<Self, Error> {
         let (b, r) = tokio::join!(
             cluster.existing_bucket(bucket),
-            cluster.read_record(bucket, key, Bodies::None)
+            cluster.read_record(bucket, key, Bodies::None, Select::All)
         );
         let bucket = b?.ok_or(Error::NoSuchBucket)?;
         Ok(WriteContext::new(

@@ -68,6 +68,8 @@ pub(super) struct ListQuery {
     pub(super) check_blobs: bool,
     /// `summary=1`: answer a [`proto::SummaryPage`] instead of full records.
     pub(super) summary: bool,
+    /// `select=current`: each key's window instead of every version.
+    pub(super) current_only: bool,
 }
 
 impl ListQuery {
@@ -78,6 +80,7 @@ impl ListQuery {
             limit: MAX_LIST_LIMIT,
             check_blobs: false,
             summary: false,
+            current_only: false,
         };
         for (name, value) in params(query)? {
             match name {
@@ -86,6 +89,13 @@ impl ListQuery {
                 "limit" => parsed.limit = limit(&value)?,
                 "check_blobs" => parsed.check_blobs = flag(name, &value)?,
                 "summary" => parsed.summary = flag(name, &value)?,
+                "select" => {
+                    parsed.current_only = match value.as_str() {
+                        "current" => true,
+                        "all" => false,
+                        _ => return Err(Error::BadRequest(format!("bad select {value:?}"))),
+                    }
+                }
                 _ => {}
             }
         }

@@ -62,6 +62,7 @@ fn list_query_decodes_values_and_defaults_the_limit() {
             limit: 7,
             check_blobs: false,
             summary: false,
+            current_only: false,
         }
     );
     for (query, check) in [

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::{ObjectRecord, Stamp, Version, VersionState};
 
 /// What merging looks at in a version.
-pub(super) trait Versioned: Clone {
+pub(crate) trait Versioned: Clone {
     fn stamp(&self) -> &Stamp;
     fn is_null(&self) -> bool;
     fn is_purged(&self) -> bool;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use redb::Database;
 
 use super::lazy_file::{FlushStop, Flusher, LazyFile};
-use super::{BUCKETS, CACHE_SIZE, OBJECTS, hints, paxos};
+use super::{BUCKETS, CACHE_SIZE, format, hints, paxos, versions};
 use crate::error::Error;
 
 /// How long a reopen waits for the reads still holding the failed handle.
@@ -72,7 +72,8 @@ pub(super) struct Opened {
     pub paxos_sync: Option<File>,
 }
 
-/// Opens (creating if needed) the database at `path`, with every table. Blocking.
+/// Opens (creating if needed) the database at `path`, with every table, converted to the
+/// current format. Blocking.
 pub(super) fn open(path: &Path, fsync: bool) -> Result<Opened, Error> {
     let mut builder = Database::builder();
     builder.set_cache_size(CACHE_SIZE);
@@ -109,8 +110,12 @@ pub(super) fn open(path: &Path, fsync: bool) -> Result<Opened, Error> {
     };
     // Tables must exist before the first read transaction opens them.
     let txn = opened.db.begin_write().map_err(Error::db("begin write"))?;
-    txn.open_table(OBJECTS)
-        .map_err(Error::db("create objects table"))?;
+    txn.open_table(versions::VERSIONS)
+        .map_err(Error::db("create versions table"))?;
+    txn.open_table(versions::HEADS)
+        .map_err(Error::db("create heads table"))?;
+    txn.open_table(versions::IDS)
+        .map_err(Error::db("create version ids table"))?;
     txn.open_table(BUCKETS)
         .map_err(Error::db("create buckets table"))?;
     txn.open_table(hints::HINTS)
@@ -118,6 +123,7 @@ pub(super) fn open(path: &Path, fsync: bool) -> Result<Opened, Error> {
     txn.open_table(paxos::PAXOS)
         .map_err(Error::db("create paxos table"))?;
     txn.commit().map_err(Error::db("commit"))?;
+    format::upgrade(&opened.db)?;
     Ok(opened)
 }
 

@@ -1,5 +1,5 @@
-//! Per-key Paxos state in the record database: table `paxos`, keyed like the objects table
-//! (`bucket ++ 0x00 ++ key`), each value the JSON [`PaxosState`].
+//! Per-key Paxos state in the record database: table `paxos`, keyed `bucket ++ 0x00 ++
+//! key`, each value the JSON [`PaxosState`].
 //!
 //! Invariants: a promise or an acceptance is answered only after the transaction that
 //! stores it has committed (these changes run in the record writer's group commits, like
@@ -10,10 +10,11 @@
 
 use redb::{Table, TableDefinition};
 
-use super::{Change, RecordStore, Reply, get_decoded, merge_into, object_key};
+use super::versions::{self, Tables};
+use super::{Change, ObjectKeys, RecordStore, Reply, get_decoded};
 use crate::error::Error;
-use crate::proto::ObjectRecord;
 use crate::proto::paxos::{AcceptReply, Ballot, PaxosState, Promise, Proposal};
+use crate::proto::{ObjectRecord, Select};
 
 pub(super) const PAXOS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("paxos");
 
@@ -27,7 +28,7 @@ impl RecordStore {
         key: &str,
         ballot: Ballot,
     ) -> Result<Promise, Error> {
-        let key = object_key(bucket, key)?;
+        let key = ObjectKeys::new(bucket, key)?;
         match self.write(Change::Prepare { key, ballot }).await? {
             Reply::Promise(p) => Ok(p),
             _ => Err(Error::Corrupt(
@@ -43,7 +44,7 @@ impl RecordStore {
         key: &str,
         proposal: Proposal,
     ) -> Result<AcceptReply, Error> {
-        let key = object_key(bucket, key)?;
+        let key = ObjectKeys::new(bucket, key)?.paxos;
         match self.write(Change::Accept { key, proposal }).await? {
             Reply::Accept(a) => Ok(a),
             _ => Err(Error::Corrupt("record writer answered accept oddly".into())),
@@ -57,7 +58,7 @@ impl RecordStore {
         key: &str,
         proposal: Proposal,
     ) -> Result<(), Error> {
-        let key = object_key(bucket, key)?;
+        let key = ObjectKeys::new(bucket, key)?;
         self.write(Change::Commit { key, proposal }).await.map(drop)
     }
 }
@@ -66,16 +67,18 @@ impl RecordStore {
 /// changed.
 pub(super) fn prepare(
     paxos: &mut Bytes<'_>,
-    objects: &Bytes<'_>,
-    key: &[u8],
+    objects: &Tables<'_>,
+    key: &ObjectKeys,
     ballot: &Ballot,
 ) -> Result<(Promise, bool), Error> {
-    let before: PaxosState = get_decoded(paxos, key)?.unwrap_or_default();
+    let before: PaxosState = get_decoded(paxos, &key.paxos)?.unwrap_or_default();
     let mut state = before.clone();
     let promised = state.prepare(ballot);
-    let changed = state != before && store(paxos, key, &state)?;
+    let changed = state != before && store(paxos, &key.paxos, &state)?;
+    // Every version: the proposer decides on them (whether one of its earlier proposals
+    // took effect looks below the current version).
     let record: Option<ObjectRecord> = if promised {
-        get_decoded(objects, key)?
+        objects.select(&key.head, &Select::All)?
     } else {
         None
     };
@@ -110,16 +113,16 @@ pub(super) fn accept(
 /// record as standing for it. Returns whether anything changed.
 pub(super) fn commit(
     paxos: &mut Bytes<'_>,
-    objects: &mut Bytes<'_>,
-    key: &[u8],
+    objects: &mut Tables<'_>,
+    key: &ObjectKeys,
     ballot: &Ballot,
     value: &ObjectRecord,
 ) -> Result<bool, Error> {
-    let before: PaxosState = get_decoded(paxos, key)?.unwrap_or_default();
-    let merged = merge_into(objects, key, value)?;
+    let before: PaxosState = get_decoded(paxos, &key.paxos)?.unwrap_or_default();
+    let merged = versions::merge(objects, &key.head, value)?;
     let mut state = before.clone();
     state.committed(ballot);
-    let changed = state != before && store(paxos, key, &state)?;
+    let changed = state != before && store(paxos, &key.paxos, &state)?;
     Ok(merged || changed)
 }
 
@@ -137,11 +140,11 @@ pub(super) fn commit(
 /// than the conditional write cannot change what its condition saw) are let in.
 pub(super) fn check_fresh(
     paxos: &Bytes<'_>,
-    objects: &Bytes<'_>,
-    key: &[u8],
+    objects: &Tables<'_>,
+    key: &ObjectKeys,
     incoming: &ObjectRecord,
 ) -> Result<(), Error> {
-    let state: Option<PaxosState> = get_decoded(paxos, key)?;
+    let state: Option<PaxosState> = get_decoded(paxos, &key.paxos)?;
     let Some(promised) = state.and_then(|s| s.promised) else {
         return Ok(());
     };
@@ -150,20 +153,24 @@ pub(super) fn check_fresh(
         return Ok(());
     }
     // Only what the merge would really add counts: an old null version the node already
-    // replaced by a newer one, say, changes nothing.
-    let existing: ObjectRecord = get_decoded(objects, key)?.unwrap_or_default();
-    let mut merged = existing.clone();
-    merged.merge(incoming);
-    let added = merged
+    // replaced by a newer one, say, changes nothing. Of several null versions sent
+    // together only the newest can be added.
+    let head = versions::head(&objects.heads, &key.head)?;
+    let newest_null = incoming
         .versions
         .iter()
-        .filter(|v| below(v))
-        .any(|v| !existing.versions.iter().any(|e| e.stamp == v.stamp));
-    if added {
-        Err(Error::Stale { promised })
-    } else {
-        Ok(())
+        .filter(|v| v.null)
+        .map(|v| &v.stamp)
+        .max();
+    for v in incoming.versions.iter().filter(|v| below(v)) {
+        if v.null && newest_null.is_some_and(|n| *n > v.stamp) {
+            continue;
+        }
+        if versions::would_add(&objects.versions, head.as_ref(), &key.head, v)? {
+            return Err(Error::Stale { promised });
+        }
     }
+    Ok(())
 }
 
 fn store(paxos: &mut Bytes<'_>, key: &[u8], state: &PaxosState) -> Result<bool, Error> {

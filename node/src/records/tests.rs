@@ -78,7 +78,10 @@ fn keys(page: &ListPage) -> Vec<&str> {
 async fn merges_versions_and_reports_absent_records() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, _writer) = open(&dir, true);
-    assert_eq!(store.get_object("b", "k").await.expect("get"), None);
+    assert_eq!(
+        store.get_object("b", "k", Select::All).await.expect("get"),
+        None
+    );
     store
         .merge_object("b", "k", record(2))
         .await
@@ -92,7 +95,7 @@ async fn merges_versions_and_reports_absent_records() {
         .await
         .expect("re-send");
     let got = store
-        .get_object("b", "k")
+        .get_object("b", "k", Select::All)
         .await
         .expect("get")
         .expect("present");
@@ -103,7 +106,13 @@ async fn merges_versions_and_reports_absent_records() {
         .merge_object("b", "empty", ObjectRecord::default())
         .await
         .expect("merge empty");
-    assert_eq!(store.get_object("b", "empty").await.expect("get"), None);
+    assert_eq!(
+        store
+            .get_object("b", "empty", Select::All)
+            .await
+            .expect("get"),
+        None
+    );
 }
 
 #[tokio::test]
@@ -123,32 +132,38 @@ async fn list_honours_prefix_after_limit_and_bucket_bounds() {
             .await
             .expect("merge");
     }
-    let all = store.list("a", "", "", 100).await.expect("list");
+    let all = store.list("a", "", "", 100, false).await.expect("list");
     assert_eq!(keys(&all), ["a/1", "a/2", "a/3", "b", "ba", "c"]);
     assert!(!all.truncated);
 
-    let prefixed = store.list("a", "a/", "", 100).await.expect("list");
+    let prefixed = store.list("a", "a/", "", 100, false).await.expect("list");
     assert_eq!(keys(&prefixed), ["a/1", "a/2", "a/3"]);
-    let after = store.list("a", "a/", "a/1", 100).await.expect("list");
+    let after = store
+        .list("a", "a/", "a/1", 100, false)
+        .await
+        .expect("list");
     assert_eq!(keys(&after), ["a/2", "a/3"]);
     // `after` below the prefix: the prefix is the bound.
-    let low = store.list("a", "b", "a/9", 100).await.expect("list");
+    let low = store.list("a", "b", "a/9", 100, false).await.expect("list");
     assert_eq!(keys(&low), ["b", "ba"]);
     // `after` beyond every key with the prefix.
-    let high = store.list("a", "a/", "a/9", 100).await.expect("list");
+    let high = store
+        .list("a", "a/", "a/9", 100, false)
+        .await
+        .expect("list");
     assert!(high.entries.is_empty() && !high.truncated);
 
-    let limited = store.list("a", "", "", 2).await.expect("list");
+    let limited = store.list("a", "", "", 2, false).await.expect("list");
     assert_eq!(keys(&limited), ["a/1", "a/2"]);
     assert!(limited.truncated);
-    let exact = store.list("a", "a/", "", 3).await.expect("list");
+    let exact = store.list("a", "a/", "", 3, false).await.expect("list");
     assert!(!exact.truncated, "nothing after a/3 matches the prefix");
-    let zero = store.list("a", "", "", 0).await.expect("list");
+    let zero = store.list("a", "", "", 0, false).await.expect("list");
     assert!(zero.entries.is_empty() && zero.truncated);
 
-    let other = store.list("ab", "", "", 100).await.expect("list");
+    let other = store.list("ab", "", "", 100, false).await.expect("list");
     assert_eq!(keys(&other), ["a/0", "x"]);
-    let none = store.list("zz", "", "", 100).await.expect("list");
+    let none = store.list("zz", "", "", 100, false).await.expect("list");
     assert!(none.entries.is_empty() && !none.truncated);
 }
 
@@ -166,7 +181,7 @@ async fn pages_through_a_bucket_with_after() {
     let mut seen = Vec::new();
     let mut after = String::new();
     loop {
-        let page = store.list("b", "k", &after, 7).await.expect("list");
+        let page = store.list("b", "k", &after, 7, false).await.expect("list");
         seen.extend(page.entries.iter().map(|e| e.key.clone()));
         if !page.truncated {
             break;
@@ -187,7 +202,10 @@ async fn list_caps_the_limit() {
     for result in futures::future::join_all(writes).await {
         result.expect("merge");
     }
-    let page = store.list("b", "", "", usize::MAX).await.expect("list");
+    let page = store
+        .list("b", "", "", usize::MAX, false)
+        .await
+        .expect("list");
     assert_eq!(page.entries.len(), MAX_LIST_LIMIT);
     assert!(page.truncated);
 }
@@ -210,9 +228,12 @@ async fn summaries_list_the_same_page_as_records() {
         ("b/", "", 2),
         ("z", "", 5),
     ] {
-        let full = store.list("bk", prefix, after, limit).await.expect("list");
+        let full = store
+            .list("bk", prefix, after, limit, false)
+            .await
+            .expect("list");
         let summaries = store
-            .list_summaries("bk", prefix, after, limit)
+            .list_summaries("bk", prefix, after, limit, false)
             .await
             .expect("list summaries");
         assert_eq!(
@@ -296,7 +317,7 @@ async fn concurrent_writes_are_group_committed() {
     for result in futures::future::join_all(writes).await {
         result.expect("merge");
     }
-    let page = store.list("b", "", "", 1000).await.expect("list");
+    let page = store.list("b", "", "", 1000, false).await.expect("list");
     assert_eq!(page.entries.len(), 100 + 5);
     let versions: usize = page.entries.iter().map(|e| e.record.versions.len()).sum();
     assert_eq!(versions, 200);
@@ -320,7 +341,13 @@ async fn records_survive_a_clean_restart_with_and_without_fsync() {
         drop(store);
         writer.join();
         let (store, _writer) = open(&dir, fsync);
-        assert!(store.get_object("b", "k").await.expect("get").is_some());
+        assert!(
+            store
+                .get_object("b", "k", Select::All)
+                .await
+                .expect("get")
+                .is_some()
+        );
         assert!(store.get_bucket("b").await.expect("get").is_some());
     }
 }
@@ -336,7 +363,7 @@ async fn refuses_names_that_would_break_key_order() {
         ));
     }
     assert!(matches!(
-        store.list("a\0", "", "", 1).await,
+        store.list("a\0", "", "", 1, false).await,
         Err(Error::BadRequest(_))
     ));
     // Keys may hold any character, NUL included: only the bucket delimits.
@@ -344,7 +371,13 @@ async fn refuses_names_that_would_break_key_order() {
         .merge_object("b", "k\0x", record(1))
         .await
         .expect("merge");
-    assert!(store.get_object("b", "k\0x").await.expect("get").is_some());
+    assert!(
+        store
+            .get_object("b", "k\0x", Select::All)
+            .await
+            .expect("get")
+            .is_some()
+    );
 }
 
 fn hint(target: &str, bucket: &str, key: &str, since: u64) -> Hint {
@@ -585,7 +618,7 @@ async fn paxos_accepted_value_is_reported_until_committed() {
         .await
         .expect("commit");
     assert_eq!(
-        store.get_object("b", "k").await.expect("get"),
+        store.get_object("b", "k", Select::All).await.expect("get"),
         Some(value.clone())
     );
     let p = store
@@ -670,7 +703,10 @@ async fn a_plain_version_below_a_promised_ballot_is_refused_and_nothing_of_it_st
             .map(|v| v.stamp.ts)
             .collect()
     };
-    assert_eq!(stamps(store.get_object("b", "k").await.expect("get")), [5]);
+    assert_eq!(
+        stamps(store.get_object("b", "k", Select::All).await.expect("get")),
+        [5]
+    );
     // What the node already has, a purge tombstone below the ballot, and a version above
     // it are let in.
     store
@@ -688,7 +724,7 @@ async fn a_plain_version_below_a_promised_ballot_is_refused_and_nothing_of_it_st
         .await
         .expect("above the ballot");
     assert_eq!(
-        stamps(store.get_object("b", "k").await.expect("get")),
+        stamps(store.get_object("b", "k", Select::All).await.expect("get")),
         [5, 11]
     );
     // A commit is the chosen value: merged whatever its stamps.
@@ -704,7 +740,116 @@ async fn a_plain_version_below_a_promised_ballot_is_refused_and_nothing_of_it_st
         .await
         .expect("commit");
     assert_eq!(
-        stamps(store.get_object("b", "k").await.expect("get")),
+        stamps(store.get_object("b", "k", Select::All).await.expect("get")),
         [5, 9, 11]
     );
+}
+
+/// A database of format 1 (one record per key in `objects`, no format number) as
+/// s3quorum 0.1 wrote it, with `records` and one undecodable value.
+fn write_format_1(dir: &tempfile::TempDir, records: &[(&str, &str, ObjectRecord)]) {
+    const OBJECTS: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("objects");
+    let db = redb::Database::create(dir.path().join("records.redb")).expect("create");
+    let txn = db.begin_write().expect("write");
+    {
+        let mut objects = txn.open_table(OBJECTS).expect("objects");
+        for (bucket, key, record) in records {
+            let k = [bucket.as_bytes(), b"\0", key.as_bytes()].concat();
+            let v = serde_json::to_vec(record).expect("encode");
+            objects.insert(k.as_slice(), v.as_slice()).expect("insert");
+        }
+        objects
+            .insert(b"b\0broken".as_slice(), b"{not json".as_slice())
+            .expect("insert");
+    }
+    txn.commit().expect("commit");
+}
+
+#[tokio::test]
+async fn a_format_1_database_is_converted_when_opened() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // More records than one conversion batch, keys with 0x00 and many versions among them.
+    let mut records: Vec<(String, String, ObjectRecord)> = (0..1200)
+        .map(|n| {
+            let record = ObjectRecord {
+                versions: vec![version(n + 1, &format!("v{n}"))],
+            };
+            ("b".to_owned(), format!("key/{n:04}"), record)
+        })
+        .collect();
+    let many = ObjectRecord {
+        versions: (1..=300).map(|n| version(n, &format!("m{n}"))).collect(),
+    };
+    records.push(("b".into(), "many\0versions".into(), many.clone()));
+    let borrowed: Vec<(&str, &str, ObjectRecord)> = records
+        .iter()
+        .map(|(b, k, r)| (b.as_str(), k.as_str(), r.clone()))
+        .collect();
+    write_format_1(&dir, &borrowed);
+
+    let (store, writer) = open(&dir, true);
+    for (bucket, key, record) in &records {
+        let got = store
+            .get_object(bucket, key, Select::All)
+            .await
+            .expect("get");
+        assert_eq!(got.as_ref(), Some(record), "{key:?}");
+    }
+    let window = store
+        .get_object("b", "many\0versions", Select::CURRENT)
+        .await
+        .expect("get")
+        .expect("found");
+    let tops: Vec<u64> = window.versions.iter().map(|v| v.stamp.ts).collect();
+    assert_eq!(tops, [300]);
+    let page = store.list("b", "", "", 1000, false).await.expect("list");
+    assert_eq!(page.entries.len(), 1000);
+    drop(store);
+    writer.join();
+
+    // Converted once: the format is recorded, the old table gone, the broken record kept.
+    let db = redb::Database::create(dir.path().join("records.redb")).expect("reopen");
+    let txn = db.begin_read().expect("read");
+    let tables: Vec<String> = txn
+        .list_tables()
+        .expect("tables")
+        .map(|t| redb::TableHandle::name(&t).to_owned())
+        .collect();
+    assert!(!tables.contains(&"objects".to_owned()), "{tables:?}");
+    let kept: redb::TableDefinition<&[u8], &[u8]> =
+        redb::TableDefinition::new("unreadable_records");
+    let kept = txn.open_table(kept).expect("unreadable_records");
+    assert!(kept.get(b"b\0broken".as_slice()).expect("get").is_some());
+    let meta: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("meta");
+    let meta = txn.open_table(meta).expect("meta");
+    assert_eq!(
+        meta.get("format").expect("get").map(|v| v.value()),
+        Some(format::FORMAT)
+    );
+}
+
+#[test]
+fn a_database_of_a_newer_format_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let db = redb::Database::create(dir.path().join("records.redb")).expect("create");
+        let txn = db.begin_write().expect("write");
+        let meta: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("meta");
+        txn.open_table(meta)
+            .expect("meta")
+            .insert("format", format::FORMAT + 1)
+            .expect("insert");
+        txn.commit().expect("commit");
+    }
+    let commits = IntCounter::new("commits", "test").expect("counter");
+    let opened = RecordStore::open(
+        &dir.path().join("records.redb"),
+        true,
+        commits,
+        test_disk(&dir),
+    );
+    let Err(e) = opened else {
+        panic!("a newer format was opened");
+    };
+    assert!(e.to_string().contains("newer release"), "{e}");
 }

@@ -11,8 +11,9 @@ use redb::Durability;
 
 use super::handle::{DbSlot, Location};
 use super::lazy_file::{FlushStop, Flusher};
+use super::versions::{self, Tables};
 use super::{
-    BUCKETS, Change, MAX_BATCH, OBJECTS, Reply, WriteRequest, WriterStats, hints, merge_into, paxos,
+    BUCKETS, Change, MAX_BATCH, Reply, WriteRequest, WriterStats, hints, merge_into, paxos,
 };
 use crate::disk::Disk;
 use crate::error::Error;
@@ -180,7 +181,7 @@ impl Writer {
         let mut results = Vec::with_capacity(changes.len());
         let mut changed = false;
         {
-            let mut objects = txn.open_table(OBJECTS).map_err(Error::db("open objects"))?;
+            let mut objects = Tables::open(&txn)?;
             let mut buckets = txn.open_table(BUCKETS).map_err(Error::db("open buckets"))?;
             let mut hint_table = txn
                 .open_table(hints::HINTS)
@@ -193,7 +194,7 @@ impl Writer {
                 let outcome = match change {
                     Change::Object { key, record } => {
                         paxos::check_fresh(&paxos_table, &objects, key, record)
-                            .and_then(|()| merge_into(&mut objects, key, record))
+                            .and_then(|()| versions::merge(&mut objects, &key.head, record))
                             .map(done)
                     }
                     Change::Bucket(record) => {

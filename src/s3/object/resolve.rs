@@ -29,7 +29,9 @@ pub(in crate::s3) async fn resolve_version(
         Need::Meta => Bodies::None,
         Need::Body => Bodies::Of(version_id.map(str::to_owned)),
     };
-    let mut read = cluster.read_record(bucket, key, bodies).await?;
+    let mut read = cluster
+        .read_record(bucket, key, bodies, Select::All)
+        .await?;
     let pick = |r: &ObjectRecord| -> Option<Version> {
         match version_id {
             Some(id) => r.find_s3_version(id).filter(|v| !v.is_purged()),
@@ -42,7 +44,9 @@ pub(in crate::s3) async fn resolve_version(
     // one no answer carried a body for (a purge only one replica knew of), ask again for all.
     let body_missing = |v: &Option<Version>| matches!(v, Some(Version { state: VersionState::Object(m), .. }) if m.data == Data::InlineOmitted);
     if need == Need::Body && body_missing(&found) {
-        read = cluster.read_record(bucket, key, Bodies::All).await?;
+        read = cluster
+            .read_record(bucket, key, Bodies::All, Select::All)
+            .await?;
         found = read.record.as_ref().and_then(pick);
         if body_missing(&found) {
             return Err(s3_error!(

@@ -1,0 +1,388 @@
+//! Object versions, one stored value per (bucket, key, version), so that the cost of a write,
+//! of a read of the current version or of a read of one version by id does not grow with
+//! the number of versions the key has.
+//!
+//! Layout (all values JSON):
+//! - `versions`: `bucket 0x00 esc(key) 0x00 0x01 ts(u64 BE) id` → one [`Version`];
+//! - `heads`: `bucket 0x00 esc(key)` → the key's [`Head`] (its null version's stamp); every
+//!   key with a stored version has one, so listings walk `heads`, one entry per key;
+//! - `version_ids`: `bucket 0x00 esc(key) 0x00 id` → `ts` (u64 BE), to find a version by the
+//!   id S3 clients name it by.
+//!
+//! `esc` doubles every 0x00 of the key as 0x00 0xFF. So the entries of one key are
+//! contiguous and apart from every other key's (no key's range holds another's), escaped
+//! keys sort like the keys, and an escaped prefix selects exactly the keys with that prefix.
+//!
+//! Invariants: the versions stored for a key are exactly what [`ObjectRecord::merge`] makes
+//! of every version ever merged in, in any order and grouping (property-tested against the
+//! whole-record merge); `version_ids` holds exactly the stored versions; [`window`] holds
+//! every version from the current one (the newest not purged) up, and the null version, so
+//! the merge of the windows of any replicas has the right current version.
+
+use redb::{ReadableTable, Table, TableDefinition};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::decode;
+use crate::error::Error;
+use crate::proto::{ObjectRecord, Select, Stamp, Version, Versioned};
+
+pub(super) const VERSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("versions");
+pub(super) const HEADS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("heads");
+pub(super) const IDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("version_ids");
+
+type Bytes<'t> = Table<'t, &'static [u8], &'static [u8]>;
+
+/// The three tables of a write transaction, opened together.
+pub(super) struct Tables<'t> {
+    pub versions: Bytes<'t>,
+    pub heads: Bytes<'t>,
+    pub ids: Bytes<'t>,
+}
+
+impl<'t> Tables<'t> {
+    /// [`ReadTables::select`], inside a write transaction.
+    pub(super) fn select(&self, hk: &[u8], select: &Select) -> Result<Option<ObjectRecord>, Error> {
+        select_in(&self.versions, &self.heads, &self.ids, hk, select)
+    }
+
+    pub(super) fn open(txn: &'t redb::WriteTransaction) -> Result<Tables<'t>, Error> {
+        Ok(Tables {
+            versions: txn
+                .open_table(VERSIONS)
+                .map_err(Error::db("open versions"))?,
+            heads: txn.open_table(HEADS).map_err(Error::db("open heads"))?,
+            ids: txn.open_table(IDS).map_err(Error::db("open version ids"))?,
+        })
+    }
+}
+
+/// The three tables of a read transaction.
+pub(super) struct ReadTables {
+    versions: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+    heads: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+    ids: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+}
+
+impl ReadTables {
+    pub(super) fn open(txn: &redb::ReadTransaction) -> Result<ReadTables, Error> {
+        Ok(ReadTables {
+            versions: txn
+                .open_table(VERSIONS)
+                .map_err(Error::db("open versions"))?,
+            heads: txn.open_table(HEADS).map_err(Error::db("open heads"))?,
+            ids: txn.open_table(IDS).map_err(Error::db("open version ids"))?,
+        })
+    }
+
+    /// The versions `select` names of the key whose head key is `hk`; `None` when it has
+    /// none.
+    pub(super) fn select(&self, hk: &[u8], select: &Select) -> Result<Option<ObjectRecord>, Error> {
+        select_in(&self.versions, &self.heads, &self.ids, hk, select)
+    }
+
+    /// Every version of the key whose head key is `hk`, or its window, decoded as `V`.
+    pub(super) fn versions_of<V: DeserializeOwned + Versioned>(
+        &self,
+        hk: &[u8],
+        current_only: bool,
+    ) -> Result<Vec<V>, Error> {
+        if current_only {
+            let head = head(&self.heads, hk)?;
+            window(&self.versions, head.as_ref(), hk)
+        } else {
+            load(&self.versions, hk)
+        }
+    }
+
+    /// The heads table, for listings.
+    pub(super) fn heads(&self) -> &redb::ReadOnlyTable<&'static [u8], &'static [u8]> {
+        &self.heads
+    }
+}
+
+fn select_in(
+    versions: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    heads: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    ids: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    hk: &[u8],
+    select: &Select,
+) -> Result<Option<ObjectRecord>, Error> {
+    let found = match select {
+        Select::All => load(versions, hk)?,
+        Select::Current { with } => {
+            let head = head(heads, hk)?;
+            let mut top: Vec<Version> = window(versions, head.as_ref(), hk)?;
+            if let Some(id) = with
+                && !top.iter().any(|v| v.s3_version_id() == id)
+                && let Some(v) = find(versions, ids, head.as_ref(), hk, id)?
+            {
+                let at = top.partition_point(|x| x.stamp < v.stamp);
+                top.insert(at, v);
+            }
+            top
+        }
+    };
+    Ok((!found.is_empty()).then_some(ObjectRecord { versions: found }))
+}
+
+/// What a key keeps besides its versions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Head {
+    /// The stamp of the key's null version, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub null: Option<Stamp>,
+}
+
+/// `bucket 0x00 esc(key)`: the key in `heads`, and the start of its other entries.
+pub(super) fn head_key(bucket: &str, key: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bucket.len() + key.len() + 2);
+    out.extend_from_slice(bucket.as_bytes());
+    out.push(0);
+    escape_into(&mut out, key);
+    out
+}
+
+/// Appends `esc(key)`.
+pub(super) fn escape_into(out: &mut Vec<u8>, key: &str) {
+    for &b in key.as_bytes() {
+        out.push(b);
+        if b == 0 {
+            out.push(0xFF);
+        }
+    }
+}
+
+/// The key of an escaped key (the part of a head key after `bucket 0x00`).
+pub(super) fn unescape(escaped: &[u8]) -> Result<String, Error> {
+    let mut out = Vec::with_capacity(escaped.len());
+    let mut bytes = escaped.iter();
+    while let Some(&b) = bytes.next() {
+        out.push(b);
+        if b == 0 && bytes.next() != Some(&0xFF) {
+            return Err(Error::Corrupt("stored object key is badly escaped".into()));
+        }
+    }
+    String::from_utf8(out).map_err(|_| Error::Corrupt("stored object key is not UTF-8".into()))
+}
+
+/// The range of the versions of the key whose head key is `head`.
+fn versions_range(head: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let mut start = head.to_vec();
+    start.extend_from_slice(&[0, 1]);
+    let mut end = head.to_vec();
+    end.extend_from_slice(&[0, 2]);
+    (start, end)
+}
+
+fn version_key(head: &[u8], stamp: &Stamp) -> Vec<u8> {
+    let (mut k, _) = versions_range(head);
+    k.extend_from_slice(&stamp.ts.to_be_bytes());
+    k.extend_from_slice(stamp.id.as_bytes());
+    k
+}
+
+fn id_key(head: &[u8], id: &str) -> Vec<u8> {
+    let mut k = head.to_vec();
+    k.push(0);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(value).map_err(|e| Error::Corrupt(format!("cannot encode record: {e}")))
+}
+
+fn get<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    key: &[u8],
+) -> Result<Option<T>, Error> {
+    match table.get(key).map_err(Error::db("read version"))? {
+        Some(v) => decode(v.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The key's head, if it has any version.
+pub(super) fn head(
+    heads: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    hk: &[u8],
+) -> Result<Option<Head>, Error> {
+    get(heads, hk)
+}
+
+fn remove(t: &mut Tables<'_>, hk: &[u8], stamp: &Stamp) -> Result<(), Error> {
+    t.versions
+        .remove(version_key(hk, stamp).as_slice())
+        .map_err(Error::db("remove version"))?;
+    t.ids
+        .remove(id_key(hk, &stamp.id).as_slice())
+        .map_err(Error::db("remove version id"))?;
+    Ok(())
+}
+
+/// Merges every version of `incoming` into the stored versions of the key whose head key is
+/// `hk`; true when anything stored changed. Costs one lookup and a few writes per incoming
+/// version, whatever the number of versions the key has.
+pub(super) fn merge(t: &mut Tables<'_>, hk: &[u8], incoming: &ObjectRecord) -> Result<bool, Error> {
+    let stored_head: Option<Head> = get(&t.heads, hk)?;
+    let mut head = stored_head.clone().unwrap_or_default();
+    let mut changed = false;
+    for v in &incoming.versions {
+        if v.null {
+            match &head.null {
+                // An older null version is replaced by the newer one: nothing to keep.
+                Some(n) if *n > v.stamp => continue,
+                Some(n) if *n < v.stamp => {
+                    let old = n.clone();
+                    remove(t, hk, &old)?;
+                    head.null = Some(v.stamp.clone());
+                    changed = true;
+                }
+                Some(_) => {}
+                None => head.null = Some(v.stamp.clone()),
+            }
+        }
+        let vk = version_key(hk, &v.stamp);
+        let existing: Option<Version> = get(&t.versions, &vk)?;
+        // The whole-record merge of the two copies: one law for both layouts.
+        let mut joined = ObjectRecord::default();
+        if let Some(e) = &existing {
+            joined.merge(&ObjectRecord::single(e.clone()));
+        }
+        joined.merge(&ObjectRecord::single(v.clone()));
+        let Some(merged) = joined.versions.pop() else {
+            continue;
+        };
+        if existing.as_ref() == Some(&merged) {
+            continue;
+        }
+        t.versions
+            .insert(vk.as_slice(), encode(&merged)?.as_slice())
+            .map_err(Error::db("write version"))?;
+        if existing.is_none() {
+            t.ids
+                .insert(
+                    id_key(hk, &v.stamp.id).as_slice(),
+                    v.stamp.ts.to_be_bytes().as_slice(),
+                )
+                .map_err(Error::db("write version id"))?;
+        }
+        changed = true;
+    }
+    if stored_head.as_ref() != Some(&head) && (stored_head.is_some() || changed) {
+        t.heads
+            .insert(hk, encode(&head)?.as_slice())
+            .map_err(Error::db("write head"))?;
+        changed = true;
+    }
+    Ok(changed)
+}
+
+/// Whether a merge of `v` would add a version the key does not have (a version already
+/// stored, or a null version older than the key's, adds nothing).
+pub(super) fn would_add(
+    versions: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    head: Option<&Head>,
+    hk: &[u8],
+    v: &Version,
+) -> Result<bool, Error> {
+    if v.null
+        && let Some(n) = head.and_then(|h| h.null.as_ref())
+        && *n > v.stamp
+    {
+        return Ok(false);
+    }
+    let stored = versions
+        .get(version_key(hk, &v.stamp).as_slice())
+        .map_err(Error::db("read version"))?;
+    Ok(stored.is_none())
+}
+
+/// Every stored version of a key, oldest first, decoded as `V` (a [`Version`] or a summary
+/// of one).
+pub(super) fn load<V: DeserializeOwned>(
+    versions: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    hk: &[u8],
+) -> Result<Vec<V>, Error> {
+    let (start, end) = versions_range(hk);
+    let mut out = Vec::new();
+    for item in versions
+        .range(start.as_slice()..end.as_slice())
+        .map_err(Error::db("range versions"))?
+    {
+        let (_, v) = item.map_err(Error::db("read version"))?;
+        out.push(decode(v.value())?);
+    }
+    Ok(out)
+}
+
+/// The versions a reader of the key's current state needs: from the newest version not
+/// purged up (the tombstones above it included), and the null version. Reads from the
+/// newest down, so it costs what it returns, not what the key holds.
+pub(super) fn window<V: DeserializeOwned + Versioned>(
+    versions: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    head: Option<&Head>,
+    hk: &[u8],
+) -> Result<Vec<V>, Error> {
+    let (start, end) = versions_range(hk);
+    let mut top: Vec<V> = Vec::new();
+    for item in versions
+        .range(start.as_slice()..end.as_slice())
+        .map_err(Error::db("range versions"))?
+        .rev()
+    {
+        let (_, v) = item.map_err(Error::db("read version"))?;
+        let v: V = decode(v.value())?;
+        let current = !v.is_purged();
+        top.push(v);
+        if current {
+            break;
+        }
+    }
+    top.reverse();
+    if let Some(null) = head.and_then(|h| h.null.as_ref())
+        && !top.iter().any(|v| v.stamp() == null)
+        && let Some(v) = get::<V>(versions, &version_key(hk, null))?
+    {
+        top.insert(0, v);
+    }
+    Ok(top)
+}
+
+/// The version S3 clients name `s3_id` (`null` for the null version), if stored.
+pub(super) fn find(
+    versions: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    ids: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    head: Option<&Head>,
+    hk: &[u8],
+    s3_id: &str,
+) -> Result<Option<Version>, Error> {
+    let stamp = if s3_id == "null" {
+        match head.and_then(|h| h.null.clone()) {
+            Some(s) => s,
+            None => return Ok(None),
+        }
+    } else {
+        let ts = ids
+            .get(id_key(hk, s3_id).as_slice())
+            .map_err(Error::db("read version id"))?;
+        let Some(ts) = ts else {
+            return Ok(None);
+        };
+        let ts: [u8; 8] = ts
+            .value()
+            .try_into()
+            .map_err(|_| Error::Corrupt("stored version id entry".into()))?;
+        Stamp {
+            ts: u64::from_be_bytes(ts),
+            id: s3_id.to_owned(),
+        }
+    };
+    let found: Option<Version> = get(versions, &version_key(hk, &stamp))?;
+    // A null version's id is its stamp's, but S3 clients only ever name it `null`.
+    Ok(found.filter(|v| s3_id == "null" || !v.null))
+}
+
+#[cfg(test)]
+mod tests;
