@@ -342,8 +342,9 @@ impl NodeClient {
         self.call_json::<serde_json::Value>(req).await.map(|_| ())
     }
 
-    /// A page of records; with `check_blobs` each entry names the blobs its record refers
-    /// to that the node does not have.
+    /// A page of records, every version of each key without its inline body (a key's
+    /// history of inline bodies may be far larger than a page may be); with `check_blobs`
+    /// each entry names the blobs its record refers to that the node does not have.
     pub async fn list(
         &self,
         bucket: &str,
@@ -353,7 +354,7 @@ impl NodeClient {
         check_blobs: bool,
     ) -> Result<ListPage, NodeError> {
         let path = format!(
-            "/list/{}?prefix={}&after={}&limit={}{}",
+            "/list/{}?prefix={}&after={}&limit={}&bodies=none{}",
             encode_segment(bucket),
             encode_segment(prefix),
             encode_segment(after),
@@ -365,20 +366,23 @@ impl NodeClient {
             .map(Option::unwrap_or_default)
     }
 
-    /// A page of summarised records (no bodies or metadata): what listings need.
+    /// A page of summarised records (no bodies or metadata): what listings need; with
+    /// `current_only` each key's window only (see [`Select`]).
     pub async fn list_summaries(
         &self,
         bucket: &str,
         prefix: &str,
         after: &str,
         limit: usize,
+        current_only: bool,
     ) -> Result<SummaryPage, NodeError> {
         let path = format!(
-            "/list/{}?prefix={}&after={}&limit={}&summary=1",
+            "/list/{}?prefix={}&after={}&limit={}&summary=1{}",
             encode_segment(bucket),
             encode_segment(prefix),
             encode_segment(after),
             limit,
+            if current_only { "&select=current" } else { "" },
         );
         self.call_json(self.request(Method::GET, &path, Self::empty()))
             .await

@@ -338,6 +338,11 @@ async fn list(
             query.current_only,
         )
         .await?;
+    if query.no_bodies {
+        for entry in &mut page.entries {
+            entry.record.omit_bodies(&Bodies::None);
+        }
+    }
     if query.check_blobs {
         let referenced = page
             .entries

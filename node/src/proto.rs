@@ -20,7 +20,7 @@
 //! | DELETE | `/blobs/{id}` | | 204 |
 //! | GET | `/records/{bucket}/{key}?select=&with=&bodies=` | | [`ObjectRecord`] (the versions [`Select`] names) or 404 |
 //! | POST | `/records/{bucket}/{key}` | [`ObjectRecord`] (merged in) | 204 |
-//! | GET | `/list/{bucket}?after=&prefix=&limit=` | | [`ListPage`] |
+//! | GET | `/list/{bucket}?after=&prefix=&limit=&bodies=` | | [`ListPage`] (`bodies=none`: inline bodies left out) |
 //! | GET | `/buckets` | | `Vec<BucketRecord>` |
 //! | GET | `/buckets/{bucket}` | | [`BucketRecord`] or 404 |
 //! | POST | `/buckets/{bucket}` | [`BucketRecord`] (merged in) | 204 |
@@ -54,7 +54,7 @@ use summary::merge_versions;
 
 pub use block_crcs::{BlockCrcs, table_digest};
 pub use bodies::Bodies;
-pub use select::Select;
+pub use select::{Select, windows_cover};
 pub(crate) use summary::Versioned;
 pub use summary::{RecordSummary, SummaryEntry, SummaryPage, SummaryState, VersionSummary};
 

@@ -12,8 +12,8 @@ use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use node::proto::{
-    Bodies, ListEntry, MAX_LIST_LIMIT, ObjectRecord, RecordSummary, Select, SummaryState,
-    VersionSummary,
+    Bodies, ListEntry, MAX_LIST_LIMIT, ObjectRecord, RecordSummary, Select, Stamp, SummaryState,
+    VersionSummary, windows_cover,
 };
 
 use super::{Cluster, gather, spawn_each};
@@ -133,12 +133,13 @@ impl Cluster {
         prefix: &str,
         after: &str,
         limit: usize,
+        current_only: bool,
     ) -> Result<(Vec<(String, RecordSummary)>, Option<String>), Error> {
         let limit = limit.clamp(1, MAX_LIST_LIMIT);
         let (b, p, c) = (bucket.to_owned(), prefix.to_owned(), after.to_owned());
         let calls = spawn_each(self, &self.all_nodes(), |_, node| {
             let (b, p, c) = (b.clone(), p.clone(), c.clone());
-            async move { node.list_summaries(&b, &p, &c, limit).await }
+            async move { node.list_summaries(&b, &p, &c, limit, current_only).await }
         });
         let pages = gather(self, "list", calls, self.list_quorum()).await?;
         let bound = covered_bound(
@@ -147,10 +148,18 @@ impl Cluster {
                 .map(|(_, p)| (p.truncated, p.entries.last().map(|e| e.key.as_str()))),
         );
         let mut by_key: BTreeMap<String, RecordSummary> = BTreeMap::new();
+        // Each answer's own current version, per key (windows only).
+        let mut own: BTreeMap<String, Vec<Stamp>> = BTreeMap::new();
+        let answered: Vec<usize> = pages.iter().map(|(i, _)| *i).collect();
         for (_, page) in pages {
             for entry in page.entries {
                 if bound.as_ref().is_some_and(|b| &entry.key > b) {
                     continue;
+                }
+                if current_only && let Some(v) = entry.record.current() {
+                    own.entry(entry.key.clone())
+                        .or_default()
+                        .push(v.stamp.clone());
                 }
                 match by_key.get_mut(&entry.key) {
                     Some(merged) => merged.merge(&entry.record),
@@ -163,10 +172,45 @@ impl Cluster {
                 }
             }
         }
+        // Purges that reached different replicas: those keys' windows do not show their
+        // state, so every version of them is read.
+        for (key, stamps) in &own {
+            let Some(merged) = by_key.get_mut(key) else {
+                continue;
+            };
+            if windows_cover(stamps.iter().map(Some), merged.current().map(|v| &v.stamp)) {
+                continue;
+            }
+            *merged = self.whole_summary(bucket, key, &answered).await?;
+        }
         Ok((by_key.into_iter().collect(), bound))
     }
 
-    /// Walks the merged record summaries of `bucket` with keys starting with `prefix` and
+    /// Every version of `key`, summarised, merged from `nodes` (all must answer).
+    async fn whole_summary(
+        &self,
+        bucket: &str,
+        key: &str,
+        nodes: &[usize],
+    ) -> Result<RecordSummary, Error> {
+        let (b, k) = (bucket.to_owned(), key.to_owned());
+        // The smallest key with this prefix is the key itself.
+        let calls = spawn_each(self, nodes, |_, node| {
+            let (b, k) = (b.clone(), k.clone());
+            async move { node.list_summaries(&b, &k, "", 1, false).await }
+        });
+        let pages = gather(self, "list", calls, nodes.len()).await?;
+        let mut merged = RecordSummary::default();
+        for (_, page) in pages {
+            if let Some(entry) = page.entries.into_iter().find(|e| e.key == key) {
+                merged.merge(&entry.record);
+            }
+        }
+        Ok(merged)
+    }
+
+    /// Walks the merged record summaries (with `current_only`, of each key's window: see
+    /// [`node::proto::Select`]) of `bucket` with keys starting with `prefix` and
     /// greater than `after`, in key order. `visit` may return a key to jump past (all keys up to
     /// and including it are skipped) or break. `page()` is the page size asked of each node
     /// for the next round (a caller that needs only a few more keys says so).
@@ -176,6 +220,7 @@ impl Cluster {
         prefix: &str,
         after: &str,
         page: impl Fn() -> usize,
+        current_only: bool,
         mut visit: F,
     ) -> Result<(), Error>
     where
@@ -183,7 +228,9 @@ impl Cluster {
     {
         let mut cursor = after.to_owned();
         loop {
-            let (keys, next) = self.summary_round(bucket, prefix, &cursor, page()).await?;
+            let (keys, next) = self
+                .summary_round(bucket, prefix, &cursor, page(), current_only)
+                .await?;
             let mut skip_to: Option<String> = None;
             for (key, merged) in &keys {
                 if *key <= cursor || skip_to.as_ref().is_some_and(|s| key <= s) {
@@ -228,7 +275,8 @@ impl Cluster {
                 max_keys + 1 - count.load(Ordering::Relaxed)
             }
         };
-        self.scan(bucket, prefix, start_after, page, |key, record| {
+        // Each key's window: its current version, whatever the key's history.
+        self.scan(bucket, prefix, start_after, page, true, |key, record| {
             let Some(version) = record.current_object() else {
                 return ControlFlow::Continue(None);
             };
@@ -277,6 +325,7 @@ impl Cluster {
             "",
             "",
             || MAX_LIST_LIMIT,
+            false,
             |_, record| {
                 let live = record.versions.iter().any(|v| match v.state {
                     SummaryState::Object => true,
@@ -449,6 +498,7 @@ impl Cluster {
             prefix,
             key_marker,
             || page,
+            false,
             |key, record| pager.visit(key, record, None),
         )
         .await?;
@@ -503,6 +553,7 @@ impl Cluster {
             prefix,
             &after,
             || page,
+            false,
             |address, record| {
                 let Some((key, id)) = address.split_once('\0') else {
                     return ControlFlow::Continue(None);

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use md5::{Digest, Md5};
-use node::proto::{Bodies, Data, ObjectRecord, Select, VersionState};
+use node::proto::{Bodies, Data, ObjectRecord, Select, VersionState, windows_cover};
 
 use super::{Cluster, quorum_failed};
 use crate::error::Error;
@@ -84,6 +84,21 @@ impl Cluster {
                 merged.merge(r);
             }
         }
+        let own = answers
+            .iter()
+            .map(|(_, r)| r.as_ref().and_then(|r| r.current()).map(|v| &v.stamp));
+        if select.is_current() && !windows_cover(own, merged.current().map(|v| &v.stamp)) {
+            // Purges that reached different replicas: the windows do not show the state.
+            return Box::pin(self.read_record_on(
+                bucket,
+                key,
+                replicas,
+                (*bodies).clone(),
+                Select::All,
+            ))
+            .await;
+        }
+        select.trim(&mut merged);
         // What this read returns must be on W replicas before it is returned.
         if let Some(committed) = self
             .settle(bucket, key, &replicas, &answers, &merged, &select)
@@ -96,6 +111,7 @@ impl Cluster {
         let (cluster, b, k) = (self.clone(), bucket.to_owned(), key.to_owned());
         let mut all = merged.clone();
         tokio::spawn(async move {
+            let select = select;
             while let Some((i, result)) = rx.recv().await {
                 if let Ok(mut record) = result {
                     if let Some(r) = &mut record {
@@ -105,7 +121,8 @@ impl Cluster {
                     answers.push((i, record));
                 }
             }
-            cluster.spawn_read_repair(&b, &k, answers, all);
+            select.trim(&mut all);
+            cluster.spawn_read_repair(&b, &k, answers, all, select);
         });
         Ok(RecordRead {
             record: (!merged.versions.is_empty()).then_some(merged),

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use futures::future::join_all;
-use node::proto::{Bodies, Data, Hint, ObjectMeta, ObjectRecord, Select, VersionState};
+use node::proto::{Bodies, Data, Hint, ObjectMeta, ObjectRecord, Select, Stamp, VersionState};
 
 use super::{Cluster, quorum_failed};
 use crate::error::Error;
@@ -27,6 +27,10 @@ pub fn blobs_of(meta: &ObjectMeta) -> Vec<(String, Option<String>)> {
             .collect(),
     }
 }
+
+/// Versions per page of a key repair: 128 inline bodies of 64 KiB stay well under the
+/// largest record body a node answers.
+const REPAIR_PAGE: usize = 128;
 
 /// A version younger than this may still be on its way to a replica (a write finishes
 /// its last replica in the background): not yet a reason to repair.
@@ -122,7 +126,9 @@ impl Cluster {
 
     /// Brings replica `target` of `(bucket, key)` up to date: copies the blobs of every
     /// version it lacks (and of `missing_blobs`) from the other replicas, then merges the
-    /// newest record into it. Returns whether anything had to be sent.
+    /// versions it lacks into it. Walks the key's history in pages of [`REPAIR_PAGE`]
+    /// versions, so a history of any size is repaired in bounded steps. Returns whether
+    /// anything had to be sent.
     pub async fn repair_key(
         &self,
         bucket: &str,
@@ -134,17 +140,73 @@ impl Cluster {
         if !replicas.contains(&target) {
             return Ok(false);
         }
-        let reads = replicas.iter().map(|&i| {
+        // A newer null version replaces older ones, but may sit on a later page than an
+        // older one some replica still has: that one must not be sent.
+        let windows = join_all(replicas.iter().map(|&i| {
             let node = self.node(i).clone();
             async move {
-                (
-                    i,
-                    node.get_record(bucket, key, &Bodies::All, &Select::All)
-                        .await,
-                )
+                node.get_record(bucket, key, &Bodies::None, &Select::CURRENT)
+                    .await
             }
-        });
-        let answers = join_all(reads).await;
+        }))
+        .await;
+        let newest_null = windows
+            .iter()
+            .filter_map(|w| w.as_ref().ok()?.as_ref())
+            .flat_map(|r| &r.versions)
+            .filter(|v| v.null)
+            .map(|v| v.stamp.clone())
+            .max();
+        let mut after: Option<Stamp> = None;
+        let mut sent = false;
+        loop {
+            let select = Select::Page {
+                after: after.clone(),
+                limit: REPAIR_PAGE,
+            };
+            let reads = replicas.iter().map(|&i| {
+                let node = self.node(i).clone();
+                let select = select.clone();
+                async move { (i, node.get_record(bucket, key, &Bodies::All, &select).await) }
+            });
+            let mut answers = join_all(reads).await;
+            // Every replica's page is complete up to the smallest last stamp of the full
+            // pages: versions above it are compared on the next round.
+            let bound = answers
+                .iter()
+                .filter_map(|(_, a)| a.as_ref().ok()?.as_ref())
+                .filter(|r| r.versions.len() >= REPAIR_PAGE)
+                .filter_map(|r| r.versions.last().map(|v| v.stamp.clone()))
+                .min();
+            for (_, answer) in &mut answers {
+                if let Ok(Some(r)) = answer {
+                    r.versions.retain(|v| {
+                        bound.as_ref().is_none_or(|b| v.stamp <= *b)
+                            && !(v.null && newest_null.as_ref().is_some_and(|n| *n > v.stamp))
+                    });
+                }
+            }
+            sent |= self
+                .repair_page(bucket, key, target, &replicas, answers, missing_blobs)
+                .await?;
+            match bound {
+                Some(b) => after = Some(b),
+                None => return Ok(sent),
+            }
+        }
+    }
+
+    /// One page of [`Cluster::repair_key`]: `answers` are the replicas' versions of one
+    /// stamp range.
+    async fn repair_page(
+        &self,
+        bucket: &str,
+        key: &str,
+        target: usize,
+        replicas: &[usize],
+        answers: Vec<(usize, Result<Option<ObjectRecord>, NodeError>)>,
+        missing_blobs: &[String],
+    ) -> Result<bool, Error> {
         let mut merged = ObjectRecord::default();
         let mut mine: Option<ObjectRecord> = None;
         let mut holders: Vec<(usize, ObjectRecord)> = Vec::new();
@@ -299,13 +361,32 @@ impl Cluster {
         key: &str,
         answers: Vec<(usize, Option<ObjectRecord>)>,
         merged: ObjectRecord,
+        select: Select,
     ) {
         for (i, record) in answers {
             if !is_behind(&record.unwrap_or_default(), &merged) {
                 continue;
             }
             self.metrics().read_repairs.inc();
-            self.spawn_repair(bucket, key, i, Vec::new(), "read repair");
+            if !select.is_current() {
+                self.spawn_repair(bucket, key, i, Vec::new(), "read repair");
+                continue;
+            }
+            // A window read saw part of the history: bring the replica up to that part.
+            let (cluster, b, k) = (self.clone(), bucket.to_owned(), key.to_owned());
+            let (want, select) = (merged.clone(), select.clone());
+            tokio::spawn(async move {
+                let node = cluster.node(i).url().to_owned();
+                let outcome = cluster.bring_up_to(&b, &k, i, &want, &select).await;
+                let label = if outcome.is_ok() { "ok" } else { "failed" };
+                cluster.metrics().repairs.with_label_values(&[label]).inc();
+                match outcome {
+                    Ok(_) => {
+                        tracing::info!(node, bucket = b, key = k, "read repair: replica brought up")
+                    }
+                    Err(e) => tracing::warn!(node, bucket = b, key = k, "read repair failed: {e}"),
+                }
+            });
         }
     }
 

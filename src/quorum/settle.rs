@@ -62,6 +62,10 @@ impl Cluster {
             .copied()
             .filter(|i| !answers.iter().any(|(a, _)| a == i))
             .collect();
+        // A window read names the merged versions: the window of a replica that has newer
+        // ones would not show them.
+        let probe = select.probing(merged);
+        let select = &probe;
         // A frozen replica must not stall the read: it is only asked for a moment.
         let patience = self.hedge_delay().max(CHECK_MIN);
         let checks = unasked.iter().map(|&i| {
@@ -85,7 +89,7 @@ impl Cluster {
         self.metrics().read_repairs.inc();
         // The merged state with every body: the read may have left some out.
         let answered: Vec<usize> = answers.iter().map(|(i, _)| *i).collect();
-        let full = self.read_full(bucket, key, &answered, select).await;
+        let full = self.read_full(bucket, key, &answered, select, merged).await;
         if lacks(&full, merged) {
             return Err(quorum_failed(
                 "settle read",
@@ -139,14 +143,15 @@ impl Cluster {
         Err(quorum_failed("settle read", w, holding, reasons))
     }
 
-    /// The merge of the versions `select` names, with every inline body, of `nodes`, those
-    /// that answer.
-    async fn read_full(
+    /// The versions of `want` as `nodes` hold them (those that answer), merged, with every
+    /// inline body. `select` must name every version of `want` ([`Select::probing`]).
+    pub(super) async fn read_full(
         &self,
         bucket: &str,
         key: &str,
         nodes: &[usize],
         select: &Select,
+        want: &ObjectRecord,
     ) -> ObjectRecord {
         let reads = nodes.iter().map(|&i| {
             let node = self.node(i).clone();
@@ -159,7 +164,48 @@ impl Cluster {
                 full.merge(&record);
             }
         }
+        full.versions.retain(|v| {
+            want.versions
+                .binary_search_by(|w| w.stamp.cmp(&v.stamp))
+                .is_ok()
+        });
         full
+    }
+
+    /// Brings replica `target` up to `want`, the versions a read returned (not the key's
+    /// whole history, which anti-entropy compares): read from the other replicas with every
+    /// body, then written like settling does. Returns whether anything had to be sent.
+    pub(super) async fn bring_up_to(
+        &self,
+        bucket: &str,
+        key: &str,
+        target: usize,
+        want: &ObjectRecord,
+        select: &Select,
+    ) -> Result<bool, Error> {
+        let probe = select.probing(want);
+        let sources: Vec<usize> = self
+            .replicas(bucket, key)
+            .into_iter()
+            .filter(|&i| i != target)
+            .collect();
+        let full = self.read_full(bucket, key, &sources, &probe, want).await;
+        match self
+            .bring_up(bucket, key, target, &full, &sources, &probe)
+            .await
+        {
+            Brought::Holds => Ok(!full.versions.is_empty()),
+            // A conditional write holds a ballot above these versions: the key's agreement
+            // carries them to this replica.
+            Brought::Refused => {
+                self.compare_and_set::<Error>(bucket, key, None, |_, _, _| {
+                    Decision::Apply(full.clone())
+                })
+                .await?;
+                Ok(true)
+            }
+            Brought::Failed(why) => Err(quorum_failed("read repair", 1, 0, vec![why])),
+        }
     }
 
     /// Brings replica `target` up to `full`: copies the blobs of the versions it lacks

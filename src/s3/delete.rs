@@ -32,7 +32,7 @@ async fn delete_one(
     }
     let (b, read) = tokio::join!(
         cluster.existing_bucket(bucket),
-        cluster.read_record(bucket, key, Bodies::None, Select::All)
+        cluster.read_record(bucket, key, Bodies::None, Select::current_and(version_id))
     );
     let bucket_rec = b?.ok_or(Error::NoSuchBucket)?;
     let record = read?.record;

@@ -99,7 +99,7 @@ impl WriteContext {
     pub async fn load(cluster: &Cluster, bucket: &str, key: &str) -> Result<Self, Error> {
         let (b, r) = tokio::join!(
             cluster.existing_bucket(bucket),
-            cluster.read_record(bucket, key, Bodies::None, Select::All)
+            cluster.read_record(bucket, key, Bodies::None, Select::CURRENT)
         );
         let bucket = b?.ok_or(Error::NoSuchBucket)?;
         Ok(WriteContext::new(

@@ -20,6 +20,7 @@ mod harness;
 mod bitrot;
 mod disk_full;
 mod history;
+mod many_versions;
 mod mid_write;
 mod node_down;
 mod slow_node;

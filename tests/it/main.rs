@@ -22,6 +22,7 @@ mod inline_reads;
 mod integrity;
 mod limits;
 mod listing;
+mod many_versions;
 mod multipart;
 mod multipart_retry;
 mod objects;

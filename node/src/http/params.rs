@@ -70,6 +70,8 @@ pub(super) struct ListQuery {
     pub(super) summary: bool,
     /// `select=current`: each key's window instead of every version.
     pub(super) current_only: bool,
+    /// `bodies=none`: inline bodies left out of full records.
+    pub(super) no_bodies: bool,
 }
 
 impl ListQuery {
@@ -81,6 +83,7 @@ impl ListQuery {
             check_blobs: false,
             summary: false,
             current_only: false,
+            no_bodies: false,
         };
         for (name, value) in params(query)? {
             match name {
@@ -89,6 +92,8 @@ impl ListQuery {
                 "limit" => parsed.limit = limit(&value)?,
                 "check_blobs" => parsed.check_blobs = flag(name, &value)?,
                 "summary" => parsed.summary = flag(name, &value)?,
+                "bodies" if value == "none" => parsed.no_bodies = true,
+                "bodies" => return Err(Error::BadRequest(format!("bad bodies {value:?}"))),
                 "select" => {
                     parsed.current_only = match value.as_str() {
                         "current" => true,

@@ -63,6 +63,7 @@ fn list_query_decodes_values_and_defaults_the_limit() {
             check_blobs: false,
             summary: false,
             current_only: false,
+            no_bodies: false,
         }
     );
     for (query, check) in [

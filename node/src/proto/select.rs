@@ -5,60 +5,176 @@
 //! The window holds every version from the current one (the newest that is not purged) up,
 //! and the null version; the merge of the windows of any replicas therefore has the right
 //! current version, newest stamp and null version. Invariant: nothing that looks for a
-//! version outside the window (by id, by stamp, or every version) reads a window; a read by
-//! id names the version in `with`, which the node adds.
+//! version outside the window (by id, by stamp, or every version) reads a window alone: a
+//! read by id names the version in `with`, a check of given versions names their stamps,
+//! and the node adds those it has.
+
+use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+
+use super::{ObjectRecord, Stamp};
 
 /// The versions a record read asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Select {
     /// Every version (what a node answers when the query names none).
     All,
-    /// The window, and the version S3 clients name `with` (`null` included), if stored.
-    Current { with: Option<String> },
+    /// The window; the version S3 clients name `with` (`null` included), if stored; and
+    /// the versions of `stamps` that are stored (a reader checking where given versions
+    /// are, which the window of a replica that has newer ones does not show).
+    Current {
+        with: Option<String>,
+        stamps: Vec<Stamp>,
+    },
+    /// At most `limit` (capped at [`MAX_PAGE_VERSIONS`]) versions stamped above `after`,
+    /// oldest first: how a repair walks a history of any size.
+    Page { after: Option<Stamp>, limit: usize },
 }
+
+/// Most versions a [`Select::Page`] answers.
+pub const MAX_PAGE_VERSIONS: usize = 1000;
+
+/// Whether a merge of window answers shows the key's current state, given each answer's
+/// own current version (`None`: it has none, so its window is its whole history) and the
+/// merge's. An answer's window says nothing about versions under its own current version;
+/// when another answer purged that one, the merge's current version may lie there, where
+/// this answer may have purged it too. Then the reader must read every version.
+pub fn windows_cover<'a>(
+    answers: impl IntoIterator<Item = Option<&'a Stamp>>,
+    merged: Option<&Stamp>,
+) -> bool {
+    answers
+        .into_iter()
+        .flatten()
+        .all(|own| merged.is_some_and(|m| own <= m))
+}
+
+/// Most stamps one read names; a reader with more reads every version.
+pub const MAX_SELECT_STAMPS: usize = 64;
 
 impl Select {
     /// The window only.
-    pub const CURRENT: Select = Select::Current { with: None };
+    pub const CURRENT: Select = Select::Current {
+        with: None,
+        stamps: Vec::new(),
+    };
 
-    /// Query parameters (`None` for every version, the default).
-    pub fn to_query(&self) -> Option<String> {
-        match self {
-            Select::All => None,
-            Select::Current { with: None } => Some("select=current".into()),
-            Select::Current { with: Some(id) } => Some(format!(
-                "select=current&with={}",
-                percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)
-            )),
+    /// The window and the version S3 clients name `version_id`, if any.
+    pub fn current_and(version_id: Option<&str>) -> Select {
+        Select::Current {
+            with: version_id.map(str::to_owned),
+            stamps: Vec::new(),
         }
     }
 
-    /// Parses `select=` and `with=` out of a query; `None` when they are malformed.
+    /// What tells whether a replica holds every version of `record`: this selection with
+    /// `record`'s stamps added (every version when they are too many to name).
+    pub fn probing(&self, record: &ObjectRecord) -> Select {
+        match self {
+            Select::All | Select::Page { .. } => self.clone(),
+            Select::Current { .. } if record.versions.len() > MAX_SELECT_STAMPS => Select::All,
+            Select::Current { with, .. } => Select::Current {
+                with: with.clone(),
+                stamps: record.versions.iter().map(|v| v.stamp.clone()).collect(),
+            },
+        }
+    }
+
+    /// Query parameters (`None` for every version, the default).
+    pub fn to_query(&self) -> Option<String> {
+        let (with, stamps) = match self {
+            Select::All => return None,
+            Select::Page { after, limit } => {
+                let mut query = format!("select=page&limit={limit}");
+                if let Some(stamp) = after {
+                    query.push_str(&format!("&after={}:", stamp.ts));
+                    query.extend(utf8_percent_encode(&stamp.id, NON_ALPHANUMERIC));
+                }
+                return Some(query);
+            }
+            Select::Current { with, stamps } => (with, stamps),
+        };
+        let mut query = String::from("select=current");
+        if let Some(id) = with {
+            query.push_str("&with=");
+            query.extend(utf8_percent_encode(id, NON_ALPHANUMERIC));
+        }
+        for stamp in stamps {
+            query.push_str(&format!("&stamp={}:", stamp.ts));
+            query.extend(utf8_percent_encode(&stamp.id, NON_ALPHANUMERIC));
+        }
+        Some(query)
+    }
+
+    /// Parses `select=`, `with=` and `stamp=` out of a query; `None` when they are
+    /// malformed.
     pub fn from_query(query: Option<&str>) -> Option<Select> {
-        let (mut select, mut with) = (None, None);
+        let (mut select, mut with, mut stamps) = (None, None, Vec::new());
+        let (mut after, mut limit) = (None, None);
+        let stamp = |value: &str| -> Option<Stamp> {
+            let (ts, id) = value.split_once(':')?;
+            Some(Stamp {
+                ts: ts.parse().ok()?,
+                id: id.to_owned(),
+            })
+        };
         for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            if name != "select" && name != "with" {
+            if !matches!(name, "select" | "with" | "stamp" | "after" | "limit") {
                 continue;
             }
-            let value = percent_encoding::percent_decode_str(value)
-                .decode_utf8()
-                .ok()?
-                .into_owned();
-            if name == "select" {
-                select = Some(value);
-            } else {
-                with = Some(value);
+            let value = percent_decode_str(value).decode_utf8().ok()?.into_owned();
+            match name {
+                "select" => select = Some(value),
+                "with" => with = Some(value),
+                "stamp" => stamps.push(stamp(&value)?),
+                "after" => after = Some(stamp(&value)?),
+                _ => limit = Some(value.parse::<usize>().ok()?),
             }
         }
-        match (select.as_deref(), with) {
-            (None | Some("all"), None) => Some(Select::All),
-            (Some("current"), with) => Some(Select::Current { with }),
+        if stamps.len() > MAX_SELECT_STAMPS {
+            return None;
+        }
+        let only_current = after.is_none() && limit.is_none();
+        match select.as_deref() {
+            None | Some("all") if with.is_none() && stamps.is_empty() && only_current => {
+                Some(Select::All)
+            }
+            Some("current") if only_current => Some(Select::Current { with, stamps }),
+            Some("page") if with.is_none() && stamps.is_empty() => Some(Select::Page {
+                after,
+                limit: limit?.min(MAX_PAGE_VERSIONS),
+            }),
             _ => None,
         }
     }
 
-    /// Whether only the window (and `with`) is asked for.
+    /// Keeps of `record` (a merge of answers to this selection) what the selection names: a
+    /// merge of windows holds older versions some replica had in its window (a replica
+    /// that lacks the newest version answers the one below it), which are neither the
+    /// key's current state nor a sign that another replica lacks them.
+    pub fn trim(&self, record: &mut ObjectRecord) {
+        let Select::Current { with, stamps } = self else {
+            return;
+        };
+        if record.versions.is_empty() {
+            return;
+        }
+        let current = record.current().map(|v| v.stamp.clone());
+        let null = record
+            .versions
+            .iter()
+            .rev()
+            .find(|v| v.null)
+            .map(|v| v.stamp.clone());
+        record.versions.retain(|v| {
+            current.as_ref().is_none_or(|c| v.stamp >= *c)
+                || Some(&v.stamp) == null.as_ref()
+                || with.as_deref() == Some(v.s3_version_id())
+                || stamps.contains(&v.stamp)
+        });
+    }
+
+    /// Whether only the window (and what it names) is asked for.
     pub fn is_current(&self) -> bool {
         matches!(self, Select::Current { .. })
     }
@@ -67,17 +183,97 @@ impl Select {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::{Version, VersionState};
+
+    fn v(ts: u64, null: bool, state: VersionState) -> Version {
+        Version {
+            stamp: Stamp {
+                ts,
+                id: format!("id{ts}"),
+            },
+            null,
+            state,
+            tags: None,
+            follows: None,
+        }
+    }
+
+    #[test]
+    fn windows_cover_the_current_state_unless_an_answer_stops_above_it() {
+        let s = |ts: u64| Stamp {
+            ts,
+            id: format!("id{ts}"),
+        };
+        let (s2, s3) = (s(2), s(3));
+        // Both answers' current versions are at or below the merge's.
+        assert!(windows_cover([Some(&s2), Some(&s3)], Some(&s3)));
+        assert!(windows_cover([None, Some(&s3)], Some(&s3)));
+        assert!(windows_cover([None, None], None));
+        // One answer's current version (3) was purged by the other, whose current is 2:
+        // what the first holds under 3 is unknown.
+        assert!(!windows_cover([Some(&s2), Some(&s3)], Some(&s2)));
+        assert!(!windows_cover([Some(&s3)], None));
+    }
+
+    #[test]
+    fn trimming_keeps_the_window_and_the_named_version() {
+        let record = ObjectRecord {
+            versions: vec![
+                v(1, true, VersionState::DeleteMarker),
+                v(2, false, VersionState::DeleteMarker),
+                v(3, false, VersionState::DeleteMarker),
+                v(4, false, VersionState::DeleteMarker),
+                v(5, false, VersionState::Purged),
+            ],
+        };
+        let kept = |select: Select| {
+            let mut r = record.clone();
+            select.trim(&mut r);
+            r.versions.iter().map(|v| v.stamp.ts).collect::<Vec<_>>()
+        };
+        assert_eq!(kept(Select::All), [1, 2, 3, 4, 5]);
+        assert_eq!(kept(Select::CURRENT), [1, 4, 5]);
+        let with = |id: &str| Select::current_and(Some(id));
+        assert_eq!(kept(with("id2")), [1, 2, 4, 5]);
+        assert_eq!(kept(with("null")), [1, 4, 5]);
+        // A null version is only ever named `null`.
+        assert_eq!(kept(with("id1")), [1, 4, 5]);
+        let probe = Select::CURRENT.probing(&ObjectRecord {
+            versions: vec![v(3, false, VersionState::DeleteMarker)],
+        });
+        assert_eq!(kept(probe), [1, 3, 4, 5]);
+    }
 
     #[test]
     fn selections_travel_as_queries() {
         for select in [
             Select::All,
             Select::CURRENT,
-            Select::Current {
-                with: Some("a b&c=null".into()),
+            Select::current_and(Some("a b&c=null")),
+            Select::current_and(Some("null")),
+            Select::Page {
+                after: None,
+                limit: 5,
+            },
+            Select::Page {
+                after: Some(Stamp {
+                    ts: 3,
+                    id: "a:b".into(),
+                }),
+                limit: MAX_PAGE_VERSIONS,
             },
             Select::Current {
-                with: Some("null".into()),
+                with: None,
+                stamps: vec![
+                    Stamp {
+                        ts: 7,
+                        id: "x:y&z".into(),
+                    },
+                    Stamp {
+                        ts: u64::MAX,
+                        id: String::new(),
+                    },
+                ],
             },
         ] {
             let query = select.to_query();
@@ -88,5 +284,6 @@ mod tests {
         }
         assert_eq!(Select::from_query(Some("select=everything")), None);
         assert_eq!(Select::from_query(Some("with=abc")), None);
+        assert_eq!(Select::from_query(Some("select=current&stamp=x:1")), None);
     }
 }

@@ -110,17 +110,45 @@ fn select_in(
 ) -> Result<Option<ObjectRecord>, Error> {
     let found = match select {
         Select::All => load(versions, hk)?,
-        Select::Current { with } => {
+        Select::Current { with, stamps } => {
             let head = head(heads, hk)?;
             let mut top: Vec<Version> = window(versions, head.as_ref(), hk)?;
+            let mut add = |v: Version| {
+                if let Err(at) = top.binary_search_by(|x| x.stamp.cmp(&v.stamp)) {
+                    top.insert(at, v);
+                }
+            };
             if let Some(id) = with
-                && !top.iter().any(|v| v.s3_version_id() == id)
                 && let Some(v) = find(versions, ids, head.as_ref(), hk, id)?
             {
-                let at = top.partition_point(|x| x.stamp < v.stamp);
-                top.insert(at, v);
+                add(v);
+            }
+            for stamp in stamps {
+                if let Some(v) = get::<Version>(versions, &version_key(hk, stamp))? {
+                    add(v);
+                }
             }
             top
+        }
+        Select::Page { after, limit } => {
+            let (start, end) = versions_range(hk);
+            let lower = match after {
+                Some(stamp) => std::ops::Bound::Excluded(version_key(hk, stamp)),
+                None => std::ops::Bound::Included(start),
+            };
+            let mut page = Vec::new();
+            for item in versions
+                .range::<&[u8]>((
+                    lower.as_ref().map(Vec::as_slice),
+                    std::ops::Bound::Excluded(end.as_slice()),
+                ))
+                .map_err(Error::db("range versions"))?
+                .take(*limit)
+            {
+                let (_, v) = item.map_err(Error::db("read version"))?;
+                page.push(decode(v.value())?);
+            }
+            page
         }
     };
     Ok((!found.is_empty()).then_some(ObjectRecord { versions: found }))

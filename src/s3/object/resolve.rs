@@ -29,8 +29,10 @@ pub(in crate::s3) async fn resolve_version(
         Need::Meta => Bodies::None,
         Need::Body => Bodies::Of(version_id.map(str::to_owned)),
     };
+    // The current state, and the version asked for: cheap whatever the key's history.
+    let select = Select::current_and(version_id);
     let mut read = cluster
-        .read_record(bucket, key, bodies, Select::All)
+        .read_record(bucket, key, bodies, select.clone())
         .await?;
     let pick = |r: &ObjectRecord| -> Option<Version> {
         match version_id {
@@ -45,7 +47,7 @@ pub(in crate::s3) async fn resolve_version(
     let body_missing = |v: &Option<Version>| matches!(v, Some(Version { state: VersionState::Object(m), .. }) if m.data == Data::InlineOmitted);
     if need == Need::Body && body_missing(&found) {
         read = cluster
-            .read_record(bucket, key, Bodies::All, Select::All)
+            .read_record(bucket, key, Bodies::All, select)
             .await?;
         found = read.record.as_ref().and_then(pick);
         if body_missing(&found) {

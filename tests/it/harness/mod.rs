@@ -371,13 +371,19 @@ impl Cluster {
             .and_then(|g| g.child.as_ref())
             .map(|c| c.id())
             .expect("the gateway is running");
-        let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-        let kib: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS");
-        kib * 1024
+        rss_of(pid)
+    }
+
+    /// Node `i`'s resident memory (`VmRSS`), bytes.
+    #[allow(dead_code)] // Used by one binary only.
+    pub fn node_rss(&self, i: usize) -> u64 {
+        let pid = self.nodes[i]
+            .proc
+            .child
+            .as_ref()
+            .map(|c| c.id())
+            .expect("the node is running");
+        rss_of(pid)
     }
 
     /// SIGKILLs the gateway and reaps it. Clients keep its address for `start_gateway`.
@@ -738,4 +744,15 @@ async fn wait_healthy(url: &str) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The resident memory (`VmRSS`) of process `pid`, bytes.
+fn rss_of(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kib * 1024
 }

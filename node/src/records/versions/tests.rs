@@ -91,9 +91,7 @@ fn read(db: &Database, key: &str) -> (ObjectRecord, ObjectRecord) {
 fn find_by_id(db: &Database, key: &str, id: &str) -> Option<Version> {
     let txn = db.begin_read().unwrap();
     let tables = ReadTables::open(&txn).unwrap();
-    let select = Select::Current {
-        with: Some(id.to_owned()),
-    };
+    let select = Select::current_and(Some(id));
     let record = tables.select(&head_key("b", key), &select).unwrap()?;
     record.find_s3_version(id).cloned()
 }
