@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::future::join_all;
-use node::proto::{Hint, ObjectRecord};
+use node::proto::{Bodies, Hint, ObjectRecord, Select};
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -147,7 +147,14 @@ impl Worker {
     /// Aborts the upload recorded at `(namespace, address)` if it is a multipart upload
     /// older than the configured expiry, or drops what a completed one left for retries
     /// once the completion is that old. True when it was aborted.
-    async fn expire_upload(&self, namespace: &str, address: &str, merged: &ObjectRecord) -> bool {
+    /// `partial`: `merged` holds only the start of the record's history.
+    async fn expire_upload(
+        &self,
+        namespace: &str,
+        address: &str,
+        merged: &ObjectRecord,
+        partial: bool,
+    ) -> bool {
         let (Some(expiry), Some(bucket)) = (
             self.config.upload_expiry,
             namespace.strip_suffix(UPLOADS_SUFFIX),
@@ -156,6 +163,27 @@ impl Worker {
         };
         let Some((key, id)) = address.split_once('\0') else {
             return false;
+        };
+        // An upload of many parts: its whole record, to purge every part.
+        let whole;
+        let merged = if partial {
+            let replicas = self.cluster.replicas_of(namespace, address);
+            match self
+                .cluster
+                .read_record_on(namespace, address, replicas, Bodies::None, Select::All)
+                .await
+            {
+                Ok(read) => {
+                    whole = read.record.unwrap_or_default();
+                    &whole
+                }
+                Err(e) => {
+                    tracing::warn!(bucket, key, upload = id, "upload record not read: {e}");
+                    return false;
+                }
+            }
+        } else {
+            merged
         };
         // The initial entry of an upload in progress; else a completion entry (the only
         // live one a completed upload keeps).
@@ -385,12 +413,38 @@ impl Worker {
                 };
                 for scanned in &round.keys {
                     compared += 1;
+                    // A list page holds only the start of a long history: the rest is
+                    // compared page by page.
+                    let partial = scanned.copies.iter().any(|(_, c)| c.partial);
                     if self
-                        .expire_upload(&bucket, &scanned.key, &scanned.merged)
+                        .expire_upload(&bucket, &scanned.key, &scanned.merged, partial)
                         .await
                     {
                         continue;
                     }
+                    let behind = if partial {
+                        let holders: Vec<usize> = self
+                            .cluster
+                            .replicas_of(&bucket, &scanned.key)
+                            .into_iter()
+                            .filter(|r| round.answered.contains(r))
+                            .collect();
+                        match self
+                            .cluster
+                            .behind_replicas(&bucket, &scanned.key, &holders)
+                            .await
+                        {
+                            Ok(behind) => Some(behind),
+                            Err(e) => {
+                                tracing::warn!(bucket, key = %scanned.key, "history not compared: {e}");
+                                complete = false;
+                                lagging.insert((bucket.clone(), scanned.key.clone()));
+                                continue;
+                            }
+                        }
+                    } else {
+                        None
+                    };
                     for r in self.cluster.replicas_of(&bucket, &scanned.key) {
                         if !round.answered.contains(&r) {
                             continue;
@@ -399,7 +453,10 @@ impl Worker {
                         let missing = copy.map(|c| c.missing_blobs.clone()).unwrap_or_default();
                         let empty = node::proto::ObjectRecord::default();
                         let have = copy.map_or(&empty, |c| &c.record);
-                        let stale = is_behind(have, &scanned.merged) || !missing.is_empty();
+                        let stale = match &behind {
+                            Some(behind) => behind.contains(&r),
+                            None => is_behind(have, &scanned.merged),
+                        } || !missing.is_empty();
                         if !stale {
                             continue;
                         }

@@ -495,6 +495,11 @@ pub struct ListEntry {
     /// never got, or is still writing).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub corrupt_blobs: Vec<String>,
+    /// `record` holds only the key's oldest versions (a full-record page bounds how many
+    /// versions of one key it carries): readers compare the rest page by page
+    /// (`Select::Page`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
 }
 
 /// Repair work: `target` (a node URL as the gateways know it) is known to lack the newest

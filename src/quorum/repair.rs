@@ -31,6 +31,8 @@ pub fn blobs_of(meta: &ObjectMeta) -> Vec<(String, Option<String>)> {
 /// Versions per page of a key repair: 128 inline bodies of 64 KiB stay well under the
 /// largest record body a node answers.
 const REPAIR_PAGE: usize = 128;
+/// Versions per page of a history comparison (no bodies).
+const COMPARE_PAGE: usize = 1000;
 
 /// A version younger than this may still be on its way to a replica (a write finishes
 /// its last replica in the background): not yet a reason to repair.
@@ -142,21 +144,7 @@ impl Cluster {
         }
         // A newer null version replaces older ones, but may sit on a later page than an
         // older one some replica still has: that one must not be sent.
-        let windows = join_all(replicas.iter().map(|&i| {
-            let node = self.node(i).clone();
-            async move {
-                node.get_record(bucket, key, &Bodies::None, &Select::CURRENT)
-                    .await
-            }
-        }))
-        .await;
-        let newest_null = windows
-            .iter()
-            .filter_map(|w| w.as_ref().ok()?.as_ref())
-            .flat_map(|r| &r.versions)
-            .filter(|v| v.null)
-            .map(|v| v.stamp.clone())
-            .max();
+        let newest_null = self.newest_null(bucket, key, &replicas).await;
         let mut after: Option<Stamp> = None;
         let mut sent = false;
         loop {
@@ -192,6 +180,89 @@ impl Cluster {
             match bound {
                 Some(b) => after = Some(b),
                 None => return Ok(sent),
+            }
+        }
+    }
+
+    /// The newest null version's stamp any of `nodes` (those that answer) holds for the key.
+    async fn newest_null(&self, bucket: &str, key: &str, nodes: &[usize]) -> Option<Stamp> {
+        let windows = join_all(nodes.iter().map(|&i| {
+            let node = self.node(i).clone();
+            async move {
+                node.get_record(bucket, key, &Bodies::None, &Select::CURRENT)
+                    .await
+            }
+        }))
+        .await;
+        windows
+            .iter()
+            .filter_map(|w| w.as_ref().ok()?.as_ref())
+            .flat_map(|r| &r.versions)
+            .filter(|v| v.null)
+            .map(|v| v.stamp.clone())
+            .max()
+    }
+
+    /// Which of `nodes` (replicas of the key) lack a version of `(bucket, key)` old enough
+    /// to have reached them ([`is_behind`]), comparing the key's history page by page: for
+    /// keys whose history a list page only holds the start of. Every one of `nodes` must
+    /// answer every page.
+    pub async fn behind_replicas(
+        &self,
+        bucket: &str,
+        key: &str,
+        nodes: &[usize],
+    ) -> Result<Vec<usize>, Error> {
+        let newest_null = self.newest_null(bucket, key, nodes).await;
+        let mut behind: Vec<usize> = Vec::new();
+        let mut after: Option<Stamp> = None;
+        loop {
+            let select = Select::Page {
+                after: after.clone(),
+                limit: COMPARE_PAGE,
+            };
+            let reads = nodes.iter().map(|&i| {
+                let node = self.node(i).clone();
+                let select = select.clone();
+                async move {
+                    let page = node.get_record(bucket, key, &Bodies::None, &select).await;
+                    (i, page)
+                }
+            });
+            let mut pages = Vec::with_capacity(nodes.len());
+            for (i, page) in join_all(reads).await {
+                match page {
+                    Ok(record) => pages.push((i, record.unwrap_or_default())),
+                    Err(e) => {
+                        return Err(Error::Node {
+                            op: "compare history",
+                            node: self.node(i).url().to_owned(),
+                            source: e,
+                        });
+                    }
+                }
+            }
+            let bound = pages
+                .iter()
+                .filter(|(_, r)| r.versions.len() >= COMPARE_PAGE)
+                .filter_map(|(_, r)| r.versions.last().map(|v| v.stamp.clone()))
+                .min();
+            let mut merged = ObjectRecord::default();
+            for (_, r) in &mut pages {
+                r.versions.retain(|v| {
+                    bound.as_ref().is_none_or(|b| v.stamp <= *b)
+                        && !(v.null && newest_null.as_ref().is_some_and(|n| *n > v.stamp))
+                });
+                merged.merge(r);
+            }
+            for (i, r) in &pages {
+                if !behind.contains(i) && is_behind(r, &merged) {
+                    behind.push(*i);
+                }
+            }
+            match bound {
+                Some(b) => after = Some(b),
+                None => return Ok(behind),
             }
         }
     }

@@ -445,6 +445,7 @@ proptest! {
                 record: a.clone(),
                 missing_blobs: vec!["0".repeat(32)],
                 corrupt_blobs: Vec::new(),
+                partial: false,
             }],
             truncated: true,
         };

@@ -15,6 +15,9 @@ use crate::proto::{
 
 /// Versions past which a list page ends (after the key that reached it).
 const PAGE_VERSIONS: usize = 10_000;
+/// Most versions of one key a full-record page holds; a key with more is listed with
+/// its oldest ones, marked `partial` (its readers page through the rest).
+pub(crate) const ENTRY_VERSIONS: usize = 1000;
 
 impl RecordStore {
     /// Records of `bucket` whose key is greater than `after` and starts with `prefix`, in
@@ -29,13 +32,21 @@ impl RecordStore {
         current_only: bool,
     ) -> Result<ListPage, Error> {
         let (entries, truncated) = self
-            .list_decoded(bucket, prefix, after, limit, current_only)
+            .list_decoded(
+                bucket,
+                prefix,
+                after,
+                limit,
+                current_only,
+                Some(ENTRY_VERSIONS),
+            )
             .await?;
         let entries = entries
             .into_iter()
-            .map(|(key, versions)| ListEntry {
+            .map(|(key, versions, partial)| ListEntry {
                 key,
                 record: ObjectRecord { versions },
+                partial,
                 missing_blobs: Vec::new(),
                 corrupt_blobs: Vec::new(),
             })
@@ -54,11 +65,11 @@ impl RecordStore {
         current_only: bool,
     ) -> Result<SummaryPage, Error> {
         let (entries, truncated) = self
-            .list_decoded(bucket, prefix, after, limit, current_only)
+            .list_decoded(bucket, prefix, after, limit, current_only, None)
             .await?;
         let entries = entries
             .into_iter()
-            .map(|(key, versions)| SummaryEntry {
+            .map(|(key, versions, _)| SummaryEntry {
                 key,
                 record: RecordSummary { versions },
             })
@@ -66,10 +77,11 @@ impl RecordStore {
         Ok(SummaryPage { entries, truncated })
     }
 
-    /// The keys and decoded versions of a list page (every version, or with
-    /// `current_only` each key's window), and whether more follow. A page ends after
-    /// `limit` keys or once it holds [`PAGE_VERSIONS`] versions, whichever comes first (a
-    /// page holds at least one key).
+    /// The keys and decoded versions of a list page (every version, at most `per_key` of
+    /// one key, with a flag when it has more; or with `current_only` each key's window),
+    /// and whether more keys follow. A page ends after `limit` keys or once it holds
+    /// [`PAGE_VERSIONS`] versions, whichever comes first (a page holds at least one key).
+    #[allow(clippy::type_complexity)]
     async fn list_decoded<V: DeserializeOwned + Versioned + Send + 'static>(
         &self,
         bucket: &str,
@@ -77,7 +89,8 @@ impl RecordStore {
         after: &str,
         limit: usize,
         current_only: bool,
-    ) -> Result<(Vec<(String, Vec<V>)>, bool), Error> {
+        per_key: Option<usize>,
+    ) -> Result<(Vec<(String, Vec<V>, bool)>, bool), Error> {
         check_bucket(bucket)?;
         let mut base = bucket.as_bytes().to_vec();
         base.push(0);
@@ -112,12 +125,13 @@ impl RecordStore {
                     break;
                 }
                 let key = versions::unescape(&hk[base.len()..])?;
-                let found: Vec<V> = tables.versions_of(hk, current_only)?;
+                let (found, partial): (Vec<V>, bool) =
+                    tables.versions_of(hk, current_only, per_key)?;
                 if found.is_empty() {
                     continue;
                 }
                 held += found.len();
-                entries.push((key, found));
+                entries.push((key, found, partial));
             }
             Ok((entries, truncated))
         })

@@ -23,7 +23,7 @@ use redb::{ReadableTable, Table, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::decode;
+use super::{decode, get_decoded as get};
 use crate::error::Error;
 use crate::proto::{ObjectRecord, Select, Stamp, Version, Versioned};
 
@@ -81,18 +81,25 @@ impl ReadTables {
         select_in(&self.versions, &self.heads, &self.ids, hk, select)
     }
 
-    /// Every version of the key whose head key is `hk`, or its window, decoded as `V`.
+    /// The versions of the key whose head key is `hk`, decoded as `V`: its window with
+    /// `current_only`, else every version, or the oldest `limit` when it has more (then
+    /// the second value is true).
     pub(super) fn versions_of<V: DeserializeOwned + Versioned>(
         &self,
         hk: &[u8],
         current_only: bool,
-    ) -> Result<Vec<V>, Error> {
+        limit: Option<usize>,
+    ) -> Result<(Vec<V>, bool), Error> {
         if current_only {
             let head = head(&self.heads, hk)?;
-            window(&self.versions, head.as_ref(), hk)
-        } else {
-            load(&self.versions, hk)
+            return Ok((window(&self.versions, head.as_ref(), hk)?, false));
         }
+        let mut found = load_first(&self.versions, hk, limit.map(|n| n + 1))?;
+        let partial = limit.is_some_and(|n| found.len() > n);
+        if let Some(n) = limit {
+            found.truncate(n);
+        }
+        Ok((found, partial))
     }
 
     /// The heads table, for listings.
@@ -221,16 +228,6 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
     serde_json::to_vec(value).map_err(|e| Error::Corrupt(format!("cannot encode record: {e}")))
 }
 
-fn get<T: DeserializeOwned>(
-    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
-    key: &[u8],
-) -> Result<Option<T>, Error> {
-    match table.get(key).map_err(Error::db("read version"))? {
-        Some(v) => decode(v.value()).map(Some),
-        None => Ok(None),
-    }
-}
-
 /// The key's head, if it has any version.
 pub(super) fn head(
     heads: &impl ReadableTable<&'static [u8], &'static [u8]>,
@@ -333,11 +330,21 @@ pub(super) fn load<V: DeserializeOwned>(
     versions: &impl ReadableTable<&'static [u8], &'static [u8]>,
     hk: &[u8],
 ) -> Result<Vec<V>, Error> {
+    load_first(versions, hk, None)
+}
+
+/// The oldest `limit` (all without one) stored versions of a key.
+fn load_first<V: DeserializeOwned>(
+    versions: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    hk: &[u8],
+    limit: Option<usize>,
+) -> Result<Vec<V>, Error> {
     let (start, end) = versions_range(hk);
     let mut out = Vec::new();
     for item in versions
         .range(start.as_slice()..end.as_slice())
         .map_err(Error::db("range versions"))?
+        .take(limit.unwrap_or(usize::MAX))
     {
         let (_, v) = item.map_err(Error::db("read version"))?;
         out.push(decode(v.value())?);
