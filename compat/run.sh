@@ -33,6 +33,7 @@ stop() {
     if [[ $rc != 0 && -f $DIR/server.log ]]; then
         echo "== compat: last lines of the server log" >&2
         tail -n 40 "$DIR/server.log" >&2
+        df -h "$DIR" >&2 || true
     fi
     rm -rf "$DIR"
     exit "$rc"
