@@ -458,9 +458,11 @@ impl NodeClient {
         bucket: &str,
         key: &str,
         ballot: &Ballot,
+        select: &Select,
     ) -> Result<Promise, NodeError> {
         let body = Prepare {
             ballot: ballot.clone(),
+            select: select.to_query(),
         };
         self.paxos(bucket, key, "prepare", &body)
             .await?

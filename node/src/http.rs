@@ -270,10 +270,12 @@ async fn dispatch(
         Route::PaxosPrepare(bucket, key) => {
             let (bucket, key) = (decode(bucket)?, decode(key)?);
             let prepare: Prepare = read_json(req).await?;
+            let select = Select::from_query(prepare.select.as_deref())
+                .ok_or_else(|| Error::BadRequest("invalid select of a prepare".into()))?;
             json(
                 &state
                     .records
-                    .paxos_prepare(&bucket, &key, prepare.ballot)
+                    .paxos_prepare(&bucket, &key, prepare.ballot, select)
                     .await?,
             )
         }

@@ -54,7 +54,7 @@ use summary::merge_versions;
 
 pub use block_crcs::{BlockCrcs, table_digest};
 pub use bodies::Bodies;
-pub use select::{Select, windows_cover};
+pub use select::{MAX_SELECT_STAMPS, Select, windows_cover};
 pub(crate) use summary::Versioned;
 pub use summary::{RecordSummary, SummaryEntry, SummaryPage, SummaryState, VersionSummary};
 

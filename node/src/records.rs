@@ -94,6 +94,7 @@ enum Change {
     Prepare {
         key: ObjectKeys,
         ballot: Ballot,
+        select: Select,
     },
     Accept {
         key: Vec<u8>,

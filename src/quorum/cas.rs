@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use node::proto::paxos::{Ballot, Proposal};
-use node::proto::{ObjectRecord, Stamp};
+use node::proto::{MAX_SELECT_STAMPS, ObjectRecord, Select, Stamp, windows_cover};
 
 use super::upload::BlobStored;
 use super::{Cluster, gather, quorum_failed, spawn_each};
@@ -63,6 +63,17 @@ pub enum Decision<E> {
     Refuse(E),
 }
 
+/// What one `compare_and_set` carries from round to round.
+struct Attempt {
+    /// A change of this call may have been accepted somewhere.
+    proposed: bool,
+    /// The blob the change refers to, until a commit took it.
+    stored: Option<BlobStored>,
+    /// The stamps of every change this call proposed: later rounds must see whether one
+    /// took effect, however far below the current version it is by then.
+    interest: Vec<Stamp>,
+}
+
 /// How one round ended.
 enum Round<E> {
     Done(ObjectRecord),
@@ -73,6 +84,9 @@ enum Round<E> {
     /// gateway whose clock is ahead): a new version stamped with this ballot would order
     /// before it. Try again at once above it.
     Behind(Stamp),
+    /// The promises' windows do not show the key's current state (purges that reached
+    /// different replicas): try again with every version.
+    Uncovered,
 }
 
 impl Cluster {
@@ -89,14 +103,35 @@ impl Cluster {
         bucket: &str,
         key: &str,
         stored: Option<BlobStored>,
+        select: Select,
         mut decide: impl FnMut(&ObjectRecord, &Stamp, bool) -> Decision<E>,
     ) -> Result<ObjectRecord, E> {
         let started = Instant::now();
         let mut lost = 0u32;
         let mut outbid: Option<u64> = None;
-        let mut proposed = false;
-        let mut stored = stored;
+        let mut attempt = Attempt {
+            proposed: false,
+            stored,
+            interest: Vec::new(),
+        };
+        let mut full = false;
         loop {
+            let round_select = match &select {
+                Select::Current { with, stamps } if !full => {
+                    let mut stamps = stamps.clone();
+                    stamps.extend(attempt.interest.iter().cloned());
+                    if stamps.len() > MAX_SELECT_STAMPS {
+                        Select::All
+                    } else {
+                        Select::Current {
+                            with: with.clone(),
+                            stamps,
+                        }
+                    }
+                }
+                Select::Current { .. } => Select::All,
+                other => other.clone(),
+            };
             let ballot = Stamp {
                 ts: self.next_timestamp(outbid),
                 id: Cluster::new_id(),
@@ -107,9 +142,9 @@ impl Cluster {
                     bucket,
                     key,
                     &ballot,
+                    &round_select,
                     &mut decide,
-                    &mut proposed,
-                    &mut stored,
+                    &mut attempt,
                 )
                 .await?
             {
@@ -131,10 +166,14 @@ impl Cluster {
                         continue;
                     }
                 }
+                Round::Uncovered => {
+                    full = true;
+                    continue;
+                }
             }
             if started.elapsed() >= CAS_DEADLINE {
                 return Err(E::from(Error::Contention {
-                    outcome_unknown: proposed,
+                    outcome_unknown: attempt.proposed,
                 }));
             }
             let base = round_started.elapsed().max(BACKOFF_MIN);
@@ -156,16 +195,17 @@ impl Cluster {
         bucket: &str,
         key: &str,
         ballot: &Ballot,
+        select: &Select,
         decide: &mut impl FnMut(&ObjectRecord, &Stamp, bool) -> Decision<E>,
-        proposed: &mut bool,
-        stored: &mut Option<BlobStored>,
+        attempt: &mut Attempt,
     ) -> Result<Round<E>, E> {
         let replicas = self.replicas(bucket, key);
         let majority = replicas.len() / 2 + 1;
 
         let calls = spawn_each(self, &replicas, |_, node| {
             let (b, k, ballot) = (bucket.to_owned(), key.to_owned(), ballot.clone());
-            async move { node.paxos_prepare(&b, &k, &ballot).await }
+            let select = select.clone();
+            async move { node.paxos_prepare(&b, &k, &ballot, &select).await }
         });
         let promises = match self.majority(calls, majority, "paxos prepare").await? {
             (Majority::Yes(p), _) => p,
@@ -183,6 +223,15 @@ impl Cluster {
             {
                 highest = Some((&a.ballot, value));
             }
+        }
+        let own = promises.iter().map(|(_, p)| {
+            p.record
+                .as_ref()
+                .and_then(|r| r.current())
+                .map(|v| &v.stamp)
+        });
+        if select.is_current() && !windows_cover(own, committed.current().map(|v| &v.stamp)) {
+            return Ok(Round::Uncovered);
         }
         // The committed state is durable as the round sees it only when W promises carried
         // all of it; otherwise it may rest on a write that reached one replica, and a
@@ -205,8 +254,11 @@ impl Cluster {
         // acts on it.
         let unfinished = view != committed;
         // `mine`: the value carries the caller's change (and so refers to its blob).
-        let (value, outcome, mine) = match decide(&view, ballot, *proposed) {
+        let (value, outcome, mine) = match decide(&view, ballot, attempt.proposed) {
             Decision::Apply(change) => {
+                attempt
+                    .interest
+                    .extend(change.versions.iter().map(|v| v.stamp.clone()));
                 let mut value = view;
                 value.merge(&change);
                 (value, None, true)
@@ -216,7 +268,9 @@ impl Cluster {
             Decision::AlreadyApplied => (view, None, true),
             // A young unfinished value most likely has its proposer committing it right
             // now: let it, rather than have every refused writer race to finish it.
-            Decision::Refuse(_) if unfinished && !*proposed && highest.is_some_and(young) => {
+            Decision::Refuse(_)
+                if unfinished && !attempt.proposed && highest.is_some_and(young) =>
+            {
                 let (ballot, _) = highest.expect("checked above");
                 return Ok(Round::Preempted(ballot.clone()));
             }
@@ -224,7 +278,9 @@ impl Cluster {
             // also fence that proposal off: a majority accepting the view at this higher
             // ballot means no later round can pick the old proposal up and apply it after
             // we said no. And a refusal never rests on a state fewer than W replicas hold.
-            Decision::Refuse(e) if unfinished || *proposed || !durable => (view, Some(e), false),
+            Decision::Refuse(e) if unfinished || attempt.proposed || !durable => {
+                (view, Some(e), false)
+            }
             Decision::Refuse(e) => return Ok(Round::Refused(e)),
         };
 
@@ -245,12 +301,12 @@ impl Cluster {
         if mine {
             // A lost accept phase may still have left the change accepted on some node
             // (or on one that did not answer in time).
-            *proposed |= !matches!(result, Ok((Majority::Outbid(_), false)));
+            attempt.proposed |= !matches!(result, Ok((Majority::Outbid(_), false)));
         }
         if let (Majority::Outbid(higher), _) = result? {
             return Ok(Round::Preempted(higher));
         }
-        let blob = if mine { stored.take() } else { None };
+        let blob = if mine { attempt.stored.take() } else { None };
         self.paxos_commit(bucket, key, &replicas, &shared, blob)
             .await?;
         let value = std::sync::Arc::unwrap_or_clone(shared).value;

@@ -342,7 +342,7 @@ impl Cluster {
                 // The target promised a conditional write's ballot above versions it
                 // lacks: they can only reach it through the key's agreement now.
                 Err(NodeError::Stale(_)) => {
-                    self.compare_and_set::<Error>(bucket, key, None, |_, _, _| {
+                    self.compare_and_set::<Error>(bucket, key, None, Select::CURRENT, |_, _, _| {
                         super::Decision::Apply(merged.clone())
                     })
                     .await?;

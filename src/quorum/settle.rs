@@ -134,7 +134,7 @@ impl Cluster {
         }
         if refused {
             let committed = self
-                .compare_and_set::<Error>(bucket, key, None, |_, _, _| {
+                .compare_and_set::<Error>(bucket, key, None, Select::CURRENT, |_, _, _| {
                     Decision::Apply(full.clone())
                 })
                 .await?;
@@ -198,7 +198,7 @@ impl Cluster {
             // A conditional write holds a ballot above these versions: the key's agreement
             // carries them to this replica.
             Brought::Refused => {
-                self.compare_and_set::<Error>(bucket, key, None, |_, _, _| {
+                self.compare_and_set::<Error>(bucket, key, None, Select::CURRENT, |_, _, _| {
                     Decision::Apply(full.clone())
                 })
                 .await?;

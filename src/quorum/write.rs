@@ -12,7 +12,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use node::proto::{ObjectRecord, Stamp, Version, VersionState};
+use node::proto::{ObjectRecord, Select, Stamp, Version, VersionState};
 
 use super::outcome::{Earlier, ZERO_STAMP, earlier_outcome};
 use super::upload::{BlobStored, check_reply};
@@ -114,7 +114,7 @@ impl Cluster {
         let mut mine = vec![first];
         let mut chosen: Option<Version> = None;
         let committed = self
-            .compare_and_set::<Error>(bucket, key, stored, |view, stamp, _| {
+            .compare_and_set::<Error>(bucket, key, stored, Select::CURRENT, |view, stamp, _| {
                 match earlier_outcome(view, &mine) {
                     Earlier::Applied(i) => {
                         chosen = Some(mine[i].clone());

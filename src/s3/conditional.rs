@@ -8,7 +8,7 @@
 //! of many concurrent `If-None-Match: *` creates of one key, across gateways, exactly one
 //! succeeds. The condition is always about the key's *current* version, as in S3.
 
-use node::proto::{Lww, ObjectRecord, Stamp, Version, VersionState, Versioning};
+use node::proto::{Lww, ObjectRecord, Select, Stamp, Version, VersionState, Versioning};
 use s3s::dto::{ETag, ETagCondition, Timestamp};
 use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
 
@@ -184,39 +184,45 @@ pub(super) async fn commit_if(
     let mut mine: Vec<(Version, ObjectRecord)> = Vec::new();
     let mut chosen: Option<(Version, ObjectRecord)> = None;
     let result = cluster
-        .compare_and_set::<S3Error>(bucket, key, stored, |view, stamp, proposed| {
-            if proposed {
-                let versions: Vec<Version> = mine.iter().map(|(v, _)| v.clone()).collect();
-                match earlier_outcome(view, &versions) {
-                    Earlier::Applied(i) => {
-                        chosen = Some(mine[i].clone());
-                        return Decision::AlreadyApplied;
+        .compare_and_set::<S3Error>(
+            bucket,
+            key,
+            stored,
+            Select::CURRENT,
+            |view, stamp, proposed| {
+                if proposed {
+                    let versions: Vec<Version> = mine.iter().map(|(v, _)| v.clone()).collect();
+                    match earlier_outcome(view, &versions) {
+                        Earlier::Applied(i) => {
+                            chosen = Some(mine[i].clone());
+                            return Decision::AlreadyApplied;
+                        }
+                        Earlier::Unknown => return Decision::Refuse(outcome_unknown()),
+                        Earlier::NotApplied => {}
                     }
-                    Earlier::Unknown => return Decision::Refuse(outcome_unknown()),
-                    Earlier::NotApplied => {}
                 }
-            }
-            if let Err(e) = condition.check(view) {
-                return Decision::Refuse(e);
-            }
-            // A new object version starts with the write's tags, stamped like the version.
-            let tags = match (&state, &write.tags) {
-                (VersionState::Object(_), Some(value)) => Some(Lww {
+                if let Err(e) = condition.check(view) {
+                    return Decision::Refuse(e);
+                }
+                // A new object version starts with the write's tags, stamped like the version.
+                let tags = match (&state, &write.tags) {
+                    (VersionState::Object(_), Some(value)) => Some(Lww {
+                        stamp: stamp.clone(),
+                        value: value.clone(),
+                    }),
+                    _ => None,
+                };
+                let version = Version {
                     stamp: stamp.clone(),
-                    value: value.clone(),
-                }),
-                _ => None,
-            };
-            let version = Version {
-                stamp: stamp.clone(),
-                null,
-                state: state.clone(),
-                tags,
-                follows: Some(view.newest_stamp().cloned().unwrap_or(ZERO_STAMP)),
-            };
-            mine.push((version.clone(), view.clone()));
-            Decision::Apply(ObjectRecord::single(version))
-        })
+                    null,
+                    state: state.clone(),
+                    tags,
+                    follows: Some(view.newest_stamp().cloned().unwrap_or(ZERO_STAMP)),
+                };
+                mine.push((version.clone(), view.clone()));
+                Decision::Apply(ObjectRecord::single(version))
+            },
+        )
         .await;
     let committed = match result {
         Ok(committed) => committed,
@@ -278,8 +284,7 @@ pub(super) async fn purge_if(
         bucket,
         key,
         condition,
-        None,
-        Vec::new(),
+        Select::current_and(Some(version_id)),
         |view, _| {
             target = view.find_s3_version(version_id).cloned();
             match &target {
@@ -308,13 +313,12 @@ async fn change_if(
     bucket: &str,
     key: &str,
     condition: &WriteCondition,
-    stored: Option<BlobStored>,
-    blobs: Vec<String>,
+    select: Select,
     mut change: impl FnMut(&ObjectRecord, &Stamp) -> Option<ObjectRecord>,
 ) -> S3Result<(ObjectRecord, ObjectRecord)> {
     let mut before = ObjectRecord::default();
     let result = cluster
-        .compare_and_set::<S3Error>(bucket, key, stored, |view, stamp, _| {
+        .compare_and_set::<S3Error>(bucket, key, None, select, |view, stamp, _| {
             let Some(c) = change(view, stamp) else {
                 return Decision::AlreadyApplied;
             };
@@ -325,11 +329,5 @@ async fn change_if(
             Decision::Apply(c)
         })
         .await;
-    match result {
-        Ok(committed) => Ok((committed, before)),
-        Err(e) => {
-            free_if_refused(cluster, bucket, key, &e, blobs);
-            Err(e)
-        }
-    }
+    result.map(|committed| (committed, before))
 }

@@ -164,9 +164,38 @@ async fn every_operation_works(
         .await
         .unwrap_or_else(|e| panic!("DeleteObjects: {e:?}"));
     assert!(out.errors().is_empty(), "{:?}", out.errors());
-    // A new version on top, then a delete marker.
-    put_bytes(s3, BUCKET, key, b"on top").await;
+    // A new version on top, through a conditional write (If-Match on the current ETag),
+    // then a create that must fail (If-None-Match), then a delete marker.
+    let etag = s3
+        .head_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .unwrap()
+        .e_tag()
+        .expect("etag")
+        .to_owned();
+    s3.put_object()
+        .bucket(BUCKET)
+        .key(key)
+        .if_match(&etag)
+        .body(ByteStream::from_static(b"on top"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("conditional PUT: {e:?}"));
     assert_eq!(get_version(s3, key, None).await, b"on top");
+    assert_s3_error(
+        s3.put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .if_none_match("*")
+            .body(ByteStream::from_static(b"not created"))
+            .send()
+            .await,
+        412,
+        "PreconditionFailed",
+    );
     s3.delete_object()
         .bucket(BUCKET)
         .key(key)

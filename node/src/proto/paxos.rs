@@ -25,6 +25,10 @@ pub type Ballot = Stamp;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Prepare {
     pub ballot: Ballot,
+    /// The versions the promise's record holds, as a [`super::Select`] query (every
+    /// version when absent, as older gateways expect).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub select: Option<String>,
 }
 
 /// The last proposal a node accepted.

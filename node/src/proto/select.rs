@@ -19,8 +19,9 @@ pub enum Select {
     /// Every version (what a node answers when the query names none).
     All,
     /// The window; the version S3 clients name `with` (`null` included), if stored; and
-    /// the versions of `stamps` that are stored (a reader checking where given versions
-    /// are, which the window of a replica that has newer ones does not show).
+    /// for each of `stamps` the version stamped so, or when there is none the next newer
+    /// one (a reader checking where given versions are, which the window of a replica that
+    /// has newer ones does not show).
     Current {
         with: Option<String>,
         stamps: Vec<Stamp>,

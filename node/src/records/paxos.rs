@@ -21,15 +21,24 @@ pub(super) const PAXOS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("pa
 type Bytes<'t> = Table<'t, &'static [u8], &'static [u8]>;
 
 impl RecordStore {
-    /// Paxos `prepare` for (bucket, key); answers once the promise is durable.
+    /// Paxos `prepare` for (bucket, key); answers once the promise is durable, with the
+    /// versions `select` names.
     pub(crate) async fn paxos_prepare(
         &self,
         bucket: &str,
         key: &str,
         ballot: Ballot,
+        select: Select,
     ) -> Result<Promise, Error> {
         let key = ObjectKeys::new(bucket, key)?;
-        match self.write(Change::Prepare { key, ballot }).await? {
+        match self
+            .write(Change::Prepare {
+                key,
+                ballot,
+                select,
+            })
+            .await?
+        {
             Reply::Promise(p) => Ok(p),
             _ => Err(Error::Corrupt(
                 "record writer answered prepare oddly".into(),
@@ -70,15 +79,16 @@ pub(super) fn prepare(
     objects: &Tables<'_>,
     key: &ObjectKeys,
     ballot: &Ballot,
+    select: &Select,
 ) -> Result<(Promise, bool), Error> {
     let before: PaxosState = get_decoded(paxos, &key.paxos)?.unwrap_or_default();
     let mut state = before.clone();
     let promised = state.prepare(ballot);
     let changed = state != before && store(paxos, &key.paxos, &state)?;
-    // Every version: the proposer decides on them (whether one of its earlier proposals
-    // took effect looks below the current version).
+    // What the proposer decides on: the window, and the versions its earlier proposals
+    // made (whether one took effect looks below the current version).
     let record: Option<ObjectRecord> = if promised {
-        objects.select(&key.head, &Select::All)?
+        objects.select(&key.head, select)?
     } else {
         None
     };

@@ -550,7 +550,7 @@ async fn paxos_promises_survive_a_restart_and_refuse_lower_ballots() {
         .await
         .expect("merge");
     let p = store
-        .paxos_prepare("b", "k", ballot(10))
+        .paxos_prepare("b", "k", ballot(10), Select::All)
         .await
         .expect("prepare");
     assert!(p.promised);
@@ -561,7 +561,7 @@ async fn paxos_promises_survive_a_restart_and_refuse_lower_ballots() {
 
     let (store, _writer) = open(&dir, true);
     let low = store
-        .paxos_prepare("b", "k", ballot(5))
+        .paxos_prepare("b", "k", ballot(5), Select::All)
         .await
         .expect("prepare");
     assert!(
@@ -579,7 +579,7 @@ async fn paxos_promises_survive_a_restart_and_refuse_lower_ballots() {
     // The same ballot again (a re-sent prepare) is promised again.
     assert!(
         store
-            .paxos_prepare("b", "k", ballot(10))
+            .paxos_prepare("b", "k", ballot(10), Select::All)
             .await
             .expect("prepare")
             .promised
@@ -594,7 +594,7 @@ async fn paxos_accepted_value_is_reported_until_committed() {
     value.merge(&record(2));
     assert!(
         store
-            .paxos_prepare("b", "k", ballot(10))
+            .paxos_prepare("b", "k", ballot(10), Select::All)
             .await
             .expect("prepare")
             .promised
@@ -605,7 +605,7 @@ async fn paxos_accepted_value_is_reported_until_committed() {
         .expect("accept");
     assert!(a.accepted);
     let p = store
-        .paxos_prepare("b", "k", ballot(11))
+        .paxos_prepare("b", "k", ballot(11), Select::All)
         .await
         .expect("prepare");
     let accepted = p.accepted.expect("accepted proposal reported");
@@ -622,7 +622,7 @@ async fn paxos_accepted_value_is_reported_until_committed() {
         Some(value.clone())
     );
     let p = store
-        .paxos_prepare("b", "k", ballot(12))
+        .paxos_prepare("b", "k", ballot(12), Select::All)
         .await
         .expect("prepare");
     let accepted = p.accepted.expect("commit leaves the ballot");
@@ -641,7 +641,7 @@ async fn paxos_commit_from_a_node_outside_the_majority_fences_lower_ballots() {
     // This node never saw prepare or accept at ballot 20, only the commit.
     assert!(
         store
-            .paxos_prepare("b", "k", ballot(3))
+            .paxos_prepare("b", "k", ballot(3), Select::All)
             .await
             .expect("prepare")
             .promised
@@ -652,13 +652,13 @@ async fn paxos_commit_from_a_node_outside_the_majority_fences_lower_ballots() {
         .expect("commit");
     assert!(
         !store
-            .paxos_prepare("b", "k", ballot(15))
+            .paxos_prepare("b", "k", ballot(15), Select::All)
             .await
             .expect("prepare")
             .promised
     );
     let p = store
-        .paxos_prepare("b", "k", ballot(21))
+        .paxos_prepare("b", "k", ballot(21), Select::All)
         .await
         .expect("prepare");
     assert!(p.promised);
@@ -679,7 +679,7 @@ async fn a_plain_version_below_a_promised_ballot_is_refused_and_nothing_of_it_st
         id: "ballot".into(),
     };
     let promise = store
-        .paxos_prepare("b", "k", ballot.clone())
+        .paxos_prepare("b", "k", ballot.clone(), Select::All)
         .await
         .expect("prepare");
     assert!(promise.promised);

@@ -131,8 +131,17 @@ fn select_in(
                 add(v);
             }
             for stamp in stamps {
-                if let Some(v) = get::<Version>(versions, &version_key(hk, stamp))? {
-                    add(v);
+                // The version at `stamp`, or, when there is none, the next newer one (which
+                // tells whether a replaced null version was chosen: see `follows`).
+                let (_, end) = versions_range(hk);
+                let at = version_key(hk, stamp);
+                let found = versions
+                    .range::<&[u8]>(at.as_slice()..end.as_slice())
+                    .map_err(Error::db("range versions"))?
+                    .next();
+                if let Some(item) = found {
+                    let (_, v) = item.map_err(Error::db("read version"))?;
+                    add(decode(v.value())?);
                 }
             }
             top

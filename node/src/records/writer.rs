@@ -208,10 +208,12 @@ impl Writer {
                         each_hint(keyed, |key, hint| hints::clear(&mut hint_table, key, hint))
                             .map(done)
                     }
-                    Change::Prepare { key, ballot } => {
-                        paxos::prepare(&mut paxos_table, &objects, key, ballot)
-                            .map(|(p, c)| (c, Reply::Promise(p)))
-                    }
+                    Change::Prepare {
+                        key,
+                        ballot,
+                        select,
+                    } => paxos::prepare(&mut paxos_table, &objects, key, ballot, select)
+                        .map(|(p, c)| (c, Reply::Promise(p))),
                     Change::Accept { key, proposal } => {
                         paxos::accept(&mut paxos_table, key, &proposal.ballot, &proposal.value)
                             .map(|(a, c)| (c, Reply::Accept(a)))

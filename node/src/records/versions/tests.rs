@@ -155,3 +155,35 @@ fn the_window_of_a_key_with_many_versions_reads_only_its_top() {
     let stamps: Vec<u64> = window.versions.iter().map(|v| v.stamp.ts).collect();
     assert_eq!(stamps, [1, 2000]);
 }
+
+#[test]
+fn a_named_stamp_brings_its_version_or_the_next_newer_one() {
+    let (_dir, db) = store();
+    let batch: Vec<Version> = [10, 20, 30, 40]
+        .into_iter()
+        .map(|ts| version(ts, ts as u8, false, 2, None))
+        .collect();
+    merge_all(&db, "k", &[batch]);
+    let txn = db.begin_read().unwrap();
+    let tables = ReadTables::open(&txn).unwrap();
+    let stamp = |ts: u64| Stamp {
+        ts,
+        id: format!("{:02x}", ts as u8),
+    };
+    let select = |stamps: Vec<Stamp>| Select::Current { with: None, stamps };
+    let got = |select: Select| -> Vec<u64> {
+        let record = tables
+            .select(&head_key("b", "k"), &select)
+            .unwrap()
+            .unwrap();
+        record.versions.iter().map(|v| v.stamp.ts).collect()
+    };
+    // The window alone is the newest version.
+    assert_eq!(got(Select::CURRENT), [40]);
+    // A stored stamp brings its version; a missing one the next newer version.
+    assert_eq!(got(select(vec![stamp(20)])), [20, 40]);
+    assert_eq!(got(select(vec![stamp(15)])), [20, 40]);
+    assert_eq!(got(select(vec![stamp(5), stamp(35)])), [10, 40]);
+    // Past the newest: nothing more.
+    assert_eq!(got(select(vec![stamp(50)])), [40]);
+}
