@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use node::proto::paxos::{Ballot, Proposal};
-use node::proto::{MAX_SELECT_STAMPS, ObjectRecord, Select, Stamp, windows_cover};
+use node::proto::{ObjectRecord, Select, Stamp, windows_cover};
 
 use super::upload::BlobStored;
 use super::{Cluster, gather, quorum_failed, spawn_each};
@@ -69,9 +69,10 @@ struct Attempt {
     proposed: bool,
     /// The blob the change refers to, until a commit took it.
     stored: Option<BlobStored>,
-    /// The stamps of every change this call proposed: later rounds must see whether one
-    /// took effect, however far below the current version it is by then.
-    interest: Vec<Stamp>,
+    /// The oldest version this call made (stamped with a round's ballot): later rounds see
+    /// every version from there up, which tells whether one took effect however far below
+    /// the current version it is by then (see `quorum::outcome`).
+    since: Option<Stamp>,
 }
 
 /// How one round ended.
@@ -112,25 +113,14 @@ impl Cluster {
         let mut attempt = Attempt {
             proposed: false,
             stored,
-            interest: Vec::new(),
+            since: None,
         };
         let mut full = false;
         loop {
-            let round_select = match &select {
-                Select::Current { with, stamps } if !full => {
-                    let mut stamps = stamps.clone();
-                    stamps.extend(attempt.interest.iter().cloned());
-                    if stamps.len() > MAX_SELECT_STAMPS {
-                        Select::All
-                    } else {
-                        Select::Current {
-                            with: with.clone(),
-                            stamps,
-                        }
-                    }
-                }
-                Select::Current { .. } => Select::All,
-                other => other.clone(),
+            let round_select = if full {
+                Select::All
+            } else {
+                select.and_since(attempt.since.as_ref())
             };
             let ballot = Stamp {
                 ts: self.next_timestamp(outbid),
@@ -256,9 +246,9 @@ impl Cluster {
         // `mine`: the value carries the caller's change (and so refers to its blob).
         let (value, outcome, mine) = match decide(&view, ballot, attempt.proposed) {
             Decision::Apply(change) => {
-                attempt
-                    .interest
-                    .extend(change.versions.iter().map(|v| v.stamp.clone()));
+                if change.versions.iter().any(|v| v.stamp == *ballot) && attempt.since.is_none() {
+                    attempt.since = Some(ballot.clone());
+                }
                 let mut value = view;
                 value.merge(&change);
                 (value, None, true)

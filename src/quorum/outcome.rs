@@ -25,18 +25,31 @@ pub enum Earlier {
     Unknown,
 }
 
-/// Decides from `view` whether one of `mine` took effect. A chosen version is in every later
-/// state unless a newer null version replaced it (null versions drop older ones). So a
-/// version absent from `view` never took effect when it is not null, or when no version is
-/// newer than it. Otherwise the next newer version tells, if a conditional write made it:
-/// it `follows` the newest stamp that write saw, at least this version's if this one was
-/// chosen before it, and below it if not. A version that was not chosen before a newer one
-/// can still reach the records later (an attempt some replica stored), but only below that
-/// newer version: it is never observed as the key's state.
+/// Decides from `view` whether one of `mine` took effect. `view` must hold every version
+/// stamped at or above the oldest of `mine` that the state holds (what `Select::since`
+/// asks the replicas for).
+///
+/// A version in `view` took effect unless a conditional write chose a newer version
+/// without seeing it: that write's version `follows` a stamp below this one. Such a version
+/// reached the records without ever being the key's state (an attempt a replica stored
+/// after the conditional write's majority promised, or an accepted value the round that
+/// proposed it lost), and answering "written" for it would order the request before a
+/// conditional write whose condition did not see it.
+///
+/// A chosen version is in every later state unless a newer null version replaced it (null
+/// versions drop older ones). So a version absent from `view` never took effect when it is
+/// not null, or when no version is newer than it. Otherwise the next newer version tells,
+/// if a conditional write made it: it `follows` the newest stamp that write saw, at least
+/// this version's if this one was chosen before it, and below it if not.
 pub fn earlier_outcome(view: &ObjectRecord, mine: &[Version]) -> Earlier {
+    let skipped = |stamp: &Stamp| {
+        view.versions
+            .iter()
+            .any(|x| x.stamp > *stamp && x.follows.as_ref().is_some_and(|f| f < stamp))
+    };
     let mut unknown = false;
     for (i, v) in mine.iter().enumerate() {
-        if view.versions.iter().any(|x| x.stamp == v.stamp) {
+        if view.versions.iter().any(|x| x.stamp == v.stamp) && !skipped(&v.stamp) {
             return Earlier::Applied(i);
         }
     }
@@ -104,6 +117,23 @@ mod tests {
             earlier_outcome(&view, &[v(10, false, None)]),
             Earlier::NotApplied
         );
+    }
+
+    #[test]
+    fn a_present_version_a_conditional_write_skipped_never_took_effect() {
+        let mine = [v(10, false, None)];
+        // Stored somewhere, but the conditional write of 20 saw only 5.
+        let skipped = record(vec![v(5, false, None), v(10, false, None), v(20, false, Some(5))]);
+        assert_eq!(earlier_outcome(&skipped, &mine), Earlier::NotApplied);
+        // The write of 20 saw it.
+        let seen = record(vec![v(5, false, None), v(10, false, None), v(20, false, Some(10))]);
+        assert_eq!(earlier_outcome(&seen, &mine), Earlier::Applied(0));
+        // A plain write above says nothing about it.
+        let plain = record(vec![v(10, false, None), v(20, false, None)]);
+        assert_eq!(earlier_outcome(&plain, &mine), Earlier::Applied(0));
+        // The request's own later version skipped its first one: the later one counts.
+        let mine = [v(10, false, None), v(20, false, Some(5))];
+        assert_eq!(earlier_outcome(&skipped, &mine), Earlier::Applied(1));
     }
 
     #[test]

@@ -111,48 +111,35 @@ impl Cluster {
         stored: Option<BlobStored>,
     ) -> Result<Version, Error> {
         let template = first.clone();
+        let since = Select::CURRENT.and_since(Some(&first.stamp));
         let mut mine = vec![first];
+        // What the last round decided: the version the request is, if it committed.
         let mut chosen: Option<Version> = None;
-        let committed = self
-            .compare_and_set::<Error>(bucket, key, stored, Select::CURRENT, |view, stamp, _| {
-                match earlier_outcome(view, &mine) {
-                    Earlier::Applied(i) => {
-                        chosen = Some(mine[i].clone());
-                        return Decision::AlreadyApplied;
-                    }
-                    Earlier::Unknown => {
-                        return Decision::Refuse(Error::Contention {
-                            outcome_unknown: true,
-                        });
-                    }
-                    Earlier::NotApplied => {}
+        self.compare_and_set::<Error>(bucket, key, stored, since, |view, stamp, _| {
+            match earlier_outcome(view, &mine) {
+                Earlier::Applied(i) => {
+                    chosen = Some(mine[i].clone());
+                    return Decision::AlreadyApplied;
                 }
-                let mut version = restamped(template.clone(), stamp.clone());
-                version.follows = Some(view.newest_stamp().cloned().unwrap_or(ZERO_STAMP));
-                mine.push(version.clone());
-                Decision::Apply(ObjectRecord::single(version))
-            })
-            .await?;
-        let written = mine
-            .iter()
-            .find(|v| committed.versions.iter().any(|c| c.stamp == v.stamp))
-            .cloned()
-            .or(chosen)
-            .ok_or(Error::Contention {
-                outcome_unknown: true,
-            })?;
-        let abandoned = mine
-            .iter()
-            .filter(|v| v.stamp != written.stamp)
-            .map(|v| v.stamp.clone())
-            .collect();
-        self.purge_abandoned(
-            bucket,
-            key,
-            &written,
-            abandoned,
-            &self.replicas(bucket, key),
-        );
+                Earlier::Unknown => {
+                    return Decision::Refuse(Error::Contention {
+                        outcome_unknown: true,
+                    });
+                }
+                Earlier::NotApplied => {}
+            }
+            let mut version = restamped(template.clone(), stamp.clone());
+            version.follows = Some(view.newest_stamp().cloned().unwrap_or(ZERO_STAMP));
+            mine.push(version.clone());
+            chosen = Some(version.clone());
+            Decision::Apply(ObjectRecord::single(version))
+        })
+        .await?;
+        let written = chosen.ok_or(Error::Contention {
+            outcome_unknown: true,
+        })?;
+        let abandoned = mine.iter().map(|v| v.stamp.clone()).collect();
+        self.purge_abandoned(bucket, key, &written, abandoned);
         Ok(written)
     }
 
@@ -161,17 +148,18 @@ impl Cluster {
     /// keep a version nobody was told about. (A null version needs nothing: the newer
     /// null version replaces it, and a purge of it would drop older null versions while
     /// the new one may still be on its way.)
-    fn purge_abandoned(
+    pub(crate) fn purge_abandoned(
         &self,
         bucket: &str,
         key: &str,
         written: &Version,
-        abandoned: Vec<Stamp>,
-        targets: &[usize],
+        mut abandoned: Vec<Stamp>,
     ) {
+        abandoned.retain(|s| *s != written.stamp);
         if written.null || abandoned.is_empty() {
             return;
         }
+        let targets = self.replicas(bucket, key);
         let tombstones = ObjectRecord {
             versions: abandoned
                 .into_iter()

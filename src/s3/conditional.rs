@@ -180,7 +180,8 @@ pub(super) async fn commit_if(
     let versioning = write.versioning;
     let null = versioning != Some(Versioning::Enabled);
     // Every version this request proposed (one per round that applied it), with the view
-    // it was applied to.
+    // it was applied to; and what the last round decided (the request's version, if the
+    // round committed).
     let mut mine: Vec<(Version, ObjectRecord)> = Vec::new();
     let mut chosen: Option<(Version, ObjectRecord)> = None;
     let result = cluster
@@ -220,31 +221,23 @@ pub(super) async fn commit_if(
                     follows: Some(view.newest_stamp().cloned().unwrap_or(ZERO_STAMP)),
                 };
                 mine.push((version.clone(), view.clone()));
+                chosen = Some((version.clone(), view.clone()));
                 Decision::Apply(ObjectRecord::single(version))
             },
         )
         .await;
-    let committed = match result {
-        Ok(committed) => committed,
-        Err(e) => {
-            free_if_refused(cluster, bucket, key, &e, blobs);
-            return Err(e);
-        }
+    if let Err(e) = result {
+        free_if_refused(cluster, bucket, key, &e, blobs);
+        return Err(e);
+    }
+    let Some((version, before)) = chosen else {
+        return Err(s3_error!(
+            InternalError,
+            "conditional write committed without its version"
+        ));
     };
-    let found = mine
-        .iter()
-        .find(|(v, _)| committed.versions.iter().any(|c| c.stamp == v.stamp));
-    let (version, before) = match (found, chosen) {
-        (Some((v, before)), _) => (v.clone(), before.clone()),
-        // Chosen in an earlier round, and replaced since by a newer write.
-        (None, Some(earlier)) => earlier,
-        (None, None) => {
-            return Err(s3_error!(
-                InternalError,
-                "conditional write committed without its version"
-            ));
-        }
-    };
+    let abandoned = mine.iter().map(|(v, _)| v.stamp.clone());
+    cluster.purge_abandoned(bucket, key, &version, abandoned.collect());
     let ctx = WriteContext::new(versioning, Some(&before));
     ctx.release_replaced(cluster, bucket, key);
     Ok(Committed { version, ctx })

@@ -7,7 +7,8 @@
 //! current version, newest stamp and null version. Invariant: nothing that looks for a
 //! version outside the window (by id, by stamp, or every version) reads a window alone: a
 //! read by id names the version in `with`, a check of given versions names their stamps,
-//! and the node adds those it has.
+//! and the node adds those it has; a conditional write asking what became of its own
+//! earlier attempts names the oldest one in `since` and gets every version from there up.
 
 use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 
@@ -18,13 +19,15 @@ use super::{ObjectRecord, Stamp};
 pub enum Select {
     /// Every version (what a node answers when the query names none).
     All,
-    /// The window; the version S3 clients name `with` (`null` included), if stored; and
-    /// for each of `stamps` the version stamped so, or when there is none the next newer
-    /// one (a reader checking where given versions are, which the window of a replica that
-    /// has newer ones does not show).
+    /// The window; the version S3 clients name `with` (`null` included), if stored; the
+    /// versions of `stamps` that are stored (a reader checking where given versions are,
+    /// which the window of a replica that has newer ones does not show); and every version
+    /// stamped at or above `since` (a writer asking what became of its own earlier
+    /// attempts, which the versions written since tell: see `quorum::outcome`).
     Current {
         with: Option<String>,
         stamps: Vec<Stamp>,
+        since: Option<Stamp>,
     },
     /// At most `limit` (capped at [`MAX_PAGE_VERSIONS`]) versions stamped above `after`,
     /// oldest first: how a repair walks a history of any size.
@@ -57,6 +60,7 @@ impl Select {
     pub const CURRENT: Select = Select::Current {
         with: None,
         stamps: Vec::new(),
+        since: None,
     };
 
     /// The window and the version S3 clients name `version_id`, if any.
@@ -64,6 +68,20 @@ impl Select {
         Select::Current {
             with: version_id.map(str::to_owned),
             stamps: Vec::new(),
+            since: None,
+        }
+    }
+
+    /// This selection, also asking for every version stamped at or above `stamp` (every
+    /// version, for `All`; a page is left as it is).
+    pub fn and_since(&self, stamp: Option<&Stamp>) -> Select {
+        match (self, stamp) {
+            (Select::Current { with, stamps, since }, Some(stamp)) => Select::Current {
+                with: with.clone(),
+                stamps: stamps.clone(),
+                since: Some(since.as_ref().map_or(stamp, |s| s.min(stamp)).clone()),
+            },
+            _ => self.clone(),
         }
     }
 
@@ -73,16 +91,17 @@ impl Select {
         match self {
             Select::All | Select::Page { .. } => self.clone(),
             Select::Current { .. } if record.versions.len() > MAX_SELECT_STAMPS => Select::All,
-            Select::Current { with, .. } => Select::Current {
+            Select::Current { with, since, .. } => Select::Current {
                 with: with.clone(),
                 stamps: record.versions.iter().map(|v| v.stamp.clone()).collect(),
+                since: since.clone(),
             },
         }
     }
 
     /// Query parameters (`None` for every version, the default).
     pub fn to_query(&self) -> Option<String> {
-        let (with, stamps) = match self {
+        let (with, stamps, since) = match self {
             Select::All => return None,
             Select::Page { after, limit } => {
                 let mut query = format!("select=page&limit={limit}");
@@ -92,7 +111,15 @@ impl Select {
                 }
                 return Some(query);
             }
-            Select::Current { with, stamps } => (with, stamps),
+            Select::Current {
+                with,
+                stamps,
+                since,
+            } => (with, stamps, since),
+        };
+        let stamp_param = |query: &mut String, name: &str, stamp: &Stamp| {
+            query.push_str(&format!("&{name}={}:", stamp.ts));
+            query.extend(utf8_percent_encode(&stamp.id, NON_ALPHANUMERIC));
         };
         let mut query = String::from("select=current");
         if let Some(id) = with {
@@ -100,17 +127,19 @@ impl Select {
             query.extend(utf8_percent_encode(id, NON_ALPHANUMERIC));
         }
         for stamp in stamps {
-            query.push_str(&format!("&stamp={}:", stamp.ts));
-            query.extend(utf8_percent_encode(&stamp.id, NON_ALPHANUMERIC));
+            stamp_param(&mut query, "stamp", stamp);
+        }
+        if let Some(stamp) = since {
+            stamp_param(&mut query, "since", stamp);
         }
         Some(query)
     }
 
-    /// Parses `select=`, `with=` and `stamp=` out of a query; `None` when they are
-    /// malformed.
+    /// Parses `select=`, `with=`, `stamp=`, `since=`, `after=` and `limit=` out of a query;
+    /// `None` when they are malformed.
     pub fn from_query(query: Option<&str>) -> Option<Select> {
         let (mut select, mut with, mut stamps) = (None, None, Vec::new());
-        let (mut after, mut limit) = (None, None);
+        let (mut after, mut limit, mut since) = (None, None, None);
         let stamp = |value: &str| -> Option<Stamp> {
             let (ts, id) = value.split_once(':')?;
             Some(Stamp {
@@ -120,7 +149,10 @@ impl Select {
         };
         for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            if !matches!(name, "select" | "with" | "stamp" | "after" | "limit") {
+            if !matches!(
+                name,
+                "select" | "with" | "stamp" | "since" | "after" | "limit"
+            ) {
                 continue;
             }
             let value = percent_decode_str(value).decode_utf8().ok()?.into_owned();
@@ -129,6 +161,7 @@ impl Select {
                 "with" => with = Some(value),
                 "stamp" => stamps.push(stamp(&value)?),
                 "after" => after = Some(stamp(&value)?),
+                "since" => since = Some(stamp(&value)?),
                 _ => limit = Some(value.parse::<usize>().ok()?),
             }
         }
@@ -137,14 +170,22 @@ impl Select {
         }
         let only_current = after.is_none() && limit.is_none();
         match select.as_deref() {
-            None | Some("all") if with.is_none() && stamps.is_empty() && only_current => {
+            None | Some("all")
+                if with.is_none() && stamps.is_empty() && since.is_none() && only_current =>
+            {
                 Some(Select::All)
             }
-            Some("current") if only_current => Some(Select::Current { with, stamps }),
-            Some("page") if with.is_none() && stamps.is_empty() => Some(Select::Page {
-                after,
-                limit: limit?.min(MAX_PAGE_VERSIONS),
+            Some("current") if only_current => Some(Select::Current {
+                with,
+                stamps,
+                since,
             }),
+            Some("page") if with.is_none() && stamps.is_empty() && since.is_none() => {
+                Some(Select::Page {
+                after,
+                    limit: limit?.min(MAX_PAGE_VERSIONS),
+                })
+            }
             _ => None,
         }
     }
@@ -154,7 +195,12 @@ impl Select {
     /// that lacks the newest version answers the one below it), which are neither the
     /// key's current state nor a sign that another replica lacks them.
     pub fn trim(&self, record: &mut ObjectRecord) {
-        let Select::Current { with, stamps } = self else {
+        let Select::Current {
+            with,
+            stamps,
+            since,
+        } = self
+        else {
             return;
         };
         if record.versions.is_empty() {
@@ -172,6 +218,7 @@ impl Select {
                 || Some(&v.stamp) == null.as_ref()
                 || with.as_deref() == Some(v.s3_version_id())
                 || stamps.contains(&v.stamp)
+                || since.as_ref().is_some_and(|s| v.stamp >= *s)
         });
     }
 
@@ -243,6 +290,16 @@ mod tests {
             versions: vec![v(3, false, VersionState::DeleteMarker)],
         });
         assert_eq!(kept(probe), [1, 3, 4, 5]);
+        let since = |ts: u64| {
+            Select::CURRENT.and_since(Some(&Stamp {
+                ts,
+                id: format!("id{ts}"),
+            }))
+        };
+        assert_eq!(kept(since(2)), [1, 2, 3, 4, 5]);
+        // The oldest of several.
+        assert_eq!(kept(since(3).and_since(Some(&v(2, false, VersionState::Purged).stamp))), [1, 2, 3, 4, 5]);
+        assert_eq!(kept(since(2).and_since(Some(&v(3, false, VersionState::Purged).stamp))), [1, 2, 3, 4, 5]);
     }
 
     #[test]
@@ -263,8 +320,13 @@ mod tests {
                 }),
                 limit: MAX_PAGE_VERSIONS,
             },
+            Select::CURRENT.and_since(Some(&Stamp {
+                ts: 9,
+                id: "s&:".into(),
+            })),
             Select::Current {
                 with: None,
+                since: None,
                 stamps: vec![
                     Stamp {
                         ts: 7,

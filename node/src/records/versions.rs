@@ -117,7 +117,11 @@ fn select_in(
 ) -> Result<Option<ObjectRecord>, Error> {
     let found = match select {
         Select::All => load(versions, hk)?,
-        Select::Current { with, stamps } => {
+        Select::Current {
+            with,
+            stamps,
+            since,
+        } => {
             let head = head(heads, hk)?;
             let mut top: Vec<Version> = window(versions, head.as_ref(), hk)?;
             let mut add = |v: Version| {
@@ -131,15 +135,17 @@ fn select_in(
                 add(v);
             }
             for stamp in stamps {
-                // The version at `stamp`, or, when there is none, the next newer one (which
-                // tells whether a replaced null version was chosen: see `follows`).
+                if let Some(v) = get::<Version>(versions, &version_key(hk, stamp))? {
+                    add(v);
+                }
+            }
+            if let Some(since) = since {
                 let (_, end) = versions_range(hk);
-                let at = version_key(hk, stamp);
-                let found = versions
-                    .range::<&[u8]>(at.as_slice()..end.as_slice())
+                let from = version_key(hk, since);
+                for item in versions
+                    .range::<&[u8]>(from.as_slice()..end.as_slice())
                     .map_err(Error::db("range versions"))?
-                    .next();
-                if let Some(item) = found {
+                {
                     let (_, v) = item.map_err(Error::db("read version"))?;
                     add(decode(v.value())?);
                 }

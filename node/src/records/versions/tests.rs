@@ -157,7 +157,7 @@ fn the_window_of_a_key_with_many_versions_reads_only_its_top() {
 }
 
 #[test]
-fn a_named_stamp_brings_its_version_or_the_next_newer_one() {
+fn named_stamps_bring_their_versions_and_since_every_newer_one() {
     let (_dir, db) = store();
     let batch: Vec<Version> = [10, 20, 30, 40]
         .into_iter()
@@ -170,7 +170,11 @@ fn a_named_stamp_brings_its_version_or_the_next_newer_one() {
         ts,
         id: format!("{:02x}", ts as u8),
     };
-    let select = |stamps: Vec<Stamp>| Select::Current { with: None, stamps };
+    let select = |stamps: Vec<Stamp>, since: Option<u64>| Select::Current {
+        with: None,
+        stamps,
+        since: since.map(stamp),
+    };
     let got = |select: Select| -> Vec<u64> {
         let record = tables
             .select(&head_key("b", "k"), &select)
@@ -180,10 +184,13 @@ fn a_named_stamp_brings_its_version_or_the_next_newer_one() {
     };
     // The window alone is the newest version.
     assert_eq!(got(Select::CURRENT), [40]);
-    // A stored stamp brings its version; a missing one the next newer version.
-    assert_eq!(got(select(vec![stamp(20)])), [20, 40]);
-    assert_eq!(got(select(vec![stamp(15)])), [20, 40]);
-    assert_eq!(got(select(vec![stamp(5), stamp(35)])), [10, 40]);
-    // Past the newest: nothing more.
-    assert_eq!(got(select(vec![stamp(50)])), [40]);
+    // A stored stamp brings its version; a missing one nothing.
+    assert_eq!(got(select(vec![stamp(20)], None)), [20, 40]);
+    assert_eq!(got(select(vec![stamp(15)], None)), [40]);
+    assert_eq!(got(select(vec![stamp(10), stamp(35)], None)), [10, 40]);
+    // `since` brings every version from there up, whether or not one is stamped so.
+    assert_eq!(got(select(vec![], Some(20))), [20, 30, 40]);
+    assert_eq!(got(select(vec![], Some(15))), [20, 30, 40]);
+    assert_eq!(got(select(vec![stamp(10)], Some(35))), [10, 40]);
+    assert_eq!(got(select(vec![], Some(50))), [40]);
 }
