@@ -81,6 +81,10 @@ pub struct S3Args {
     /// created are aborted by the anti-entropy pass (0: never).
     #[arg(long, env = "S3QUORUM_UPLOAD_EXPIRY_SECS", default_value_t = 7 * 24 * 3600)]
     pub upload_expiry_secs: u64,
+    /// Garbage collection deletes a blob file no record refers to only once it is this
+    /// many seconds old (a write may have stored the blob and not yet its record).
+    #[arg(long, env = "S3QUORUM_GC_GRACE_SECS", default_value_t = 3600)]
+    pub gc_grace_secs: u64,
     /// Base domain for virtual-hosted-style requests (`bucket.DOMAIN`); repeat the flag or
     /// separate with commas for several. Path-style requests always work.
     #[arg(long = "domain", env = "S3QUORUM_DOMAIN", value_delimiter = ',')]
@@ -189,6 +193,8 @@ pub struct Config {
     pub scan_interval: Option<Duration>,
     /// `None`: abandoned multipart uploads are kept forever.
     pub upload_expiry: Option<Duration>,
+    /// Age an unreferenced blob file must reach before garbage collection deletes it.
+    pub gc_grace: Duration,
     /// Base domains of virtual-hosted-style addressing (lowercase, no port).
     pub domains: Vec<String>,
 }
@@ -213,6 +219,7 @@ impl Config {
             repair_interval: Duration::from_millis(args.s3.repair_interval_ms),
             scan_interval: scan_interval(args.s3.scan_interval_ms),
             upload_expiry: upload_expiry(args.s3.upload_expiry_secs),
+            gc_grace: Duration::from_secs(args.s3.gc_grace_secs),
             domains: domains(&args.s3.domains),
         }
     }
@@ -327,6 +334,7 @@ mod tests {
             repair_interval: Duration::from_secs(1),
             scan_interval: None,
             upload_expiry: None,
+            gc_grace: Duration::from_secs(3600),
             domains: Vec::new(),
         }
     }

@@ -19,6 +19,7 @@ mod cors;
 mod crc_combine;
 pub mod dev;
 pub mod error;
+pub mod gc;
 mod guard;
 pub mod host;
 mod integrity;

@@ -39,6 +39,12 @@ pub struct Metrics {
     pub paxos_rounds: IntCounterVec,
     /// `uploads_expired_total`: abandoned multipart uploads aborted by anti-entropy passes.
     pub uploads_expired: IntCounter,
+    /// `gc_blobs_deleted_total`: blob files garbage collection deleted.
+    pub gc_blobs_deleted: IntCounter,
+    /// `gc_bytes_freed_total`: bytes of the blob files garbage collection deleted.
+    pub gc_bytes_freed: IntCounter,
+    /// `gc_candidates`: unreferenced blob files waiting out the grace, at the last pass.
+    pub gc_candidates: IntGauge,
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -161,6 +167,21 @@ impl Metrics {
                 r,
                 "anti_entropy_keys_total",
                 "Keys compared across replicas by anti-entropy passes",
+            ),
+            gc_blobs_deleted: counter(
+                r,
+                "gc_blobs_deleted_total",
+                "Blob files no record referred to, deleted by garbage collection",
+            ),
+            gc_bytes_freed: counter(
+                r,
+                "gc_bytes_freed_total",
+                "Bytes of the blob files garbage collection deleted",
+            ),
+            gc_candidates: gauge(
+                r,
+                "gc_candidates",
+                "Unreferenced blob files waiting out the garbage-collection grace, at the last pass",
             ),
             node_up,
             registry,

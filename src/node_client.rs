@@ -16,6 +16,7 @@ use hyper::body::Frame;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use node::proto::gc::{GcCollected, GcScan};
 use node::proto::paxos::{AcceptReply, Ballot, Prepare, Promise, Proposal};
 use node::proto::{
     self, BlobPutReply, Bodies, BucketRecord, CHECK_HEADER, EXPECTED_MD5_HEADER, ErrorBody, Hint,
@@ -296,9 +297,34 @@ impl NodeClient {
         )
     }
 
-    pub async fn delete_blob(&self, id: &str) -> Result<(), NodeError> {
-        let req = self.request(Method::DELETE, &format!("/blobs/{id}"), Self::empty());
-        self.call_json::<serde_json::Value>(req).await.map(|_| ())
+    /// The blobs of shard `shard` nothing on the node refers to (see `node::proto::gc`).
+    pub async fn gc_scan(&self, shard: u8, grace: Duration) -> Result<GcScan, NodeError> {
+        let path = format!("/gc/scan/{shard:02x}?grace_secs={}", grace.as_secs());
+        self.call_json(self.request(Method::POST, &path, Self::empty()))
+            .await?
+            .ok_or_else(|| NodeError::BadReply("empty scan answer".into()))
+    }
+
+    /// Which of `ids` something on the node refers to.
+    pub async fn gc_referenced(&self, ids: &[String]) -> Result<Vec<String>, NodeError> {
+        let req = self.request(Method::POST, "/gc/referenced", Self::json_body(&ids));
+        self.call_json(req)
+            .await?
+            .ok_or_else(|| NodeError::BadReply("empty referenced answer".into()))
+    }
+
+    /// Has the node delete each of `ids` that, checked again, nothing on it refers to and
+    /// that is older than `grace`.
+    pub async fn gc_collect(
+        &self,
+        ids: &[String],
+        grace: Duration,
+    ) -> Result<GcCollected, NodeError> {
+        let path = format!("/gc/collect?grace_secs={}", grace.as_secs());
+        let req = self.request(Method::POST, &path, Self::json_body(&ids));
+        self.call_json(req)
+            .await?
+            .ok_or_else(|| NodeError::BadReply("empty collect answer".into()))
     }
 
     /// The versions `select` names of `(bucket, key)`, with the inline bodies `bodies`

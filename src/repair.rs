@@ -19,7 +19,8 @@ use node::proto::{Bodies, Hint, ObjectRecord, Select};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::quorum::{Cluster, UPLOADS_SUFFIX, is_behind, part_blobs};
+use crate::gc::GcStatus;
+use crate::quorum::{Cluster, UPLOADS_SUFFIX, is_behind};
 
 /// How the worker paces itself.
 #[derive(Debug, Clone)]
@@ -30,6 +31,9 @@ pub struct RepairConfig {
     pub scan_interval: Option<Duration>,
     /// Age past which an upload in progress is aborted by the pass; `None`: never.
     pub upload_expiry: Option<Duration>,
+    /// Age an unreferenced blob file must reach before garbage collection, which runs
+    /// after each anti-entropy pass, deletes it.
+    pub gc_grace: Duration,
 }
 
 /// Hints handled per iteration, so the loop comes back to its health checks often.
@@ -48,6 +52,7 @@ pub struct RepairStatus {
     pub repairs_done: u64,
     pub repairs_failed: u64,
     pub last_anti_entropy_pass: Option<PassStatus>,
+    pub last_gc_pass: Option<GcStatus>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -130,6 +135,10 @@ impl Worker {
             && Instant::now() >= at
         {
             self.anti_entropy(stop).await;
+            let gc = crate::gc::pass(&self.cluster, self.config.gc_grace, stop).await;
+            if let Ok(mut s) = self.status.lock() {
+                s.last_gc_pass = Some(gc);
+            }
             self.next_scan = self.config.scan_interval.map(|i| Instant::now() + i);
         }
         let mut lagging = hint_lag;
@@ -219,9 +228,8 @@ impl Worker {
                     upload = id,
                     "abandoned multipart upload aborted"
                 );
+                // Its part blobs are garbage now, for garbage collection to free.
                 self.cluster.metrics().uploads_expired.inc();
-                self.cluster
-                    .free_parts_later(bucket, key, part_blobs(merged));
                 true
             }
             Err(e) => {

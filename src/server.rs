@@ -75,6 +75,7 @@ pub async fn run_gateway(
             interval: config.repair_interval,
             scan_interval: config.scan_interval,
             upload_expiry: config.upload_expiry,
+            gc_grace: config.gc_grace,
         },
         status.clone(),
         stop_rx.clone(),

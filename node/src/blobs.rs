@@ -29,6 +29,7 @@ use crate::error::Error;
 use crate::metrics::{Metrics, gauge_value};
 use crate::proto::{self, BLOB_BLOCK_SIZE};
 
+mod gc;
 mod read;
 mod write;
 
@@ -149,29 +150,6 @@ impl BlobStore {
         let blob = self.open_blob(id).await?;
         let size = blob.size();
         Ok((size, blob.read(range)?))
-    }
-
-    /// Removes blob `id`. Deleting a missing blob succeeds, so deletes are retry-safe.
-    pub(crate) async fn delete(&self, id: &str) -> Result<(), Error> {
-        check_id(id)?;
-        let store = self.clone();
-        let path = self.path(id);
-        tokio::task::spawn_blocking(move || {
-            let _placing = store.lock();
-            let Some(meta) = stat(&path) else {
-                return Ok(());
-            };
-            match std::fs::remove_file(&path) {
-                Ok(()) => {
-                    store.forget(&meta);
-                    Ok(())
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(Error::io("delete blob")(e)),
-            }
-        })
-        .await
-        .map_err(Error::task("blob delete task"))?
     }
 
     /// Which of `ids` (blobs missing here) this node quarantined as corrupt: bad bytes it

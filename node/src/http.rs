@@ -26,6 +26,7 @@ use serde::de::DeserializeOwned;
 use crate::blobs::{BlobStore, Piece, Trailer, Verify};
 use crate::disk::Disk;
 use crate::error::{Error, status_and_body};
+use crate::gc;
 use crate::lease::Leases;
 use crate::metrics::Metrics;
 use crate::proto::paxos::{Prepare, Proposal};
@@ -59,7 +60,6 @@ enum Route<'a> {
     Metrics,
     PutBlob(&'a str),
     GetBlob(&'a str),
-    DeleteBlob(&'a str),
     GetRecord(&'a str, &'a str),
     MergeRecord(&'a str, &'a str),
     List(&'a str),
@@ -73,6 +73,9 @@ enum Route<'a> {
     PaxosPrepare(&'a str, &'a str),
     PaxosAccept(&'a str, &'a str),
     PaxosCommit(&'a str, &'a str),
+    GcScan(&'a str),
+    GcReferenced,
+    GcCollect,
     /// A known path, another method.
     WrongMethod,
     Unknown,
@@ -86,7 +89,6 @@ impl<'a> Route<'a> {
             ("GET", ["metrics"]) => Route::Metrics,
             ("PUT", ["blobs", id]) => Route::PutBlob(id),
             ("GET", ["blobs", id]) => Route::GetBlob(id),
-            ("DELETE", ["blobs", id]) => Route::DeleteBlob(id),
             ("GET", ["records", bucket, key]) => Route::GetRecord(bucket, key),
             ("POST", ["records", bucket, key]) => Route::MergeRecord(bucket, key),
             ("GET", ["list", bucket]) => Route::List(bucket),
@@ -100,6 +102,9 @@ impl<'a> Route<'a> {
             ("POST", ["paxos", bucket, key, "prepare"]) => Route::PaxosPrepare(bucket, key),
             ("POST", ["paxos", bucket, key, "accept"]) => Route::PaxosAccept(bucket, key),
             ("POST", ["paxos", bucket, key, "commit"]) => Route::PaxosCommit(bucket, key),
+            ("POST", ["gc", "scan", shard]) => Route::GcScan(shard),
+            ("POST", ["gc", "referenced"]) => Route::GcReferenced,
+            ("POST", ["gc", "collect"]) => Route::GcCollect,
             (
                 _,
                 ["health"]
@@ -112,7 +117,9 @@ impl<'a> Route<'a> {
                 | ["hints"]
                 | ["hints", "delete"]
                 | ["lease", _]
-                | ["paxos", _, _, "prepare" | "accept" | "commit"],
+                | ["paxos", _, _, "prepare" | "accept" | "commit"]
+                | ["gc", "scan", _]
+                | ["gc", "referenced" | "collect"],
             ) => Route::WrongMethod,
             _ => Route::Unknown,
         }
@@ -125,7 +132,6 @@ impl<'a> Route<'a> {
             Route::Metrics => "metrics",
             Route::PutBlob(_) => "put_blob",
             Route::GetBlob(_) => "get_blob",
-            Route::DeleteBlob(_) => "delete_blob",
             Route::GetRecord(..) => "get_record",
             Route::MergeRecord(..) => "merge_record",
             Route::List(_) => "list",
@@ -139,6 +145,9 @@ impl<'a> Route<'a> {
             Route::PaxosPrepare(..) => "paxos_prepare",
             Route::PaxosAccept(..) => "paxos_accept",
             Route::PaxosCommit(..) => "paxos_commit",
+            Route::GcScan(_) => "gc_scan",
+            Route::GcReferenced => "gc_referenced",
+            Route::GcCollect => "gc_collect",
             Route::WrongMethod | Route::Unknown => "other",
         }
     }
@@ -196,10 +205,6 @@ async fn dispatch(
         )),
         Route::PutBlob(id) => put_blob(state, id, req).await,
         Route::GetBlob(id) => get_blob(state, id, req.headers()).await,
-        Route::DeleteBlob(id) => {
-            state.blobs.delete(id).await?;
-            Ok(no_content())
-        }
         Route::GetRecord(bucket, key) => {
             let (bucket, key) = (decode(bucket)?, decode(key)?);
             let bodies = Bodies::from_query(req.uri().query())
@@ -291,6 +296,20 @@ async fn dispatch(
             refuse_omitted_bodies(&proposal.value)?;
             state.records.paxos_commit(&bucket, &key, proposal).await?;
             Ok(no_content())
+        }
+        Route::GcScan(shard) => {
+            let shard = params::gc_shard(shard)?;
+            let grace = params::grace(req.uri().query())?;
+            json(&gc::scan(&state.blobs, &state.records, shard, grace).await?)
+        }
+        Route::GcReferenced => {
+            let ids: Vec<String> = read_json(req).await?;
+            json(&gc::referenced(&state.records, ids).await?)
+        }
+        Route::GcCollect => {
+            let grace = params::grace(req.uri().query())?;
+            let ids: Vec<String> = read_json(req).await?;
+            json(&gc::collect(&state.blobs, &state.records, ids, grace).await?)
         }
         Route::WrongMethod => Err(Error::MethodNotAllowed),
         Route::Unknown => Err(Error::NoRoute),

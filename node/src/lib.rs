@@ -39,6 +39,7 @@ mod blobs;
 mod config;
 mod disk;
 mod error;
+mod gc;
 mod http;
 mod lease;
 mod metrics;

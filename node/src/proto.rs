@@ -17,7 +17,6 @@
 //! | GET | `/health` | | `ok` |
 //! | PUT | `/blobs/{id}` | raw bytes (chunked) | [`BlobPutReply`] |
 //! | GET | `/blobs/{id}` | `Range: bytes=a-b` optional | raw bytes, 200 or 206 |
-//! | DELETE | `/blobs/{id}` | | 204 |
 //! | GET | `/records/{bucket}/{key}?select=&with=&bodies=` | | [`ObjectRecord`] (the versions [`Select`] names) or 404 |
 //! | POST | `/records/{bucket}/{key}` | [`ObjectRecord`] (merged in) | 204 |
 //! | GET | `/list/{bucket}?after=&prefix=&limit=&bodies=` | | [`ListPage`] (`bodies=none`: inline bodies left out) |
@@ -33,12 +32,14 @@
 //! | POST | `/lease/{name}` | [`LeaseRequest`] | [`LeaseReply`] |
 //! | GET | `/metrics` | | Prometheus text (open: no secret needed) |
 //! | POST | `/paxos/{bucket}/{key}/{prepare,accept,commit}` | see [`paxos`] | see [`paxos`] |
+//! | POST | `/gc/{scan/{shard},referenced,collect}` | see [`gc`] | see [`gc`] |
 //!
 //! Path segments `{bucket}` and `{key}` are percent-encoded with [`encode_segment`]; blob ids
 //! are 32 lowercase hex characters. Errors are [`ErrorBody`] with a non-2xx status.
 
 use std::collections::BTreeMap;
 
+pub mod gc;
 pub mod paxos;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};

@@ -40,6 +40,7 @@ mod hints;
 mod lazy_file;
 mod list;
 mod paxos;
+mod refs;
 mod versions;
 mod writer;
 
@@ -104,6 +105,11 @@ enum Change {
         key: ObjectKeys,
         proposal: Proposal,
     },
+    /// Blobs to delete unless a record refers to them (garbage collection).
+    Collect {
+        ids: Vec<String>,
+        remove: refs::Remover,
+    },
 }
 
 impl Change {
@@ -120,6 +126,8 @@ enum Reply {
     Done,
     Promise(Promise),
     Accept(AcceptReply),
+    /// The blobs a collection deleted, with the bytes each freed.
+    Collected(Vec<(String, u64)>),
 }
 
 struct WriteRequest {
@@ -287,8 +295,11 @@ impl RecordStore {
     }
 
     async fn write(&self, change: Change) -> Result<Reply, Error> {
-        // Refused before the disk is full, so no commit ever fails half-way for lack of it.
-        self.disk.check_room()?;
+        // Refused before the disk is full, so no commit ever fails half-way for lack of it;
+        // a collection writes nothing to the database and frees room.
+        if !matches!(change, Change::Collect { .. }) {
+            self.disk.check_room()?;
+        }
         let (done, answer) = oneshot::channel();
         self.writes
             .send(WriteRequest { change, done })

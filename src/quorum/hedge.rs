@@ -189,6 +189,7 @@ mod tests {
             repair_interval: Duration::from_secs(1),
             scan_interval: None,
             upload_expiry: None,
+            gc_grace: Duration::from_secs(3600),
             domains: Vec::new(),
         };
         Cluster::new(&config, Metrics::new()).expect("cluster")

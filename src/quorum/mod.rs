@@ -9,6 +9,7 @@
 
 mod buckets;
 mod cas;
+mod collect;
 mod hedge;
 mod list;
 mod outcome;
@@ -36,9 +37,8 @@ pub use cas::Decision;
 pub use list::Listing;
 pub use outcome::{Earlier, ZERO_STAMP, earlier_outcome};
 pub use read::ObjectStream;
-pub use repair::{blobs_of, is_behind};
+pub use repair::is_behind;
 pub use upload::{BlobStored, BlobUpload};
-pub use uploads::part_blobs;
 
 /// Record addresses of multipart uploads use this suffix on the bucket name; a `/` never
 /// occurs in a real bucket name, so they cannot collide with one.

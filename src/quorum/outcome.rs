@@ -123,10 +123,18 @@ mod tests {
     fn a_present_version_a_conditional_write_skipped_never_took_effect() {
         let mine = [v(10, false, None)];
         // Stored somewhere, but the conditional write of 20 saw only 5.
-        let skipped = record(vec![v(5, false, None), v(10, false, None), v(20, false, Some(5))]);
+        let skipped = record(vec![
+            v(5, false, None),
+            v(10, false, None),
+            v(20, false, Some(5)),
+        ]);
         assert_eq!(earlier_outcome(&skipped, &mine), Earlier::NotApplied);
         // The write of 20 saw it.
-        let seen = record(vec![v(5, false, None), v(10, false, None), v(20, false, Some(10))]);
+        let seen = record(vec![
+            v(5, false, None),
+            v(10, false, None),
+            v(20, false, Some(10)),
+        ]);
         assert_eq!(earlier_outcome(&seen, &mine), Earlier::Applied(0));
         // A plain write above says nothing about it.
         let plain = record(vec![v(10, false, None), v(20, false, None)]);

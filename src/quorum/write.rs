@@ -10,7 +10,6 @@
 //! any replica that misses the write gets a repair hint.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use node::proto::{ObjectRecord, Select, Stamp, Version, VersionState};
 
@@ -19,9 +18,6 @@ use super::upload::{BlobStored, check_reply};
 use super::{Cluster, Decision, gather, spawn_each};
 use crate::error::Error;
 use crate::node_client::NodeError;
-
-/// How long a replaced or deleted version's blobs stay readable.
-const BLOB_RELEASE_GRACE: Duration = Duration::from_secs(60);
 
 impl Cluster {
     /// Sends `record` to `targets` and returns once W of them merged it. For records that
@@ -241,37 +237,4 @@ fn restamped(mut version: Version, stamp: Stamp) -> Version {
     }
     version.stamp = stamp;
     version
-}
-
-impl Cluster {
-    /// Deletes unreferenced blobs from `replicas` in a background task; a replica that
-    /// misses a delete keeps an orphan file, which costs space, never correctness.
-    pub fn delete_blobs_in_background(&self, blobs: Vec<String>, replicas: Vec<usize>) {
-        self.delete_blobs_after(blobs, replicas, Duration::ZERO);
-    }
-
-    /// Deletes blobs a record no longer refers to, after a grace period that lets reads
-    /// which started before the change finish. A gateway that stops meanwhile leaves
-    /// orphan files: space, never correctness.
-    pub fn delete_blobs_later(&self, blobs: Vec<String>, replicas: Vec<usize>) {
-        self.delete_blobs_after(blobs, replicas, BLOB_RELEASE_GRACE);
-    }
-
-    fn delete_blobs_after(&self, blobs: Vec<String>, replicas: Vec<usize>, grace: Duration) {
-        if blobs.is_empty() {
-            return;
-        }
-        let cluster = self.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(grace).await;
-            for id in blobs {
-                for &i in &replicas {
-                    let node = cluster.node(i);
-                    if let Err(e) = node.delete_blob(&id).await {
-                        tracing::debug!(node = node.url(), blob = %id, "blob delete failed: {e}");
-                    }
-                }
-            }
-        });
-    }
 }

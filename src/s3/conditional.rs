@@ -10,7 +10,7 @@
 
 use node::proto::{Lww, ObjectRecord, Select, Stamp, Version, VersionState, Versioning};
 use s3s::dto::{ETag, ETagCondition, Timestamp};
-use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
+use s3s::{S3Error, S3Result, s3_error};
 
 use super::object::WriteContext;
 use crate::error::Error;
@@ -167,16 +167,12 @@ pub(super) async fn commit_if(
     state: VersionState,
     condition: &WriteCondition,
     stored: Option<BlobStored>,
-    blobs: Vec<String>,
 ) -> S3Result<Committed> {
     // A refusal may rest on any committed state read at a quorum: the write context's read
     // (made when the request began, and durable before it answered) already shows a
     // failing condition often, and then no agreement round is needed. A success always
     // goes through the compare-and-set.
-    if let Err(e) = condition.check_current(write.current.as_ref()) {
-        cluster.delete_blobs_in_background(blobs, cluster.replicas_of(bucket, key));
-        return Err(e);
-    }
+    condition.check_current(write.current.as_ref())?;
     let versioning = write.versioning;
     let null = versioning != Some(Versioning::Enabled);
     // Every version this request proposed (one per round that applied it), with the view
@@ -226,10 +222,7 @@ pub(super) async fn commit_if(
             },
         )
         .await;
-    if let Err(e) = result {
-        free_if_refused(cluster, bucket, key, &e, blobs);
-        return Err(e);
-    }
+    result?;
     let Some((version, before)) = chosen else {
         return Err(s3_error!(
             InternalError,
@@ -239,7 +232,6 @@ pub(super) async fn commit_if(
     let abandoned = mine.iter().map(|(v, _)| v.stamp.clone());
     cluster.purge_abandoned(bucket, key, &version, abandoned.collect());
     let ctx = WriteContext::new(versioning, Some(&before));
-    ctx.release_replaced(cluster, bucket, key);
     Ok(Committed { version, ctx })
 }
 
@@ -248,18 +240,6 @@ fn outcome_unknown() -> S3Error {
         outcome_unknown: true,
     }
     .into()
-}
-
-/// Frees the blobs of a write that was refused without taking effect.
-fn free_if_refused(cluster: &Cluster, bucket: &str, key: &str, e: &S3Error, blobs: Vec<String>) {
-    if matches!(
-        e.code(),
-        S3ErrorCode::PreconditionFailed
-            | S3ErrorCode::NoSuchKey
-            | S3ErrorCode::ConditionalRequestConflict
-    ) {
-        cluster.delete_blobs_in_background(blobs, cluster.replicas_of(bucket, key));
-    }
 }
 
 /// Permanently deletes version `version_id` (S3's id, `null` included) under `condition`.

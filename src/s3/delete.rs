@@ -14,7 +14,7 @@ use super::conditional::{WriteCondition, commit_if, purge_if};
 use super::object::WriteContext;
 use super::{Gateway, check_key, check_version_id};
 use crate::error::Error;
-use crate::quorum::{Cluster, blobs_of};
+use crate::quorum::Cluster;
 use crate::xml_escape::Escapes;
 
 /// Deletes `key` (a delete marker, or for `version_id` a permanent purge) and returns what
@@ -56,14 +56,9 @@ async fn delete_one(
             tags: None,
             follows: None,
         };
-        let blobs: Vec<String> = match &target.state {
-            VersionState::Object(meta) => blobs_of(meta).into_iter().map(|(id, _)| id).collect(),
-            _ => Vec::new(),
-        };
         cluster
             .write_record(bucket, key, ObjectRecord::single(tombstone), &replicas)
             .await?;
-        cluster.delete_blobs_later(blobs, replicas);
         return Ok((Some(id.to_owned()), was_marker));
     }
     let ctx = WriteContext::new(
@@ -78,7 +73,6 @@ async fn delete_one(
     let marker = cluster
         .write_version(bucket, key, marker, &replicas)
         .await?;
-    ctx.release_replaced(cluster, bucket, key);
     Ok((ctx.version_id_for(&marker), ctx.versioning.is_some()))
 }
 
@@ -96,24 +90,10 @@ async fn delete_if(
         let was_marker = purged
             .as_ref()
             .is_some_and(|v| matches!(v.state, VersionState::DeleteMarker));
-        if let Some(VersionState::Object(meta)) = purged.map(|v| v.state) {
-            let blobs = blobs_of(&meta).into_iter().map(|(id, _)| id).collect();
-            cluster.delete_blobs_later(blobs, cluster.replicas_of(bucket, key));
-        }
         return Ok((Some(id.to_owned()), was_marker));
     }
     let state = VersionState::DeleteMarker;
-    let written = commit_if(
-        cluster,
-        bucket,
-        key,
-        ctx,
-        state,
-        condition,
-        None,
-        Vec::new(),
-    )
-    .await?;
+    let written = commit_if(cluster, bucket, key, ctx, state, condition, None).await?;
     let version_id = written.ctx.version_id_for(&written.version);
     Ok((version_id, ctx.versioning.is_some()))
 }

@@ -14,7 +14,7 @@ mod checksum;
 mod complete;
 mod completion;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use checksum::UploadChecksum;
 pub(super) use complete::complete_multipart_upload;
@@ -35,7 +35,7 @@ use super::object::{
 use super::{Gateway, acl, check_key, copy_source, tagging};
 use crate::error::Error;
 use crate::integrity::{BodyDigest, Claims, Verified, etag};
-use crate::quorum::{BlobUpload, Cluster, UPLOADS_SUFFIX, part_blobs};
+use crate::quorum::{BlobUpload, Cluster, UPLOADS_SUFFIX};
 use crate::xml_escape::Escapes;
 
 /// Parts other than the last must be at least this large (S3's rule).
@@ -415,9 +415,8 @@ pub(super) async fn abort_multipart_upload(
         None,
     )
     .await?;
-    // The part blobs are now unreferenced (unless a completion raced the abort).
-    let blobs = part_blobs(&upload.record);
-    cluster.free_parts_later(&input.bucket, &input.key, blobs);
+    // The part blobs are now unreferenced (unless a completion raced the abort): garbage
+    // collection frees them.
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))
 }
 

@@ -26,7 +26,7 @@ use super::conditional::{Current, WriteCondition, commit_if};
 use super::{Gateway, acl, check_key, tagging};
 use crate::error::Error;
 use crate::integrity::{BodyDigest, Claims, Verified, body_error, etag};
-use crate::quorum::{BlobUpload, Cluster, blobs_of};
+use crate::quorum::{BlobUpload, Cluster};
 
 /// Bodies up to this size live inside the record: one round trip, one fsync.
 pub(super) const INLINE_MAX: usize = 64 * 1024;
@@ -86,8 +86,6 @@ impl StoredHeaders<'_> {
 pub(super) struct WriteContext {
     pub versioning: Option<Versioning>,
     pub seen: Option<u64>,
-    /// Blobs of the current `null` version, which a new null version replaces.
-    pub replaced_blobs: Vec<String>,
     /// The tag set a new object version starts with (`x-amz-tagging`).
     pub tags: Option<Tags>,
     /// The key's current object as the context's read saw it (for conditional writes).
@@ -109,36 +107,11 @@ impl WriteContext {
     }
 
     pub fn new(versioning: Option<Versioning>, record: Option<&ObjectRecord>) -> Self {
-        let replaced_blobs = match versioning {
-            Some(Versioning::Enabled) => Vec::new(),
-            _ => record
-                .into_iter()
-                .flat_map(|r| &r.versions)
-                .filter(|v| v.null)
-                .filter_map(|v| match &v.state {
-                    VersionState::Object(meta) => Some(blobs_of(meta)),
-                    _ => None,
-                })
-                .flatten()
-                .map(|(id, _)| id)
-                .collect(),
-        };
         WriteContext {
             versioning,
             seen: record.and_then(|r| r.newest_stamp()).map(|s| s.ts),
-            replaced_blobs,
             tags: None,
             current: record.and_then(Current::of),
-        }
-    }
-
-    /// Frees, after a grace period, the blobs of the null version a write replaced.
-    pub fn release_replaced(&self, cluster: &Cluster, bucket: &str, key: &str) {
-        if !self.replaced_blobs.is_empty() {
-            cluster.delete_blobs_later(
-                self.replaced_blobs.clone(),
-                cluster.replicas_of(bucket, key),
-            );
         }
     }
 
@@ -186,9 +159,8 @@ pub(super) async fn commit_version(
         None => None,
     };
     if condition.is_set() {
-        let blobs = blobs_of(&meta).into_iter().map(|(id, _)| id).collect();
         let state = VersionState::Object(meta);
-        let written = commit_if(cluster, bucket, key, ctx, state, condition, stored, blobs).await?;
+        let written = commit_if(cluster, bucket, key, ctx, state, condition, stored).await?;
         return Ok(written.version);
     }
     let version = ctx.new_version(cluster, VersionState::Object(meta));
@@ -205,7 +177,6 @@ pub(super) async fn commit_version(
                 .await?
         }
     };
-    ctx.release_replaced(cluster, bucket, key);
     Ok(version)
 }
 

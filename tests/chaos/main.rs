@@ -19,6 +19,7 @@ mod harness;
 
 mod bitrot;
 mod disk_full;
+mod gc;
 mod history;
 mod many_versions;
 mod mid_write;

@@ -396,8 +396,9 @@ async fn gauges_count_blobs_and_bytes_across_writes_removals_and_reopen() {
         (metrics.blobs.get(), metrics.blob_bytes.get()),
         (2, 3 * BS as i64 + 10)
     );
-    store.delete(other).await.expect("delete");
-    store.delete(other).await.expect("delete again");
+    let zero = std::time::Duration::ZERO;
+    assert!(store.remove_if_older(other, zero).expect("delete") > 0);
+    assert_eq!(store.remove_if_older(other, zero).expect("delete again"), 0);
     assert_eq!(
         (metrics.blobs.get(), metrics.blob_bytes.get()),
         (1, 3 * BS as i64)
@@ -478,13 +479,23 @@ async fn damaged_footer_or_length_is_corrupt() {
 }
 
 #[tokio::test]
-async fn delete_is_idempotent_and_ids_are_checked() {
+async fn delete_is_idempotent_waits_out_the_grace_and_ids_are_checked() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = store(&dir);
     store.put(ID, body(b"x"), None).await.expect("put");
-    store.delete(ID).await.expect("delete");
-    store.delete(ID).await.expect("delete again");
+    let hour = std::time::Duration::from_secs(3600);
+    assert_eq!(store.remove_if_older(ID, hour).expect("young"), 0);
+    assert!(store.open_blob(ID).await.is_ok());
+    let zero = std::time::Duration::ZERO;
+    assert!(store.remove_if_older(ID, zero).expect("delete") > 0);
+    assert_eq!(store.remove_if_older(ID, zero).expect("delete again"), 0);
     assert!(matches!(store.open_blob(ID).await, Err(Error::NotFound)));
+    assert_eq!(
+        store
+            .remove_if_older("../../etc/passwd", zero)
+            .expect("bad id"),
+        0
+    );
     for bad in ["../../etc/passwd", "0123456789ABCDEF0123456789ABCDEF", "ab"] {
         assert!(matches!(
             store.put(bad, body(b"x"), None).await,

@@ -119,6 +119,33 @@ pub(super) fn hints_limit(query: Option<&str>) -> Result<usize, Error> {
     Ok(parsed.min(MAX_LIST_LIMIT))
 }
 
+/// The shard of `POST /gc/scan/{shard}`: two lowercase hex digits.
+pub(super) fn gc_shard(segment: &str) -> Result<u8, Error> {
+    let valid = segment.len() == 2
+        && segment
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    valid
+        .then(|| u8::from_str_radix(segment, 16).ok())
+        .flatten()
+        .ok_or_else(|| Error::BadRequest(format!("bad blob shard {segment:?}")))
+}
+
+/// The `grace_secs` a garbage-collection request must name: how old an unreferenced blob
+/// file must be before it counts as garbage.
+pub(super) fn grace(query: Option<&str>) -> Result<std::time::Duration, Error> {
+    let mut grace = None;
+    for (name, value) in params(query)? {
+        if name == "grace_secs" {
+            let secs: u64 = value
+                .parse()
+                .map_err(|_| Error::BadRequest(format!("bad grace_secs {value:?}")))?;
+            grace = Some(std::time::Duration::from_secs(secs));
+        }
+    }
+    grace.ok_or_else(|| Error::BadRequest("grace_secs is required".into()))
+}
+
 /// The decoded (name, value) pairs of a query string, in order.
 fn params(query: Option<&str>) -> Result<Vec<(&str, String)>, Error> {
     query

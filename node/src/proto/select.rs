@@ -76,7 +76,14 @@ impl Select {
     /// version, for `All`; a page is left as it is).
     pub fn and_since(&self, stamp: Option<&Stamp>) -> Select {
         match (self, stamp) {
-            (Select::Current { with, stamps, since }, Some(stamp)) => Select::Current {
+            (
+                Select::Current {
+                    with,
+                    stamps,
+                    since,
+                },
+                Some(stamp),
+            ) => Select::Current {
                 with: with.clone(),
                 stamps: stamps.clone(),
                 since: Some(since.as_ref().map_or(stamp, |s| s.min(stamp)).clone()),
@@ -182,7 +189,7 @@ impl Select {
             }),
             Some("page") if with.is_none() && stamps.is_empty() && since.is_none() => {
                 Some(Select::Page {
-                after,
+                    after,
                     limit: limit?.min(MAX_PAGE_VERSIONS),
                 })
             }
@@ -298,8 +305,14 @@ mod tests {
         };
         assert_eq!(kept(since(2)), [1, 2, 3, 4, 5]);
         // The oldest of several.
-        assert_eq!(kept(since(3).and_since(Some(&v(2, false, VersionState::Purged).stamp))), [1, 2, 3, 4, 5]);
-        assert_eq!(kept(since(2).and_since(Some(&v(3, false, VersionState::Purged).stamp))), [1, 2, 3, 4, 5]);
+        assert_eq!(
+            kept(since(3).and_since(Some(&v(2, false, VersionState::Purged).stamp))),
+            [1, 2, 3, 4, 5]
+        );
+        assert_eq!(
+            kept(since(2).and_since(Some(&v(3, false, VersionState::Purged).stamp))),
+            [1, 2, 3, 4, 5]
+        );
     }
 
     #[test]

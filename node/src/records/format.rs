@@ -4,22 +4,28 @@
 //! - Format 1 (s3quorum 0.1, no `meta` table): table `objects` held one JSON record per
 //!   key, `bucket ++ 0x00 ++ key` → every version of the key.
 //! - Format 2: one entry per version (see [`super::versions`]).
+//! - Format 3: format 2 and the blob references of [`super::refs`], built from the stored
+//!   versions and accepted Paxos values when a format-2 database is opened.
 //!
 //! Invariants: the conversion moves records in batches, each batch one transaction that
 //! merges the records into the new tables and removes them from the old one, so a node
 //! killed half-way resumes where it stopped and no version is lost or doubled (merging is
 //! idempotent). A record that does not decode is not dropped: it moves to
 //! `unreadable_records` for an operator. The format number is written only once nothing is
-//! left to convert. A database of a newer format than this node knows is refused.
+//! left to convert. A database of a newer format than this node knows is refused. Building
+//! the blob references only inserts entries (idempotent): a node killed half-way starts
+//! it again.
 
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, TableError};
 
 use super::versions::{self, Tables};
+use super::{decode, paxos, refs};
 use crate::error::Error;
-use crate::proto::ObjectRecord;
+use crate::proto::paxos::PaxosState;
+use crate::proto::{ObjectRecord, Version};
 
 /// The layout this node writes.
-pub(crate) const FORMAT: u64 = 2;
+pub(crate) const FORMAT: u64 = 3;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Format 1's records.
@@ -54,6 +60,26 @@ pub(super) fn upgrade(db: &Database) -> Result<(), Error> {
         }
         _ => {}
     }
+    if stored_format(db)?.is_none() {
+        from_format_1(db)?;
+    }
+    index_blobs(db)?;
+    let txn = db.begin_write().map_err(Error::db("begin write"))?;
+    set_format(&txn, FORMAT)?;
+    txn.commit().map_err(Error::db("commit"))?;
+    Ok(())
+}
+
+fn set_format(txn: &redb::WriteTransaction, format: u64) -> Result<(), Error> {
+    txn.open_table(META)
+        .map_err(Error::db("open meta"))?
+        .insert("format", format)
+        .map_err(Error::db("write format"))?;
+    Ok(())
+}
+
+/// Format 1 to format 2.
+fn from_format_1(db: &Database) -> Result<(), Error> {
     let mut converted = 0u64;
     loop {
         let txn = db.begin_write().map_err(Error::db("begin write"))?;
@@ -61,22 +87,77 @@ pub(super) fn upgrade(db: &Database) -> Result<(), Error> {
         if moved == 0 {
             txn.delete_table(OBJECTS_V1)
                 .map_err(Error::db("drop format 1 table"))?;
-            txn.open_table(META)
-                .map_err(Error::db("open meta"))?
-                .insert("format", FORMAT)
-                .map_err(Error::db("write format"))?;
+            set_format(&txn, 2)?;
             txn.commit().map_err(Error::db("commit"))?;
             if converted > 0 {
-                tracing::info!(
-                    records = converted,
-                    "record database converted to format {FORMAT}"
-                );
+                tracing::info!(records = converted, "record database converted to format 2");
             }
             return Ok(());
         }
         txn.commit().map_err(Error::db("commit"))?;
         converted += moved as u64;
     }
+}
+
+/// Format 2 to format 3: a blob reference for every stored version and accepted value,
+/// [`BATCH`] versions per transaction.
+fn index_blobs(db: &Database) -> Result<(), Error> {
+    let mut after: Option<Vec<u8>> = None;
+    let mut indexed = 0u64;
+    loop {
+        let txn = db.begin_write().map_err(Error::db("begin write"))?;
+        let mut last = None;
+        {
+            let stored = txn
+                .open_table(versions::VERSIONS)
+                .map_err(Error::db("open versions"))?;
+            let mut table = txn
+                .open_table(refs::REFS)
+                .map_err(Error::db("open blob references"))?;
+            let lower = match &after {
+                Some(k) => std::ops::Bound::Excluded(k.as_slice()),
+                None => std::ops::Bound::Unbounded,
+            };
+            let range = stored
+                .range::<&[u8]>((lower, std::ops::Bound::Unbounded))
+                .map_err(Error::db("read versions"))?;
+            for item in range.take(BATCH) {
+                let (k, v) = item.map_err(Error::db("read versions"))?;
+                let version: Version = decode(v.value())?;
+                refs::version_changed(&mut table, k.value(), None, Some(&version))?;
+                last = Some(k.value().to_vec());
+                indexed += 1;
+            }
+        }
+        let done = last.is_none();
+        if done {
+            index_accepted(&txn)?;
+        }
+        txn.commit().map_err(Error::db("commit"))?;
+        if done {
+            if indexed > 0 {
+                tracing::info!(versions = indexed, "blob references built (format 3)");
+            }
+            return Ok(());
+        }
+        after = last;
+    }
+}
+
+fn index_accepted(txn: &redb::WriteTransaction) -> Result<(), Error> {
+    let states = txn
+        .open_table(paxos::PAXOS)
+        .map_err(Error::db("open paxos"))?;
+    let mut table = txn
+        .open_table(refs::REFS)
+        .map_err(Error::db("open blob references"))?;
+    for item in states.iter().map_err(Error::db("read paxos"))? {
+        let (k, v) = item.map_err(Error::db("read paxos"))?;
+        let state: PaxosState = decode(v.value())?;
+        let value = state.accepted.as_ref().and_then(|a| a.value.as_ref());
+        refs::accepted_changed(&mut table, k.value(), None, value)?;
+    }
+    Ok(())
 }
 
 /// Moves up to [`BATCH`] format-1 records into the per-version tables; how many it moved.

@@ -6,12 +6,14 @@
 //! every other write), so a node that restarts never forgets what it promised. A commit
 //! merges the value into the object record and updates the Paxos state in the same
 //! transaction. A stored state that does not decode is never overwritten: the request
-//! fails `Corrupt`, which the proposer counts as a missing answer.
+//! fails `Corrupt`, which the proposer counts as a missing answer. The blobs an accepted,
+//! uncommitted value refers to are recorded in [`refs`], so garbage collection keeps them
+//! for the round that may still commit it.
 
 use redb::{Table, TableDefinition};
 
 use super::versions::{self, Tables};
-use super::{Change, ObjectKeys, RecordStore, Reply, get_decoded};
+use super::{Change, ObjectKeys, RecordStore, Reply, get_decoded, refs};
 use crate::error::Error;
 use crate::proto::paxos::{AcceptReply, Ballot, PaxosState, Promise, Proposal};
 use crate::proto::{ObjectRecord, Select};
@@ -85,8 +87,8 @@ pub(super) fn prepare(
     let mut state = before.clone();
     let promised = state.prepare(ballot);
     let changed = state != before && store(paxos, &key.paxos, &state)?;
-    // What the proposer decides on: the window, and the versions its earlier proposals
-    // made (whether one took effect looks below the current version).
+    // What the proposer decides on: the window, and whatever else it names (a version by
+    // id, every version since its own first attempt).
     let record: Option<ObjectRecord> = if promised {
         objects.select(&key.head, select)?
     } else {
@@ -104,6 +106,7 @@ pub(super) fn prepare(
 /// `accept(ballot, value)` for the object at `key`.
 pub(super) fn accept(
     paxos: &mut Bytes<'_>,
+    objects: &mut Tables<'_>,
     key: &[u8],
     ballot: &Ballot,
     value: &ObjectRecord,
@@ -112,6 +115,9 @@ pub(super) fn accept(
     let mut state = before.clone();
     let accepted = state.accept(ballot, value);
     let changed = state != before && store(paxos, key, &state)?;
+    if changed {
+        refs::accepted_changed(&mut objects.refs, key, pending(&before), pending(&state))?;
+    }
     let reply = AcceptReply {
         accepted,
         highest: state.highest_or(ballot),
@@ -133,6 +139,14 @@ pub(super) fn commit(
     let mut state = before.clone();
     state.committed(ballot);
     let changed = state != before && store(paxos, &key.paxos, &state)?;
+    if changed {
+        refs::accepted_changed(
+            &mut objects.refs,
+            &key.paxos,
+            pending(&before),
+            pending(&state),
+        )?;
+    }
     Ok(merged || changed)
 }
 
@@ -181,6 +195,11 @@ pub(super) fn check_fresh(
         }
     }
     Ok(())
+}
+
+/// The accepted value a state keeps until it is committed.
+fn pending(state: &PaxosState) -> Option<&ObjectRecord> {
+    state.accepted.as_ref().and_then(|a| a.value.as_ref())
 }
 
 fn store(paxos: &mut Bytes<'_>, key: &[u8], state: &PaxosState) -> Result<bool, Error> {

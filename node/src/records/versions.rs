@@ -23,7 +23,7 @@ use redb::{ReadableTable, Table, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::{decode, get_decoded as get};
+use super::{decode, get_decoded as get, refs};
 use crate::error::Error;
 use crate::proto::{ObjectRecord, Select, Stamp, Version, Versioned};
 
@@ -33,11 +33,13 @@ pub(super) const IDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("vers
 
 type Bytes<'t> = Table<'t, &'static [u8], &'static [u8]>;
 
-/// The three tables of a write transaction, opened together.
+/// The tables of a write transaction that object versions live in, opened together: the
+/// three above, and the blob references of [`super::refs`].
 pub(super) struct Tables<'t> {
     pub versions: Bytes<'t>,
     pub heads: Bytes<'t>,
     pub ids: Bytes<'t>,
+    pub refs: Bytes<'t>,
 }
 
 impl<'t> Tables<'t> {
@@ -53,6 +55,9 @@ impl<'t> Tables<'t> {
                 .map_err(Error::db("open versions"))?,
             heads: txn.open_table(HEADS).map_err(Error::db("open heads"))?,
             ids: txn.open_table(IDS).map_err(Error::db("open version ids"))?,
+            refs: txn
+                .open_table(refs::REFS)
+                .map_err(Error::db("open blob references"))?,
         })
     }
 }
@@ -252,8 +257,11 @@ pub(super) fn head(
 }
 
 fn remove(t: &mut Tables<'_>, hk: &[u8], stamp: &Stamp) -> Result<(), Error> {
+    let vk = version_key(hk, stamp);
+    let old: Option<Version> = get(&t.versions, &vk)?;
+    refs::version_changed(&mut t.refs, &vk, old.as_ref(), None)?;
     t.versions
-        .remove(version_key(hk, stamp).as_slice())
+        .remove(vk.as_slice())
         .map_err(Error::db("remove version"))?;
     t.ids
         .remove(id_key(hk, &stamp.id).as_slice())
@@ -300,6 +308,7 @@ pub(super) fn merge(t: &mut Tables<'_>, hk: &[u8], incoming: &ObjectRecord) -> R
         t.versions
             .insert(vk.as_slice(), encode(&merged)?.as_slice())
             .map_err(Error::db("write version"))?;
+        refs::version_changed(&mut t.refs, &vk, existing.as_ref(), Some(&merged))?;
         if existing.is_none() {
             t.ids
                 .insert(

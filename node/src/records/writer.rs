@@ -13,7 +13,7 @@ use super::handle::{DbSlot, Location};
 use super::lazy_file::{FlushStop, Flusher};
 use super::versions::{self, Tables};
 use super::{
-    BUCKETS, Change, MAX_BATCH, Reply, WriteRequest, WriterStats, hints, merge_into, paxos,
+    BUCKETS, Change, MAX_BATCH, Reply, WriteRequest, WriterStats, hints, merge_into, paxos, refs,
 };
 use crate::disk::Disk;
 use crate::error::Error;
@@ -214,10 +214,16 @@ impl Writer {
                         select,
                     } => paxos::prepare(&mut paxos_table, &objects, key, ballot, select)
                         .map(|(p, c)| (c, Reply::Promise(p))),
-                    Change::Accept { key, proposal } => {
-                        paxos::accept(&mut paxos_table, key, &proposal.ballot, &proposal.value)
-                            .map(|(a, c)| (c, Reply::Accept(a)))
-                    }
+                    Change::Accept { key, proposal } => paxos::accept(
+                        &mut paxos_table,
+                        &mut objects,
+                        key,
+                        &proposal.ballot,
+                        &proposal.value,
+                    )
+                    .map(|(a, c)| (c, Reply::Accept(a))),
+                    Change::Collect { ids, remove } => refs::collect(&objects.refs, ids, remove)
+                        .map(|freed| (false, Reply::Collected(freed))),
                     Change::Commit { key, proposal } => paxos::commit(
                         &mut paxos_table,
                         &mut objects,

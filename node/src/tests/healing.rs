@@ -53,7 +53,7 @@ fn hints_json(hints: &[(&str, &str, &str, u64)]) -> Vec<u8> {
     serde_json::to_vec(&hints).expect("encode hints")
 }
 
-fn object_record(versions: Vec<(u64, VersionState)>) -> Vec<u8> {
+pub(super) fn object_record(versions: Vec<(u64, VersionState)>) -> Vec<u8> {
     let versions = versions
         .into_iter()
         .map(|(ts, state)| Version {
@@ -70,7 +70,7 @@ fn object_record(versions: Vec<(u64, VersionState)>) -> Vec<u8> {
     serde_json::to_vec(&ObjectRecord { versions }).expect("encode record")
 }
 
-fn object(data: Data) -> VersionState {
+pub(super) fn object(data: Data) -> VersionState {
     VersionState::Object(ObjectMeta {
         size: 1,
         md5: "m".into(),

@@ -136,11 +136,6 @@ pub(in crate::s3) async fn complete_multipart_upload(
     let checksums = object_checksum(spec.as_ref(), &part_sums, &input)?;
     let mut ctx = WriteContext::load(cluster, &input.bucket, &input.key).await?;
     ctx.tags = upload.tags.clone();
-    let chosen: HashSet<&str> = parts.iter().map(|p| p.blob.as_str()).collect();
-    let unused: Vec<String> = part_blobs(&upload.record)
-        .into_iter()
-        .filter(|id| !chosen.contains(id.as_str()))
-        .collect();
     let meta = ObjectMeta {
         size,
         // The MD5 of the whole body is not known without reading it again.
@@ -158,16 +153,14 @@ pub(in crate::s3) async fn complete_multipart_upload(
         // A refused completion leaves the upload as it is: the client may retry or abort.
         let state = VersionState::Object(meta);
         let (b, k) = (&input.bucket, &input.key);
-        let written = commit_if(cluster, b, k, &ctx, state, &condition, None, Vec::new()).await?;
+        let written = commit_if(cluster, b, k, &ctx, state, &condition, None).await?;
         written.version
     } else {
         let version = ctx.new_version(cluster, VersionState::Object(meta));
         let (b, k) = (&input.bucket, &input.key);
-        let version = cluster
+        cluster
             .write_version(b, k, version, &upload.replicas)
-            .await?;
-        ctx.release_replaced(cluster, b, k);
-        version
+            .await?
     };
     let done = Completion {
         etag: multipart_etag,
@@ -185,8 +178,8 @@ pub(in crate::s3) async fn complete_multipart_upload(
         Some(done.to_version(version.stamp.clone())),
     )
     .await?;
-    // Parts uploaded but not chosen (re-uploads, left-out numbers) are garbage now.
-    cluster.free_parts_later(&input.bucket, &input.key, unused);
+    // Parts uploaded but not chosen (re-uploads, left-out numbers) are garbage now, for
+    // garbage collection to free.
     Ok(answer(&req.extensions, &input, &done))
 }
 

@@ -423,6 +423,18 @@ impl Cluster {
         wait_healthy(&format!("{}/health", self.admin_url)).await;
     }
 
+    /// Sets `--flag value` for the gateway's next start (replacing an earlier value).
+    pub fn set_gateway_arg(&mut self, flag: &str, value: impl ToString) {
+        let args = &mut self.options.gateway_args;
+        match args.iter().position(|a| a == flag) {
+            Some(at) => args[at + 1] = value.to_string(),
+            None => {
+                args.push(flag.to_string());
+                args.push(value.to_string());
+            }
+        }
+    }
+
     /// `kill_gateway` then `start_gateway`.
     pub async fn restart_gateway(&mut self) {
         self.kill_gateway();

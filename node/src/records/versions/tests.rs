@@ -12,8 +12,15 @@ fn version(ts: u64, id: u8, null: bool, kind: u8, tag: Option<u64>) -> Version {
             size: 1,
             md5: "0cc175b9c0f1b6a831c399e269772661".into(),
             etag: "0cc175b9c0f1b6a831c399e269772661".into(),
-            data: Data::Inline {
-                bytes: b"a".to_vec(),
+            // Kind 3: the body in a blob named after the stamp.
+            data: if kind == 3 {
+                Data::Blob {
+                    id: format!("{ts:032x}"),
+                }
+            } else {
+                Data::Inline {
+                    bytes: b"a".to_vec(),
+                }
             },
             headers: Default::default(),
             user_metadata: Default::default(),
@@ -45,12 +52,11 @@ fn version(ts: u64, id: u8, null: bool, kind: u8, tag: Option<u64>) -> Version {
 /// content of a stamp is fixed by the stamp (content is immutable); tags and purges vary.
 fn arb_version() -> impl Strategy<Value = Version> {
     (0u64..6, any::<bool>(), proptest::option::of(0u64..4)).prop_map(|(ts, purged, tag)| {
-        let kind = if purged {
-            1
-        } else if ts % 2 == 0 {
-            2
-        } else {
-            0
+        let kind = match (purged, ts % 4) {
+            (true, _) => 1,
+            (false, 0) => 2,
+            (false, 2) => 3,
+            _ => 0,
         };
         version(ts, ts as u8, ts % 3 == 0, kind, tag)
     })
@@ -113,6 +119,24 @@ proptest! {
         }
         let (all, window) = read(&db, "k\u{0}x");
         prop_assert_eq!(&all, &model);
+        // The blob references are exactly those of the stored versions.
+        let hk = head_key("b", "k\u{0}x");
+        let expected: std::collections::BTreeSet<Vec<u8>> = model
+            .versions
+            .iter()
+            .flat_map(|v| {
+                let vk = version_key(&hk, &v.stamp);
+                refs::blobs_of(v).into_iter().map(move |b| refs::entry(b, 1, &vk)).collect::<Vec<_>>()
+            })
+            .collect();
+        let txn = db.begin_read().unwrap();
+        let table = txn.open_table(refs::REFS).unwrap();
+        let stored: std::collections::BTreeSet<Vec<u8>> = table
+            .iter()
+            .unwrap()
+            .map(|e| e.unwrap().0.value().to_vec())
+            .collect();
+        prop_assert_eq!(stored, expected);
         // Every version is found by the id S3 clients name it by, and only those.
         for ts in 0u64..6 {
             let id = format!("{:02x}", ts);

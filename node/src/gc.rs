@@ -1,0 +1,95 @@
+//! The node's part of garbage collection: which of its blob files nothing here refers to,
+//! and deleting those the repair-lease holder found unreferenced on every node.
+//!
+//! Invariant: a blob file is deleted only by [`collect`], and only when, checked again in
+//! the record writer, neither a stored version nor an accepted Paxos value of this node
+//! refers to it and its file is older than the grace. The cluster-wide check (no other
+//! node refers to it either) is the caller's.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use crate::blobs::BlobStore;
+use crate::error::Error;
+use crate::proto::gc::{GcBlob, GcCollected, GcScan, MAX_GC_IDS};
+use crate::records::RecordStore;
+
+/// The blobs of shard `shard` that nothing here refers to: those older than `grace` are
+/// candidates, the younger ones are counted as waiting.
+pub(crate) async fn scan(
+    blobs: &BlobStore,
+    records: &RecordStore,
+    shard: u8,
+    grace: Duration,
+) -> Result<GcScan, Error> {
+    let store = blobs.clone();
+    let found = tokio::task::spawn_blocking(move || store.gc_shard(shard))
+        .await
+        .map_err(Error::task("blob shard scan"))??;
+    let ids = found.files.iter().map(|f| f.id.clone()).collect();
+    let referenced: HashSet<String> = records.referenced(ids).await?.into_iter().collect();
+    let mut scan = GcScan {
+        quarantine_cleared: found.quarantine_cleared,
+        ..GcScan::default()
+    };
+    for file in found.files {
+        if referenced.contains(&file.id) {
+            continue;
+        }
+        if file.age >= grace {
+            scan.unreferenced.push(GcBlob {
+                id: file.id,
+                size: file.len,
+                quarantined: file.quarantined,
+            });
+        } else {
+            scan.waiting += 1;
+            scan.waiting_bytes += file.len;
+        }
+    }
+    Ok(scan)
+}
+
+/// Which of `ids` something here refers to.
+pub(crate) async fn referenced(
+    records: &RecordStore,
+    ids: Vec<String>,
+) -> Result<Vec<String>, Error> {
+    check_count(&ids)?;
+    records.referenced(ids).await
+}
+
+/// Deletes each of `ids` that, checked again, nothing here refers to and that is older
+/// than `grace`.
+pub(crate) async fn collect(
+    blobs: &BlobStore,
+    records: &RecordStore,
+    ids: Vec<String>,
+    grace: Duration,
+) -> Result<GcCollected, Error> {
+    check_count(&ids)?;
+    let store = blobs.clone();
+    let freed = records
+        .collect(ids, Box::new(move |id| store.remove_if_older(id, grace)))
+        .await?;
+    if !freed.is_empty() {
+        tracing::info!(
+            blobs = freed.len(),
+            "garbage collection deleted unreferenced blobs"
+        );
+    }
+    Ok(GcCollected {
+        bytes: freed.iter().map(|(_, b)| b).sum(),
+        deleted: freed.into_iter().map(|(id, _)| id).collect(),
+    })
+}
+
+fn check_count(ids: &[String]) -> Result<(), Error> {
+    if ids.len() > MAX_GC_IDS {
+        return Err(Error::BadRequest(format!(
+            "{} blob ids in one request; at most {MAX_GC_IDS}",
+            ids.len()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! The garbage-collection routes: how the repair-lease holder finds the blobs nothing
+//! refers to and has them deleted.
+//!
+//! | method | path | body | answer |
+//! |---|---|---|---|
+//! | POST | `/gc/scan/{shard}?grace_secs=` | | [`GcScan`]: the shard's blobs no record here refers to |
+//! | POST | `/gc/referenced` | `Vec<String>` blob ids (at most [`MAX_GC_IDS`]) | `Vec<String>`: those a record here refers to |
+//! | POST | `/gc/collect?grace_secs=` | `Vec<String>` blob ids (at most [`MAX_GC_IDS`]) | [`GcCollected`] |
+//!
+//! A shard is the blob directory `blobs/{shard:02x}/` (blob ids start with two hex digits):
+//! [`GC_SHARDS`] of them. `scan` also removes this node's quarantined copies of blobs
+//! that were written again since (a repair replaced the bad copy). `collect` deletes each
+//! blob, and its quarantined copy, only if, checked again inside the record writer (so no
+//! record change slips between the check and the delete), no record here refers to it and
+//! its file is older than the grace.
+
+use serde::{Deserialize, Serialize};
+
+/// Shard directories of the blob store.
+pub const GC_SHARDS: u16 = 256;
+/// Most blob ids one `referenced` or `collect` request names.
+pub const MAX_GC_IDS: usize = 10_000;
+
+/// A blob file nothing on the node refers to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcBlob {
+    pub id: String,
+    /// Bytes on disk (data, checksum table and footer).
+    pub size: u64,
+    /// Only a quarantined copy is left (bad bytes this node found).
+    #[serde(default)]
+    pub quarantined: bool,
+}
+
+/// What `POST /gc/scan/{shard}` found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcScan {
+    /// Unreferenced here and older than the grace: candidates, if no other node refers to
+    /// them either.
+    pub unreferenced: Vec<GcBlob>,
+    /// Unreferenced here but younger than the grace (a write may still be on its way).
+    pub waiting: u64,
+    pub waiting_bytes: u64,
+    /// Quarantined copies removed because the blob was written again since.
+    pub quarantine_cleared: u64,
+}
+
+/// What `POST /gc/collect` deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcCollected {
+    pub deleted: Vec<String>,
+    pub bytes: u64,
+}

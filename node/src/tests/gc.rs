@@ -1,0 +1,250 @@
+//! Garbage collection on one node: which blob files the scan reports as unreferenced (a
+//! stored version, an upload part, a multipart object's part or an accepted Paxos value
+//! keeps a blob), the grace, the re-check of `collect`, and quarantined copies.
+
+use super::healing::{object, object_record};
+use super::*;
+use crate::proto::gc::{GcCollected, GcScan};
+use crate::proto::{Data, PartRef, VersionState};
+
+/// Four blob ids of four different shards.
+const KEPT: &str = "10000000000000000000000000000001";
+const LOOSE: &str = "20000000000000000000000000000002";
+const PROPOSED: &str = "30000000000000000000000000000003";
+const PART: &str = "40000000000000000000000000000004";
+
+impl Node {
+    async fn gc_scan(&self, id: &str, grace: u64) -> GcScan {
+        let path = format!("/gc/scan/{}?grace_secs={grace}", &id[..2]);
+        let reply = self.call("POST", &path, &[], &[]).await;
+        assert_eq!(
+            reply.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        reply.json()
+    }
+
+    async fn gc_collect(&self, ids: &[&str], grace: u64) -> GcCollected {
+        let path = format!("/gc/collect?grace_secs={grace}");
+        let body = serde_json::to_vec(ids).expect("encode");
+        let reply = self.call("POST", &path, &[], &body).await;
+        assert_eq!(
+            reply.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        reply.json()
+    }
+
+    async fn gc_referenced(&self, ids: &[&str]) -> Vec<String> {
+        let body = serde_json::to_vec(ids).expect("encode");
+        let reply = self.call("POST", "/gc/referenced", &[], &body).await;
+        assert_eq!(reply.status, 200);
+        reply.json()
+    }
+
+    async fn put_blob(&self, id: &str) {
+        let put = self
+            .call("PUT", &format!("/blobs/{id}"), &[], b"body")
+            .await;
+        assert_eq!(put.status, 200);
+    }
+}
+
+fn candidates(scan: &GcScan) -> Vec<&str> {
+    scan.unreferenced.iter().map(|b| b.id.as_str()).collect()
+}
+
+#[tokio::test]
+async fn only_blobs_nothing_refers_to_are_collected_and_only_past_the_grace() {
+    let node = Node::start().await;
+    for id in [KEPT, LOOSE, PROPOSED, PART] {
+        node.put_blob(id).await;
+    }
+    let kept = object_record(vec![(1, object(Data::Blob { id: KEPT.into() }))]);
+    assert_eq!(
+        node.call("POST", "/records/b/kept", &[], &kept)
+            .await
+            .status,
+        204
+    );
+    let part = PartRef {
+        number: 1,
+        blob: PART.into(),
+        size: 4,
+        md5: "m".into(),
+        checksums: Default::default(),
+    };
+    let multi = object_record(vec![(1, object(Data::Parts { parts: vec![part] }))]);
+    assert_eq!(
+        node.call("POST", "/records/b/multi", &[], &multi)
+            .await
+            .status,
+        204
+    );
+    // A conditional write's value, accepted and not committed: a later round may commit it.
+    let value: ObjectRecord = serde_json::from_slice(&object_record(vec![(
+        7,
+        object(Data::Blob {
+            id: PROPOSED.into(),
+        }),
+    )]))
+    .expect("decode");
+    let proposal = serde_json::json!({ "ballot": { "ts": 7, "id": "p" }, "value": value });
+    let accepted = node
+        .call(
+            "POST",
+            "/paxos/b/cas/accept",
+            &[],
+            &serde_json::to_vec(&proposal).unwrap(),
+        )
+        .await;
+    assert_eq!(accepted.status, 200);
+
+    let all = [KEPT, LOOSE, PROPOSED, PART];
+    assert_eq!(node.gc_referenced(&all).await, [KEPT, PROPOSED, PART]);
+    for id in all {
+        let scan = node.gc_scan(id, 0).await;
+        let expected: &[&str] = if id == LOOSE { &[LOOSE] } else { &[] };
+        assert_eq!(candidates(&scan), expected, "shard of {id}");
+    }
+    // Younger than the grace: waiting, never collected.
+    let young = node.gc_scan(LOOSE, 3600).await;
+    assert!(young.unreferenced.is_empty());
+    assert_eq!(young.waiting, 1);
+    assert!(young.waiting_bytes > 4);
+    assert!(node.gc_collect(&all, 3600).await.deleted.is_empty());
+    // Past it: only the unreferenced one goes, whatever the request names.
+    let collected = node.gc_collect(&all, 0).await;
+    assert_eq!(collected.deleted, [LOOSE]);
+    assert!(collected.bytes > 4);
+    assert!(!node.blob_path(LOOSE).exists());
+    for id in [KEPT, PROPOSED, PART] {
+        assert!(node.blob_path(id).exists(), "{id} deleted");
+    }
+
+    // Committing the value keeps the blob referenced, now by the version.
+    let commit = node
+        .call(
+            "POST",
+            "/paxos/b/cas/commit",
+            &[],
+            &serde_json::to_vec(&proposal).unwrap(),
+        )
+        .await;
+    assert_eq!(commit.status, 204);
+    assert_eq!(node.gc_referenced(&[PROPOSED]).await, [PROPOSED]);
+    // A purge releases the blob; so does a newer null version replacing an older one.
+    let purged = object_record(vec![(1, VersionState::Purged)]);
+    assert_eq!(
+        node.call("POST", "/records/b/kept", &[], &purged)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(node.gc_collect(&[KEPT], 0).await.deleted, [KEPT]);
+    let mut null: ObjectRecord = serde_json::from_slice(&multi).expect("decode");
+    null.versions[0].null = true;
+    let body = serde_json::to_vec(&null).unwrap();
+    assert_eq!(
+        node.call("POST", "/records/b/null", &[], &body)
+            .await
+            .status,
+        204
+    );
+    let mut newer = null.clone();
+    newer.versions[0].stamp.ts = 2;
+    newer.versions[0].state = VersionState::DeleteMarker;
+    let body = serde_json::to_vec(&newer).unwrap();
+    assert_eq!(
+        node.call("POST", "/records/b/null", &[], &body)
+            .await
+            .status,
+        204
+    );
+    // The multipart object of key `multi` still holds the part.
+    assert_eq!(node.gc_referenced(&[PART]).await, [PART]);
+    let purged = object_record(vec![(1, VersionState::Purged)]);
+    assert_eq!(
+        node.call("POST", "/records/b/multi", &[], &purged)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(node.gc_collect(&[PART], 0).await.deleted, [PART]);
+
+    // References survive a restart (they are in the record database).
+    let dir = node.stop().await;
+    let node = Node::start_in(dir).await;
+    assert_eq!(node.gc_referenced(&all).await, [PROPOSED]);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn quarantined_copies_go_once_rewritten_or_unreferenced() {
+    let node = Node::start().await;
+    node.put_blob(LOOSE).await;
+    node.put_blob(KEPT).await;
+    let quarantine = node.dir.path().join("data/quarantine");
+    // Both found corrupt; LOOSE is written again by a repair, KEPT is not.
+    for id in [LOOSE, KEPT] {
+        std::fs::rename(node.blob_path(id), quarantine.join(id)).expect("quarantine");
+    }
+    node.put_blob(LOOSE).await;
+    let scan = node.gc_scan(LOOSE, 0).await;
+    assert_eq!(scan.quarantine_cleared, 1);
+    assert!(!quarantine.join(LOOSE).exists());
+    assert!(node.blob_path(LOOSE).exists());
+    let scan = node.gc_scan(KEPT, 0).await;
+    assert_eq!(scan.unreferenced.len(), 1);
+    assert!(scan.unreferenced[0].quarantined);
+    assert_eq!(node.gc_collect(&[KEPT], 0).await.deleted, [KEPT]);
+    assert!(!quarantine.join(KEPT).exists());
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_collection_requests_are_refused() {
+    let node = Node::start().await;
+    for path in [
+        "/gc/scan/zz?grace_secs=0",
+        "/gc/scan/1?grace_secs=0",
+        "/gc/scan/AB?grace_secs=0",
+        "/gc/scan/00",
+        "/gc/scan/00?grace_secs=-1",
+    ] {
+        assert_eq!(
+            node.call("POST", path, &[], &[]).await.status,
+            400,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        node.call("POST", "/gc/collect", &[], b"[]").await.status,
+        400
+    );
+    assert_eq!(
+        node.call("POST", "/gc/referenced", &[], b"{}").await.status,
+        400
+    );
+    let many: Vec<String> = (0..=proto::gc::MAX_GC_IDS)
+        .map(|i| format!("{i:032x}"))
+        .collect();
+    let body = serde_json::to_vec(&many).unwrap();
+    assert_eq!(
+        node.call("POST", "/gc/referenced", &[], &body).await.status,
+        400
+    );
+    assert_eq!(node.call("GET", "/gc/collect", &[], &[]).await.status, 405);
+    // Without the secret.
+    assert_eq!(
+        node.call_as("POST", "/gc/collect?grace_secs=0", &[], b"[]")
+            .await
+            .status,
+        401
+    );
+    node.stop().await;
+}

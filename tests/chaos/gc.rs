@@ -1,0 +1,330 @@
+//! Garbage collection under churn: overwrites, delete markers, purges of versions, completed
+//! multipart uploads with parts left out and aborted uploads, while a node and the gateway
+//! are killed with SIGKILL and restarted. Afterwards, with the grace down to zero, every
+//! node's blob files are exactly those the records refer to, nothing is quarantined, and
+//! every object and version reads back as one of the bodies written to it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    BucketVersioningStatus, CompletedMultipartUpload, CompletedPart, VersioningConfiguration,
+};
+use node::proto::{Data, VersionState};
+
+use crate::harness::{Cluster, eventually, pattern};
+use crate::{BUCKET, HEAL, INLINE_MAX, options, start_opts};
+
+const VERSIONED: &str = "chaos-versions";
+/// How long the writers churn.
+const CHURN: Duration = Duration::from_secs(20);
+/// The grace while writers run: far above any write's gap between its blob and its record
+/// here, short enough for passes to delete during the churn.
+const CHURN_GRACE_SECS: u64 = 8;
+
+/// Every body written (or attempted) per (bucket, key).
+type Written = Arc<Mutex<BTreeMap<(String, String), Vec<Vec<u8>>>>>;
+
+fn remember(written: &Written, bucket: &str, key: &str, body: &[u8]) {
+    let mut w = written.lock().unwrap();
+    w.entry((bucket.to_owned(), key.to_owned()))
+        .or_default()
+        .push(body.to_vec());
+}
+
+/// Blob-sized bodies (never inline), of a few sizes.
+fn body(n: u64) -> Vec<u8> {
+    let size = [INLINE_MAX + 1, 200 * 1024, 1024 * 1024 + 3][n as usize % 3];
+    pattern(size, n)
+}
+
+async fn put(s3: &Client, bucket: &str, key: &str, data: &[u8]) -> bool {
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(data.to_vec()))
+        .send()
+        .await
+        .is_ok()
+}
+
+/// Overwrites and deletes keys of the unversioned bucket: each overwrite replaces the null
+/// version, whose blob becomes garbage.
+async fn overwriter(s3: Client, written: Written, until: Instant) {
+    let mut n = 0u64;
+    while Instant::now() < until {
+        let key = format!("plain/{}", n % 4);
+        if n % 7 == 6 {
+            let _ = s3.delete_object().bucket(BUCKET).key(&key).send().await;
+        } else {
+            let data = body(n);
+            remember(&written, BUCKET, &key, &data);
+            put(&s3, BUCKET, &key, &data).await;
+        }
+        n += 1;
+    }
+}
+
+/// Writes versions and purges some of them by id.
+async fn versioner(s3: Client, written: Written, until: Instant) {
+    let mut n = 1000u64;
+    while Instant::now() < until {
+        let key = format!("v/{}", n % 3);
+        let data = body(n);
+        remember(&written, VERSIONED, &key, &data);
+        put(&s3, VERSIONED, &key, &data).await;
+        if n % 3 == 2
+            && let Ok(listed) = s3
+                .list_object_versions()
+                .bucket(VERSIONED)
+                .prefix(&key)
+                .send()
+                .await
+            && let Some(oldest) = listed.versions().last()
+            && let Some(id) = oldest.version_id()
+        {
+            let _ = s3
+                .delete_object()
+                .bucket(VERSIONED)
+                .key(&key)
+                .version_id(id)
+                .send()
+                .await;
+        }
+        n += 1;
+    }
+}
+
+/// Multipart uploads of two parts: every other one completed with its first part only
+/// (the second is garbage then), the others aborted.
+async fn uploader(s3: Client, written: Written, until: Instant) {
+    let mut n = 2000u64;
+    while Instant::now() < until {
+        let key = format!("mp/{}", n % 2);
+        n += 1;
+        let Ok(created) = s3
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key(&key)
+            .send()
+            .await
+        else {
+            continue;
+        };
+        let id = created.upload_id().unwrap_or_default().to_owned();
+        let first = body(n);
+        let mut etag = None;
+        for (number, data) in [(1, first.clone()), (2, body(n + 1))] {
+            if let Ok(part) = s3
+                .upload_part()
+                .bucket(BUCKET)
+                .key(&key)
+                .upload_id(&id)
+                .part_number(number)
+                .body(ByteStream::from(data))
+                .send()
+                .await
+                && number == 1
+            {
+                etag = part.e_tag().map(str::to_owned);
+            }
+        }
+        match etag {
+            Some(etag) if n.is_multiple_of(2) => {
+                remember(&written, BUCKET, &key, &first);
+                let parts = CompletedMultipartUpload::builder()
+                    .parts(CompletedPart::builder().part_number(1).e_tag(etag).build())
+                    .build();
+                let _ = s3
+                    .complete_multipart_upload()
+                    .bucket(BUCKET)
+                    .key(&key)
+                    .upload_id(&id)
+                    .multipart_upload(parts)
+                    .send()
+                    .await;
+            }
+            _ => {
+                let _ = s3
+                    .abort_multipart_upload()
+                    .bucket(BUCKET)
+                    .key(&key)
+                    .upload_id(&id)
+                    .send()
+                    .await;
+            }
+        }
+    }
+}
+
+/// Blob ids node `i`'s records of `namespace` refer to (every version that is not purged).
+async fn referenced_on(cluster: &Cluster, i: usize, namespace: &str) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    for key in cluster.node_keys(i, namespace).await {
+        let Some(record) = cluster.node_record(i, namespace, &key).await else {
+            continue;
+        };
+        for v in &record.versions {
+            if let VersionState::Object(meta) = &v.state {
+                match &meta.data {
+                    Data::Blob { id } => {
+                        ids.insert(id.clone());
+                    }
+                    Data::Parts { parts } => ids.extend(parts.iter().map(|p| p.blob.clone())),
+                    Data::Inline { .. } | Data::InlineOmitted => {}
+                }
+            }
+        }
+    }
+    ids
+}
+
+/// The blob files in a directory tree (`blobs/xx/id` or `quarantine/id`).
+fn files_under(dir: &std::path::Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+            out.insert(name.to_owned());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn garbage_collection_leaves_exactly_the_blobs_records_refer_to() {
+    let mut cluster =
+        start_opts(options(true).gateway_arg("--gc-grace-secs", CHURN_GRACE_SECS)).await;
+    let s3 = cluster.client();
+    crate::harness::create_bucket(&s3, VERSIONED).await;
+    s3.put_bucket_versioning()
+        .bucket(VERSIONED)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("enable versioning");
+
+    let written: Written = Arc::default();
+    let until = Instant::now() + CHURN;
+    let workers = [
+        tokio::spawn(overwriter(s3.clone(), written.clone(), until)),
+        tokio::spawn(versioner(s3.clone(), written.clone(), until)),
+        tokio::spawn(uploader(s3.clone(), written.clone(), until)),
+    ];
+    // Faults while they run: a node killed and restarted, then the gateway.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    cluster.kill_node(1);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    cluster.restart_node(1).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cluster.restart_gateway().await;
+    for worker in workers {
+        worker.await.expect("worker");
+    }
+    let deleted_during_churn = cluster.gateway_metric("gc_blobs_deleted_total").await;
+
+    // Everything healed, then garbage collection with no grace.
+    cluster.set_gateway_arg("--gc-grace-secs", 0);
+    cluster.restart_gateway().await;
+    let namespaces = [
+        BUCKET.to_owned(),
+        format!("{BUCKET}/uploads"),
+        VERSIONED.to_owned(),
+        format!("{VERSIONED}/uploads"),
+    ];
+    let cluster_ref = &cluster;
+    let namespaces_ref = &namespaces;
+    eventually(
+        "every node holds exactly the blobs records refer to",
+        HEAL * 2,
+        || async move {
+            let mut referenced = BTreeSet::new();
+            for i in 0..cluster_ref.node_count() {
+                for ns in namespaces_ref {
+                    referenced.extend(referenced_on(cluster_ref, i, ns).await);
+                }
+            }
+            for i in 0..cluster_ref.node_count() {
+                let dir = cluster_ref.node_data_dir(i);
+                let files = files_under(&dir.join("blobs"));
+                if files != referenced {
+                    let extra: Vec<_> = files.difference(&referenced).collect();
+                    let missing: Vec<_> = referenced.difference(&files).collect();
+                    return Err(format!(
+                        "node{i}: {} unreferenced files {extra:?}, {} referenced blobs missing {missing:?}",
+                        extra.len(),
+                        missing.len()
+                    ));
+                }
+                let quarantined = files_under(&dir.join("quarantine"));
+                if !quarantined.is_empty() {
+                    return Err(format!("node{i} quarantined {quarantined:?}"));
+                }
+            }
+            Ok(())
+        },
+    )
+    .await;
+    let deleted = cluster.gateway_metric("gc_blobs_deleted_total").await;
+    eprintln!("gc: {deleted_during_churn} blob files deleted during the churn, {deleted} after it");
+    assert!(deleted > 0.0, "nothing was collected after the churn");
+
+    // Every object and every version reads back as a body written to it.
+    let s3 = cluster.client();
+    let written = written.lock().unwrap().clone();
+    let mut checked = 0;
+    for ((bucket, key), bodies) in &written {
+        let mut ids: Vec<Option<String>> = vec![None];
+        if bucket == VERSIONED {
+            let listed = s3
+                .list_object_versions()
+                .bucket(bucket)
+                .prefix(key)
+                .send()
+                .await
+                .expect("list versions");
+            ids.extend(
+                listed
+                    .versions()
+                    .iter()
+                    .filter(|v| v.key() == Some(key.as_str()))
+                    .map(|v| v.version_id().map(str::to_owned)),
+            );
+        }
+        for id in ids {
+            let got = s3
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .set_version_id(id.clone())
+                .send()
+                .await;
+            let got = match got {
+                Ok(got) => got,
+                // A deleted key (or one whose latest version is a delete marker).
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => continue,
+                Err(e) => panic!("GET {bucket}/{key} {id:?}: {e:?}"),
+            };
+            let bytes = got.body.collect().await.expect("body").into_bytes();
+            assert!(
+                bodies.iter().any(|b| b.as_slice() == bytes.as_ref()),
+                "{bucket}/{key} {id:?}: {} bytes that were never written",
+                bytes.len()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 5, "only {checked} objects read back");
+}
