@@ -85,6 +85,14 @@ pub struct S3Args {
     /// many seconds old (a write may have stored the blob and not yet its record).
     #[arg(long, env = "S3QUORUM_GC_GRACE_SECS", default_value_t = 3600)]
     pub gc_grace_secs: u64,
+    /// Least pause between the starts of two garbage-collection passes; a pass runs after
+    /// an anti-entropy pass once this much time has gone by (0: after every one).
+    #[arg(long, env = "S3QUORUM_GC_INTERVAL_MS", default_value_t = 600_000)]
+    pub gc_interval_ms: u64,
+    /// Purge tombstones (and finished upload records) are dropped once held this many
+    /// seconds, when every replica of the key holds them.
+    #[arg(long, env = "S3QUORUM_TOMBSTONE_GRACE_SECS", default_value_t = 86_400)]
+    pub tombstone_grace_secs: u64,
     /// Base domain for virtual-hosted-style requests (`bucket.DOMAIN`); repeat the flag or
     /// separate with commas for several. Path-style requests always work.
     #[arg(long = "domain", env = "S3QUORUM_DOMAIN", value_delimiter = ',')]
@@ -195,6 +203,10 @@ pub struct Config {
     pub upload_expiry: Option<Duration>,
     /// Age an unreferenced blob file must reach before garbage collection deletes it.
     pub gc_grace: Duration,
+    /// Time a node must hold a purge tombstone before garbage collection drops it.
+    pub tombstone_grace: Duration,
+    /// Least pause between two garbage-collection passes.
+    pub gc_interval: Duration,
     /// Base domains of virtual-hosted-style addressing (lowercase, no port).
     pub domains: Vec<String>,
 }
@@ -220,6 +232,8 @@ impl Config {
             scan_interval: scan_interval(args.s3.scan_interval_ms),
             upload_expiry: upload_expiry(args.s3.upload_expiry_secs),
             gc_grace: Duration::from_secs(args.s3.gc_grace_secs),
+            tombstone_grace: Duration::from_secs(args.s3.tombstone_grace_secs),
+            gc_interval: Duration::from_millis(args.s3.gc_interval_ms),
             domains: domains(&args.s3.domains),
         }
     }
@@ -335,6 +349,8 @@ mod tests {
             scan_interval: None,
             upload_expiry: None,
             gc_grace: Duration::from_secs(3600),
+            tombstone_grace: Duration::from_secs(86_400),
+            gc_interval: Duration::from_secs(600),
             domains: Vec::new(),
         }
     }

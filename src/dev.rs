@@ -118,6 +118,8 @@ pub async fn run(
         scan_interval: crate::config::scan_interval(args.s3.scan_interval_ms),
         upload_expiry: crate::config::upload_expiry(args.s3.upload_expiry_secs),
         gc_grace: std::time::Duration::from_secs(args.s3.gc_grace_secs),
+        tombstone_grace: std::time::Duration::from_secs(args.s3.tombstone_grace_secs),
+        gc_interval: std::time::Duration::from_millis(args.s3.gc_interval_ms),
         domains: crate::config::domains(&args.s3.domains),
     };
     config.validate()?;

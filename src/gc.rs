@@ -15,12 +15,22 @@
 //! or purged, of aborted, completed and expired multipart uploads, and quarantined copies.
 //! The pass keeps nothing in memory between runs: a gateway that crashes leaks nothing, the
 //! next pass (in whichever gateway then holds the lease) finds the same garbage.
+//!
+//! Purge tombstones (and with them finished upload records, which are tombstones only) are
+//! dropped once a node has held them for `--tombstone-grace-secs` and every replica of the
+//! key holds them: the pass first pushes a tombstone to each replica that lacks it (a
+//! replica that does not answer keeps every tombstone of the key), and drops in a later
+//! pass. A replica away for the whole grace therefore blocks the drop, and never brings a
+//! purged version back.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use tokio::sync::watch;
+
+use node::proto::gc::TombstoneRef;
+use node::proto::{MAX_SELECT_STAMPS, Stamp};
 
 use crate::quorum::Cluster;
 
@@ -41,6 +51,8 @@ pub struct GcStatus {
     pub candidates: u64,
     /// Quarantined copies removed because their blob was written again.
     pub quarantine_cleared: u64,
+    /// Purge tombstones dropped (counted once per key version, not per replica).
+    pub tombstones_dropped: u64,
     /// Every node and shard was looked at, with every node answering.
     pub complete: bool,
 }
@@ -68,8 +80,18 @@ pub fn unreferenced_everywhere(
         .collect()
 }
 
-/// One pass over every shard of every node.
-pub async fn pass(cluster: &Cluster, grace: Duration, stop: &watch::Receiver<bool>) -> GcStatus {
+/// The graces of a pass.
+#[derive(Debug, Clone, Copy)]
+pub struct Graces {
+    /// Age an unreferenced blob file must reach.
+    pub blobs: Duration,
+    /// Time a node must have held a purge tombstone.
+    pub tombstones: Duration,
+}
+
+/// One pass over every shard of every node, then over every node's old tombstones.
+pub async fn pass(cluster: &Cluster, graces: Graces, stop: &watch::Receiver<bool>) -> GcStatus {
+    let grace = graces.blobs;
     let started = Instant::now();
     let n = cluster.node_urls().len();
     let mut status = GcStatus {
@@ -88,6 +110,11 @@ pub async fn pass(cluster: &Cluster, grace: Duration, stop: &watch::Receiver<boo
             tokio::time::sleep(SHARD_PAUSE).await;
         }
     }
+    for i in 0..n {
+        if *stop.borrow() || !tombstone_pass(cluster, i, graces.tombstones, &mut status).await {
+            status.complete = false;
+        }
+    }
     let metrics = cluster.metrics();
     metrics.gc_candidates.set(status.candidates as i64);
     status.duration_ms = started.elapsed().as_millis() as u64;
@@ -99,6 +126,7 @@ pub async fn pass(cluster: &Cluster, grace: Duration, stop: &watch::Receiver<boo
         deleted = status.blobs_deleted,
         bytes = status.bytes_freed,
         waiting = status.candidates,
+        tombstones = status.tombstones_dropped,
         ms = status.duration_ms,
         complete = status.complete,
         "garbage collection pass finished"
@@ -153,6 +181,93 @@ async fn shard_pass(
             false
         }
     }
+}
+
+/// Drops the tombstones node `i` has held for `grace` whose every replica holds them too;
+/// false when some node did not answer.
+async fn tombstone_pass(
+    cluster: &Cluster,
+    i: usize,
+    grace: Duration,
+    status: &mut GcStatus,
+) -> bool {
+    let mut after: Option<String> = None;
+    let mut complete = true;
+    loop {
+        let page = match cluster.gc_tombstones(i, grace, after.as_deref()).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::debug!("tombstones not listed: {e}");
+                return false;
+            }
+        };
+        let mut by_key: BTreeMap<(String, String), Vec<Stamp>> = BTreeMap::new();
+        for t in page.tombstones {
+            by_key.entry((t.bucket, t.key)).or_default().push(t.stamp);
+        }
+        for ((bucket, key), stamps) in by_key {
+            for chunk in stamps.chunks(MAX_SELECT_STAMPS) {
+                match drop_everywhere(cluster, i, &bucket, &key, chunk).await {
+                    Ok(n) => status.tombstones_dropped += n,
+                    Err(e) => {
+                        tracing::debug!(bucket, key, "tombstones kept: {e}");
+                        complete = false;
+                    }
+                }
+            }
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return complete,
+        }
+        tokio::time::sleep(SHARD_PAUSE).await;
+    }
+}
+
+/// Drops version `stamps` of `(bucket, key)` (tombstones on node `from`) on every replica
+/// if every replica holds them as tombstones; pushes them to those that do not. How many
+/// were dropped.
+async fn drop_everywhere(
+    cluster: &Cluster,
+    from: usize,
+    bucket: &str,
+    key: &str,
+    stamps: &[Stamp],
+) -> Result<u64, crate::error::Error> {
+    let source = cluster.tombstones_on(from, bucket, key, stamps).await?;
+    if source.versions.is_empty() {
+        return Ok(0);
+    }
+    let held: Vec<Stamp> = source.versions.iter().map(|v| v.stamp.clone()).collect();
+    let replicas = cluster.replicas_of(bucket, key);
+    let mut everywhere = true;
+    for &r in replicas.iter().filter(|&&r| r != from) {
+        let there = cluster.tombstones_on(r, bucket, key, &held).await?;
+        if there.versions.len() < held.len() {
+            cluster.push_tombstones(r, bucket, key, &source).await?;
+            everywhere = false;
+        }
+    }
+    if !everywhere {
+        return Ok(0);
+    }
+    let refs: Vec<TombstoneRef> = held
+        .iter()
+        .map(|stamp| TombstoneRef {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            stamp: stamp.clone(),
+        })
+        .collect();
+    let mut dropped = 0;
+    for &r in &replicas {
+        let d = cluster.gc_drop(r, &refs).await?;
+        if r == from {
+            dropped = d.dropped;
+        }
+    }
+    cluster.metrics().tombstones_dropped.inc_by(dropped);
+    Ok(dropped)
 }
 
 #[cfg(test)]

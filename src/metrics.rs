@@ -45,6 +45,8 @@ pub struct Metrics {
     pub gc_bytes_freed: IntCounter,
     /// `gc_candidates`: unreferenced blob files waiting out the grace, at the last pass.
     pub gc_candidates: IntGauge,
+    /// `tombstones_dropped_total`: purge tombstones dropped from every replica.
+    pub tombstones_dropped: IntCounter,
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -182,6 +184,11 @@ impl Metrics {
                 r,
                 "gc_candidates",
                 "Unreferenced blob files waiting out the garbage-collection grace, at the last pass",
+            ),
+            tombstones_dropped: counter(
+                r,
+                "tombstones_dropped_total",
+                "Purge tombstones dropped from every replica of their key",
             ),
             node_up,
             registry,

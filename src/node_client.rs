@@ -16,7 +16,7 @@ use hyper::body::Frame;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use node::proto::gc::{GcCollected, GcScan};
+use node::proto::gc::{Dropped, GcCollected, GcScan, TombstonePage, TombstoneRef};
 use node::proto::paxos::{AcceptReply, Ballot, Prepare, Promise, Proposal};
 use node::proto::{
     self, BlobPutReply, Bodies, BucketRecord, CHECK_HEADER, EXPECTED_MD5_HEADER, ErrorBody, Hint,
@@ -325,6 +325,30 @@ impl NodeClient {
         self.call_json(req)
             .await?
             .ok_or_else(|| NodeError::BadReply("empty collect answer".into()))
+    }
+
+    /// Tombstones the node has held for longer than `grace`, a page after `after`.
+    pub async fn gc_tombstones(
+        &self,
+        grace: Duration,
+        after: Option<&str>,
+    ) -> Result<TombstonePage, NodeError> {
+        let mut path = format!("/gc/tombstones?grace_secs={}", grace.as_secs());
+        if let Some(cursor) = after {
+            path.push_str("&after=");
+            path.push_str(&encode_segment(cursor));
+        }
+        self.call_json(self.request(Method::GET, &path, Self::empty()))
+            .await?
+            .ok_or_else(|| NodeError::BadReply("empty tombstone page".into()))
+    }
+
+    /// Has the node drop those of `tombstones` that are still tombstones there.
+    pub async fn gc_drop(&self, tombstones: &[TombstoneRef]) -> Result<Dropped, NodeError> {
+        let req = self.request(Method::POST, "/gc/drop", Self::json_body(&tombstones));
+        self.call_json(req)
+            .await?
+            .ok_or_else(|| NodeError::BadReply("empty drop answer".into()))
     }
 
     /// The versions `select` names of `(bucket, key)`, with the inline bodies `bodies`

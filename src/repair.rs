@@ -31,9 +31,10 @@ pub struct RepairConfig {
     pub scan_interval: Option<Duration>,
     /// Age past which an upload in progress is aborted by the pass; `None`: never.
     pub upload_expiry: Option<Duration>,
-    /// Age an unreferenced blob file must reach before garbage collection, which runs
-    /// after each anti-entropy pass, deletes it.
-    pub gc_grace: Duration,
+    /// The graces of garbage collection, which runs after an anti-entropy pass once
+    /// `gc_interval` has gone by since the last one began.
+    pub gc_grace: crate::gc::Graces,
+    pub gc_interval: Duration,
 }
 
 /// Hints handled per iteration, so the loop comes back to its health checks often.
@@ -85,6 +86,8 @@ struct Worker {
     /// Keys an anti-entropy pass found below RF and could not repair yet.
     scan_lagging: BTreeSet<(String, String)>,
     next_scan: Option<Instant>,
+    /// When the last garbage-collection pass began.
+    last_gc: Option<Instant>,
 }
 
 /// Runs the worker until `stop` turns true.
@@ -111,6 +114,7 @@ pub async fn run(
         backoff: HashMap::new(),
         scan_lagging: BTreeSet::new(),
         next_scan,
+        last_gc: None,
     };
     loop {
         worker.iteration(&stop).await;
@@ -135,9 +139,15 @@ impl Worker {
             && Instant::now() >= at
         {
             self.anti_entropy(stop).await;
-            let gc = crate::gc::pass(&self.cluster, self.config.gc_grace, stop).await;
-            if let Ok(mut s) = self.status.lock() {
-                s.last_gc_pass = Some(gc);
+            if self
+                .last_gc
+                .is_none_or(|at| at.elapsed() >= self.config.gc_interval)
+            {
+                self.last_gc = Some(Instant::now());
+                let gc = crate::gc::pass(&self.cluster, self.config.gc_grace, stop).await;
+                if let Ok(mut s) = self.status.lock() {
+                    s.last_gc_pass = Some(gc);
+                }
             }
             self.next_scan = self.config.scan_interval.map(|i| Instant::now() + i);
         }

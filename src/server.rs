@@ -75,7 +75,11 @@ pub async fn run_gateway(
             interval: config.repair_interval,
             scan_interval: config.scan_interval,
             upload_expiry: config.upload_expiry,
-            gc_grace: config.gc_grace,
+            gc_grace: crate::gc::Graces {
+                blobs: config.gc_grace,
+                tombstones: config.tombstone_grace,
+            },
+            gc_interval: config.gc_interval,
         },
         status.clone(),
         stop_rx.clone(),

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use crate::blobs::BlobStore;
 use crate::error::Error;
-use crate::proto::gc::{GcBlob, GcCollected, GcScan, MAX_GC_IDS};
+use crate::proto::gc::{
+    Dropped, GcBlob, GcCollected, GcScan, MAX_GC_IDS, TombstonePage, TombstoneRef,
+};
 use crate::records::RecordStore;
 
 /// The blobs of shard `shard` that nothing here refers to: those older than `grace` are
@@ -84,7 +86,37 @@ pub(crate) async fn collect(
     })
 }
 
-fn check_count(ids: &[String]) -> Result<(), Error> {
+/// Tombstones held here for longer than `grace`, a page of at most `limit` entries looked
+/// at (matching or not) after the cursor `after`.
+pub(crate) async fn tombstones(
+    records: &RecordStore,
+    grace: Duration,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<TombstonePage, Error> {
+    let after = match after {
+        Some(cursor) => Some(
+            crate::records::unhex(cursor)
+                .ok_or_else(|| Error::BadRequest(format!("bad tombstone cursor {cursor:?}")))?,
+        ),
+        None => None,
+    };
+    records
+        .old_tombstones(grace, after, limit.clamp(1, MAX_GC_IDS))
+        .await
+}
+
+/// Drops each of `tombstones` that is still a purge tombstone here.
+pub(crate) async fn drop(
+    records: &RecordStore,
+    tombstones: Vec<TombstoneRef>,
+) -> Result<Dropped, Error> {
+    check_count(&tombstones)?;
+    let dropped = records.drop_tombstones(tombstones).await?;
+    Ok(Dropped { dropped })
+}
+
+fn check_count<T>(ids: &[T]) -> Result<(), Error> {
     if ids.len() > MAX_GC_IDS {
         return Err(Error::BadRequest(format!(
             "{} blob ids in one request; at most {MAX_GC_IDS}",

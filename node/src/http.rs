@@ -76,6 +76,8 @@ enum Route<'a> {
     GcScan(&'a str),
     GcReferenced,
     GcCollect,
+    GcTombstones,
+    GcDrop,
     /// A known path, another method.
     WrongMethod,
     Unknown,
@@ -105,6 +107,8 @@ impl<'a> Route<'a> {
             ("POST", ["gc", "scan", shard]) => Route::GcScan(shard),
             ("POST", ["gc", "referenced"]) => Route::GcReferenced,
             ("POST", ["gc", "collect"]) => Route::GcCollect,
+            ("GET", ["gc", "tombstones"]) => Route::GcTombstones,
+            ("POST", ["gc", "drop"]) => Route::GcDrop,
             (
                 _,
                 ["health"]
@@ -119,7 +123,7 @@ impl<'a> Route<'a> {
                 | ["lease", _]
                 | ["paxos", _, _, "prepare" | "accept" | "commit"]
                 | ["gc", "scan", _]
-                | ["gc", "referenced" | "collect"],
+                | ["gc", "referenced" | "collect" | "tombstones" | "drop"],
             ) => Route::WrongMethod,
             _ => Route::Unknown,
         }
@@ -148,6 +152,8 @@ impl<'a> Route<'a> {
             Route::GcScan(_) => "gc_scan",
             Route::GcReferenced => "gc_referenced",
             Route::GcCollect => "gc_collect",
+            Route::GcTombstones => "gc_tombstones",
+            Route::GcDrop => "gc_drop",
             Route::WrongMethod | Route::Unknown => "other",
         }
     }
@@ -310,6 +316,16 @@ async fn dispatch(
             let grace = params::grace(req.uri().query())?;
             let ids: Vec<String> = read_json(req).await?;
             json(&gc::collect(&state.blobs, &state.records, ids, grace).await?)
+        }
+        Route::GcTombstones => {
+            let query = req.uri().query();
+            let grace = params::grace(query)?;
+            let (after, limit) = params::tombstone_page(query)?;
+            json(&gc::tombstones(&state.records, grace, after.as_deref(), limit).await?)
+        }
+        Route::GcDrop => {
+            let tombstones = read_json(req).await?;
+            json(&gc::drop(&state.records, tombstones).await?)
         }
         Route::WrongMethod => Err(Error::MethodNotAllowed),
         Route::Unknown => Err(Error::NoRoute),

@@ -41,10 +41,12 @@ mod lazy_file;
 mod list;
 mod paxos;
 mod refs;
+mod tombstones;
 mod versions;
 mod writer;
 
 use handle::{DbSlot, Location, Opened};
+pub(crate) use tombstones::unhex;
 use writer::Writer;
 
 const BUCKETS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("buckets");
@@ -105,6 +107,8 @@ enum Change {
         key: ObjectKeys,
         proposal: Proposal,
     },
+    /// Purge tombstones to drop (garbage collection).
+    DropTombstones(Vec<crate::proto::gc::TombstoneRef>),
     /// Blobs to delete unless a record refers to them (garbage collection).
     Collect {
         ids: Vec<String>,
@@ -128,6 +132,8 @@ enum Reply {
     Accept(AcceptReply),
     /// The blobs a collection deleted, with the bytes each freed.
     Collected(Vec<(String, u64)>),
+    /// How many tombstones a drop removed.
+    Dropped(u64),
 }
 
 struct WriteRequest {

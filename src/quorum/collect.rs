@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use node::proto::gc::{GcCollected, GcScan};
+use node::proto::gc::{Dropped, GcCollected, GcScan, TombstonePage, TombstoneRef};
+use node::proto::{Bodies, ObjectRecord, Select, Stamp};
 
 use super::Cluster;
 use crate::error::Error;
@@ -47,5 +48,66 @@ impl Cluster {
             .gc_collect(ids, grace)
             .await
             .map_err(self.gc_error(i, "gc collect"))
+    }
+
+    /// Tombstones node `i` has held for longer than `grace`, a page after `after`.
+    pub async fn gc_tombstones(
+        &self,
+        i: usize,
+        grace: Duration,
+        after: Option<&str>,
+    ) -> Result<TombstonePage, Error> {
+        self.node(i)
+            .gc_tombstones(grace, after)
+            .await
+            .map_err(self.gc_error(i, "gc tombstones"))
+    }
+
+    /// Has node `i` drop those of `tombstones` that are still tombstones there.
+    pub async fn gc_drop(&self, i: usize, tombstones: &[TombstoneRef]) -> Result<Dropped, Error> {
+        self.node(i)
+            .gc_drop(tombstones)
+            .await
+            .map_err(self.gc_error(i, "gc drop"))
+    }
+
+    /// Those of versions `stamps` of `(bucket, key)` that node `i` holds as purge
+    /// tombstones.
+    pub async fn tombstones_on(
+        &self,
+        i: usize,
+        bucket: &str,
+        key: &str,
+        stamps: &[Stamp],
+    ) -> Result<ObjectRecord, Error> {
+        let select = Select::Current {
+            with: None,
+            stamps: stamps.to_vec(),
+            since: None,
+        };
+        let mut record = self
+            .node(i)
+            .get_record(bucket, key, &Bodies::None, &select)
+            .await
+            .map_err(self.gc_error(i, "gc read tombstones"))?
+            .unwrap_or_default();
+        record
+            .versions
+            .retain(|v| v.is_purged() && stamps.contains(&v.stamp));
+        Ok(record)
+    }
+
+    /// Writes `tombstones` of `(bucket, key)` to node `i`.
+    pub async fn push_tombstones(
+        &self,
+        i: usize,
+        bucket: &str,
+        key: &str,
+        tombstones: &ObjectRecord,
+    ) -> Result<(), Error> {
+        self.node(i)
+            .put_record(bucket, key, tombstones)
+            .await
+            .map_err(self.gc_error(i, "gc push tombstones"))
     }
 }

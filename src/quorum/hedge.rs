@@ -190,6 +190,8 @@ mod tests {
             scan_interval: None,
             upload_expiry: None,
             gc_grace: Duration::from_secs(3600),
+            tombstone_grace: Duration::from_secs(86_400),
+            gc_interval: Duration::from_secs(600),
             domains: Vec::new(),
         };
         Cluster::new(&config, Metrics::new()).expect("cluster")

@@ -2,7 +2,9 @@
 //! multipart uploads with parts left out and aborted uploads, while a node and the gateway
 //! are killed with SIGKILL and restarted. Afterwards, with the grace down to zero, every
 //! node's blob files are exactly those the records refer to, nothing is quarantined, and
-//! every object and version reads back as one of the bodies written to it.
+//! every object and version reads back as one of the bodies written to it. And purge
+//! tombstones are dropped only once every replica holds them: a node down past the
+//! tombstone grace brings no purged version back.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -201,20 +203,13 @@ fn files_under(dir: &std::path::Path) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn garbage_collection_leaves_exactly_the_blobs_records_refer_to() {
-    let mut cluster =
-        start_opts(options(true).gateway_arg("--gc-grace-secs", CHURN_GRACE_SECS)).await;
+    let options = options(true)
+        .gateway_arg("--gc-interval-ms", 0)
+        .gateway_arg("--gc-grace-secs", CHURN_GRACE_SECS);
+    let mut cluster = start_opts(options).await;
     let s3 = cluster.client();
     crate::harness::create_bucket(&s3, VERSIONED).await;
-    s3.put_bucket_versioning()
-        .bucket(VERSIONED)
-        .versioning_configuration(
-            VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("enable versioning");
+    enable_versioning(&s3, VERSIONED).await;
 
     let written: Written = Arc::default();
     let until = Instant::now() + CHURN;
@@ -327,4 +322,166 @@ async fn garbage_collection_leaves_exactly_the_blobs_records_refer_to() {
         }
     }
     assert!(checked > 5, "only {checked} objects read back");
+}
+
+async fn enable_versioning(s3: &Client, bucket: &str) {
+    s3.put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("enable versioning");
+}
+
+/// The version ids ListObjectVersions shows for `key`.
+async fn listed_versions(s3: &Client, key: &str) -> Vec<String> {
+    let listed = s3
+        .list_object_versions()
+        .bucket(VERSIONED)
+        .prefix(key)
+        .send()
+        .await
+        .expect("list versions");
+    listed
+        .versions()
+        .iter()
+        .filter_map(|v| v.version_id().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_node_down_past_the_tombstone_grace_brings_no_purged_version_back() {
+    let options = options(true)
+        .gateway_arg("--gc-interval-ms", 0)
+        .gateway_arg("--gc-grace-secs", 0)
+        .gateway_arg("--tombstone-grace-secs", 1);
+    let mut cluster = start_opts(options).await;
+    let s3 = cluster.client();
+    crate::harness::create_bucket(&s3, VERSIONED).await;
+    enable_versioning(&s3, VERSIONED).await;
+    let mut ids = Vec::new();
+    for n in 0..2 {
+        let out = s3
+            .put_object()
+            .bucket(VERSIONED)
+            .key("k")
+            .body(ByteStream::from(body(n)))
+            .send()
+            .await
+            .expect("put");
+        ids.push(out.version_id().expect("version id").to_owned());
+    }
+    let cluster_ref = &cluster;
+    eventually("every node holds both versions", HEAL, || async move {
+        for i in 0..3 {
+            let n = cluster_ref
+                .node_record(i, VERSIONED, "k")
+                .await
+                .map_or(0, |r| r.versions.len());
+            if n != 2 {
+                return Err(format!("node{i} holds {n} versions"));
+            }
+        }
+        Ok(())
+    })
+    .await;
+    let purged = ids[0].clone();
+    cluster.kill_node(2);
+    s3.delete_object()
+        .bucket(VERSIONED)
+        .key("k")
+        .version_id(&purged)
+        .send()
+        .await
+        .expect("purge");
+    // Passes go by, well past the grace: node 2 does not answer, so the tombstone stays.
+    let passes = cluster.gateway_metric("anti_entropy_passes_total").await;
+    let cluster_ref = &cluster;
+    eventually("three more passes", HEAL, || async move {
+        let now = cluster_ref
+            .gateway_metric("anti_entropy_passes_total")
+            .await;
+        (now >= passes + 3.0)
+            .then_some(())
+            .ok_or(format!("{now} passes"))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for i in 0..2 {
+        let record = cluster
+            .node_record(i, VERSIONED, "k")
+            .await
+            .expect("record");
+        assert!(
+            record
+                .versions
+                .iter()
+                .any(|v| v.stamp.id == purged && v.is_purged()),
+            "node{i} dropped the tombstone while a replica was away: {record:?}"
+        );
+    }
+    assert_eq!(
+        cluster.gateway_metric("tombstones_dropped_total").await,
+        0.0
+    );
+
+    // Node 2 comes back holding the purged version alive.
+    cluster.restart_node(2).await;
+    let (s3_ref, purged_ref) = (&s3, &purged);
+    let cluster_ref = &cluster;
+    eventually(
+        "the tombstone is dropped everywhere",
+        HEAL * 2,
+        || async move {
+            let listed = listed_versions(s3_ref, "k").await;
+            assert!(
+                !listed.contains(purged_ref),
+                "the purged version is listed again: {listed:?}"
+            );
+            for i in 0..3 {
+                let record = cluster_ref.node_record(i, VERSIONED, "k").await;
+                let stamps: Vec<_> = record
+                    .iter()
+                    .flat_map(|r| &r.versions)
+                    .map(|v| (v.stamp.id.clone(), v.is_purged()))
+                    .collect();
+                if stamps.iter().any(|(id, _)| id == purged_ref) {
+                    return Err(format!("node{i} still holds {stamps:?}"));
+                }
+            }
+            Ok(())
+        },
+    )
+    .await;
+    assert!(cluster.gateway_metric("tombstones_dropped_total").await >= 1.0);
+    // And it stays gone: more passes, the version never comes back.
+    let passes = cluster.gateway_metric("anti_entropy_passes_total").await;
+    let cluster_ref = &cluster;
+    eventually("two more passes", HEAL, || async move {
+        let now = cluster_ref
+            .gateway_metric("anti_entropy_passes_total")
+            .await;
+        (now >= passes + 2.0)
+            .then_some(())
+            .ok_or(format!("{now} passes"))
+    })
+    .await;
+    assert_eq!(listed_versions(&s3, "k").await, [ids[1].clone()]);
+    let gone = s3
+        .get_object()
+        .bucket(VERSIONED)
+        .key("k")
+        .version_id(&purged)
+        .send()
+        .await;
+    assert!(gone.is_err(), "GET of the purged version answered");
+    assert_eq!(
+        crate::harness::get_bytes(&s3, VERSIONED, "k").await,
+        body(1),
+        "the current version"
+    );
 }

@@ -146,6 +146,20 @@ pub(super) fn grace(query: Option<&str>) -> Result<std::time::Duration, Error> {
     grace.ok_or_else(|| Error::BadRequest("grace_secs is required".into()))
 }
 
+/// The `after` cursor and `limit` (default and maximum [`proto::gc::MAX_GC_IDS`]) of `GET
+/// /gc/tombstones`.
+pub(super) fn tombstone_page(query: Option<&str>) -> Result<(Option<String>, usize), Error> {
+    let (mut after, mut parsed) = (None, proto::gc::MAX_GC_IDS);
+    for (name, value) in params(query)? {
+        match name {
+            "after" if !value.is_empty() => after = Some(value),
+            "limit" => parsed = limit(&value)?,
+            _ => {}
+        }
+    }
+    Ok((after, parsed.min(proto::gc::MAX_GC_IDS)))
+}
+
 /// The decoded (name, value) pairs of a query string, in order.
 fn params(query: Option<&str>) -> Result<Vec<(&str, String)>, Error> {
     query

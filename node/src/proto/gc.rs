@@ -6,15 +6,21 @@
 //! | POST | `/gc/scan/{shard}?grace_secs=` | | [`GcScan`]: the shard's blobs no record here refers to |
 //! | POST | `/gc/referenced` | `Vec<String>` blob ids (at most [`MAX_GC_IDS`]) | `Vec<String>`: those a record here refers to |
 //! | POST | `/gc/collect?grace_secs=` | `Vec<String>` blob ids (at most [`MAX_GC_IDS`]) | [`GcCollected`] |
+//! | GET | `/gc/tombstones?grace_secs=&after=&limit=` | | [`TombstonePage`]: purge tombstones held longer than the grace |
+//! | POST | `/gc/drop` | `Vec<TombstoneRef>` (at most [`MAX_GC_IDS`]) | [`Dropped`] |
 //!
 //! A shard is the blob directory `blobs/{shard:02x}/` (blob ids start with two hex digits):
 //! [`GC_SHARDS`] of them. `scan` also removes this node's quarantined copies of blobs
 //! that were written again since (a repair replaced the bad copy). `collect` deletes each
 //! blob, and its quarantined copy, only if, checked again inside the record writer (so no
 //! record change slips between the check and the delete), no record here refers to it and
-//! its file is older than the grace.
+//! its file is older than the grace. `drop` removes each named version that is still a
+//! purge tombstone here (the key's head too when nothing is left of it); the caller has
+//! made sure every replica of the key holds the tombstone.
 
 use serde::{Deserialize, Serialize};
+
+use super::Stamp;
 
 /// Shard directories of the blob store.
 pub const GC_SHARDS: u16 = 256;
@@ -50,4 +56,27 @@ pub struct GcScan {
 pub struct GcCollected {
     pub deleted: Vec<String>,
     pub bytes: u64,
+}
+
+/// A purge tombstone: version `stamp` of `(bucket, key)`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TombstoneRef {
+    pub bucket: String,
+    pub key: String,
+    pub stamp: Stamp,
+}
+
+/// What `GET /gc/tombstones` lists: tombstones the node has held for longer than the
+/// grace, in the node's order; `next` continues the listing (`after=`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TombstonePage {
+    pub tombstones: Vec<TombstoneRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// What `POST /gc/drop` dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dropped {
+    pub dropped: u64,
 }

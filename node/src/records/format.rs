@@ -4,8 +4,10 @@
 //! - Format 1 (s3quorum 0.1, no `meta` table): table `objects` held one JSON record per
 //!   key, `bucket ++ 0x00 ++ key` → every version of the key.
 //! - Format 2: one entry per version (see [`super::versions`]).
-//! - Format 3: format 2 and the blob references of [`super::refs`], built from the stored
-//!   versions and accepted Paxos values when a format-2 database is opened.
+//! - Format 3: format 2, the blob references of [`super::refs`] and the tombstone times of
+//!   [`super::tombstones`] (a tombstone of a converted database counts from the
+//!   conversion), built from the stored versions and accepted Paxos values when a format-2
+//!   database is opened.
 //!
 //! Invariants: the conversion moves records in batches, each batch one transaction that
 //! merges the records into the new tables and removes them from the old one, so a node
@@ -19,7 +21,7 @@
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, TableError};
 
 use super::versions::{self, Tables};
-use super::{decode, paxos, refs};
+use super::{decode, paxos, refs, tombstones};
 use crate::error::Error;
 use crate::proto::paxos::PaxosState;
 use crate::proto::{ObjectRecord, Version};
@@ -63,7 +65,7 @@ pub(super) fn upgrade(db: &Database) -> Result<(), Error> {
     if stored_format(db)?.is_none() {
         from_format_1(db)?;
     }
-    index_blobs(db)?;
+    index_versions(db)?;
     let txn = db.begin_write().map_err(Error::db("begin write"))?;
     set_format(&txn, FORMAT)?;
     txn.commit().map_err(Error::db("commit"))?;
@@ -101,7 +103,7 @@ fn from_format_1(db: &Database) -> Result<(), Error> {
 
 /// Format 2 to format 3: a blob reference for every stored version and accepted value,
 /// [`BATCH`] versions per transaction.
-fn index_blobs(db: &Database) -> Result<(), Error> {
+fn index_versions(db: &Database) -> Result<(), Error> {
     let mut after: Option<Vec<u8>> = None;
     let mut indexed = 0u64;
     loop {
@@ -114,6 +116,9 @@ fn index_blobs(db: &Database) -> Result<(), Error> {
             let mut table = txn
                 .open_table(refs::REFS)
                 .map_err(Error::db("open blob references"))?;
+            let mut purged = txn
+                .open_table(tombstones::TOMBSTONES)
+                .map_err(Error::db("open tombstones"))?;
             let lower = match &after {
                 Some(k) => std::ops::Bound::Excluded(k.as_slice()),
                 None => std::ops::Bound::Unbounded,
@@ -125,6 +130,9 @@ fn index_blobs(db: &Database) -> Result<(), Error> {
                 let (k, v) = item.map_err(Error::db("read versions"))?;
                 let version: Version = decode(v.value())?;
                 refs::version_changed(&mut table, k.value(), None, Some(&version))?;
+                if version.is_purged() {
+                    tombstones::arrived(&mut purged, k.value())?;
+                }
                 last = Some(k.value().to_vec());
                 indexed += 1;
             }

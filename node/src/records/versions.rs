@@ -23,8 +23,9 @@ use redb::{ReadableTable, Table, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::{decode, get_decoded as get, refs};
+use super::{decode, get_decoded as get, refs, tombstones};
 use crate::error::Error;
+use crate::proto::gc::TombstoneRef;
 use crate::proto::{ObjectRecord, Select, Stamp, Version, Versioned};
 
 pub(super) const VERSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("versions");
@@ -34,12 +35,14 @@ pub(super) const IDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("vers
 type Bytes<'t> = Table<'t, &'static [u8], &'static [u8]>;
 
 /// The tables of a write transaction that object versions live in, opened together: the
-/// three above, and the blob references of [`super::refs`].
+/// three above, the blob references of [`super::refs`] and the tombstone times of
+/// [`super::tombstones`].
 pub(super) struct Tables<'t> {
     pub versions: Bytes<'t>,
     pub heads: Bytes<'t>,
     pub ids: Bytes<'t>,
     pub refs: Bytes<'t>,
+    pub tombstones: Bytes<'t>,
 }
 
 impl<'t> Tables<'t> {
@@ -58,6 +61,9 @@ impl<'t> Tables<'t> {
             refs: txn
                 .open_table(refs::REFS)
                 .map_err(Error::db("open blob references"))?,
+            tombstones: txn
+                .open_table(tombstones::TOMBSTONES)
+                .map_err(Error::db("open tombstones"))?,
         })
     }
 }
@@ -221,6 +227,60 @@ pub(super) fn unescape(escaped: &[u8]) -> Result<String, Error> {
     String::from_utf8(out).map_err(|_| Error::Corrupt("stored object key is not UTF-8".into()))
 }
 
+/// Removes version `stamp` of the key whose head key is `hk` if it is a purge tombstone,
+/// and the key's head when no version is left; true when it did.
+pub(super) fn drop_tombstone(t: &mut Tables<'_>, hk: &[u8], stamp: &Stamp) -> Result<bool, Error> {
+    let stored: Option<Version> = get(&t.versions, &version_key(hk, stamp))?;
+    if !stored.as_ref().is_some_and(Version::is_purged) {
+        return Ok(false);
+    }
+    remove(t, hk, stamp)?;
+    let (start, end) = versions_range(hk);
+    let left = t
+        .versions
+        .range::<&[u8]>(start.as_slice()..end.as_slice())
+        .map_err(Error::db("range versions"))?
+        .next()
+        .is_some();
+    if !left {
+        t.heads.remove(hk).map_err(Error::db("remove head"))?;
+    }
+    Ok(true)
+}
+
+/// The (bucket, key, stamp) a version key names.
+pub(super) fn parse_version_key(vk: &[u8]) -> Result<TombstoneRef, Error> {
+    let bad = || Error::Corrupt("badly formed version key".into());
+    let split = vk.iter().position(|&b| b == 0).ok_or_else(bad)?;
+    let bucket = std::str::from_utf8(&vk[..split])
+        .map_err(|_| bad())?
+        .to_owned();
+    let rest = &vk[split + 1..];
+    let mut i = 0;
+    let end = loop {
+        match (rest.get(i), rest.get(i + 1)) {
+            (Some(0), Some(0xFF)) => i += 2,
+            (Some(0), Some(1)) => break i,
+            (Some(_), _) => i += 1,
+            (None, _) => return Err(bad()),
+        }
+    };
+    let key = unescape(&rest[..end])?;
+    let stamp = &rest[end + 2..];
+    if stamp.len() < 8 {
+        return Err(bad());
+    }
+    let (ts, id) = stamp.split_at(8);
+    Ok(TombstoneRef {
+        bucket,
+        key,
+        stamp: Stamp {
+            ts: u64::from_be_bytes(ts.try_into().map_err(|_| bad())?),
+            id: std::str::from_utf8(id).map_err(|_| bad())?.to_owned(),
+        },
+    })
+}
+
 /// The range of the versions of the key whose head key is `head`.
 fn versions_range(head: &[u8]) -> (Vec<u8>, Vec<u8>) {
     let mut start = head.to_vec();
@@ -260,6 +320,9 @@ fn remove(t: &mut Tables<'_>, hk: &[u8], stamp: &Stamp) -> Result<(), Error> {
     let vk = version_key(hk, stamp);
     let old: Option<Version> = get(&t.versions, &vk)?;
     refs::version_changed(&mut t.refs, &vk, old.as_ref(), None)?;
+    if old.as_ref().is_some_and(Version::is_purged) {
+        tombstones::forget(&mut t.tombstones, &vk)?;
+    }
     t.versions
         .remove(vk.as_slice())
         .map_err(Error::db("remove version"))?;
@@ -309,6 +372,9 @@ pub(super) fn merge(t: &mut Tables<'_>, hk: &[u8], incoming: &ObjectRecord) -> R
             .insert(vk.as_slice(), encode(&merged)?.as_slice())
             .map_err(Error::db("write version"))?;
         refs::version_changed(&mut t.refs, &vk, existing.as_ref(), Some(&merged))?;
+        if merged.is_purged() && !existing.as_ref().is_some_and(Version::is_purged) {
+            tombstones::arrived(&mut t.tombstones, &vk)?;
+        }
         if existing.is_none() {
             t.ids
                 .insert(

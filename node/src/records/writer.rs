@@ -14,6 +14,7 @@ use super::lazy_file::{FlushStop, Flusher};
 use super::versions::{self, Tables};
 use super::{
     BUCKETS, Change, MAX_BATCH, Reply, WriteRequest, WriterStats, hints, merge_into, paxos, refs,
+    tombstones,
 };
 use crate::disk::Disk;
 use crate::error::Error;
@@ -222,6 +223,9 @@ impl Writer {
                         &proposal.value,
                     )
                     .map(|(a, c)| (c, Reply::Accept(a))),
+                    Change::DropTombstones(refs) => {
+                        tombstones::drop(&mut objects, refs).map(|n| (n > 0, Reply::Dropped(n)))
+                    }
                     Change::Collect { ids, remove } => refs::collect(&objects.refs, ids, remove)
                         .map(|freed| (false, Reply::Collected(freed))),
                     Change::Commit { key, proposal } => paxos::commit(

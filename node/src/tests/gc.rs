@@ -248,3 +248,91 @@ async fn malformed_collection_requests_are_refused() {
     );
     node.stop().await;
 }
+
+#[tokio::test]
+async fn old_tombstones_are_listed_and_dropped_and_nothing_else() {
+    use crate::proto::gc::{Dropped, TombstonePage};
+    let node = Node::start().await;
+    let key = "a\u{0}b/é";
+    let path = format!("/records/b/{}", proto::encode_segment(key));
+    let record = object_record(vec![
+        (
+            1,
+            object(Data::Inline {
+                bytes: b"m".to_vec(),
+            }),
+        ),
+        (2, VersionState::Purged),
+    ]);
+    assert_eq!(node.call("POST", &path, &[], &record).await.status, 204);
+    let other = object_record(vec![(5, VersionState::Purged)]);
+    assert_eq!(
+        node.call("POST", "/records/b/z", &[], &other).await.status,
+        204
+    );
+    let list = |query: &'static str| {
+        let node = &node;
+        async move {
+            let reply = node
+                .call("GET", &format!("/gc/tombstones?{query}"), &[], &[])
+                .await;
+            assert_eq!(
+                reply.status,
+                200,
+                "{}",
+                String::from_utf8_lossy(&reply.body)
+            );
+            reply.json::<TombstonePage>()
+        }
+    };
+    let all = list("grace_secs=0").await;
+    let named: Vec<(&str, &str, u64)> = all
+        .tombstones
+        .iter()
+        .map(|t| (t.bucket.as_str(), t.key.as_str(), t.stamp.ts))
+        .collect();
+    assert_eq!(named, [("b", key, 2), ("b", "z", 5)]);
+    assert!(all.next.is_none());
+    assert!(list("grace_secs=3600").await.tombstones.is_empty());
+    // Page by page.
+    let first = list("grace_secs=0&limit=1").await;
+    assert_eq!(first.tombstones.len(), 1);
+    let cursor = first.next.expect("a next page");
+    let second = node
+        .call(
+            "GET",
+            &format!("/gc/tombstones?grace_secs=0&limit=1&after={cursor}"),
+            &[],
+            &[],
+        )
+        .await
+        .json::<TombstonePage>();
+    assert_eq!(second.tombstones[0].key, "z");
+
+    // A drop removes tombstones only: the live version 1 named too stays.
+    let mut named = all.tombstones.clone();
+    let mut live = named[0].clone();
+    live.stamp.ts = 1;
+    live.stamp.id = "v1".into();
+    named.push(live);
+    let body = serde_json::to_vec(&named).unwrap();
+    let dropped: Dropped = node.call("POST", "/gc/drop", &[], &body).await.json();
+    assert_eq!(dropped.dropped, 2);
+    let left: ObjectRecord = node.call("GET", &path, &[], &[]).await.json();
+    assert_eq!(left.versions.len(), 1);
+    assert_eq!(left.versions[0].stamp.ts, 1);
+    // Nothing is left of `z`: its head went too.
+    assert_eq!(node.call("GET", "/records/b/z", &[], &[]).await.status, 404);
+    assert!(list("grace_secs=0").await.tombstones.is_empty());
+    // Again: nothing to drop.
+    let dropped: Dropped = node.call("POST", "/gc/drop", &[], &body).await.json();
+    assert_eq!(dropped.dropped, 0);
+    for bad in [
+        "/gc/tombstones",
+        "/gc/tombstones?grace_secs=0&after=zz",
+        "/gc/tombstones?grace_secs=0&limit=x",
+    ] {
+        assert_eq!(node.call("GET", bad, &[], &[]).await.status, 400, "{bad}");
+    }
+    node.stop().await;
+}
