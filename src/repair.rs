@@ -86,7 +86,7 @@ struct Worker {
     /// Keys an anti-entropy pass found below RF and could not repair yet.
     scan_lagging: BTreeSet<(String, String)>,
     next_scan: Option<Instant>,
-    /// When the last garbage-collection pass began.
+    /// When the last garbage-collection pass began (the worker's start at first).
     last_gc: Option<Instant>,
 }
 
@@ -114,7 +114,9 @@ pub async fn run(
         backoff: HashMap::new(),
         scan_lagging: BTreeSet::new(),
         next_scan,
-        last_gc: None,
+        // The first pass waits an interval too: a gateway that just started has
+        // anti-entropy to do first.
+        last_gc: Some(Instant::now()),
     };
     loop {
         worker.iteration(&stop).await;

@@ -12,12 +12,10 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    BucketVersioningStatus, CompletedMultipartUpload, CompletedPart, VersioningConfiguration,
-};
+use aws_sdk_s3::types::{BucketVersioningStatus, CompletedMultipartUpload, CompletedPart};
 use node::proto::{Data, VersionState};
 
-use crate::harness::{Cluster, eventually, pattern};
+use crate::harness::{Cluster, eventually, pattern, set_versioning};
 use crate::{BUCKET, HEAL, INLINE_MAX, options, start_opts};
 
 const VERSIONED: &str = "chaos-versions";
@@ -209,7 +207,7 @@ async fn garbage_collection_leaves_exactly_the_blobs_records_refer_to() {
     let mut cluster = start_opts(options).await;
     let s3 = cluster.client();
     crate::harness::create_bucket(&s3, VERSIONED).await;
-    enable_versioning(&s3, VERSIONED).await;
+    set_versioning(&s3, VERSIONED, BucketVersioningStatus::Enabled).await;
 
     let written: Written = Arc::default();
     let until = Instant::now() + CHURN;
@@ -324,19 +322,6 @@ async fn garbage_collection_leaves_exactly_the_blobs_records_refer_to() {
     assert!(checked > 5, "only {checked} objects read back");
 }
 
-async fn enable_versioning(s3: &Client, bucket: &str) {
-    s3.put_bucket_versioning()
-        .bucket(bucket)
-        .versioning_configuration(
-            VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("enable versioning");
-}
-
 /// The version ids ListObjectVersions shows for `key`.
 async fn listed_versions(s3: &Client, key: &str) -> Vec<String> {
     let listed = s3
@@ -362,7 +347,7 @@ async fn a_node_down_past_the_tombstone_grace_brings_no_purged_version_back() {
     let mut cluster = start_opts(options).await;
     let s3 = cluster.client();
     crate::harness::create_bucket(&s3, VERSIONED).await;
-    enable_versioning(&s3, VERSIONED).await;
+    set_versioning(&s3, VERSIONED, BucketVersioningStatus::Enabled).await;
     let mut ids = Vec::new();
     for n in 0..2 {
         let out = s3

@@ -13,14 +13,7 @@ use aws_sdk_s3::types::{
 
 use crate::harness::*;
 
-pub(crate) async fn set_versioning(s3: &Client, bucket: &str, status: BucketVersioningStatus) {
-    s3.put_bucket_versioning()
-        .bucket(bucket)
-        .versioning_configuration(VersioningConfiguration::builder().status(status).build())
-        .send()
-        .await
-        .unwrap();
-}
+pub(crate) use crate::harness::set_versioning;
 
 pub(crate) async fn put_version(
     s3: &Client,

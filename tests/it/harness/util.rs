@@ -68,6 +68,23 @@ pub fn failure<T: Debug, E: ProvideErrorMetadata + Debug>(
     }
 }
 
+/// Sets the versioning state of `bucket`; panics on failure.
+pub async fn set_versioning(
+    s3: &Client,
+    bucket: &str,
+    status: aws_sdk_s3::types::BucketVersioningStatus,
+) {
+    let config = aws_sdk_s3::types::VersioningConfiguration::builder()
+        .status(status)
+        .build();
+    s3.put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(config)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("PutBucketVersioning {bucket}: {e:?}"));
+}
+
 /// Asserts that `res` failed with `status` and S3 error `code`.
 #[track_caller]
 pub fn assert_s3_error<T: Debug, E: ProvideErrorMetadata + Debug>(
