@@ -151,7 +151,7 @@ async fn shard_pass(
     };
     status.candidates += scan.waiting;
     status.quarantine_cleared += scan.quarantine_cleared;
-    status.blobs_scanned += scan.waiting + scan.unreferenced.len() as u64;
+    status.blobs_scanned += scan.files;
     if scan.unreferenced.is_empty() {
         return true;
     }

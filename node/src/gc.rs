@@ -31,6 +31,7 @@ pub(crate) async fn scan(
     let ids = found.files.iter().map(|f| f.id.clone()).collect();
     let referenced: HashSet<String> = records.referenced(ids).await?.into_iter().collect();
     let mut scan = GcScan {
+        files: found.files.len() as u64,
         quarantine_cleared: found.quarantine_cleared,
         ..GcScan::default()
     };

@@ -41,6 +41,9 @@ pub struct GcBlob {
 /// What `POST /gc/scan/{shard}` found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GcScan {
+    /// Blob files (and quarantined copies) the shard holds.
+    #[serde(default)]
+    pub files: u64,
     /// Unreferenced here and older than the grace: candidates, if no other node refers to
     /// them either.
     pub unreferenced: Vec<GcBlob>,
