@@ -3,9 +3,10 @@
 //!
 //! Deleting a blob something refers to loses data, so a blob file goes only when all of
 //! this holds (the decision is [`unreferenced_everywhere`], property-tested):
-//! - its node's records and accepted Paxos values do not refer to it, and its file is older
+//! - its node's records and accepted Paxos values do not refer to it, its file is older
 //!   than the grace (`--gc-grace-secs`), so a write still on its way (blob stored, record
-//!   not yet) keeps it;
+//!   not yet) keeps it, and so is the moment its last reference went, so a read that began
+//!   before an overwrite or a purge can finish streaming it;
 //! - every other node answered, and none refers to it (a replica whose record refers to the
 //!   blob may need it as a repair source, and a node that does not answer might);
 //! - its node, checking again inside its record writer just before the delete, still finds

@@ -3,10 +3,10 @@
 //!
 //! Invariant: a blob file is deleted only by [`collect`], and only when, checked again in
 //! the record writer, neither a stored version nor an accepted Paxos value of this node
-//! refers to it and its file is older than the grace. The cluster-wide check (no other
+//! refers to it, none has within the grace, and its file is older than the grace. The cluster-wide check (no other
 //! node refers to it either) is the caller's.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::blobs::BlobStore;
@@ -29,17 +29,20 @@ pub(crate) async fn scan(
         .await
         .map_err(Error::task("blob shard scan"))??;
     let ids = found.files.iter().map(|f| f.id.clone()).collect();
-    let referenced: HashSet<String> = records.referenced(ids).await?.into_iter().collect();
+    let unreferenced: HashMap<String, Option<Duration>> =
+        records.released(ids).await?.into_iter().collect();
     let mut scan = GcScan {
         files: found.files.len() as u64,
         quarantine_cleared: found.quarantine_cleared,
         ..GcScan::default()
     };
     for file in found.files {
-        if referenced.contains(&file.id) {
+        let Some(released) = unreferenced.get(&file.id) else {
             continue;
-        }
-        if file.age >= grace {
+        };
+        // A read that began before the last reference went may still stream the blob.
+        let age = released.map_or(file.age, |ago| ago.min(file.age));
+        if age >= grace {
             scan.unreferenced.push(GcBlob {
                 id: file.id,
                 size: file.len,
@@ -73,7 +76,11 @@ pub(crate) async fn collect(
     check_count(&ids)?;
     let store = blobs.clone();
     let freed = records
-        .collect(ids, Box::new(move |id| store.remove_if_older(id, grace)))
+        .collect(
+            ids,
+            grace,
+            Box::new(move |id| store.remove_if_older(id, grace)),
+        )
         .await?;
     if !freed.is_empty() {
         tracing::info!(

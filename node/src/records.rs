@@ -112,6 +112,7 @@ enum Change {
     /// Blobs to delete unless a record refers to them (garbage collection).
     Collect {
         ids: Vec<String>,
+        grace: std::time::Duration,
         remove: refs::Remover,
     },
 }

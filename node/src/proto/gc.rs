@@ -13,8 +13,9 @@
 //! [`GC_SHARDS`] of them. `scan` also removes this node's quarantined copies of blobs
 //! that were written again since (a repair replaced the bad copy). `collect` deletes each
 //! blob, and its quarantined copy, only if, checked again inside the record writer (so no
-//! record change slips between the check and the delete), no record here refers to it and
-//! its file is older than the grace. `drop` removes each named version that is still a
+//! record change slips between the check and the delete), no record here refers to it,
+//! none did within the grace, and its file is older than the grace. `scan` counts a blob
+//! as waiting by the same two ages. `drop` removes each named version that is still a
 //! purge tombstone here (the key's head too when nothing is left of it); the caller has
 //! made sure every replica of the key holds the tombstone.
 

@@ -2,11 +2,16 @@
 //! tells a blob nothing here refers to with one range lookup instead of a read of every
 //! record.
 //!
-//! Layout (values empty):
+//! Layout:
+//! - `blob_id 0x00 0x00` → when the last reference to the blob went (µs, u64 BE), while
+//!   nothing refers to it: a read that began before an overwrite or a purge may still be
+//!   streaming the blob, so the grace counts from then, not from the file's age alone;
 //! - `blob_id 0x00 0x01 version_key` for each stored version whose data lives in the blob
 //!   (an object's blob, a multipart object's part, an uploaded part in an upload's record);
 //! - `blob_id 0x00 0x02 paxos_key` for each Paxos value accepted and not committed yet
 //!   that refers to the blob: a later round may still commit it.
+//!
+//! Reference entries have empty values.
 //!
 //! Blob ids never contain 0x00, so one blob's entries are contiguous.
 //!
@@ -16,6 +21,7 @@
 //! [`super::paxos`]). A blob with no entry is referred to by nothing this node stores.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use redb::{ReadableTable, Table, TableDefinition};
 
@@ -27,6 +33,7 @@ pub(super) const REFS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blo
 
 type Bytes<'t> = Table<'t, &'static [u8], &'static [u8]>;
 
+const RELEASED: u8 = 0;
 const VERSION: u8 = 1;
 const PAXOS: u8 = 2;
 
@@ -65,12 +72,49 @@ fn update(
     for gone in old.difference(&new) {
         refs.remove(entry(gone, kind, owner).as_slice())
             .map_err(Error::db("remove blob reference"))?;
+        if !referenced(refs, gone)? {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as u64)
+                .unwrap_or(0);
+            refs.insert(
+                entry(gone, RELEASED, &[]).as_slice(),
+                now.to_be_bytes().as_slice(),
+            )
+            .map_err(Error::db("write blob release"))?;
+        }
     }
     for added in new.difference(&old) {
         refs.insert(entry(added, kind, owner).as_slice(), [].as_slice())
             .map_err(Error::db("write blob reference"))?;
+        refs.remove(entry(added, RELEASED, &[]).as_slice())
+            .map_err(Error::db("remove blob release"))?;
     }
     Ok(())
+}
+
+/// How long ago the last reference to blob `id` went, if one ever did (and it is still
+/// unreferenced).
+pub(super) fn released_for(
+    refs: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    id: &str,
+) -> Result<Option<Duration>, Error> {
+    let Some(at) = refs
+        .get(entry(id, RELEASED, &[]).as_slice())
+        .map_err(Error::db("read blob release"))?
+    else {
+        return Ok(None);
+    };
+    let at: [u8; 8] = at
+        .value()
+        .try_into()
+        .map_err(|_| Error::Corrupt("bad blob release time".into()))?;
+    let at = std::time::UNIX_EPOCH + Duration::from_micros(u64::from_be_bytes(at));
+    Ok(Some(
+        std::time::SystemTime::now()
+            .duration_since(at)
+            .unwrap_or(Duration::ZERO),
+    ))
 }
 
 /// The version stored at `version_key` changed from `old` to `new` (`None`: absent).
@@ -102,8 +146,7 @@ pub(super) fn referenced(
     refs: &impl ReadableTable<&'static [u8], &'static [u8]>,
     id: &str,
 ) -> Result<bool, Error> {
-    let mut start = id.as_bytes().to_vec();
-    start.push(0);
+    let start = entry(id, VERSION, &[]);
     let mut end = id.as_bytes().to_vec();
     end.push(1);
     let mut range = refs
@@ -116,6 +159,28 @@ pub(super) fn referenced(
 pub(crate) type Remover = Box<dyn Fn(&str) -> Result<u64, Error> + Send + Sync>;
 
 impl RecordStore {
+    /// For each of `ids` nothing here refers to, how long ago its last reference went
+    /// (`None`: never referred to, or not since this node kept track).
+    pub(crate) async fn released(
+        &self,
+        ids: Vec<String>,
+    ) -> Result<Vec<(String, Option<Duration>)>, Error> {
+        self.read(move |txn| {
+            let refs = txn
+                .open_table(REFS)
+                .map_err(Error::db("open blob references"))?;
+            let mut out = Vec::new();
+            for id in ids {
+                if !referenced(&refs, &id)? {
+                    let since = released_for(&refs, &id)?;
+                    out.push((id, since));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     /// Which of `ids` a stored version or an accepted value here refers to.
     pub(crate) async fn referenced(&self, ids: Vec<String>) -> Result<Vec<String>, Error> {
         self.read(move |txn| {
@@ -133,16 +198,18 @@ impl RecordStore {
         .await
     }
 
-    /// Has `remove` delete each of `ids` that nothing here refers to, checked inside the
-    /// record writer, so no record change comes between the check and the delete. Returns
+    /// Has `remove` delete each of `ids` that nothing here refers to, and nothing referred
+    /// to within `grace`, checked inside the record writer, so no record change comes
+    /// between the check and the delete. Returns
     /// each blob `remove` freed bytes of, with the bytes. Runs on a full disk too: it is
     /// what frees it.
     pub(crate) async fn collect(
         &self,
         ids: Vec<String>,
+        grace: Duration,
         remove: Remover,
     ) -> Result<Vec<(String, u64)>, Error> {
-        match self.write(Change::Collect { ids, remove }).await? {
+        match self.write(Change::Collect { ids, grace, remove }).await? {
             Reply::Collected(freed) => Ok(freed),
             _ => Err(Error::Corrupt(
                 "record writer answered a collection oddly".into(),
@@ -153,19 +220,25 @@ impl RecordStore {
 
 /// [`RecordStore::collect`] inside the writer's transaction.
 pub(super) fn collect(
-    refs: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    refs: &mut Bytes<'_>,
     ids: &[String],
+    grace: Duration,
     remove: &Remover,
-) -> Result<Vec<(String, u64)>, Error> {
-    let mut freed = Vec::new();
+) -> Result<(Vec<(String, u64)>, bool), Error> {
+    let (mut freed, mut changed) = (Vec::new(), false);
     for id in ids {
-        if referenced(refs, id)? {
+        if referenced(refs, id)? || released_for(refs, id)?.is_some_and(|ago| ago < grace) {
             continue;
         }
         let bytes = remove(id)?;
         if bytes > 0 {
             freed.push((id.clone(), bytes));
         }
+        // Gone, or never here: its release time is of no use any more.
+        changed |= refs
+            .remove(entry(id, RELEASED, &[]).as_slice())
+            .map_err(Error::db("remove blob release"))?
+            .is_some();
     }
-    Ok(freed)
+    Ok((freed, changed))
 }

@@ -226,8 +226,10 @@ impl Writer {
                     Change::DropTombstones(refs) => {
                         tombstones::drop(&mut objects, refs).map(|n| (n > 0, Reply::Dropped(n)))
                     }
-                    Change::Collect { ids, remove } => refs::collect(&objects.refs, ids, remove)
-                        .map(|freed| (false, Reply::Collected(freed))),
+                    Change::Collect { ids, grace, remove } => {
+                        refs::collect(&mut objects.refs, ids, *grace, remove)
+                            .map(|(freed, c)| (c, Reply::Collected(freed)))
+                    }
                     Change::Commit { key, proposal } => paxos::commit(
                         &mut paxos_table,
                         &mut objects,

@@ -183,6 +183,50 @@ async fn only_blobs_nothing_refers_to_are_collected_and_only_past_the_grace() {
     node.stop().await;
 }
 
+/// Makes `path`'s file look written `secs` ago.
+fn age_file(path: &std::path::Path, secs: u64) {
+    let file = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open");
+    let then = std::time::SystemTime::now() - std::time::Duration::from_secs(secs);
+    file.set_modified(then).expect("set mtime");
+}
+
+#[tokio::test]
+async fn the_grace_counts_from_when_the_last_reference_went() {
+    let node = Node::start().await;
+    node.put_blob(KEPT).await;
+    node.put_blob(LOOSE).await;
+    let kept = object_record(vec![(1, object(Data::Blob { id: KEPT.into() }))]);
+    assert_eq!(
+        node.call("POST", "/records/b/kept", &[], &kept)
+            .await
+            .status,
+        204
+    );
+    // Both files written two hours ago; the grace is one hour.
+    age_file(&node.blob_path(KEPT), 7200);
+    age_file(&node.blob_path(LOOSE), 7200);
+    assert_eq!(candidates(&node.gc_scan(LOOSE, 3600).await), [LOOSE]);
+    assert!(candidates(&node.gc_scan(KEPT, 3600).await).is_empty());
+    // Purged just now: a read that began before may still stream it, so it waits.
+    let purged = object_record(vec![(1, VersionState::Purged)]);
+    assert_eq!(
+        node.call("POST", "/records/b/kept", &[], &purged)
+            .await
+            .status,
+        204
+    );
+    let scan = node.gc_scan(KEPT, 3600).await;
+    assert!(scan.unreferenced.is_empty());
+    assert_eq!(scan.waiting, 1);
+    assert!(node.gc_collect(&[KEPT, LOOSE], 3600).await.deleted == [LOOSE]);
+    assert!(node.blob_path(KEPT).exists());
+    assert_eq!(node.gc_collect(&[KEPT], 0).await.deleted, [KEPT]);
+    node.stop().await;
+}
+
 #[tokio::test]
 async fn quarantined_copies_go_once_rewritten_or_unreferenced() {
     let node = Node::start().await;
