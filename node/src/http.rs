@@ -8,7 +8,6 @@
 //! [`crate::error::status_and_body`]. Every answered request is counted once, under the
 //! fixed label of its [`Route`].
 
-use std::collections::HashSet;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,19 +25,16 @@ use serde::de::DeserializeOwned;
 use crate::blobs::{BlobStore, Piece, Trailer, Verify};
 use crate::disk::Disk;
 use crate::error::{Error, status_and_body};
-use crate::gc;
 use crate::lease::Leases;
 use crate::metrics::Metrics;
-use crate::proto::paxos::{Prepare, Proposal};
-use crate::proto::{
-    self, Bodies, BucketRecord, Data, Hint, LeaseRequest, MAX_RECORD_BODY, ObjectRecord, Select,
-    VersionState,
-};
+use crate::proto::{self, MAX_RECORD_BODY};
 use crate::records::RecordStore;
 
+mod collect;
 mod params;
+mod records;
 
-use params::{ByteRange, ListQuery};
+use params::ByteRange;
 
 /// Body of every node response: small JSON, or a blob streamed from disk.
 pub(crate) type ResponseBody = UnsyncBoxBody<Bytes, Error>;
@@ -191,232 +187,57 @@ async fn dispatch(
     if !route.is_open() {
         authorize(req.headers(), &state.secret)?;
     }
+    let query = req.uri().query();
     match route {
-        // A full disk or a failed record database: gateways must stop choosing this node.
-        Route::Health => Ok(match state.disk.health() {
-            Ok(()) => full(StatusCode::OK, "text/plain", Bytes::from_static(b"ok")),
-            Err(why) => full(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "text/plain",
-                Bytes::from(format!("unhealthy: {why}\n")),
-            ),
-        }),
-        Route::Metrics => Ok(full(
-            StatusCode::OK,
-            prometheus::TEXT_FORMAT,
-            Bytes::from({
-                state.disk.free_bytes();
-                state.metrics.render()?
-            }),
-        )),
+        Route::Health => Ok(health(state)),
+        Route::Metrics => metrics(state),
         Route::PutBlob(id) => put_blob(state, id, req).await,
         Route::GetBlob(id) => get_blob(state, id, req.headers()).await,
-        Route::GetRecord(bucket, key) => {
-            let (bucket, key) = (decode(bucket)?, decode(key)?);
-            let bodies = Bodies::from_query(req.uri().query())
-                .ok_or_else(|| Error::BadRequest("invalid bodies= or version= query".into()))?;
-            let select = Select::from_query(req.uri().query())
-                .ok_or_else(|| Error::BadRequest("invalid select= or with= query".into()))?;
-            let mut record = state
-                .records
-                .get_object(&bucket, &key, select)
-                .await?
-                .ok_or(Error::NotFound)?;
-            record.omit_bodies(&bodies);
-            json(&record)
-        }
-        Route::MergeRecord(bucket, key) => {
-            let (bucket, key) = (decode(bucket)?, decode(key)?);
-            let record: ObjectRecord = read_json(req).await?;
-            refuse_omitted_bodies(&record)?;
-            state.records.merge_object(&bucket, &key, record).await?;
-            Ok(no_content())
-        }
-        Route::List(bucket) => list(state, bucket, req.uri().query()).await,
+        Route::GetRecord(bucket, key) => records::get_record(state, bucket, key, &req).await,
+        Route::MergeRecord(bucket, key) => records::merge_record(state, bucket, key, req).await,
+        Route::List(bucket) => records::list(state, bucket, query).await,
         Route::ListBuckets => json(&state.records.list_buckets().await?),
-        Route::GetBucket(name) => {
-            let name = decode(name)?;
-            json(
-                &state
-                    .records
-                    .get_bucket(&name)
-                    .await?
-                    .ok_or(Error::NotFound)?,
-            )
-        }
-        Route::MergeBucket(name) => {
-            let name = decode(name)?;
-            let record: BucketRecord = read_json(req).await?;
-            if record.name != name {
-                return Err(Error::BadRequest(format!(
-                    "bucket record names {:?} but was sent to {name:?}",
-                    record.name
-                )));
-            }
-            state.records.merge_bucket(record).await?;
-            Ok(no_content())
-        }
-        Route::RaiseHints => {
-            let hints: Vec<Hint> = read_json(req).await?;
-            state.records.raise_hints(hints).await?;
-            Ok(no_content())
-        }
-        Route::GetHints => {
-            let limit = params::hints_limit(req.uri().query())?;
-            json(&state.records.hints(limit).await?)
-        }
-        Route::ClearHints => {
-            let hints: Vec<Hint> = read_json(req).await?;
-            state.records.clear_hints(hints).await?;
-            Ok(no_content())
-        }
-        Route::Lease(name) => {
-            let name = decode(name)?;
-            if name.is_empty() {
-                return Err(Error::BadRequest("empty lease name".into()));
-            }
-            let request: LeaseRequest = read_json(req).await?;
-            json(&state.leases.acquire(&name, &request, Instant::now())?)
-        }
-        Route::PaxosPrepare(bucket, key) => {
-            let (bucket, key) = (decode(bucket)?, decode(key)?);
-            let prepare: Prepare = read_json(req).await?;
-            let select = Select::from_query(prepare.select.as_deref())
-                .ok_or_else(|| Error::BadRequest("invalid select of a prepare".into()))?;
-            json(
-                &state
-                    .records
-                    .paxos_prepare(&bucket, &key, prepare.ballot, select)
-                    .await?,
-            )
-        }
-        Route::PaxosAccept(bucket, key) => {
-            let (bucket, key) = (decode(bucket)?, decode(key)?);
-            let proposal: Proposal = read_json(req).await?;
-            refuse_omitted_bodies(&proposal.value)?;
-            json(&state.records.paxos_accept(&bucket, &key, proposal).await?)
-        }
-        Route::PaxosCommit(bucket, key) => {
-            let (bucket, key) = (decode(bucket)?, decode(key)?);
-            let proposal: Proposal = read_json(req).await?;
-            refuse_omitted_bodies(&proposal.value)?;
-            state.records.paxos_commit(&bucket, &key, proposal).await?;
-            Ok(no_content())
-        }
-        Route::GcScan(shard) => {
-            let shard = params::gc_shard(shard)?;
-            let grace = params::grace(req.uri().query())?;
-            json(&gc::scan(&state.blobs, &state.records, shard, grace).await?)
-        }
-        Route::GcReferenced => {
-            let ids: Vec<String> = read_json(req).await?;
-            json(&gc::referenced(&state.records, ids).await?)
-        }
-        Route::GcCollect => {
-            let grace = params::grace(req.uri().query())?;
-            let ids: Vec<String> = read_json(req).await?;
-            json(&gc::collect(&state.blobs, &state.records, ids, grace).await?)
-        }
-        Route::GcTombstones => {
-            let query = req.uri().query();
-            let grace = params::grace(query)?;
-            let (after, limit) = params::tombstone_page(query)?;
-            json(&gc::tombstones(&state.records, grace, after.as_deref(), limit).await?)
-        }
-        Route::GcDrop => {
-            let tombstones = read_json(req).await?;
-            json(&gc::drop(&state.records, tombstones).await?)
-        }
+        Route::GetBucket(name) => records::get_bucket(state, name).await,
+        Route::MergeBucket(name) => records::merge_bucket(state, name, req).await,
+        Route::RaiseHints => records::raise_hints(state, req).await,
+        Route::GetHints => records::get_hints(state, query).await,
+        Route::ClearHints => records::clear_hints(state, req).await,
+        Route::Lease(name) => records::lease(state, name, req).await,
+        Route::PaxosPrepare(bucket, key) => records::paxos_prepare(state, bucket, key, req).await,
+        Route::PaxosAccept(bucket, key) => records::paxos_accept(state, bucket, key, req).await,
+        Route::PaxosCommit(bucket, key) => records::paxos_commit(state, bucket, key, req).await,
+        Route::GcScan(shard) => collect::scan(state, shard, query).await,
+        Route::GcReferenced => collect::referenced(state, req).await,
+        Route::GcCollect => collect::collect(state, req).await,
+        Route::GcTombstones => collect::tombstones(state, query).await,
+        Route::GcDrop => collect::drop(state, req).await,
         Route::WrongMethod => Err(Error::MethodNotAllowed),
         Route::Unknown => Err(Error::NoRoute),
     }
 }
 
-/// A record read without some of its bodies must never be stored: the bytes would be lost.
-fn refuse_omitted_bodies(record: &ObjectRecord) -> Result<(), Error> {
-    if record.has_omitted_body() {
-        return Err(Error::BadRequest(
-            "record has an omitted inline body; send the full record".into(),
-        ));
+/// `GET /health`. A full disk or a failed record database: gateways must stop choosing
+/// this node.
+fn health(state: &State) -> Response<ResponseBody> {
+    match state.disk.health() {
+        Ok(()) => full(StatusCode::OK, "text/plain", Bytes::from_static(b"ok")),
+        Err(why) => full(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            Bytes::from(format!("unhealthy: {why}\n")),
+        ),
     }
-    Ok(())
 }
 
-/// `GET /list/{bucket}`; with `check_blobs` each entry names the blobs its record refers
-/// to that this node lacks (full records then, whatever `summary` says); with `summary`
-/// the records are summarised.
-async fn list(
-    state: &State,
-    bucket: &str,
-    query: Option<&str>,
-) -> Result<Response<ResponseBody>, Error> {
-    let bucket = decode(bucket)?;
-    let query = ListQuery::parse(query)?;
-    if query.summary && !query.check_blobs {
-        let page = state
-            .records
-            .list_summaries(
-                &bucket,
-                &query.prefix,
-                &query.after,
-                query.limit,
-                query.current_only,
-            )
-            .await?;
-        return json(&page);
-    }
-    let mut page = state
-        .records
-        .list(
-            &bucket,
-            &query.prefix,
-            &query.after,
-            query.limit,
-            query.current_only,
-        )
-        .await?;
-    if query.no_bodies {
-        for entry in &mut page.entries {
-            entry.record.omit_bodies(&Bodies::None);
-        }
-    }
-    if query.check_blobs {
-        let referenced = page
-            .entries
-            .iter()
-            .map(|entry| referenced_blobs(&entry.record))
-            .collect();
-        let missing = state.blobs.missing(referenced).await?;
-        for (entry, missing) in page.entries.iter_mut().zip(missing) {
-            entry.corrupt_blobs = state.blobs.quarantined(&missing).await;
-            entry.missing_blobs = missing;
-        }
-    }
-    json(&page)
-}
-
-/// Ids of the blobs the versions of `record` refer to, each once, in version order. Purged
-/// versions and delete markers refer to none; neither do inline bodies.
-fn referenced_blobs(record: &ObjectRecord) -> Vec<String> {
-    let mut ids: Vec<String> = Vec::new();
-    // A set, not `ids.contains`: an object may have 10,000 parts.
-    let mut seen = HashSet::new();
-    let mut add = |id: &String| {
-        if seen.insert(id.clone()) {
-            ids.push(id.clone());
-        }
-    };
-    for version in &record.versions {
-        let VersionState::Object(meta) = &version.state else {
-            continue;
-        };
-        match &meta.data {
-            Data::Inline { .. } | Data::InlineOmitted => {}
-            Data::Blob { id } => add(id),
-            Data::Parts { parts } => parts.iter().for_each(|part| add(&part.blob)),
-        }
-    }
-    ids
+/// `GET /metrics`, with the free disk space measured now.
+fn metrics(state: &State) -> Result<Response<ResponseBody>, Error> {
+    state.disk.free_bytes();
+    let text = state.metrics.render()?;
+    Ok(full(
+        StatusCode::OK,
+        prometheus::TEXT_FORMAT,
+        Bytes::from(text),
+    ))
 }
 
 /// Refuses a request without the right cluster secret. The comparison takes the same time

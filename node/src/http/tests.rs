@@ -4,8 +4,11 @@
 
 use std::collections::BTreeMap;
 
+use super::params::ListQuery;
 use super::*;
-use crate::proto::{MAX_LIST_LIMIT, ObjectMeta, PartRef, Stamp, Version};
+use crate::proto::{
+    Data, MAX_LIST_LIMIT, ObjectMeta, ObjectRecord, PartRef, Stamp, Version, VersionState,
+};
 
 fn range(v: &str) -> Result<ByteRange, Error> {
     ByteRange::parse(&HeaderValue::from_str(v).expect("header value"))
@@ -193,5 +196,5 @@ fn referenced_blobs_skip_purged_markers_and_inline_bodies() {
             ),
         ],
     };
-    assert_eq!(referenced_blobs(&record), ["a", "b", "c"]);
+    assert_eq!(records::referenced_blobs(&record), ["a", "b", "c"]);
 }
