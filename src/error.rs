@@ -16,6 +16,21 @@ pub enum Error {
     NoSuchKey,
     #[error("the specified version does not exist")]
     NoSuchVersion,
+    /// The version a read addresses is a delete marker: the current one (`named`: false,
+    /// S3's 404) or one named by its version id (405).
+    #[error("the version addressed is a delete marker")]
+    DeleteMarker { version_id: String, named: bool },
+    #[error("the specified multipart upload does not exist")]
+    NoSuchUpload,
+    #[error("at least one of the pre-conditions you specified did not hold: {0}")]
+    PreconditionFailed(&'static str),
+    #[error("your previous request to create the named bucket succeeded and you already own it")]
+    BucketAlreadyOwnedByYou,
+    #[error("the bucket you tried to delete is not empty")]
+    BucketNotEmpty,
+    /// A broken invariant of the gateway itself: a bug, not a client error.
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error("{0}")]
     BadDigest(String),
     #[error("{op}: needed {needed} replicas, got {got}: [{}]", per_node.join("; "))]
@@ -44,6 +59,17 @@ impl From<Error> for S3Error {
             Error::NoSuchBucket => S3ErrorCode::NoSuchBucket,
             Error::NoSuchKey => S3ErrorCode::NoSuchKey,
             Error::NoSuchVersion => S3ErrorCode::NoSuchVersion,
+            Error::DeleteMarker { version_id, named } => {
+                return delete_marker_error(version_id, *named);
+            }
+            Error::NoSuchUpload => S3ErrorCode::NoSuchUpload,
+            Error::PreconditionFailed(_) => S3ErrorCode::PreconditionFailed,
+            Error::BucketAlreadyOwnedByYou => S3ErrorCode::BucketAlreadyOwnedByYou,
+            Error::BucketNotEmpty => S3ErrorCode::BucketNotEmpty,
+            Error::Internal(_) => {
+                tracing::error!(caller = %std::panic::Location::caller(), "{e}");
+                S3ErrorCode::InternalError
+            }
             Error::BadDigest(_) => S3ErrorCode::BadDigest,
             Error::Contention {
                 outcome_unknown: false,
@@ -68,4 +94,27 @@ impl From<Error> for S3Error {
         };
         S3Error::with_message(code, e.to_string())
     }
+}
+
+/// S3's answer to a read of a delete marker: 404 NoSuchKey when it is the current version,
+/// 405 MethodNotAllowed when named by its version id; both with `x-amz-delete-marker`.
+fn delete_marker_error(version_id: &str, named: bool) -> S3Error {
+    let mut err = if named {
+        S3Error::with_message(
+            S3ErrorCode::MethodNotAllowed,
+            "The specified method is not allowed against this resource.",
+        )
+    } else {
+        S3Error::with_message(S3ErrorCode::NoSuchKey, "The specified key does not exist.")
+    };
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "x-amz-delete-marker",
+        http::HeaderValue::from_static("true"),
+    );
+    if let Ok(v) = http::HeaderValue::from_str(version_id) {
+        headers.insert("x-amz-version-id", v);
+    }
+    err.set_headers(headers);
+    err
 }

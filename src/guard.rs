@@ -31,7 +31,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use s3s::{S3Error, S3ErrorCode};
+use s3s::{S3Error, S3ErrorCode, s3_error};
 use tokio::time::{Instant, Sleep};
 
 use sha2::{Digest, Sha256};
@@ -83,7 +83,7 @@ impl Verdict {
     }
 }
 
-/// Why the guard failed a body; what [`crate::integrity::body_error`] maps it back to.
+/// Why the guard failed a body; what [`body_error`] maps it back to.
 #[derive(Debug)]
 pub enum GuardError {
     /// No byte arrived for the idle timeout.
@@ -441,4 +441,48 @@ async fn linger(mut body: Incoming, idle: Duration) {
         }
         left -= n;
     }
+}
+
+/// Maps a failure of the client's body stream to the S3 error it means: a bad payload
+/// hash or chunk signature, a truncated or malformed body, an oversized body, a client that
+/// went silent. The cause may sit under layers of wrapping (s3s's decoders wrap what they
+/// read from below), so the whole chain is searched. Anything unrecognised is the client
+/// going away or sending garbage: `IncompleteBody`, never a 500.
+pub fn body_error(e: s3s::StdError) -> S3Error {
+    use s3s::stream::aws_chunked_stream::AwsChunkedStreamError;
+    use s3s::stream::upload_stream::UploadStreamError;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&*e);
+    while let Some(c) = cause {
+        if let Some(g) = c.downcast_ref::<GuardError>() {
+            return g.to_s3_error();
+        }
+        let code = if c.is::<s3s::BodySizeLimitExceeded>() {
+            Some(S3ErrorCode::EntityTooLarge)
+        } else if let Some(x) = c.downcast_ref::<UploadStreamError>() {
+            match x {
+                UploadStreamError::Underlying(_) => None,
+                UploadStreamError::Sha256Mismatch => return sha256_mismatch(),
+                x => Some(x.to_s3_error_code()),
+            }
+        } else if let Some(x) = c.downcast_ref::<AwsChunkedStreamError>() {
+            match x {
+                AwsChunkedStreamError::Underlying(_) => None,
+                // s3s says EntityTooLarge, which tells the client its object is too big.
+                AwsChunkedStreamError::ChunkMetaTooLarge(..) => {
+                    return s3_error!(
+                        InvalidRequest,
+                        "A chunk header of the aws-chunked body is too long."
+                    );
+                }
+                x => Some(x.to_s3_error_code()),
+            }
+        } else {
+            None
+        };
+        if let Some(code) = code {
+            return S3Error::with_source(code, e);
+        }
+        cause = c.source();
+    }
+    S3Error::with_source(S3ErrorCode::IncompleteBody, e)
 }

@@ -5,8 +5,6 @@
 //! Nothing here stores anything: the caller commits only after [`BodyDigest::verify`]
 //! succeeded, which is what keeps a corrupted or truncated upload invisible.
 
-use std::collections::BTreeMap;
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http::HeaderMap;
@@ -15,14 +13,7 @@ use s3s::checksum::ChecksumHasher;
 use s3s::dto::{ChecksumAlgorithm, ETag};
 use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
 
-/// The checksum algorithms we verify and store, with their S3 header names.
-const ALGORITHMS: [(&str, &str); 5] = [
-    ("CRC32", "x-amz-checksum-crc32"),
-    ("CRC32C", "x-amz-checksum-crc32c"),
-    ("CRC64NVME", "x-amz-checksum-crc64nvme"),
-    ("SHA1", "x-amz-checksum-sha1"),
-    ("SHA256", "x-amz-checksum-sha256"),
-];
+use crate::checksum::{Algorithm, Checksums};
 
 /// What the client claims about the body, gathered before it is read.
 #[derive(Debug, Default, Clone)]
@@ -30,11 +21,11 @@ pub struct Claims {
     /// `Content-MD5`, base64.
     pub content_md5: Option<String>,
     /// Algorithm → base64 value from request headers.
-    pub checksums: BTreeMap<&'static str, String>,
+    pub checksums: Checksums,
     /// Algorithms to compute (named by `x-amz-checksum-algorithm`, the trailer, or a header).
-    pub algorithms: Vec<&'static str>,
+    pub algorithms: Vec<Algorithm>,
     /// The checksum `x-amz-trailer` announces: it must arrive after the body.
-    pub trailer: Option<(&'static str, &'static str)>,
+    pub trailer: Option<Algorithm>,
 }
 
 impl Claims {
@@ -65,13 +56,13 @@ impl Claims {
                 }
             }
         }
-        for (name, header) in ALGORITHMS {
-            if let Some(value) = headers.get(header) {
+        for a in Algorithm::ALL {
+            if let Some(value) = headers.get(a.header()) {
                 let value = value
                     .to_str()
-                    .map_err(|_| s3_error!(InvalidArgument, "{header} is not valid"))?;
-                claims.checksums.insert(name, value.to_owned());
-                claims.algorithms.push(name);
+                    .map_err(|_| s3_error!(InvalidArgument, "{} is not valid", a.header()))?;
+                claims.checksums.insert(a, value.to_owned());
+                claims.algorithms.push(a);
             }
         }
         let trailer = headers
@@ -79,7 +70,7 @@ impl Claims {
             .and_then(|v| v.to_str().ok())
             .map(|t| t.trim().to_ascii_lowercase());
         if let Some(t) = trailer.as_deref() {
-            claims.trailer = ALGORITHMS.iter().copied().find(|(_, header)| *header == t);
+            claims.trailer = Algorithm::ALL.into_iter().find(|a| a.header() == t);
             if claims.trailer.is_none() {
                 return Err(s3_error!(
                     InvalidRequest,
@@ -87,23 +78,20 @@ impl Claims {
                 ));
             }
         }
-        for (name, header) in ALGORITHMS {
-            let named = algorithm.is_some_and(|a| a.as_str().eq_ignore_ascii_case(name))
-                || trailer.as_deref() == Some(header);
-            if named && !claims.algorithms.contains(&name) {
-                claims.algorithms.push(name);
+        let named = match algorithm {
+            None => None,
+            Some(a) => Some(Algorithm::parse(a.as_str()).ok_or_else(|| {
+                s3_error!(
+                    InvalidArgument,
+                    "Checksum algorithm {} is not supported",
+                    a.as_str()
+                )
+            })?),
+        };
+        for a in named.into_iter().chain(claims.trailer) {
+            if !claims.algorithms.contains(&a) {
+                claims.algorithms.push(a);
             }
-        }
-        if let Some(a) = algorithm
-            && !ALGORITHMS
-                .iter()
-                .any(|(n, _)| a.as_str().eq_ignore_ascii_case(n))
-        {
-            return Err(s3_error!(
-                InvalidArgument,
-                "Checksum algorithm {} is not supported",
-                a.as_str()
-            ));
         }
         Ok(claims)
     }
@@ -115,7 +103,7 @@ pub struct Verified {
     pub md5: String,
     pub size: u64,
     /// Algorithm → base64, for every algorithm computed.
-    pub checksums: BTreeMap<String, String>,
+    pub checksums: Checksums,
 }
 
 /// Digests computed while a body streams through.
@@ -129,15 +117,8 @@ pub struct BodyDigest {
 impl BodyDigest {
     pub fn new(claims: Claims) -> Self {
         let mut others = ChecksumHasher::default();
-        for name in &claims.algorithms {
-            match *name {
-                "CRC32" => others.crc32 = Some(Default::default()),
-                "CRC32C" => others.crc32c = Some(Default::default()),
-                "CRC64NVME" => others.crc64nvme = Some(Default::default()),
-                "SHA1" => others.sha1 = Some(Default::default()),
-                "SHA256" => others.sha256 = Some(Default::default()),
-                _ => {}
-            }
+        for a in &claims.algorithms {
+            a.enable(&mut others);
         }
         BodyDigest {
             md5: Md5::new(),
@@ -157,13 +138,14 @@ impl BodyDigest {
     /// (read after the body ended). Any mismatch is `BadDigest`.
     pub fn verify(self, trailers: Option<&HeaderMap>) -> S3Result<Verified> {
         // An announced trailing checksum that never came would leave the body unchecked.
-        if let Some((name, header)) = self.claims.trailer
-            && !self.claims.checksums.contains_key(name)
-            && trailers.and_then(|t| t.get(header)).is_none()
+        if let Some(a) = self.claims.trailer
+            && !self.claims.checksums.contains_key(&a)
+            && trailers.and_then(|t| t.get(a.header())).is_none()
         {
             return Err(s3_error!(
                 InvalidRequest,
-                "The request announced a trailing {header} (x-amz-trailer) but did not send it."
+                "The request announced a trailing {} (x-amz-trailer) but did not send it.",
+                a.header()
             ));
         }
         let md5 = self.md5.finalize();
@@ -176,19 +158,15 @@ impl BodyDigest {
             ));
         }
         let computed = self.others.finalize();
-        let mut checksums = BTreeMap::new();
-        for (name, header) in ALGORITHMS {
-            let ours = match name {
-                "CRC32" => computed.checksum_crc32.clone(),
-                "CRC32C" => computed.checksum_crc32c.clone(),
-                "CRC64NVME" => computed.checksum_crc64nvme.clone(),
-                "SHA1" => computed.checksum_sha1.clone(),
-                _ => computed.checksum_sha256.clone(),
+        let mut checksums = Checksums::new();
+        for a in Algorithm::ALL {
+            let Some(ours) = a.value_in(&computed).cloned() else {
+                continue;
             };
-            let Some(ours) = ours else { continue };
-            let claimed = self.claims.checksums.get(name).cloned().or_else(|| {
+            let name = a.name();
+            let claimed = self.claims.checksums.get(&a).cloned().or_else(|| {
                 trailers
-                    .and_then(|t| t.get(header))
+                    .and_then(|t| t.get(a.header()))
                     .and_then(|v| v.to_str().ok())
                     .map(|s| s.trim().to_owned())
             });
@@ -200,7 +178,7 @@ impl BodyDigest {
                     format!("The {name} you specified did not match the calculated checksum."),
                 ));
             }
-            checksums.insert(name.to_owned(), ours);
+            checksums.insert(a, ours);
         }
         Ok(Verified {
             md5: hex::encode(md5),
@@ -208,50 +186,6 @@ impl BodyDigest {
             checksums,
         })
     }
-}
-
-/// Maps a failure of the client's body stream to the S3 error it means: a bad payload
-/// hash or chunk signature, a truncated or malformed body, an oversized body, a client that
-/// went silent. The cause may sit under layers of wrapping (s3s's decoders wrap what they
-/// read from below), so the whole chain is searched. Anything unrecognised is the client
-/// going away or sending garbage: `IncompleteBody`, never a 500.
-pub fn body_error(e: s3s::StdError) -> S3Error {
-    use s3s::stream::aws_chunked_stream::AwsChunkedStreamError;
-    use s3s::stream::upload_stream::UploadStreamError;
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&*e);
-    while let Some(c) = cause {
-        if let Some(g) = c.downcast_ref::<crate::guard::GuardError>() {
-            return g.to_s3_error();
-        }
-        let code = if c.is::<s3s::BodySizeLimitExceeded>() {
-            Some(S3ErrorCode::EntityTooLarge)
-        } else if let Some(x) = c.downcast_ref::<UploadStreamError>() {
-            match x {
-                UploadStreamError::Underlying(_) => None,
-                UploadStreamError::Sha256Mismatch => return crate::guard::sha256_mismatch(),
-                x => Some(x.to_s3_error_code()),
-            }
-        } else if let Some(x) = c.downcast_ref::<AwsChunkedStreamError>() {
-            match x {
-                AwsChunkedStreamError::Underlying(_) => None,
-                // s3s says EntityTooLarge, which tells the client its object is too big.
-                AwsChunkedStreamError::ChunkMetaTooLarge(..) => {
-                    return s3_error!(
-                        InvalidRequest,
-                        "A chunk header of the aws-chunked body is too long."
-                    );
-                }
-                x => Some(x.to_s3_error_code()),
-            }
-        } else {
-            None
-        };
-        if let Some(code) = code {
-            return S3Error::with_source(code, e);
-        }
-        cause = c.source();
-    }
-    S3Error::with_source(S3ErrorCode::IncompleteBody, e)
 }
 
 /// The ETag of a stored object, as s3s wants it (unquoted, strong).
@@ -303,11 +237,11 @@ mod tests {
         // CRC32 of "hello" is 0x3610a686.
         let good = STANDARD.encode(0x3610a686u32.to_be_bytes());
         let mut claims = Claims::default();
-        claims.checksums.insert("CRC32", good.clone());
-        claims.algorithms.push("CRC32");
+        claims.checksums.insert(Algorithm::Crc32, good.clone());
+        claims.algorithms.push(Algorithm::Crc32);
         let v = digest_of(b"hello", claims.clone()).unwrap();
-        assert_eq!(v.checksums["CRC32"], good);
-        claims.checksums.insert("CRC32", "AAAAAA==".into());
+        assert_eq!(v.checksums[&Algorithm::Crc32], good);
+        claims.checksums.insert(Algorithm::Crc32, "AAAAAA==".into());
         assert_eq!(
             *digest_of(b"hello", claims).unwrap_err().code(),
             S3ErrorCode::BadDigest
@@ -319,11 +253,12 @@ mod tests {
     #[test]
     fn every_algorithm_in_a_trailer_is_checked() {
         let body = b"trailing checksums";
-        for (name, header) in ALGORITHMS {
+        for a in Algorithm::ALL {
+            let (name, header) = (a.name(), a.header());
             let mut announced = HeaderMap::new();
             announced.insert("x-amz-trailer", header.parse().unwrap());
             let claims = Claims::from_headers(&announced, None, None).unwrap();
-            assert_eq!(claims.algorithms, [name]);
+            assert_eq!(claims.algorithms, [a]);
             // Announced and never sent: refused, not left unchecked.
             let mut d = BodyDigest::new(claims.clone());
             d.update(body);
@@ -335,13 +270,13 @@ mod tests {
             };
             let mut d = BodyDigest::new(unannounced);
             d.update(body);
-            let computed = d.verify(None).unwrap().checksums[name].clone();
+            let computed = d.verify(None).unwrap().checksums[&a].clone();
 
             let mut trailers = HeaderMap::new();
             trailers.insert(header, computed.parse().unwrap());
             let mut d = BodyDigest::new(claims.clone());
             d.update(body);
-            assert_eq!(d.verify(Some(&trailers)).unwrap().checksums[name], computed);
+            assert_eq!(d.verify(Some(&trailers)).unwrap().checksums[&a], computed);
 
             let mut wrong = computed.into_bytes();
             wrong[0] = if wrong[0] == b'A' { b'B' } else { b'A' };

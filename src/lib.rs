@@ -4,7 +4,10 @@
 //! Module map, following a request from the outside in:
 //! - `server`: the S3 and admin listeners, request ids, metrics per request.
 //! - `s3`: `impl s3s::S3`, one handler per operation, grouped by family.
+//! - `store`: the object-version layer: reading, writing, deleting and tagging versions,
+//!   multipart uploads and bucket records; owns placement and the write context.
 //! - `integrity`: MD5 / checksum computation and verification of uploads.
+//! - `checksum`: the checksum algorithms and multipart checksum kinds, as enums.
 //! - `quorum`: fan-out to replicas, quorum counting, merged reads and listings.
 //! - `node_client`: one function per data-node endpoint.
 //! - `placement`: which nodes own a key (rendezvous hashing).
@@ -14,6 +17,7 @@
 //!
 //! The data node itself is the `node` crate (`node/`), which knows nothing of S3.
 
+mod checksum;
 pub mod config;
 mod cors;
 mod crc_combine;
@@ -31,6 +35,8 @@ pub mod repair;
 mod s3;
 mod scope;
 pub mod server;
+mod store;
+mod wire;
 mod xml_escape;
 
 pub use server::run_gateway;

@@ -20,7 +20,8 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::gc::GcStatus;
-use crate::quorum::{Cluster, UPLOADS_SUFFIX, is_behind};
+use crate::quorum::{Cluster, ScannedKey, is_behind};
+use crate::store::uploads;
 
 /// How the worker paces itself.
 #[derive(Debug, Clone)]
@@ -70,6 +71,17 @@ pub struct PassStatus {
     pub keys_compared: u64,
     pub replicas_repaired: u64,
     pub complete: bool,
+}
+
+/// What one anti-entropy pass has done so far.
+#[derive(Default)]
+struct Pass {
+    compared: u64,
+    repaired: u64,
+    /// False once the pass was cut short: a page or a history could not be read.
+    complete: bool,
+    /// Keys with a replica still behind at the end of the pass.
+    lagging: BTreeSet<(String, String)>,
 }
 
 /// A shared, cheap snapshot of the worker's state.
@@ -176,13 +188,10 @@ impl Worker {
         merged: &ObjectRecord,
         partial: bool,
     ) -> bool {
-        let (Some(expiry), Some(bucket)) = (
+        let (Some(expiry), Some((bucket, key, id))) = (
             self.config.upload_expiry,
-            namespace.strip_suffix(UPLOADS_SUFFIX),
+            uploads::parse_address(namespace, address),
         ) else {
-            return false;
-        };
-        let Some((key, id)) = address.split_once('\0') else {
             return false;
         };
         // An upload of many parts: its whole record, to purge every part.
@@ -404,147 +413,180 @@ impl Worker {
         let started = Instant::now();
         // Buckets first: the object pass walks the buckets the nodes know of.
         let (buckets, buckets_repaired) = self.cluster.sync_buckets().await;
-        let buckets: Vec<_> = buckets.into_iter().filter(|b| b.exists.value).collect();
-        let mut repaired = buckets_repaired as u64;
-        let mut compared = 0u64;
-        let mut complete = true;
-        let mut lagging = BTreeSet::new();
+        let mut pass = Pass {
+            repaired: buckets_repaired as u64,
+            complete: true,
+            ..Pass::default()
+        };
         let namespaces = buckets
             .iter()
-            .flat_map(|b| [b.name.clone(), format!("{}{UPLOADS_SUFFIX}", b.name)]);
-        'pass: for bucket in namespaces {
-            let mut cursor = String::new();
-            loop {
-                if *stop.borrow() {
-                    complete = false;
-                    break 'pass;
-                }
-                let round = match self
-                    .cluster
-                    .scan_round(&bucket, "", &cursor, 1000, true)
-                    .await
-                {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::warn!(bucket, "anti-entropy pass cut short: {e}");
-                        complete = false;
-                        break 'pass;
-                    }
-                };
-                for scanned in &round.keys {
-                    compared += 1;
-                    // A list page holds only the start of a long history: the rest is
-                    // compared page by page.
-                    let partial = scanned.copies.iter().any(|(_, c)| c.partial);
-                    if self
-                        .expire_upload(&bucket, &scanned.key, &scanned.merged, partial)
-                        .await
-                    {
-                        continue;
-                    }
-                    let behind = if partial {
-                        let holders: Vec<usize> = self
-                            .cluster
-                            .replicas_of(&bucket, &scanned.key)
-                            .into_iter()
-                            .filter(|r| round.answered.contains(r))
-                            .collect();
-                        match self
-                            .cluster
-                            .behind_replicas(&bucket, &scanned.key, &holders)
-                            .await
-                        {
-                            Ok(behind) => Some(behind),
-                            Err(e) => {
-                                tracing::warn!(bucket, key = %scanned.key, "history not compared: {e}");
-                                complete = false;
-                                lagging.insert((bucket.clone(), scanned.key.clone()));
-                                continue;
-                            }
-                        }
-                    } else {
-                        None
-                    };
-                    for r in self.cluster.replicas_of(&bucket, &scanned.key) {
-                        if !round.answered.contains(&r) {
-                            continue;
-                        }
-                        let copy = scanned.copies.iter().find(|(i, _)| *i == r).map(|(_, e)| e);
-                        let missing = copy.map(|c| c.missing_blobs.clone()).unwrap_or_default();
-                        let empty = node::proto::ObjectRecord::default();
-                        let have = copy.map_or(&empty, |c| &c.record);
-                        let stale = match &behind {
-                            Some(behind) => behind.contains(&r),
-                            None => is_behind(have, &scanned.merged),
-                        } || !missing.is_empty();
-                        if !stale {
-                            continue;
-                        }
-                        // Bitrot is bad bytes a node found; a blob merely missing may be
-                        // one still being written.
-                        if copy.is_some_and(|c| !c.corrupt_blobs.is_empty()) {
-                            self.cluster.metrics().bitrot_detections.inc();
-                        }
-                        let url = self.cluster.node_urls()[r].clone();
-                        if !self.usable(r) {
-                            lagging.insert((bucket.clone(), scanned.key.clone()));
-                            continue;
-                        }
-                        tracing::info!(node = %url, bucket, key = %scanned.key, "anti-entropy: replica behind, repair scheduled");
-                        match self
-                            .cluster
-                            .repair_key(&bucket, &scanned.key, r, &missing)
-                            .await
-                        {
-                            Ok(_) => {
-                                repaired += 1;
-                                self.count(true);
-                                tracing::info!(node = %url, bucket, key = %scanned.key, "repair done");
-                            }
-                            Err(e) => {
-                                tracing::warn!(node = %url, bucket, key = %scanned.key, "repair failed, will retry: {e}");
-                                self.count(false);
-                                self.failed(r);
-                                lagging.insert((bucket.clone(), scanned.key.clone()));
-                            }
-                        }
-                    }
-                }
-                self.cluster
-                    .metrics()
-                    .anti_entropy_keys
-                    .inc_by(round.keys.len() as u64);
-                match round.next {
-                    Some(next) => cursor = next,
-                    None => break,
-                }
-                tokio::time::sleep(SCAN_PAGE_PAUSE).await;
+            .filter(|b| b.exists.value)
+            .flat_map(|b| [b.name.clone(), uploads::namespace(&b.name)]);
+        for namespace in namespaces {
+            if !self.scan_namespace(&namespace, stop, &mut pass).await {
+                pass.complete = false;
+                break;
             }
         }
-        self.scan_lagging = lagging;
-        if complete {
+        self.finish_pass(started, pass);
+    }
+
+    /// Compares every key of `namespace` across its replicas, page by page, and repairs
+    /// the replicas behind. False when the pass must stop (asked to, or a page failed).
+    async fn scan_namespace(
+        &mut self,
+        namespace: &str,
+        stop: &watch::Receiver<bool>,
+        pass: &mut Pass,
+    ) -> bool {
+        let mut cursor = String::new();
+        loop {
+            if *stop.borrow() {
+                return false;
+            }
+            let round = match self
+                .cluster
+                .scan_round(namespace, "", &cursor, 1000, true)
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(bucket = namespace, "anti-entropy pass cut short: {e}");
+                    return false;
+                }
+            };
+            for scanned in &round.keys {
+                self.compare_key(namespace, scanned, &round.answered, pass)
+                    .await;
+            }
+            self.cluster
+                .metrics()
+                .anti_entropy_keys
+                .inc_by(round.keys.len() as u64);
+            match round.next {
+                Some(next) => cursor = next,
+                None => return true,
+            }
+            tokio::time::sleep(SCAN_PAGE_PAUSE).await;
+        }
+    }
+
+    /// Compares one scanned key's copies on the replicas that `answered`, and repairs each
+    /// one that is behind the merge or lacks a blob; an expired upload is aborted instead.
+    async fn compare_key(
+        &mut self,
+        namespace: &str,
+        scanned: &ScannedKey,
+        answered: &[usize],
+        pass: &mut Pass,
+    ) {
+        pass.compared += 1;
+        let key = &scanned.key;
+        // A list page holds only the start of a long history: the rest is compared page by
+        // page.
+        let partial = scanned.copies.iter().any(|(_, c)| c.partial);
+        if self
+            .expire_upload(namespace, key, &scanned.merged, partial)
+            .await
+        {
+            return;
+        }
+        let holders: Vec<usize> = self
+            .cluster
+            .replicas_of(namespace, key)
+            .into_iter()
+            .filter(|r| answered.contains(r))
+            .collect();
+        let behind = if partial {
+            match self.cluster.behind_replicas(namespace, key, &holders).await {
+                Ok(behind) => Some(behind),
+                Err(e) => {
+                    tracing::warn!(bucket = namespace, key = %key, "history not compared: {e}");
+                    pass.complete = false;
+                    pass.lagging.insert((namespace.to_owned(), key.clone()));
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        for r in holders {
+            let copy = scanned.copies.iter().find(|(i, _)| *i == r).map(|(_, e)| e);
+            let missing = copy.map(|c| c.missing_blobs.clone()).unwrap_or_default();
+            let empty = ObjectRecord::default();
+            let have = copy.map_or(&empty, |c| &c.record);
+            let stale = match &behind {
+                Some(behind) => behind.contains(&r),
+                None => is_behind(have, &scanned.merged),
+            } || !missing.is_empty();
+            if !stale {
+                continue;
+            }
+            // Bitrot is bad bytes a node found; a blob merely missing may be one still
+            // being written.
+            if copy.is_some_and(|c| !c.corrupt_blobs.is_empty()) {
+                self.cluster.metrics().bitrot_detections.inc();
+            }
+            self.repair_replica(namespace, key, r, &missing, pass).await;
+        }
+    }
+
+    /// Brings replica `r` of `(namespace, key)` up to the merge (and gives it `missing`).
+    async fn repair_replica(
+        &mut self,
+        namespace: &str,
+        key: &str,
+        r: usize,
+        missing: &[String],
+        pass: &mut Pass,
+    ) {
+        if !self.usable(r) {
+            pass.lagging.insert((namespace.to_owned(), key.to_owned()));
+            return;
+        }
+        let url = self.cluster.node_urls()[r].clone();
+        tracing::info!(node = %url, bucket = namespace, key, "anti-entropy: replica behind, repair scheduled");
+        match self.cluster.repair_key(namespace, key, r, missing).await {
+            Ok(_) => {
+                pass.repaired += 1;
+                self.count(true);
+                tracing::info!(node = %url, bucket = namespace, key, "repair done");
+            }
+            Err(e) => {
+                tracing::warn!(node = %url, bucket = namespace, key, "repair failed, will retry: {e}");
+                self.count(false);
+                self.failed(r);
+                pass.lagging.insert((namespace.to_owned(), key.to_owned()));
+            }
+        }
+    }
+
+    /// Records a finished (or cut short) pass: lagging keys, metrics, status, one log line.
+    fn finish_pass(&mut self, started: Instant, pass: Pass) {
+        self.scan_lagging = pass.lagging;
+        if pass.complete {
             self.cluster.metrics().anti_entropy_passes.inc();
         }
         let finished_at = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let pass = PassStatus {
+        let status = PassStatus {
             finished_at,
             duration_ms: started.elapsed().as_millis() as u64,
-            keys_compared: compared,
-            replicas_repaired: repaired,
-            complete,
+            keys_compared: pass.compared,
+            replicas_repaired: pass.repaired,
+            complete: pass.complete,
         };
         tracing::info!(
-            keys = compared,
-            repaired,
-            ms = pass.duration_ms,
-            complete,
+            keys = status.keys_compared,
+            repaired = status.replicas_repaired,
+            ms = status.duration_ms,
+            complete = status.complete,
             "anti-entropy pass finished"
         );
         if let Ok(mut s) = self.status.lock() {
-            s.last_anti_entropy_pass = Some(pass);
+            s.last_anti_entropy_pass = Some(status);
         }
     }
 }

@@ -32,6 +32,8 @@ use crate::metrics::Metrics;
 use crate::quorum::Cluster;
 use crate::repair::{self, RepairConfig, SharedStatus};
 use crate::s3::Gateway;
+use crate::store::Store;
+use crate::wire::{self, ErrorContext};
 use crate::xml_escape::Escapes;
 
 /// How long in-flight requests may run after shutdown was asked for.
@@ -47,12 +49,20 @@ pub async fn run_gateway(
     config.validate()?;
     let metrics = Metrics::new();
     let cluster = Cluster::new(&config, metrics.clone())?;
-    let mut builder = S3ServiceBuilder::new(Gateway::new(cluster.clone()));
+    let mut builder = S3ServiceBuilder::new(Gateway::new(Store::new(cluster.clone())));
     builder.set_auth(Keys(SimpleAuth::from_single(
         config.access_key.clone(),
         config.secret_key.clone(),
     )));
     builder.set_access(OpNameAccess);
+    // `x-amz-date` may arrive unsigned when `wire` derived it from a signed `Date` header;
+    // it is the signing time of the string to sign, so changing it breaks the signature
+    // whether or not it is among the signed headers.
+    let mut s3_config = s3s::config::S3Config::default();
+    s3_config.unsigned_amz_header_allowlist = vec!["x-amz-date".to_owned()];
+    builder.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
+        s3_config,
+    ))));
     let domains = Domains::new(config.domains.clone());
     if !domains.is_empty() {
         builder.set_host(domains.clone());
@@ -262,7 +272,8 @@ async fn handle_s3(
     let slot = OpSlot::default();
     let verdict = Verdict::default();
     let (mut parts, body) = req.into_parts();
-    fold_content_encoding(&mut parts.headers);
+    wire::fold_content_encoding(&mut parts.headers);
+    wire::date_sigv4_by_date_header(&mut parts.headers);
     let empty_body = body.is_end_stream();
     let expects_continue = parts
         .headers
@@ -270,6 +281,14 @@ async fn handle_s3(
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let consumed = Arc::new(AtomicBool::new(empty_body));
     let request_id = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
+    // For the body of an error answer: what the request addressed.
+    let path = parts.uri.path().to_owned();
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned);
+    let domains = cors.domains.clone();
     let mut resp = if let Err(e) = crate::scope::check(&parts) {
         e.to_http_response()
             .map_err(|e| s3s::HttpError::from_std_error(Box::new(e)))?
@@ -324,6 +343,17 @@ async fn handle_s3(
         }
         resp
     };
+    if !resp.status().is_success() {
+        let (bucket, key) = wire::addressed(&domains, host.as_deref(), &path);
+        let cx = ErrorContext {
+            request_id: &request_id[..16],
+            host_id: &request_id,
+            path: &path,
+            bucket,
+            key,
+        };
+        wire::complete_error_body(&mut resp, &cx);
+    }
     let headers = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id[..16]) {
         headers.insert("x-amz-request-id", v.clone());
@@ -401,26 +431,6 @@ async fn handle_admin(
         HeaderValue::from_static(content_type),
     );
     Ok(resp)
-}
-
-/// aws-sdk-s3 sends `Content-Encoding: aws-chunked` as a second header beside the user's
-/// own encoding, and s3s refuses repeated headers. Folding them into one comma-separated
-/// value is what HTTP defines them to mean, and it is also exactly the form SigV4 uses
-/// for repeated headers in the canonical request, so signatures still verify.
-fn fold_content_encoding(headers: &mut http::HeaderMap) {
-    let name = http::header::CONTENT_ENCODING;
-    if headers.get_all(&name).iter().count() < 2 {
-        return;
-    }
-    let values: Vec<&str> = headers
-        .get_all(&name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(str::trim)
-        .collect();
-    if let Ok(v) = HeaderValue::from_str(&values.join(",")) {
-        headers.insert(name, v);
-    }
 }
 
 /// `s3quorum admin status`: the gateway's `/status` document.

@@ -294,6 +294,23 @@ impl Version {
         matches!(self.state, VersionState::Purged)
     }
 
+    /// The purge tombstone of this version: same stamp and null flag, no content. It wins
+    /// over the version on every replica it reaches.
+    pub fn tombstone(&self) -> Version {
+        Version::tombstone_of(self.stamp.clone(), self.null)
+    }
+
+    /// The purge tombstone of the version stamped `stamp`.
+    pub fn tombstone_of(stamp: Stamp, null: bool) -> Version {
+        Version {
+            stamp,
+            null,
+            state: VersionState::Purged,
+            tags: None,
+            follows: None,
+        }
+    }
+
     /// The version's tag set (empty when untagged).
     pub fn tag_set(&self) -> Tags {
         self.tags

@@ -527,14 +527,13 @@ impl Cluster {
     /// `<key>\0<upload id>`), by key then upload id, after `(key_marker, upload_id_marker)`.
     pub async fn list_uploads(
         &self,
-        bucket: &str,
+        namespace: &str,
         prefix: &str,
         delimiter: Option<&str>,
         key_marker: &str,
         upload_id_marker: Option<&str>,
         max_uploads: usize,
     ) -> Result<UploadListing, Error> {
-        let namespace = format!("{bucket}{}", super::UPLOADS_SUFFIX);
         let after = match (key_marker, upload_id_marker) {
             ("", _) => String::new(),
             (k, Some(id)) => format!("{k}\0{id}"),
@@ -549,7 +548,7 @@ impl Cluster {
             max_uploads + 1
         };
         self.scan(
-            &namespace,
+            namespace,
             prefix,
             &after,
             || page,

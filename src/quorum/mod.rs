@@ -34,15 +34,11 @@ use crate::node_client::{NodeClient, NodeError, new_pool};
 use crate::placement::Placement;
 
 pub use cas::Decision;
-pub use list::Listing;
+pub use list::{ListedVersion, Listing, ScannedKey, UploadListing, VersionListing};
 pub use outcome::{Earlier, ZERO_STAMP, earlier_outcome};
 pub use read::ObjectStream;
 pub use repair::is_behind;
 pub use upload::{BlobStored, BlobUpload};
-
-/// Record addresses of multipart uploads use this suffix on the bucket name; a `/` never
-/// occurs in a real bucket name, so they cannot collide with one.
-pub const UPLOADS_SUFFIX: &str = "/uploads";
 
 /// Where a quorum stands after some answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,11 +143,12 @@ impl Cluster {
         &self.inner.nodes[i]
     }
 
-    /// The replicas of a record address. Internal addresses derived from a key (a
-    /// multipart upload's record, `<bucket>/uploads` + `<key>\0<id>`) live with that key.
+    /// The replicas of a record address. An address derived from a key, `<bucket>/<kind>`
+    /// and `<key>\0<anything>` (a multipart upload's record), lives with that key; a `/`
+    /// never occurs in a real bucket name, nor a NUL in a key.
     fn replicas(&self, bucket: &str, key: &str) -> Vec<usize> {
-        match (bucket.strip_suffix(UPLOADS_SUFFIX), key.split_once('\0')) {
-            (Some(real_bucket), Some((real_key, _))) => {
+        match (bucket.split_once('/'), key.split_once('\0')) {
+            (Some((real_bucket, _)), Some((real_key, _))) => {
                 self.inner.placement.replicas(real_bucket, real_key)
             }
             _ => self.inner.placement.replicas(bucket, key),

@@ -4,7 +4,7 @@
 //! ([`crate::gc`]) frees the others, never while a CompleteMultipartUpload that read the
 //! upload is still writing its object (the grace, and the re-check against the records).
 
-use node::proto::{ObjectRecord, Version, VersionState};
+use node::proto::{ObjectRecord, Version};
 
 use super::Cluster;
 use crate::error::Error;
@@ -21,17 +21,7 @@ impl Cluster {
         replicas: &[usize],
     ) -> Result<(), Error> {
         let mut tombstones = ObjectRecord {
-            versions: record
-                .versions
-                .iter()
-                .map(|v| Version {
-                    stamp: v.stamp.clone(),
-                    null: v.null,
-                    state: VersionState::Purged,
-                    tags: None,
-                    follows: None,
-                })
-                .collect(),
+            versions: record.versions.iter().map(Version::tombstone).collect(),
         };
         if let Some(v) = extra {
             tombstones.merge(&ObjectRecord::single(v));

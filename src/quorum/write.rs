@@ -11,7 +11,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use node::proto::{ObjectRecord, Select, Stamp, Version, VersionState};
+use node::proto::{ObjectRecord, Select, Stamp, Version};
 
 use super::outcome::{Earlier, ZERO_STAMP, earlier_outcome};
 use super::upload::{BlobStored, check_reply};
@@ -159,13 +159,7 @@ impl Cluster {
         let tombstones = ObjectRecord {
             versions: abandoned
                 .into_iter()
-                .map(|stamp| Version {
-                    stamp,
-                    null: false,
-                    state: VersionState::Purged,
-                    tags: None,
-                    follows: None,
-                })
+                .map(|stamp| Version::tombstone_of(stamp, false))
                 .collect(),
         };
         let (cluster, b, k, targets) = (

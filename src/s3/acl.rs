@@ -13,9 +13,9 @@ use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
-use super::bucket::owner;
-use super::object::{Need, resolve_version};
-use crate::error::Error;
+use super::dto::owner;
+use super::resolve::resolve_version;
+use crate::store::Need;
 
 /// Canned ACLs that mean "only the owner has access" in a single-owner store.
 const OWNER_ONLY_CANNED: &[&str] = &["private", "bucket-owner-full-control"];
@@ -118,10 +118,7 @@ pub(super) async fn get_bucket_acl(
     gw: &Gateway,
     req: S3Request<GetBucketAclInput>,
 ) -> S3Result<S3Response<GetBucketAclOutput>> {
-    gw.cluster
-        .existing_bucket(&req.input.bucket)
-        .await?
-        .ok_or(Error::NoSuchBucket)?;
+    gw.store.bucket(&req.input.bucket).await?;
     Ok(S3Response::new(GetBucketAclOutput {
         grants: Some(owner_grants()),
         owner: Some(owner()),
@@ -133,10 +130,7 @@ pub(super) async fn put_bucket_acl(
     req: S3Request<PutBucketAclInput>,
 ) -> S3Result<S3Response<PutBucketAclOutput>> {
     let input = req.input;
-    gw.cluster
-        .existing_bucket(&input.bucket)
-        .await?
-        .ok_or(Error::NoSuchBucket)?;
+    gw.store.bucket(&input.bucket).await?;
     check_owner_only(AclRequest {
         canned: input.acl.as_ref().map(|a| a.as_str()),
         grant_full_control: input.grant_full_control.as_deref(),
@@ -155,7 +149,7 @@ pub(super) async fn get_object_acl(
 ) -> S3Result<S3Response<GetObjectAclOutput>> {
     let input = req.input;
     resolve_version(
-        &gw.cluster,
+        &gw.store,
         &input.bucket,
         &input.key,
         input.version_id.as_deref(),
@@ -175,7 +169,7 @@ pub(super) async fn put_object_acl(
 ) -> S3Result<S3Response<PutObjectAclOutput>> {
     let input = req.input;
     resolve_version(
-        &gw.cluster,
+        &gw.store,
         &input.bucket,
         &input.key,
         input.version_id.as_deref(),
@@ -198,10 +192,7 @@ pub(super) async fn get_bucket_policy(
     gw: &Gateway,
     req: S3Request<GetBucketPolicyInput>,
 ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
-    gw.cluster
-        .existing_bucket(&req.input.bucket)
-        .await?
-        .ok_or(Error::NoSuchBucket)?;
+    gw.store.bucket(&req.input.bucket).await?;
     Err(s3_error!(
         NoSuchBucketPolicy,
         "The bucket policy does not exist"
@@ -212,10 +203,7 @@ pub(super) async fn get_bucket_policy_status(
     gw: &Gateway,
     req: S3Request<GetBucketPolicyStatusInput>,
 ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
-    gw.cluster
-        .existing_bucket(&req.input.bucket)
-        .await?
-        .ok_or(Error::NoSuchBucket)?;
+    gw.store.bucket(&req.input.bucket).await?;
     Ok(S3Response::new(GetBucketPolicyStatusOutput {
         policy_status: Some(PolicyStatus {
             is_public: Some(false),
@@ -228,10 +216,7 @@ pub(super) async fn get_public_access_block(
     gw: &Gateway,
     req: S3Request<GetPublicAccessBlockInput>,
 ) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
-    gw.cluster
-        .existing_bucket(&req.input.bucket)
-        .await?
-        .ok_or(Error::NoSuchBucket)?;
+    gw.store.bucket(&req.input.bucket).await?;
     Ok(S3Response::new(GetPublicAccessBlockOutput {
         public_access_block_configuration: Some(PublicAccessBlockConfiguration {
             block_public_acls: Some(true),

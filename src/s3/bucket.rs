@@ -1,29 +1,25 @@
 //! Bucket operations: create, head, delete, list, location.
 //!
 //! Bucket names are validated by s3s (AWS rules) before a handler runs. A bucket is one
-//! single-tenant namespace: creating an existing bucket answers `BucketAlreadyOwnedByYou`.
+//! single-tenant namespace. Creating a bucket that exists answers as S3 does in us-east-1:
+//! 200 (and nothing changes) without a location constraint or with `us-east-1`, otherwise
+//! 409 `BucketAlreadyOwnedByYou`.
 
-use std::time::{Duration, UNIX_EPOCH};
-
-use node::proto::{BucketRecord, Lww, Stamp};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::Gateway;
+use super::dto::{owner, timestamp};
+use super::{Gateway, acl};
 use crate::error::Error;
-use crate::quorum::Cluster;
-
-/// S3's timestamps from our microsecond hybrid clock.
-pub(super) fn timestamp(micros: u64) -> Timestamp {
-    Timestamp::from(UNIX_EPOCH + Duration::from_micros(micros))
-}
 
 pub(super) async fn create_bucket(
     gw: &Gateway,
     req: S3Request<CreateBucketInput>,
 ) -> S3Result<S3Response<CreateBucketOutput>> {
     let input = req.input;
-    super::acl::check_owner_only(super::acl::AclRequest {
+    acl::check_owner_only(acl::AclRequest {
         canned: input.acl.as_ref().map(|a| a.as_str()),
         grant_full_control: input.grant_full_control.as_deref(),
         other_grants: input.grant_read.is_some()
@@ -33,28 +29,19 @@ pub(super) async fn create_bucket(
         policy: None,
     })?;
     let name = input.bucket;
-    let existing = gw.cluster.get_bucket(&name).await?;
-    if existing.as_ref().is_some_and(|b| b.exists.value) {
-        return Err(s3_error!(
-            BucketAlreadyOwnedByYou,
-            "Your previous request to create the named bucket succeeded and you already own it."
-        ));
+    let location = input
+        .create_bucket_configuration
+        .as_ref()
+        .and_then(|c| c.location_constraint.as_ref())
+        .map(|l| l.as_str().to_owned());
+    match gw.store.create_bucket(&name).await {
+        Ok(()) => tracing::info!(bucket = %name, "bucket created"),
+        Err(Error::BucketAlreadyOwnedByYou)
+            if location
+                .as_deref()
+                .is_none_or(|l| l.is_empty() || l == "us-east-1") => {}
+        Err(e) => return Err(e.into()),
     }
-    let seen = existing.as_ref().map(|b| b.exists.stamp.ts);
-    let stamp = Stamp {
-        ts: gw.cluster.next_timestamp(seen),
-        id: Cluster::new_id(),
-    };
-    gw.cluster
-        .put_bucket(BucketRecord {
-            name: name.clone(),
-            exists: Lww { stamp, value: true },
-            versioning: None,
-            tags: None,
-            cors: None,
-        })
-        .await?;
-    tracing::info!(bucket = %name, "bucket created");
     Ok(S3Response::new(CreateBucketOutput {
         location: Some(format!("/{name}")),
         ..Default::default()
@@ -65,10 +52,7 @@ pub(super) async fn head_bucket(
     gw: &Gateway,
     req: S3Request<HeadBucketInput>,
 ) -> S3Result<S3Response<HeadBucketOutput>> {
-    gw.cluster
-        .existing_bucket(&req.input.bucket)
-        .await?
-        .ok_or(Error::NoSuchBucket)?;
+    gw.store.bucket(&req.input.bucket).await?;
     Ok(S3Response::new(HeadBucketOutput {
         bucket_region: Some("us-east-1".into()),
         ..Default::default()
@@ -80,48 +64,60 @@ pub(super) async fn delete_bucket(
     req: S3Request<DeleteBucketInput>,
 ) -> S3Result<S3Response<DeleteBucketOutput>> {
     let name = req.input.bucket;
-    let record = gw
-        .cluster
-        .existing_bucket(&name)
-        .await?
-        .ok_or(Error::NoSuchBucket)?;
-    if gw.cluster.bucket_has_objects(&name).await? {
-        return Err(s3_error!(
-            BucketNotEmpty,
-            "The bucket you tried to delete is not empty."
-        ));
-    }
-    let stamp = Stamp {
-        ts: gw.cluster.next_timestamp(Some(record.exists.stamp.ts)),
-        id: Cluster::new_id(),
-    };
-    gw.cluster
-        .put_bucket(BucketRecord {
-            name: name.clone(),
-            exists: Lww {
-                stamp,
-                value: false,
-            },
-            versioning: None,
-            tags: None,
-            cors: None,
-        })
-        .await?;
+    gw.store.delete_bucket(&name).await?;
     tracing::info!(bucket = %name, "bucket deleted");
     Ok(S3Response::new(DeleteBucketOutput {}))
 }
 
+/// Most buckets one ListBuckets page holds (S3's `max-buckets` limit).
+const MAX_BUCKETS: i32 = 10_000;
+
+/// ListBuckets, paginated as S3 has been since 2024: `prefix`, `max-buckets` and an opaque
+/// `continuation-token` (the last name of the page before, base64url).
 pub(super) async fn list_buckets(
     gw: &Gateway,
     req: S3Request<ListBucketsInput>,
 ) -> S3Result<S3Response<ListBucketsOutput>> {
-    let prefix = req.input.prefix.unwrap_or_default();
-    let buckets = gw
-        .cluster
+    let input = req.input;
+    let prefix = input.prefix.unwrap_or_default();
+    let max = match input.max_buckets {
+        None => MAX_BUCKETS as usize,
+        Some(n) if (1..=MAX_BUCKETS).contains(&n) => n as usize,
+        Some(_) => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "max-buckets must be an integer between 1 and {MAX_BUCKETS}"
+            ));
+        }
+    };
+    let after = match input.continuation_token.as_deref() {
+        None | Some("") => String::new(),
+        Some(token) => URL_SAFE_NO_PAD
+            .decode(token)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| {
+                s3_error!(
+                    InvalidArgument,
+                    "The continuation token provided is incorrect"
+                )
+            })?,
+    };
+    // Sorted by name: a page starts after the last name of the one before.
+    let mut matching = gw
+        .store
         .list_buckets()
         .await?
         .into_iter()
-        .filter(|b| b.name.starts_with(&prefix))
+        .filter(|b| b.name.starts_with(&prefix) && b.name > after);
+    let page: Vec<_> = matching.by_ref().take(max).collect();
+    let more = matching.next().is_some();
+    let continuation_token = page
+        .last()
+        .filter(|_| more)
+        .map(|b| URL_SAFE_NO_PAD.encode(&b.name));
+    let buckets = page
+        .into_iter()
         .map(|b| Bucket {
             name: Some(b.name),
             creation_date: Some(timestamp(b.exists.stamp.ts)),
@@ -133,7 +129,7 @@ pub(super) async fn list_buckets(
         buckets: Some(buckets),
         owner: Some(owner()),
         prefix: (!prefix.is_empty()).then_some(prefix),
-        ..Default::default()
+        continuation_token,
     }))
 }
 
@@ -141,48 +137,7 @@ pub(super) async fn get_bucket_location(
     gw: &Gateway,
     req: S3Request<GetBucketLocationInput>,
 ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-    gw.cluster
-        .existing_bucket(&req.input.bucket)
-        .await?
-        .ok_or(Error::NoSuchBucket)?;
+    gw.store.bucket(&req.input.bucket).await?;
     // No location constraint means us-east-1, the region every client falls back to.
     Ok(S3Response::new(GetBucketLocationOutput::default()))
-}
-
-/// Changes a configuration field of an existing bucket: `set` gets the record and a stamp
-/// newer than everything in it, and the changed record is merged into the bucket table.
-pub(super) async fn update_bucket(
-    cluster: &Cluster,
-    name: &str,
-    set: impl FnOnce(&mut BucketRecord, Stamp),
-) -> S3Result<()> {
-    let mut record = cluster
-        .existing_bucket(name)
-        .await?
-        .ok_or(Error::NoSuchBucket)?;
-    let newest = [
-        Some(&record.exists.stamp),
-        record.versioning.as_ref().map(|v| &v.stamp),
-        record.tags.as_ref().map(|v| &v.stamp),
-        record.cors.as_ref().map(|v| &v.stamp),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|s| s.ts)
-    .max();
-    let stamp = Stamp {
-        ts: cluster.next_timestamp(newest),
-        id: Cluster::new_id(),
-    };
-    set(&mut record, stamp);
-    cluster.put_bucket(record).await?;
-    Ok(())
-}
-
-/// The single owner of everything in this store.
-pub(super) fn owner() -> Owner {
-    Owner {
-        display_name: Some("s3quorum".into()),
-        id: Some("s3quorum".into()),
-    }
 }

@@ -12,8 +12,6 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
-use super::bucket::update_bucket;
-use crate::error::Error;
 
 const MAX_RULES: usize = 100;
 const METHODS: &[&str] = &["GET", "PUT", "POST", "DELETE", "HEAD"];
@@ -97,13 +95,14 @@ pub(super) async fn put_bucket_cors(
 ) -> S3Result<S3Response<PutBucketCorsOutput>> {
     let input = req.input;
     let rules = validate(input.cors_configuration)?;
-    update_bucket(&gw.cluster, &input.bucket, |b, stamp| {
-        b.cors = Some(Lww {
-            stamp,
-            value: rules,
+    gw.store
+        .update_bucket(&input.bucket, |b, stamp| {
+            b.cors = Some(Lww {
+                stamp,
+                value: rules,
+            })
         })
-    })
-    .await?;
+        .await?;
     tracing::info!(bucket = %input.bucket, "bucket CORS configuration set");
     Ok(S3Response::new(PutBucketCorsOutput::default()))
 }
@@ -112,11 +111,7 @@ pub(super) async fn get_bucket_cors(
     gw: &Gateway,
     req: S3Request<GetBucketCorsInput>,
 ) -> S3Result<S3Response<GetBucketCorsOutput>> {
-    let record = gw
-        .cluster
-        .existing_bucket(&req.input.bucket)
-        .await?
-        .ok_or(Error::NoSuchBucket)?;
+    let record = gw.store.bucket(&req.input.bucket).await?;
     let Some(rules) = record.live(&record.cors).filter(|r| !r.is_empty()) else {
         return Err(s3_error!(
             NoSuchCORSConfiguration,
@@ -143,12 +138,13 @@ pub(super) async fn delete_bucket_cors(
     gw: &Gateway,
     req: S3Request<DeleteBucketCorsInput>,
 ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
-    update_bucket(&gw.cluster, &req.input.bucket, |b, stamp| {
-        b.cors = Some(Lww {
-            stamp,
-            value: Vec::new(),
+    gw.store
+        .update_bucket(&req.input.bucket, |b, stamp| {
+            b.cors = Some(Lww {
+                stamp,
+                value: Vec::new(),
+            })
         })
-    })
-    .await?;
+        .await?;
     Ok(S3Response::new(DeleteBucketCorsOutput::default()))
 }

@@ -12,10 +12,9 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
-use super::bucket::{owner, timestamp};
-use crate::error::Error;
+use super::dto::{owner, timestamp};
 use crate::integrity::etag;
-use crate::quorum::Listing;
+use crate::store::Listing;
 use crate::xml_escape::Escapes;
 
 /// S3 never returns more than 1000 keys per page.
@@ -71,6 +70,11 @@ impl Encoder {
     }
 }
 
+/// The `Delimiter` a listing echoes: none for an empty one, which S3 treats as absent.
+pub(super) fn echoed_delimiter(delimiter: Option<String>, enc: &Encoder) -> Option<String> {
+    delimiter.filter(|d| !d.is_empty()).map(|d| enc.apply(d))
+}
+
 pub(super) fn max_keys(requested: Option<i32>) -> S3Result<usize> {
     match requested {
         None => Ok(MAX_KEYS),
@@ -88,8 +92,8 @@ async fn list(
     max_keys: usize,
 ) -> S3Result<Listing> {
     let (exists, listing) = tokio::join!(
-        gw.cluster.existing_bucket(bucket),
-        gw.cluster.list_objects(
+        gw.store.bucket(bucket),
+        gw.store.list_objects(
             bucket,
             prefix,
             delimiter.filter(|d| !d.is_empty()),
@@ -97,7 +101,7 @@ async fn list(
             max_keys
         )
     );
-    exists?.ok_or(Error::NoSuchBucket)?;
+    exists?;
     Ok(listing?)
 }
 
@@ -145,9 +149,10 @@ pub(super) async fn list_objects(
     .await?;
     let (objects, prefixes) = contents(&mut listing, &enc);
     // V1 returns NextMarker only with a delimiter; clients use the last key otherwise.
-    let next_marker = (listing.truncated && input.delimiter.is_some())
-        .then(|| listing.next_marker.clone().map(|m| enc.apply(m)))
-        .flatten();
+    let next_marker = (listing.truncated
+        && input.delimiter.as_ref().is_some_and(|d| !d.is_empty()))
+    .then(|| listing.next_marker.clone().map(|m| enc.apply(m)))
+    .flatten();
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(input.bucket),
         prefix: Some(enc.apply(prefix)),
@@ -156,7 +161,7 @@ pub(super) async fn list_objects(
         is_truncated: Some(listing.truncated),
         contents: Some(objects),
         common_prefixes: Some(prefixes),
-        delimiter: input.delimiter.map(|d| enc.apply(d)),
+        delimiter: echoed_delimiter(input.delimiter, &enc),
         next_marker,
         encoding_type: enc.echo(),
         ..Default::default()
@@ -214,7 +219,7 @@ pub(super) async fn list_objects_v2(
         next_continuation_token,
         contents: Some(objects),
         common_prefixes: Some(prefixes),
-        delimiter: input.delimiter.map(|d| enc.apply(d)),
+        delimiter: echoed_delimiter(input.delimiter, &enc),
         encoding_type: enc.echo(),
         start_after: input.start_after.map(|s| enc.apply(s)),
         ..Default::default()

@@ -1,38 +1,45 @@
 //! The S3 API: `impl s3s::S3` with one method per supported operation, each delegating to
-//! the module of its family (`bucket`, `object`, `list`). Operations not listed here answer
-//! `501 NotImplemented` (s3s's default), never a silent success.
+//! the module of its family (`bucket`, `object`, `list`, ...). Operations not listed here
+//! answer `501 NotImplemented` (s3s's default), never a silent success.
 //!
-//! Protocol validation (key length, unsupported options) happens here with `s3_error!`;
-//! storage failures come up from `quorum` as `Error` and convert in `error.rs`.
+//! Handlers speak S3: they validate requests (key length, unsupported options) with
+//! `s3_error!`, turn S3 DTOs into what the object-version layer (`crate::store`) takes, and
+//! its results back into DTOs. They know nothing of replicas, placement or blob lifetimes;
+//! storage failures come up from the store as `Error` and convert in `error.rs`.
+//!
+//! Module dependencies run one way: the family modules use the leaves `dto`, `resolve`
+//! and `conditional`, and `copy` / `multipart` also use `object`; nothing uses a family
+//! module that uses it back.
 
-/// Sets the `checksum_*` fields of an S3 output from a map of algorithm name → base64
-/// value (stored or just verified). Outputs share the field names but no trait.
+/// Sets the `checksum_*` fields of an S3 output from `crate::checksum::Checksums` (stored
+/// or just verified). Outputs share the field names but no trait.
 macro_rules! set_checksums {
     ($out:expr, $checksums:expr) => {{
-        for (name, value) in $checksums {
+        use $crate::checksum::Algorithm;
+        for (algorithm, value) in $checksums {
             let v = Some(value.clone());
-            match name.as_str() {
-                "CRC32" => $out.checksum_crc32 = v,
-                "CRC32C" => $out.checksum_crc32c = v,
-                "CRC64NVME" => $out.checksum_crc64nvme = v,
-                "SHA1" => $out.checksum_sha1 = v,
-                "SHA256" => $out.checksum_sha256 = v,
-                _ => {}
+            match algorithm {
+                Algorithm::Crc32 => $out.checksum_crc32 = v,
+                Algorithm::Crc32c => $out.checksum_crc32c = v,
+                Algorithm::Crc64Nvme => $out.checksum_crc64nvme = v,
+                Algorithm::Sha1 => $out.checksum_sha1 = v,
+                Algorithm::Sha256 => $out.checksum_sha256 = v,
             }
         }
     }};
 }
 
-/// The value of checksum field `$name` (`CRC32`, ...) of an S3 DTO, if set.
+/// The value of the checksum field of `crate::checksum::Algorithm` `$algorithm` in an S3
+/// DTO, if set.
 macro_rules! get_checksum {
-    ($dto:expr, $name:expr) => {{
-        match $name {
-            "CRC32" => $dto.checksum_crc32.as_deref(),
-            "CRC32C" => $dto.checksum_crc32c.as_deref(),
-            "CRC64NVME" => $dto.checksum_crc64nvme.as_deref(),
-            "SHA1" => $dto.checksum_sha1.as_deref(),
-            "SHA256" => $dto.checksum_sha256.as_deref(),
-            _ => None,
+    ($dto:expr, $algorithm:expr) => {{
+        use $crate::checksum::Algorithm;
+        match $algorithm {
+            Algorithm::Crc32 => $dto.checksum_crc32.as_deref(),
+            Algorithm::Crc32c => $dto.checksum_crc32c.as_deref(),
+            Algorithm::Crc64Nvme => $dto.checksum_crc64nvme.as_deref(),
+            Algorithm::Sha1 => $dto.checksum_sha1.as_deref(),
+            Algorithm::Sha256 => $dto.checksum_sha256.as_deref(),
         }
     }};
 }
@@ -44,29 +51,31 @@ mod conditional;
 mod copy;
 mod cors;
 mod delete;
+mod dto;
 mod list;
 mod multipart;
 mod object;
+mod resolve;
 mod tagging;
 mod versioning;
 
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 
-use crate::quorum::Cluster;
+use crate::store::Store;
 
 /// S3 object keys are at most 1024 bytes of UTF-8.
 const MAX_KEY_LEN: usize = 1024;
 
-/// The S3 front of the gateway; stateless apart from its handle on the cluster.
+/// The S3 front of the gateway; stateless apart from its handle on the stored objects.
 #[derive(Clone)]
 pub struct Gateway {
-    cluster: Cluster,
+    store: Store,
 }
 
 impl Gateway {
-    pub fn new(cluster: Cluster) -> Self {
-        Gateway { cluster }
+    pub fn new(store: Store) -> Self {
+        Gateway { store }
     }
 }
 

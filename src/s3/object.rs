@@ -1,35 +1,25 @@
 //! Object operations: PutObject, GetObject, HeadObject (deletes are in `delete`).
 //!
-//! PutObject reads the body once: MD5 and checksums are computed on the fly while the bytes
-//! go to the replicas; bodies up to `INLINE_MAX` travel inside the record instead. Nothing
-//! becomes visible until the body ended and every digest matched (`integrity`). The
-//! bucket and the key's current record are read while the body is still arriving, so the
-//! new version's timestamp orders after everything the read saw.
+//! PutObject reads the body once: MD5 and checksums are computed on the fly while the
+//! bytes go to the store (`store::NewObject`), which keeps small bodies inside the record
+//! and streams larger ones to the replicas. Nothing becomes visible until the body ended
+//! and every digest matched (`integrity`).
 
 use std::collections::BTreeMap;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::StreamExt;
-use node::proto::{
-    Bodies, Data, Lww, ObjectMeta, ObjectRecord, Select, Stamp, Tags, Version, VersionState,
-    Versioning,
-};
+use node::proto::{Data, ObjectMeta};
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
-mod resolve;
-
-pub(super) use resolve::{Need, Preconditions, body_not_read, resolve_for_read, resolve_version};
-
-use super::bucket::timestamp;
-use super::conditional::{Current, WriteCondition, commit_if};
-use super::{Gateway, acl, check_key, tagging};
-use crate::error::Error;
-use crate::integrity::{BodyDigest, Claims, Verified, body_error, etag};
-use crate::quorum::{BlobUpload, Cluster};
-
-/// Bodies up to this size live inside the record: one round trip, one fsync.
-pub(super) const INLINE_MAX: usize = 64 * 1024;
+use super::dto::timestamp;
+use super::resolve::{Preconditions, resolve_for_read};
+use super::{Gateway, acl, check_key, conditional, tagging};
+use crate::checksum::Kind;
+use crate::guard::body_error;
+use crate::integrity::{BodyDigest, Claims, etag};
+use crate::store::{Need, ObjectFields};
 
 /// Standard headers stored with an object and returned on GET/HEAD.
 pub(super) struct StoredHeaders<'a> {
@@ -42,17 +32,6 @@ pub(super) struct StoredHeaders<'a> {
 }
 
 impl StoredHeaders<'_> {
-    pub fn none() -> Self {
-        StoredHeaders {
-            content_type: None,
-            cache_control: None,
-            content_disposition: None,
-            content_encoding: None,
-            content_language: None,
-            expires: None,
-        }
-    }
-
     pub fn into_map(self) -> BTreeMap<String, String> {
         let mut map = BTreeMap::new();
         let mut put = |name: &str, value: Option<&str>| {
@@ -78,125 +57,6 @@ impl StoredHeaders<'_> {
         put("content-language", self.content_language);
         put("expires", self.expires);
         map
-    }
-}
-
-/// What a write needs to know before it can commit: the bucket's versioning state and
-/// the newest timestamp of the key.
-pub(super) struct WriteContext {
-    pub versioning: Option<Versioning>,
-    pub seen: Option<u64>,
-    /// The tag set a new object version starts with (`x-amz-tagging`).
-    pub tags: Option<Tags>,
-    /// The key's current object as the context's read saw it (for conditional writes).
-    pub current: Option<Current>,
-}
-
-impl WriteContext {
-    /// Reads the bucket (which must exist) and the key's record concurrently.
-    pub async fn load(cluster: &Cluster, bucket: &str, key: &str) -> Result<Self, Error> {
-        let (b, r) = tokio::join!(
-            cluster.existing_bucket(bucket),
-            cluster.read_record(bucket, key, Bodies::None, Select::CURRENT)
-        );
-        let bucket = b?.ok_or(Error::NoSuchBucket)?;
-        Ok(WriteContext::new(
-            bucket.live(&bucket.versioning).copied(),
-            r?.record.as_ref(),
-        ))
-    }
-
-    pub fn new(versioning: Option<Versioning>, record: Option<&ObjectRecord>) -> Self {
-        WriteContext {
-            versioning,
-            seen: record.and_then(|r| r.newest_stamp()).map(|s| s.ts),
-            tags: None,
-            current: record.and_then(Current::of),
-        }
-    }
-
-    /// A new version's stamp and null flag under this bucket's versioning state.
-    pub fn new_version(&self, cluster: &Cluster, state: VersionState) -> Version {
-        let stamp = Stamp {
-            ts: cluster.next_timestamp(self.seen),
-            id: Cluster::new_id(),
-        };
-        let tags = match state {
-            VersionState::Object(_) => self.tags.clone().map(|value| Lww {
-                stamp: stamp.clone(),
-                value,
-            }),
-            _ => None,
-        };
-        Version {
-            stamp,
-            null: self.versioning != Some(Versioning::Enabled),
-            state,
-            tags,
-            follows: None,
-        }
-    }
-
-    /// The `x-amz-version-id` S3 returns for a write in this bucket.
-    pub fn version_id_for(&self, v: &Version) -> Option<String> {
-        self.versioning.map(|_| v.s3_version_id().to_owned())
-    }
-}
-
-/// Writes a new version with `data` and `meta` fields: the record to W replicas (after
-/// the blob, for blob data). With a `condition`, through the key's compare-and-set.
-pub(super) async fn commit_version(
-    cluster: &Cluster,
-    bucket: &str,
-    key: &str,
-    ctx: &WriteContext,
-    meta: ObjectMeta,
-    upload: Option<BlobUpload>,
-    condition: &WriteCondition,
-) -> S3Result<Version> {
-    let stored = match upload {
-        Some(u) => Some(u.finish(&meta.md5).await?),
-        None => None,
-    };
-    if condition.is_set() {
-        let state = VersionState::Object(meta);
-        let written = commit_if(cluster, bucket, key, ctx, state, condition, stored).await?;
-        return Ok(written.version);
-    }
-    let version = ctx.new_version(cluster, VersionState::Object(meta));
-    let version = match stored {
-        Some(stored) => {
-            cluster
-                .commit_blob_version(bucket, key, version, stored)
-                .await?
-        }
-        None => {
-            let replicas = cluster.replicas_of(bucket, key);
-            cluster
-                .write_version(bucket, key, version, &replicas)
-                .await?
-        }
-    };
-    Ok(version)
-}
-
-pub(super) fn new_meta(
-    verified: Verified,
-    data: Data,
-    headers: StoredHeaders<'_>,
-    metadata: Option<Metadata>,
-) -> ObjectMeta {
-    ObjectMeta {
-        size: verified.size,
-        etag: verified.md5.clone(),
-        md5: verified.md5,
-        data,
-        headers: headers.into_map(),
-        user_metadata: metadata.unwrap_or_default().into_iter().collect(),
-        part_number: None,
-        checksums: verified.checksums,
-        checksum_type: None,
-        checksum_algorithm: None,
     }
 }
 
@@ -234,7 +94,7 @@ pub(super) async fn put_object(
     } = req;
     check_key(&input.key)?;
     check_metadata(input.metadata.as_ref())?;
-    let condition = WriteCondition::for_write(input.if_match.clone(), input.if_none_match.clone())?;
+    let condition = conditional::for_write(input.if_match.as_ref(), input.if_none_match.as_ref());
     let tags = tagging::from_header(input.tagging.as_deref())?;
     acl::check_object_write(
         input.acl.as_ref(),
@@ -250,50 +110,16 @@ pub(super) async fn put_object(
         input.content_md5.as_deref(),
         input.checksum_algorithm.as_ref(),
     )?;
-    let cluster = gw.cluster.clone();
-    let (bucket, key) = (input.bucket.clone(), input.key.clone());
-    let context = {
-        let (c, b, k) = (cluster.clone(), bucket.clone(), key.clone());
-        tokio::spawn(async move { WriteContext::load(&c, &b, &k).await })
-    };
-    let mut context = Some(context);
-    let mut ctx: Option<WriteContext> = None;
-
+    let mut new = gw.store.new_object(&input.bucket, &input.key);
     let mut digest = BodyDigest::new(claims);
-    let mut head = BytesMut::new();
-    let mut upload: Option<BlobUpload> = None;
     let mut body = input.body;
-    while head.len() <= INLINE_MAX {
-        let Some(chunk) = next_chunk(&mut body).await? else {
-            break;
-        };
+    while let Some(chunk) = next_chunk(&mut body).await? {
         digest.update(&chunk);
-        head.extend_from_slice(&chunk);
-    }
-    if head.len() > INLINE_MAX {
-        // Past the inline size: the bucket must exist before bytes go to disks.
-        ctx = Some(join_context(context.take()).await?);
-        let mut u = cluster.start_blob_upload(&bucket, &key);
-        u.send(std::mem::take(&mut head).freeze()).await?;
-        pump(&mut body, &mut digest, &mut u).await?;
-        upload = Some(u);
+        new.push(chunk).await?;
     }
     let trailers = trailing_headers.and_then(|t| t.take());
     let verified = digest.verify(trailers.as_ref())?;
-    let mut ctx = match ctx {
-        Some(c) => c,
-        None => join_context(context.take()).await?,
-    };
-    ctx.tags = tags;
-    let data = match &upload {
-        Some(u) => Data::Blob {
-            id: u.id().to_owned(),
-        },
-        None => Data::Inline {
-            bytes: head.to_vec(),
-        },
-    };
-    let headers = StoredHeaders {
+    let stored = StoredHeaders {
         content_type: input.content_type.as_deref(),
         cache_control: input.cache_control.as_deref(),
         content_disposition: input.content_disposition.as_deref(),
@@ -301,55 +127,43 @@ pub(super) async fn put_object(
         content_language: input.content_language.as_deref(),
         expires: headers.get("expires").and_then(|v| v.to_str().ok()),
     };
-    let checksums = verified.checksums.clone();
-    let meta = new_meta(verified, data, headers, input.metadata);
-    let md5 = meta.md5.clone();
-    let version = commit_version(&cluster, &bucket, &key, &ctx, meta, upload, &condition).await?;
+    let fields = ObjectFields {
+        headers: stored.into_map(),
+        user_metadata: user_metadata(input.metadata),
+        tags,
+        etag: None,
+    };
+    let (md5, checksums) = (verified.md5.clone(), verified.checksums.clone());
+    let written = new.commit(verified, fields, &condition).await?;
     let mut out = PutObjectOutput {
         e_tag: Some(etag(&md5)),
-        version_id: ctx.version_id_for(&version),
+        version_id: written.version_id,
         ..Default::default()
     };
     set_checksums!(out, &checksums);
     Ok(S3Response::new(out))
 }
 
-async fn next_chunk(body: &mut Option<StreamingBlob>) -> S3Result<Option<Bytes>> {
+/// The next chunk of a client body.
+pub(super) async fn next_chunk(body: &mut Option<StreamingBlob>) -> S3Result<Option<Bytes>> {
     match body {
         Some(b) => b.next().await.transpose().map_err(body_error),
         None => Ok(None),
     }
 }
 
-/// Streams the rest of a client body into `upload`, hashing it on the way.
-pub(super) async fn pump(
-    body: &mut Option<StreamingBlob>,
-    digest: &mut BodyDigest,
-    upload: &mut BlobUpload,
-) -> S3Result<()> {
-    while let Some(chunk) = next_chunk(body).await? {
-        digest.update(&chunk);
-        upload.send(chunk).await?;
-    }
-    Ok(())
-}
-
-async fn join_context(
-    task: Option<tokio::task::JoinHandle<Result<WriteContext, Error>>>,
-) -> S3Result<WriteContext> {
-    let task = task.ok_or_else(|| s3_error!(InternalError, "write context read twice"))?;
-    let ctx = task
-        .await
-        .map_err(|e| s3_error!(InternalError, "write context task failed: {e}"))??;
-    Ok(ctx)
+/// `x-amz-meta-*` as stored.
+pub(super) fn user_metadata(metadata: Option<Metadata>) -> BTreeMap<String, String> {
+    metadata.unwrap_or_default().into_iter().collect()
 }
 
 /// Fills the metadata fields shared by GetObjectOutput and HeadObjectOutput.
 macro_rules! fill_object_fields {
-    ($out:expr, $version:expr, $meta:expr) => {{
-        let h = &$meta.headers;
-        $out.e_tag = Some(etag(&$meta.etag));
-        $out.last_modified = Some(timestamp($version.stamp.ts));
+    ($out:expr, $found:expr) => {{
+        let (version, meta) = (&$found.version, &$found.meta);
+        let h = &meta.headers;
+        $out.e_tag = Some(etag(&meta.etag));
+        $out.last_modified = Some(timestamp(version.stamp.ts));
         $out.content_type = h.get("content-type").cloned();
         $out.cache_control = h.get("cache-control").cloned();
         $out.content_disposition = h.get("content-disposition").cloned();
@@ -357,10 +171,10 @@ macro_rules! fill_object_fields {
         $out.content_language = h.get("content-language").cloned();
         $out.expires = h.get("expires").cloned();
         $out.accept_ranges = Some("bytes".into());
-        if !$meta.user_metadata.is_empty() {
-            $out.metadata = Some($meta.user_metadata.clone().into_iter().collect());
+        if !meta.user_metadata.is_empty() {
+            $out.metadata = Some(meta.user_metadata.clone().into_iter().collect());
         }
-        let tag_count = $version.tag_set().len();
+        let tag_count = version.tag_set().len();
         $out.tag_count = (tag_count > 0).then_some(tag_count as i32);
     }};
 }
@@ -382,12 +196,13 @@ fn part_range(meta: &ObjectMeta, n: i32) -> S3Result<(u64, u64)> {
         }),
         _ => (index == 0).then_some((0, meta.size)),
     };
+    // S3 answers a part number past the object's part count with 400, not 416.
     range.ok_or_else(|| {
         let mut e = S3Error::with_message(
             S3ErrorCode::Custom("InvalidPartNumber".into()),
             "The requested partnumber is not satisfiable",
         );
-        e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+        e.set_status_code(http::StatusCode::BAD_REQUEST);
         e
     })
 }
@@ -398,8 +213,9 @@ pub(super) fn checksum_type(meta: &ObjectMeta) -> Option<ChecksumType> {
     if meta.checksums.is_empty() {
         return None;
     }
-    let kind = meta.checksum_type.as_deref().unwrap_or("FULL_OBJECT");
-    Some(ChecksumType::from(kind.to_owned()))
+    let kind = meta.checksum_type.as_deref().and_then(Kind::parse);
+    let kind = kind.unwrap_or(Kind::FullObject);
+    Some(ChecksumType::from(kind.name().to_owned()))
 }
 
 fn checksum_mode_enabled(mode: Option<&ChecksumMode>) -> bool {
@@ -417,8 +233,8 @@ pub(super) async fn get_object(
             "Cannot specify both Range header and partNumber query parameter"
         ));
     }
-    let (version, meta, replicas) = resolve_for_read(
-        &gw.cluster,
+    let found = resolve_for_read(
+        &gw.store,
         &input.bucket,
         &input.key,
         input.version_id.as_deref(),
@@ -431,6 +247,7 @@ pub(super) async fn get_object(
         },
     )
     .await?;
+    let meta = &found.meta;
     let (start, end) = match (&input.range, input.part_number) {
         // No byte of an empty object can be asked for (s3s would answer `bytes 0-0/0`).
         (Some(_), _) if meta.size == 0 => {
@@ -443,38 +260,18 @@ pub(super) async fn get_object(
             let range = r.check(meta.size)?;
             (range.start, range.end)
         }
-        (None, Some(n)) => part_range(&meta, n)?,
+        (None, Some(n)) => part_range(meta, n)?,
         (None, None) => (0, meta.size),
     };
     let partial = input.range.is_some() || (start, end) != (0, meta.size);
-    let body = match &meta.data {
-        Data::Inline { bytes } => {
-            let slice = Bytes::copy_from_slice(&bytes[start as usize..end as usize]);
-            StreamingBlob::from(s3s::Body::from(slice))
-        }
-        Data::InlineOmitted => return Err(body_not_read()),
-        Data::Blob { id } => {
-            let reader = gw
-                .cluster
-                .open_blob((&input.bucket, &input.key), id, &replicas, start, end)
-                .await?;
-            streaming_body(reader.into_stream())
-        }
-        Data::Parts { parts } => {
-            let stream = gw
-                .cluster
-                .open_parts((&input.bucket, &input.key), parts, &replicas, start, end)
-                .await?;
-            streaming_body(stream)
-        }
-    };
+    let stream = gw.store.open_body(&found, start, end).await?;
     let mut out = GetObjectOutput {
-        body: Some(body),
+        body: Some(streaming_body(stream)),
         content_length: Some((end - start) as i64),
-        version_id: version_id_header(&version),
+        version_id: found.version_id(),
         ..Default::default()
     };
-    fill_object_fields!(out, version, meta);
+    fill_object_fields!(out, found);
     if let Data::Parts { parts } = &meta.data
         && input.part_number.is_some()
     {
@@ -488,8 +285,8 @@ pub(super) async fn get_object(
             meta.size
         ));
     } else if checksum_mode_enabled(input.checksum_mode.as_ref()) {
-        set_checksums!(out, &meta.checksums);
-        out.checksum_type = checksum_type(&meta);
+        set_checksums!(out, &found.checksums());
+        out.checksum_type = checksum_type(meta);
     }
     Ok(S3Response::new(out))
 }
@@ -499,8 +296,8 @@ pub(super) async fn head_object(
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let input = req.input;
-    let (version, meta, _) = resolve_for_read(
-        &gw.cluster,
+    let found = resolve_for_read(
+        &gw.store,
         &input.bucket,
         &input.key,
         input.version_id.as_deref(),
@@ -513,9 +310,10 @@ pub(super) async fn head_object(
         },
     )
     .await?;
+    let meta = &found.meta;
     let mut out = HeadObjectOutput {
         content_length: Some(meta.size as i64),
-        version_id: version_id_header(&version),
+        version_id: found.version_id(),
         ..Default::default()
     };
     let range = match (&input.range, input.part_number) {
@@ -524,7 +322,7 @@ pub(super) async fn head_object(
             if let Data::Parts { parts } = &meta.data {
                 out.parts_count = Some(parts.len() as i32);
             }
-            Some(part_range(&meta, n)?)
+            Some(part_range(meta, n)?)
         }
         (None, None) => None,
     };
@@ -537,10 +335,10 @@ pub(super) async fn head_object(
             meta.size
         ));
     }
-    fill_object_fields!(out, version, meta);
+    fill_object_fields!(out, found);
     if range.is_none() && checksum_mode_enabled(input.checksum_mode.as_ref()) {
-        set_checksums!(out, &meta.checksums);
-        out.checksum_type = checksum_type(&meta);
+        set_checksums!(out, &found.checksums());
+        out.checksum_type = checksum_type(meta);
     }
     Ok(S3Response::new(out))
 }
@@ -552,9 +350,4 @@ fn streaming_body(
     StreamingBlob::from(s3s::Body::http_body_unsync(
         http_body_util::StreamBody::new(frames),
     ))
-}
-
-/// S3 shows a version id on reads only for objects written under versioning.
-fn version_id_header(v: &Version) -> Option<String> {
-    (!v.null).then(|| v.stamp.id.clone())
 }

@@ -1,24 +1,19 @@
 //! Object and bucket tagging: Put/Get/DeleteObjectTagging, Put/Get/DeleteBucketTagging,
 //! and the `x-amz-tagging` header of writes.
 //!
-//! An object version's tags are a last-writer-wins register inside the version's entry of
-//! the object record, stamped by the hybrid clock. A tag change is a record write of the
-//! whole version with the new register, through the same quorum path as any write (a missed
-//! replica gets a repair hint), so a replica that missed the object itself learns it too.
-//! A purge always wins over tags. Bucket tags are a register in the bucket record.
+//! How tags are stored and replicated is the store's (`store::tags`); bucket tags are a
+//! register in the bucket record.
 //!
 //! Validation follows S3: at most 10 tags per object (50 per bucket), keys of 1 to 128 and
 //! values of at most 256 characters, unique keys, no `aws:` prefix; otherwise `InvalidTag`.
 
-use node::proto::{BucketRecord, Lww, ObjectRecord, Stamp, Tags, Version};
+use node::proto::{BucketRecord, Lww, Tags};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::bucket::update_bucket;
-use super::object::{Need, resolve_version};
+use super::resolve::resolve_version;
 use super::{Gateway, check_key};
-use crate::error::Error;
-use crate::quorum::Cluster;
+use crate::store::Need;
 
 const MAX_OBJECT_TAGS: usize = 10;
 const MAX_BUCKET_TAGS: usize = 50;
@@ -123,36 +118,6 @@ pub(super) fn replaces(directive: Option<&TaggingDirective>) -> S3Result<bool> {
     }
 }
 
-/// S3 shows a version id on tagging answers only for versions written under versioning.
-fn version_header(v: &Version) -> Option<String> {
-    (!v.null).then(|| v.stamp.id.clone())
-}
-
-/// Writes `tags` as the new tag set of a version (a later stamp than any it had).
-/// Writes `version` back with a new tag set. A replica that lacks the version stores it
-/// whole, so `version` must carry its inline body (read with `Need::Body`).
-async fn set_version_tags(
-    cluster: &Cluster,
-    bucket: &str,
-    key: &str,
-    version: Version,
-    tags: Tags,
-) -> S3Result<()> {
-    let stamp = Stamp {
-        ts: cluster.next_timestamp(Some(version.changed_at())),
-        id: Cluster::new_id(),
-    };
-    let update = Version {
-        tags: Some(Lww { stamp, value: tags }),
-        ..version
-    };
-    let replicas = cluster.replicas_of(bucket, key);
-    cluster
-        .write_record(bucket, key, ObjectRecord::single(update), &replicas)
-        .await?;
-    Ok(())
-}
-
 pub(super) async fn put_object_tagging(
     gw: &Gateway,
     req: S3Request<PutObjectTaggingInput>,
@@ -160,16 +125,16 @@ pub(super) async fn put_object_tagging(
     let input = req.input;
     check_key(&input.key)?;
     let tags = from_tagging(&input.tagging, MAX_OBJECT_TAGS)?;
-    let (version, _, _) = resolve_version(
-        &gw.cluster,
+    let found = resolve_version(
+        &gw.store,
         &input.bucket,
         &input.key,
         input.version_id.as_deref(),
         Need::Body,
     )
     .await?;
-    let version_id = version_header(&version);
-    set_version_tags(&gw.cluster, &input.bucket, &input.key, version, tags).await?;
+    let version_id = found.version_id();
+    gw.store.set_tags(found, tags).await?;
     Ok(S3Response::new(PutObjectTaggingOutput { version_id }))
 }
 
@@ -179,8 +144,8 @@ pub(super) async fn get_object_tagging(
 ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
     let input = req.input;
     check_key(&input.key)?;
-    let (version, _, _) = resolve_version(
-        &gw.cluster,
+    let found = resolve_version(
+        &gw.store,
         &input.bucket,
         &input.key,
         input.version_id.as_deref(),
@@ -188,8 +153,8 @@ pub(super) async fn get_object_tagging(
     )
     .await?;
     Ok(S3Response::new(GetObjectTaggingOutput {
-        tag_set: to_tag_set(&version.tag_set()),
-        version_id: version_header(&version),
+        tag_set: to_tag_set(&found.version.tag_set()),
+        version_id: found.version_id(),
     }))
 }
 
@@ -199,17 +164,17 @@ pub(super) async fn delete_object_tagging(
 ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
     let input = req.input;
     check_key(&input.key)?;
-    let (version, _, _) = resolve_version(
-        &gw.cluster,
+    let found = resolve_version(
+        &gw.store,
         &input.bucket,
         &input.key,
         input.version_id.as_deref(),
         Need::Body,
     )
     .await?;
-    let version_id = version_header(&version);
-    if version.tags.is_some() {
-        set_version_tags(&gw.cluster, &input.bucket, &input.key, version, Tags::new()).await?;
+    let version_id = found.version_id();
+    if found.version.tags.is_some() {
+        gw.store.set_tags(found, Tags::new()).await?;
     }
     Ok(S3Response::new(DeleteObjectTaggingOutput { version_id }))
 }
@@ -220,10 +185,8 @@ pub(super) async fn put_bucket_tagging(
 ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
     let input = req.input;
     let tags = from_tagging(&input.tagging, MAX_BUCKET_TAGS)?;
-    update_bucket(&gw.cluster, &input.bucket, |b: &mut BucketRecord, stamp| {
-        b.tags = Some(Lww { stamp, value: tags })
-    })
-    .await?;
+    let set = |b: &mut BucketRecord, stamp| b.tags = Some(Lww { stamp, value: tags });
+    gw.store.update_bucket(&input.bucket, set).await?;
     Ok(S3Response::new(PutBucketTaggingOutput::default()))
 }
 
@@ -231,11 +194,7 @@ pub(super) async fn get_bucket_tagging(
     gw: &Gateway,
     req: S3Request<GetBucketTaggingInput>,
 ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
-    let record = gw
-        .cluster
-        .existing_bucket(&req.input.bucket)
-        .await?
-        .ok_or(Error::NoSuchBucket)?;
+    let record = gw.store.bucket(&req.input.bucket).await?;
     match record.live(&record.tags).filter(|t| !t.is_empty()) {
         Some(tags) => Ok(S3Response::new(GetBucketTaggingOutput {
             tag_set: to_tag_set(tags),
@@ -248,13 +207,13 @@ pub(super) async fn delete_bucket_tagging(
     gw: &Gateway,
     req: S3Request<DeleteBucketTaggingInput>,
 ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
-    update_bucket(&gw.cluster, &req.input.bucket, |b, stamp| {
+    let set = |b: &mut BucketRecord, stamp| {
         b.tags = Some(Lww {
             stamp,
             value: Tags::new(),
         })
-    })
-    .await?;
+    };
+    gw.store.update_bucket(&req.input.bucket, set).await?;
     Ok(S3Response::new(DeleteBucketTaggingOutput::default()))
 }
 

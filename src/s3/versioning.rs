@@ -5,16 +5,15 @@
 //! Suspended but never unversioned again, as in S3. Which version a write creates (a new
 //! id, or the `null` version) is decided per write in `object::WriteContext`.
 
-use node::proto::{Lww, Stamp, SummaryState, Versioning};
+use node::proto::{BucketRecord, Lww, SummaryState, Versioning};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
-use super::bucket::{owner, timestamp};
-use super::list::{Encoder, max_keys};
-use crate::error::Error;
+use super::dto::{owner, timestamp};
+use super::list::{Encoder, echoed_delimiter, max_keys};
 use crate::integrity::etag;
-use crate::quorum::Cluster;
+use crate::store::ListedVersion;
 
 pub(super) async fn put_bucket_versioning(
     gw: &Gateway,
@@ -36,22 +35,13 @@ pub(super) async fn put_bucket_versioning(
             ));
         }
     };
-    let mut record = gw
-        .cluster
-        .existing_bucket(&input.bucket)
-        .await?
-        .ok_or(Error::NoSuchBucket)?;
-    let seen = record.versioning.as_ref().map(|v| v.stamp.ts);
-    record.versioning = Some(Lww {
-        stamp: Stamp {
-            ts: gw
-                .cluster
-                .next_timestamp(seen.max(Some(record.exists.stamp.ts))),
-            id: Cluster::new_id(),
-        },
-        value: status,
-    });
-    gw.cluster.put_bucket(record).await?;
+    let set = |b: &mut BucketRecord, stamp| {
+        b.versioning = Some(Lww {
+            stamp,
+            value: status,
+        })
+    };
+    gw.store.update_bucket(&input.bucket, set).await?;
     tracing::info!(bucket = %input.bucket, ?status, "bucket versioning set");
     Ok(S3Response::new(PutBucketVersioningOutput::default()))
 }
@@ -60,11 +50,7 @@ pub(super) async fn get_bucket_versioning(
     gw: &Gateway,
     req: S3Request<GetBucketVersioningInput>,
 ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-    let record = gw
-        .cluster
-        .existing_bucket(&req.input.bucket)
-        .await?
-        .ok_or(Error::NoSuchBucket)?;
+    let record = gw.store.bucket(&req.input.bucket).await?;
     let status = record.live(&record.versioning).map(|v| match v {
         Versioning::Enabled => BucketVersioningStatus::from_static(BucketVersioningStatus::ENABLED),
         Versioning::Suspended => {
@@ -96,13 +82,9 @@ pub(super) async fn list_object_versions(
             "A version-id marker cannot be specified without a key marker."
         ));
     }
-    let bucket = gw
-        .cluster
-        .existing_bucket(&input.bucket)
-        .await?
-        .ok_or(Error::NoSuchBucket)?;
+    let bucket = gw.store.bucket(&input.bucket).await?;
     let listing = gw
-        .cluster
+        .store
         .list_versions(
             &input.bucket,
             &prefix,
@@ -113,9 +95,49 @@ pub(super) async fn list_object_versions(
             bucket.live(&bucket.versioning).is_some(),
         )
         .await?;
+    let (versions, delete_markers) = entries(listing.versions, &enc);
+    let (next_key_marker, next_version_id_marker) = if listing.truncated {
+        (
+            listing.next_key_marker.map(|k| enc.apply(k)),
+            listing.next_version_id_marker,
+        )
+    } else {
+        (None, None)
+    };
+    Ok(S3Response::new(ListObjectVersionsOutput {
+        name: Some(input.bucket),
+        prefix: Some(enc.apply(prefix)),
+        key_marker: Some(enc.apply(key_marker)),
+        version_id_marker: input.version_id_marker,
+        max_keys: Some(max as i32),
+        delimiter: echoed_delimiter(input.delimiter, &enc),
+        is_truncated: Some(listing.truncated),
+        next_key_marker,
+        next_version_id_marker,
+        versions: Some(versions),
+        delete_markers: Some(delete_markers),
+        common_prefixes: Some(
+            listing
+                .common_prefixes
+                .into_iter()
+                .map(|p| CommonPrefix {
+                    prefix: Some(enc.apply(p)),
+                })
+                .collect(),
+        ),
+        encoding_type: enc.echo(),
+        ..Default::default()
+    }))
+}
+
+/// The listed versions as S3 shows them: objects, and delete markers apart.
+fn entries(
+    listed: Vec<ListedVersion>,
+    enc: &Encoder,
+) -> (Vec<ObjectVersion>, Vec<DeleteMarkerEntry>) {
     let mut versions = Vec::new();
     let mut delete_markers = Vec::new();
-    for entry in listing.versions {
+    for entry in listed {
         let version_id = Some(entry.version.s3_version_id().to_owned());
         let last_modified = Some(timestamp(entry.version.stamp.ts));
         let key = Some(enc.apply(entry.key));
@@ -143,36 +165,5 @@ pub(super) async fn list_object_versions(
             SummaryState::Purged => {}
         }
     }
-    let (next_key_marker, next_version_id_marker) = if listing.truncated {
-        (
-            listing.next_key_marker.map(|k| enc.apply(k)),
-            listing.next_version_id_marker,
-        )
-    } else {
-        (None, None)
-    };
-    Ok(S3Response::new(ListObjectVersionsOutput {
-        name: Some(input.bucket),
-        prefix: Some(enc.apply(prefix)),
-        key_marker: Some(enc.apply(key_marker)),
-        version_id_marker: input.version_id_marker,
-        max_keys: Some(max as i32),
-        delimiter: input.delimiter.map(|d| enc.apply(d)),
-        is_truncated: Some(listing.truncated),
-        next_key_marker,
-        next_version_id_marker,
-        versions: Some(versions),
-        delete_markers: Some(delete_markers),
-        common_prefixes: Some(
-            listing
-                .common_prefixes
-                .into_iter()
-                .map(|p| CommonPrefix {
-                    prefix: Some(enc.apply(p)),
-                })
-                .collect(),
-        ),
-        encoding_type: enc.echo(),
-        ..Default::default()
-    }))
+    (versions, delete_markers)
 }

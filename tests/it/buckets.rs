@@ -99,33 +99,6 @@ async fn invalid_bucket_names_are_refused() {
 }
 
 #[tokio::test]
-async fn creating_an_existing_bucket_is_bucket_already_owned_by_you() {
-    let cluster = Cluster::start(3).await;
-    let s3 = cluster.client();
-    create_bucket(&s3, "mine").await;
-    put_bytes(&s3, "mine", "keep", b"still here").await;
-
-    let err = s3
-        .create_bucket()
-        .bucket("mine")
-        .send()
-        .await
-        .expect_err("second create must fail");
-    assert_eq!(
-        err.raw_response().map(|r| r.status().as_u16()),
-        Some(409),
-        "{err:?}"
-    );
-    assert!(
-        err.as_service_error()
-            .is_some_and(|e| e.is_bucket_already_owned_by_you()),
-        "{err:?}"
-    );
-    // The failed create did not reset the bucket.
-    assert_eq!(get_bytes(&s3, "mine", "keep").await, b"still here");
-}
-
-#[tokio::test]
 async fn head_and_delete_of_a_missing_bucket_are_404_no_such_bucket() {
     let cluster = Cluster::start(3).await;
     let s3 = cluster.client();

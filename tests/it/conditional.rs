@@ -100,8 +100,9 @@ async fn if_match_replaces_only_an_unchanged_object() {
     assert_eq!(fresh.e_tag(), Some(etag_of(b"two").as_str()));
     assert_eq!(get_bytes(&s3, "cond-match", "k").await, b"two");
 
-    // `If-None-Match` takes only `*` on writes.
-    let other = s3
+    // `If-None-Match` with an ETag: refused while the current object has it, a write
+    // like any other when it has another (or there is none).
+    let same = s3
         .put_object()
         .bucket("cond-match")
         .key("k")
@@ -109,7 +110,19 @@ async fn if_match_replaces_only_an_unchanged_object() {
         .body(ByteStream::from_static(b"three"))
         .send()
         .await;
-    assert_s3_error(other, 501, "NotImplemented");
+    assert_s3_error(same, 412, "PreconditionFailed");
+    assert_eq!(get_bytes(&s3, "cond-match", "k").await, b"two");
+    for (key, body) in [("k", b"three".as_slice()), ("fresh", b"new")] {
+        s3.put_object()
+            .bucket("cond-match")
+            .key(key)
+            .if_none_match(etag_of(b"one"))
+            .body(ByteStream::from(body.to_vec()))
+            .send()
+            .await
+            .expect("If-None-Match with an ETag the current object does not have");
+        assert_eq!(get_bytes(&s3, "cond-match", key).await, body);
+    }
 }
 
 #[tokio::test]

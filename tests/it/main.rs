@@ -28,6 +28,7 @@ mod multipart_retry;
 mod objects;
 mod presign;
 mod replication;
+mod s3_details;
 mod tagging;
 mod upgrade;
 mod versioning;

@@ -395,7 +395,7 @@ async fn upload_part_copy_ranges_and_get_by_part_number() {
     assert_eq!(e1, etag_of(&source[..5 * MIB]));
     assert_eq!(e2, etag_of(&source[5 * MIB..]));
     let past_end = copy_part(3, Some(format!("bytes=0-{}", source.len()))).await;
-    assert_s3_error(past_end, 400, "InvalidArgument");
+    assert_s3_error(past_end, 400, "InvalidRange");
     // A source condition that fails is 412, never 304.
     let unchanged = s3
         .upload_part_copy()
@@ -451,7 +451,21 @@ async fn upload_part_copy_ranges_and_get_by_part_number() {
         .part_number(3)
         .send()
         .await;
-    assert_s3_error(beyond, 416, "InvalidPartNumber");
+    assert_s3_error(beyond, 400, "InvalidPartNumber");
+    let beyond = s3
+        .head_object()
+        .bucket("mpu")
+        .key("assembled")
+        .part_number(3)
+        .send()
+        .await;
+    assert_eq!(
+        beyond
+            .expect_err("HEAD of part 3 of 2")
+            .raw_response()
+            .map(|r| r.status().as_u16()),
+        Some(400)
+    );
     // A plain object is its own part 1.
     let whole = s3
         .get_object()

@@ -1,4 +1,4 @@
-//! Checksums of multipart uploads, as S3 defines them.
+//! Checksums of multipart uploads, as S3 defines them: how the parts' combine.
 //!
 //! An upload created with `x-amz-checksum-algorithm` has every part checksummed with that
 //! algorithm (computed by the gateway whether or not the client sent a value, verified when
@@ -16,33 +16,13 @@ use s3s::checksum::ChecksumHasher;
 use s3s::dto::{ChecksumAlgorithm, ChecksumType};
 use s3s::{S3Result, s3_error};
 
-use crate::crc_combine::{CRC32, CRC32C, CRC64NVME, Crc};
-
-pub(super) const COMPOSITE: &str = "COMPOSITE";
-pub(super) const FULL_OBJECT: &str = "FULL_OBJECT";
+use crate::checksum::{Algorithm, Kind};
 
 /// The checksum an upload was created with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct UploadChecksum {
-    /// `CRC32`, `CRC32C`, `CRC64NVME`, `SHA1` or `SHA256`.
-    pub algorithm: &'static str,
-    /// [`COMPOSITE`] or [`FULL_OBJECT`].
-    pub kind: &'static str,
-}
-
-fn known_algorithm(name: &str) -> Option<&'static str> {
-    ["CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"]
-        .into_iter()
-        .find(|n| n.eq_ignore_ascii_case(name))
-}
-
-fn crc_of(algorithm: &str) -> Option<Crc> {
-    match algorithm {
-        "CRC32" => Some(CRC32),
-        "CRC32C" => Some(CRC32C),
-        "CRC64NVME" => Some(CRC64NVME),
-        _ => None,
-    }
+    pub algorithm: Algorithm,
+    pub kind: Kind,
 }
 
 impl UploadChecksum {
@@ -61,30 +41,29 @@ impl UploadChecksum {
             }
             return Ok(None);
         };
-        let algorithm = known_algorithm(algorithm.as_str()).ok_or_else(|| {
+        let algorithm = Algorithm::parse(algorithm.as_str()).ok_or_else(|| {
             s3_error!(
                 InvalidRequest,
                 "Checksum algorithm {} is not supported",
                 algorithm.as_str()
             )
         })?;
-        let kind = match kind.map(|k| k.as_str().to_ascii_uppercase()) {
-            None if algorithm == "CRC64NVME" => FULL_OBJECT,
-            None => COMPOSITE,
-            Some(k) if k == COMPOSITE => COMPOSITE,
-            Some(k) if k == FULL_OBJECT => FULL_OBJECT,
-            Some(k) => {
-                return Err(s3_error!(InvalidRequest, "Unknown checksum type {k}"));
-            }
+        let kind = match kind {
+            None if algorithm == Algorithm::Crc64Nvme => Kind::FullObject,
+            None => Kind::Composite,
+            Some(k) => Kind::parse(k.as_str())
+                .ok_or_else(|| s3_error!(InvalidRequest, "Unknown checksum type {}", k.as_str()))?,
         };
         let valid = match kind {
-            FULL_OBJECT => crc_of(algorithm).is_some(),
-            _ => algorithm != "CRC64NVME",
+            Kind::FullObject => algorithm.crc().is_some(),
+            Kind::Composite => algorithm != Algorithm::Crc64Nvme,
         };
         if !valid {
             return Err(s3_error!(
                 InvalidRequest,
-                "The {kind} checksum type cannot be used with the {algorithm} checksum algorithm."
+                "The {} checksum type cannot be used with the {} checksum algorithm.",
+                kind.name(),
+                algorithm.name()
             ));
         }
         Ok(Some(UploadChecksum { algorithm, kind }))
@@ -92,11 +71,12 @@ impl UploadChecksum {
 
     /// What an upload's initial entry recorded.
     pub fn of_upload(init: &ObjectMeta) -> Option<Self> {
-        let algorithm = known_algorithm(init.checksum_algorithm.as_deref()?)?;
-        let kind = match init.checksum_type.as_deref() {
-            Some(FULL_OBJECT) => FULL_OBJECT,
-            _ => COMPOSITE,
-        };
+        let algorithm = Algorithm::parse(init.checksum_algorithm.as_deref()?)?;
+        let kind = init
+            .checksum_type
+            .as_deref()
+            .and_then(Kind::parse)
+            .unwrap_or(Kind::Composite);
         Some(UploadChecksum { algorithm, kind })
     }
 
@@ -107,16 +87,22 @@ impl UploadChecksum {
             .map(|(_, b64)| STANDARD.decode(b64))
             .collect::<Result<_, _>>()
             .map_err(|_| s3_error!(InternalError, "stored part checksum is not base64"))?;
-        if self.kind == COMPOSITE {
-            let mut hasher = hasher_for(self.algorithm);
+        if self.kind == Kind::Composite {
+            let mut hasher = ChecksumHasher::default();
+            self.algorithm.enable(&mut hasher);
             for r in &raw {
                 hasher.update(r);
             }
-            let value = digest_of(hasher, self.algorithm)
+            let computed = hasher.finalize();
+            let value = self
+                .algorithm
+                .value_in(&computed)
                 .ok_or_else(|| s3_error!(InternalError, "no composite checksum computed"))?;
             return Ok(format!("{value}-{}", parts.len()));
         }
-        let crc = crc_of(self.algorithm)
+        let crc = self
+            .algorithm
+            .crc()
             .ok_or_else(|| s3_error!(InternalError, "FULL_OBJECT needs a CRC algorithm"))?;
         let bytes = (crc.width / 8) as usize;
         let mut acc: Option<u64> = None;
@@ -138,44 +124,22 @@ impl UploadChecksum {
     }
 }
 
-fn hasher_for(algorithm: &str) -> ChecksumHasher {
-    let mut h = ChecksumHasher::default();
-    match algorithm {
-        "CRC32" => h.crc32 = Some(Default::default()),
-        "CRC32C" => h.crc32c = Some(Default::default()),
-        "CRC64NVME" => h.crc64nvme = Some(Default::default()),
-        "SHA1" => h.sha1 = Some(Default::default()),
-        _ => h.sha256 = Some(Default::default()),
-    }
-    h
-}
-
-fn digest_of(hasher: ChecksumHasher, algorithm: &str) -> Option<String> {
-    let c = hasher.finalize();
-    match algorithm {
-        "CRC32" => c.checksum_crc32,
-        "CRC32C" => c.checksum_crc32c,
-        "CRC64NVME" => c.checksum_crc64nvme,
-        "SHA1" => c.checksum_sha1,
-        _ => c.checksum_sha256,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn checksum(algorithm: &str, data: &[u8]) -> String {
-        let mut h = hasher_for(algorithm);
+    fn checksum(algorithm: Algorithm, data: &[u8]) -> String {
+        let mut h = ChecksumHasher::default();
+        algorithm.enable(&mut h);
         h.update(data);
-        digest_of(h, algorithm).unwrap()
+        algorithm.value_in(&h.finalize()).unwrap().clone()
     }
 
     #[test]
     fn full_object_crc_of_parts_is_the_crc_of_the_body() {
         let body: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
         let chunks: Vec<&[u8]> = body.chunks(120_000).collect();
-        for algorithm in ["CRC32", "CRC32C", "CRC64NVME"] {
+        for algorithm in [Algorithm::Crc32, Algorithm::Crc32c, Algorithm::Crc64Nvme] {
             let sums: Vec<String> = chunks.iter().map(|c| checksum(algorithm, c)).collect();
             let parts: Vec<(u64, &str)> = chunks
                 .iter()
@@ -183,13 +147,13 @@ mod tests {
                 .map(|(c, s)| (c.len() as u64, s.as_str()))
                 .collect();
             let spec = UploadChecksum {
-                algorithm: known_algorithm(algorithm).unwrap(),
-                kind: FULL_OBJECT,
+                algorithm,
+                kind: Kind::FullObject,
             };
             assert_eq!(
                 spec.of_parts(&parts).unwrap(),
                 checksum(algorithm, &body),
-                "{algorithm}"
+                "{algorithm:?}"
             );
         }
     }
@@ -197,7 +161,12 @@ mod tests {
     #[test]
     fn composite_is_the_checksum_of_the_part_checksums_with_the_count() {
         let parts_data = [b"first part".as_slice(), b"second", b"third and last"];
-        for algorithm in ["CRC32", "CRC32C", "SHA1", "SHA256"] {
+        for algorithm in [
+            Algorithm::Crc32,
+            Algorithm::Crc32c,
+            Algorithm::Sha1,
+            Algorithm::Sha256,
+        ] {
             let sums: Vec<String> = parts_data.iter().map(|p| checksum(algorithm, p)).collect();
             let mut concatenated = Vec::new();
             for s in &sums {
@@ -205,8 +174,8 @@ mod tests {
             }
             let parts: Vec<(u64, &str)> = sums.iter().map(|s| (0, s.as_str())).collect();
             let spec = UploadChecksum {
-                algorithm: known_algorithm(algorithm).unwrap(),
-                kind: COMPOSITE,
+                algorithm,
+                kind: Kind::Composite,
             };
             assert_eq!(
                 spec.of_parts(&parts).unwrap(),
@@ -220,9 +189,9 @@ mod tests {
         let alg = |s: &str| ChecksumAlgorithm::from(s.to_owned());
         let kind = |s: &str| ChecksumType::from(s.to_owned());
         let spec = UploadChecksum::from_create(Some(&alg("CRC64NVME")), None).unwrap();
-        assert_eq!(spec.unwrap().kind, FULL_OBJECT);
+        assert_eq!(spec.unwrap().kind, Kind::FullObject);
         let spec = UploadChecksum::from_create(Some(&alg("SHA256")), None).unwrap();
-        assert_eq!(spec.unwrap().kind, COMPOSITE);
+        assert_eq!(spec.unwrap().kind, Kind::Composite);
         assert!(
             UploadChecksum::from_create(Some(&alg("SHA256")), Some(&kind("FULL_OBJECT"))).is_err()
         );

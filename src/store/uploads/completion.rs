@@ -14,22 +14,25 @@ use std::collections::BTreeMap;
 
 use node::proto::{Data, ObjectMeta, ObjectRecord, Stamp, Version, VersionState};
 
+use crate::checksum::{self, Checksums, Kind};
+
+// The entry's (empty) inline body is checked like any: reads drop those whose MD5 is off.
+use super::EMPTY_MD5;
+
 /// The part list, as `number:etag` joined by commas.
 const PARTS: &str = "s3q-completed-parts";
 /// The version id the completion answered with, if it answered with one.
 const VERSION_ID: &str = "s3q-completed-version-id";
-/// The MD5 of the entry's (empty) inline body: reads drop inline bodies whose MD5 is off.
-const EMPTY_MD5: &str = "d41d8cd98f00b204e9800998ecf8427e";
 
 /// The result of a completed upload.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Completion {
+pub struct Completion {
     pub etag: String,
     /// `(part number, part ETag)` in request order.
     pub parts: Vec<(u32, String)>,
     pub version_id: Option<String>,
-    pub checksums: BTreeMap<String, String>,
-    pub checksum_type: Option<String>,
+    pub checksums: Checksums,
+    pub checksum_type: Option<Kind>,
 }
 
 impl Completion {
@@ -57,8 +60,8 @@ impl Completion {
                 headers: BTreeMap::new(),
                 user_metadata: fields,
                 part_number: None,
-                checksums: self.checksums.clone(),
-                checksum_type: self.checksum_type.clone(),
+                checksums: checksum::to_stored(&self.checksums),
+                checksum_type: self.checksum_type.map(|k| k.name().to_owned()),
                 checksum_algorithm: None,
             }),
             tags: None,
@@ -83,8 +86,8 @@ impl Completion {
                     etag: meta.etag.clone(),
                     parts,
                     version_id: meta.user_metadata.get(VERSION_ID).cloned(),
-                    checksums: meta.checksums.clone(),
-                    checksum_type: meta.checksum_type.clone(),
+                    checksums: checksum::from_stored(&meta.checksums),
+                    checksum_type: meta.checksum_type.as_deref().and_then(Kind::parse),
                 })
             }
             _ => None,
@@ -102,8 +105,8 @@ mod tests {
             etag: "abc-2".into(),
             parts: vec![(1, "e1".into()), (3, "e3".into())],
             version_id: Some("v9".into()),
-            checksums: BTreeMap::from([("CRC32".to_owned(), "AAAAAA==-2".to_owned())]),
-            checksum_type: Some("COMPOSITE".into()),
+            checksums: Checksums::from([(checksum::Algorithm::Crc32, "AAAAAA==-2".to_owned())]),
+            checksum_type: Some(Kind::Composite),
         };
         let stamp = Stamp {
             ts: 7,

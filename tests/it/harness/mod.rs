@@ -510,6 +510,15 @@ impl Cluster {
         &self.s3_url
     }
 
+    /// The key pair the gateway was started with.
+    pub fn access_key(&self) -> &str {
+        &self.access_key
+    }
+
+    pub fn secret_key(&self) -> &str {
+        &self.secret_key
+    }
+
     /// An S3 client with the SDK's default checksum behaviour (CRC32 on every PUT).
     pub fn client(&self) -> Client {
         self.build_client(&self.access_key, &self.secret_key, false)

@@ -14,6 +14,12 @@ use super::{Cluster, RawResponse, raw_request};
 
 const REGION: &str = "us-east-1";
 
+/// Whom a signature is for, and how it is dated.
+struct Scope<'a> {
+    service: &'a str,
+    by_date_header: bool,
+}
+
 fn hmac(key: &[u8], data: &str) -> Vec<u8> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
     mac.update(data.as_bytes());
@@ -78,6 +84,40 @@ impl Cluster {
         headers: &[(&str, &str)],
         payload_hash: &str,
     ) -> Vec<(String, String)> {
+        let scope = Scope {
+            service,
+            by_date_header: false,
+        };
+        self.sign_as(scope, method, path_and_query, headers, payload_hash)
+    }
+
+    /// [`Cluster::sign`] dated by a signed `Date` header instead of `x-amz-date`, as SigV4
+    /// allows (and curl or older signers do).
+    pub fn sign_by_date_header(
+        &self,
+        method: &Method,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        payload_hash: &str,
+    ) -> Vec<(String, String)> {
+        let scope = Scope {
+            service: "s3",
+            by_date_header: true,
+        };
+        self.sign_as(scope, method, path_and_query, headers, payload_hash)
+    }
+
+    fn sign_as(
+        &self,
+        Scope {
+            service,
+            by_date_header,
+        }: Scope<'_>,
+        method: &Method,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        payload_hash: &str,
+    ) -> Vec<(String, String)> {
         let now = time::OffsetDateTime::now_utc();
         let date = format!(
             "{:04}{:02}{:02}",
@@ -101,7 +141,21 @@ impl Cluster {
             .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_owned()))
             .collect();
         all.push(("host".into(), host));
-        all.push(("x-amz-date".into(), stamp.clone()));
+        if by_date_header {
+            let http_date = format!(
+                "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
+                &now.weekday().to_string()[..3],
+                now.day(),
+                &now.month().to_string()[..3],
+                now.year(),
+                now.hour(),
+                now.minute(),
+                now.second()
+            );
+            all.push(("date".into(), http_date));
+        } else {
+            all.push(("x-amz-date".into(), stamp.clone()));
+        }
         all.push(("x-amz-content-sha256".into(), payload_hash.to_owned()));
         all.sort();
         let signed_names = all
