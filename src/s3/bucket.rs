@@ -5,12 +5,10 @@
 //! 200 (and nothing changes) without a location constraint or with `us-east-1`, otherwise
 //! 409 `BucketAlreadyOwnedByYou`.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::dto::{owner, timestamp};
+use super::dto::{continuation_token, continue_after, owner, timestamp};
 use super::{Gateway, acl};
 use crate::error::Error;
 
@@ -92,16 +90,7 @@ pub(super) async fn list_buckets(
     };
     let after = match input.continuation_token.as_deref() {
         None | Some("") => String::new(),
-        Some(token) => URL_SAFE_NO_PAD
-            .decode(token)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| {
-                s3_error!(
-                    InvalidArgument,
-                    "The continuation token provided is incorrect"
-                )
-            })?,
+        Some(token) => continue_after(token)?,
     };
     // Sorted by name: a page starts after the last name of the one before.
     let mut matching = gw
@@ -115,7 +104,7 @@ pub(super) async fn list_buckets(
     let continuation_token = page
         .last()
         .filter(|_| more)
-        .map(|b| URL_SAFE_NO_PAD.encode(&b.name));
+        .map(|b| continuation_token(&b.name));
     let buckets = page
         .into_iter()
         .map(|b| Bucket {

@@ -5,14 +5,12 @@
 //! what botocore needs to decode them; otherwise control characters are escaped. Continuation tokens are the base64 of the last key
 //! or common prefix returned.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
-use super::dto::{owner, timestamp};
+use super::dto::{continuation_token, continue_after, owner, timestamp};
 use crate::integrity::etag;
 use crate::store::Listing;
 use crate::xml_escape::Escapes;
@@ -177,16 +175,7 @@ pub(super) async fn list_objects_v2(
     let max = max_keys(input.max_keys)?;
     let prefix = input.prefix.unwrap_or_default();
     let after = match &input.continuation_token {
-        Some(token) => URL_SAFE_NO_PAD
-            .decode(token)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| {
-                s3_error!(
-                    InvalidArgument,
-                    "The continuation token provided is incorrect"
-                )
-            })?,
+        Some(token) => continue_after(token)?,
         None => input.start_after.clone().unwrap_or_default(),
     };
     let mut listing = list(
@@ -202,12 +191,7 @@ pub(super) async fn list_objects_v2(
     let key_count = (objects.len() + prefixes.len()) as i32;
     let next_continuation_token = listing
         .truncated
-        .then(|| {
-            listing
-                .next_marker
-                .as_ref()
-                .map(|m| URL_SAFE_NO_PAD.encode(m))
-        })
+        .then(|| listing.next_marker.as_ref().map(|m| continuation_token(m)))
         .flatten();
     Ok(S3Response::new(ListObjectsV2Output {
         name: Some(input.bucket),
