@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Real-client compatibility tier: builds the release binary, starts `s3quorum dev` on free
 # loopback ports with a throw-away data directory, runs every suite in compat/ against it
-# (aws-cli, rclone, boto3, restic), and stops it. Exits non-zero if any suite fails.
+# (aws-cli, rclone, boto3, restic), and stops it; then the TLS tier (compat/tls.sh) starts
+# a gateway of its own with a test CA. Exits non-zero if any suite fails.
 #
 #   bash compat/run.sh                 # all suites
 #   bash compat/run.sh aws_cli boto3   # some of them
@@ -80,6 +81,16 @@ for suite in "${SUITES[@]}"; do
     [[ $status == 0 ]] || failed+=("$suite")
     kill -0 "$SERVER" 2>/dev/null || { echo "s3quorum dev died during $suite" >&2; exit 1; }
 done
+
+# TLS needs a gateway of its own (with a certificate); it runs with the full set only.
+if [[ $# -eq 0 ]]; then
+    start=$SECONDS
+    echo "== compat: tls"
+    S3Q_BIN="$BIN" bash compat/tls.sh && status=0 || status=$?
+    echo "== compat: tls exit $status after $((SECONDS - start)) s"
+    [[ $status == 0 ]] || failed+=(tls)
+    SUITES+=(tls)
+fi
 
 if [[ ${#failed[@]} -gt 0 ]]; then
     echo "== compat: FAILED: ${failed[*]}" >&2

@@ -43,6 +43,157 @@ pub enum AdminCommand {
         )]
         admin_url: String,
     },
+    /// Access keys: create, import, list, show, delete.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// What each key may do in a bucket.
+    #[command(subcommand)]
+    Bucket(BucketCommand),
+}
+
+/// Where the admin API is and the token it needs.
+#[derive(Debug, Clone, Args)]
+pub struct AdminConn {
+    /// The gateway's admin endpoint.
+    #[arg(
+        long,
+        env = "S3QUORUM_ADMIN_URL",
+        default_value = "http://127.0.0.1:9001"
+    )]
+    pub admin_url: String,
+    /// The admin token (better from the environment or a file: a command line is visible
+    /// to every local user).
+    #[arg(long, env = "S3QUORUM_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// A file holding the admin token.
+    #[arg(long, env = "S3QUORUM_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+}
+
+impl AdminConn {
+    /// The token, from the flag, the environment or the file.
+    pub fn token(&self) -> Result<String, String> {
+        secret_from(
+            self.admin_token.as_deref(),
+            self.admin_token_file.as_deref(),
+        )?
+        .ok_or_else(|| "the admin API needs a token: set S3QUORUM_ADMIN_TOKEN".into())
+    }
+}
+
+/// A secret given directly or in a file (trimmed); both is an error.
+pub fn secret_from(
+    value: Option<&str>,
+    file: Option<&std::path::Path>,
+) -> Result<Option<String>, String> {
+    match (value, file) {
+        (Some(_), Some(f)) => Err(format!(
+            "give the secret or the file {} holding it, not both",
+            f.display()
+        )),
+        (Some(v), None) => Ok(Some(v.to_owned())),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .map(|s| Some(s.trim().to_owned()))
+            .map_err(|e| format!("cannot read {}: {e}", f.display())),
+        (None, None) => Ok(None),
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Creates a key and prints its id and secret (the only time the secret is shown).
+    Create {
+        #[command(flatten)]
+        conn: AdminConn,
+        name: String,
+        /// RFC 3339 date-time after which the key is refused.
+        #[arg(long)]
+        expires_at: Option<String>,
+        /// The key may create buckets (and owns those it creates).
+        #[arg(long)]
+        allow_create_bucket: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every key (no secrets).
+    List {
+        #[command(flatten)]
+        conn: AdminConn,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One key and its grants (no secret).
+    Info {
+        #[command(flatten)]
+        conn: AdminConn,
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deletes a key: refused on every gateway within seconds, never valid again.
+    Delete {
+        #[command(flatten)]
+        conn: AdminConn,
+        id: String,
+    },
+    /// Imports a key pair made elsewhere; SECRET `-` reads it from stdin.
+    Import {
+        #[command(flatten)]
+        conn: AdminConn,
+        id: String,
+        secret: String,
+        name: String,
+    },
+}
+
+/// The permissions a grant command names.
+#[derive(Debug, Clone, Args)]
+pub struct GrantArgs {
+    /// The access key id.
+    #[arg(long)]
+    pub key: String,
+    #[arg(long)]
+    pub read: bool,
+    #[arg(long)]
+    pub write: bool,
+    #[arg(long)]
+    pub owner: bool,
+}
+
+impl GrantArgs {
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({
+            "key": self.key, "read": self.read, "write": self.write, "owner": self.owner,
+        })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BucketCommand {
+    /// Gives a key permissions in a bucket.
+    Allow {
+        #[command(flatten)]
+        conn: AdminConn,
+        bucket: String,
+        #[command(flatten)]
+        grant: GrantArgs,
+    },
+    /// Takes permissions from a key in a bucket.
+    Deny {
+        #[command(flatten)]
+        conn: AdminConn,
+        bucket: String,
+        #[command(flatten)]
+        grant: GrantArgs,
+    },
+    /// A bucket and its grants.
+    Info {
+        #[command(flatten)]
+        conn: AdminConn,
+        bucket: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Settings shared by `gateway` and `dev`.
@@ -97,6 +248,19 @@ pub struct S3Args {
     /// separate with commas for several. Path-style requests always work.
     #[arg(long = "domain", env = "S3QUORUM_DOMAIN", value_delimiter = ',')]
     pub domains: Vec<String>,
+    /// The admin API's bearer token (`dev` generates one). Without it the admin API is off.
+    #[arg(long, env = "S3QUORUM_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// A file holding the admin token.
+    #[arg(long, env = "S3QUORUM_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// PEM certificate chain: serve the S3 and admin listeners over TLS (with `--tls-key`;
+    /// both files are read again on SIGHUP).
+    #[arg(long, env = "S3QUORUM_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "S3QUORUM_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -107,12 +271,19 @@ pub struct GatewayArgs {
     /// S3 access key clients sign with.
     #[arg(long, env = "S3QUORUM_ACCESS_KEY")]
     pub access_key: String,
-    /// S3 secret key clients sign with.
+    /// S3 secret key of the root key (better from the environment or a file: a command
+    /// line is visible to every local user).
     #[arg(long, env = "S3QUORUM_SECRET_KEY", hide_env_values = true)]
-    pub secret_key: String,
+    pub secret_key: Option<String>,
+    /// A file holding the root key's secret.
+    #[arg(long, env = "S3QUORUM_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
     /// Shared secret every gateway → node call carries.
     #[arg(long, env = "S3QUORUM_CLUSTER_SECRET", hide_env_values = true)]
-    pub cluster_secret: String,
+    pub cluster_secret: Option<String>,
+    /// A file holding the cluster secret.
+    #[arg(long, env = "S3QUORUM_CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
     #[command(flatten)]
     pub s3: S3Args,
 }
@@ -127,7 +298,10 @@ pub struct NodeArgs {
     pub listen: SocketAddr,
     /// Shared secret the gateways present; requests without it are refused.
     #[arg(long, env = "S3QUORUM_CLUSTER_SECRET", hide_env_values = true)]
-    pub cluster_secret: String,
+    pub cluster_secret: Option<String>,
+    /// A file holding the cluster secret.
+    #[arg(long, env = "S3QUORUM_CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
     /// Skip fsync (faster, but an acknowledged write can be lost on power failure).
     #[arg(long, env = "S3QUORUM_NO_FSYNC")]
     pub no_fsync: bool,
@@ -209,11 +383,31 @@ pub struct Config {
     pub gc_interval: Duration,
     /// Base domains of virtual-hosted-style addressing (lowercase, no port).
     pub domains: Vec<String>,
+    /// The admin API's bearer token; `None`: the admin API is off.
+    pub admin_token: Option<String>,
+    /// TLS certificate chain and key (PEM files); `None`: plain HTTP.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Config {
-    pub fn from_args(args: &GatewayArgs) -> Self {
-        Config {
+    /// `https` when the listeners serve TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+}
+
+impl Config {
+    /// The configuration `args` describe; secrets are read from their files here.
+    pub fn from_args(args: &GatewayArgs) -> Result<Self, String> {
+        let secret = |value: &Option<String>, file: &Option<PathBuf>| {
+            secret_from(value.as_deref(), file.as_deref()).map(Option::unwrap_or_default)
+        };
+        Ok(Config {
             nodes: args
                 .nodes
                 .iter()
@@ -221,8 +415,8 @@ impl Config {
                 .filter(|n| !n.is_empty())
                 .collect(),
             access_key: args.access_key.clone(),
-            secret_key: args.secret_key.clone(),
-            cluster_secret: args.cluster_secret.clone(),
+            secret_key: secret(&args.secret_key, &args.secret_key_file)?,
+            cluster_secret: secret(&args.cluster_secret, &args.cluster_secret_file)?,
             replicas: args.s3.replicas,
             write_quorum: args.s3.write_quorum,
             read_quorum: args.s3.read_quorum,
@@ -235,7 +429,13 @@ impl Config {
             tombstone_grace: Duration::from_secs(args.s3.tombstone_grace_secs),
             gc_interval: Duration::from_millis(args.s3.gc_interval_ms),
             domains: domains(&args.s3.domains),
-        }
+            admin_token: secret_from(
+                args.s3.admin_token.as_deref(),
+                args.s3.admin_token_file.as_deref(),
+            )?,
+            tls_cert: args.s3.tls_cert.clone(),
+            tls_key: args.s3.tls_key.clone(),
+        })
     }
 
     /// Refuses settings under which the store could not keep its promises.
@@ -352,6 +552,9 @@ mod tests {
             tombstone_grace: Duration::from_secs(86_400),
             gc_interval: Duration::from_secs(600),
             domains: Vec::new(),
+            admin_token: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 
@@ -419,7 +622,7 @@ mod tests {
         let Command::Gateway(args) = cli.command else {
             panic!("not the gateway command");
         };
-        let c = Config::from_args(&args);
+        let c = Config::from_args(&args).expect("secrets given");
         assert_eq!(c.domains, ["s3.a.test", "s3.b.test", "c.test"]);
         assert_eq!(c.validate(), Ok(()));
         let mut c = config(3, 3, 2, 2);
@@ -427,5 +630,20 @@ mod tests {
         assert!(c.validate().is_err());
         c.domains = vec!["a..test".into()];
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn secrets_come_from_a_value_or_a_file_never_both() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "  from-a-file\n").expect("write");
+        assert_eq!(secret_from(Some("v"), None), Ok(Some("v".to_owned())));
+        assert_eq!(
+            secret_from(None, Some(&file)),
+            Ok(Some("from-a-file".to_owned()))
+        );
+        assert_eq!(secret_from(None, None), Ok(None));
+        assert!(secret_from(Some("v"), Some(&file)).is_err());
+        assert!(secret_from(None, Some(&dir.path().join("missing"))).is_err());
     }
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::{Config, DevArgs};
+use crate::config::{Config, DevArgs, secret_from};
 
 const NODES: usize = 3;
 
@@ -17,6 +17,7 @@ struct Credentials {
     access_key: String,
     secret_key: String,
     cluster_secret: String,
+    admin_token: String,
 }
 
 fn random_token(len: usize) -> String {
@@ -26,6 +27,23 @@ fn random_token(len: usize) -> String {
     }
     s.truncate(len);
     s
+}
+
+/// Writes the credentials file, readable by its owner only.
+fn keep(path: &Path, creds: &Credentials) -> Result<(), String> {
+    let text = format!(
+        "access_key={}\nsecret_key={}\ncluster_secret={}\nadmin_token={}\n",
+        creds.access_key, creds.secret_key, creds.cluster_secret, creds.admin_token
+    );
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let owner_only = std::fs::Permissions::from_mode(0o600);
+        std::fs::set_permissions(path, owner_only)
+            .map_err(|e| format!("cannot restrict {}: {e}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Loads the kept credentials, or makes and keeps new ones. Flags override the stored keys.
@@ -39,28 +57,36 @@ fn credentials(dir: &Path, args: &DevArgs) -> Result<Credentials, String> {
                     .map(str::to_owned)
                     .ok_or_else(|| format!("{} lacks {name}", path.display()))
             };
-            Credentials {
+            let creds = Credentials {
                 access_key: get("access_key")?,
                 secret_key: get("secret_key")?,
                 cluster_secret: get("cluster_secret")?,
+                // Data directories from before the admin API get a token now.
+                admin_token: get("admin_token").unwrap_or_else(|_| random_token(40)),
+            };
+            if get("admin_token").is_err() {
+                keep(&path, &creds)?;
             }
+            creds
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let creds = Credentials {
                 access_key: format!("S3Q{}", random_token(17).to_uppercase()),
                 secret_key: random_token(40),
                 cluster_secret: random_token(40),
+                admin_token: random_token(40),
             };
-            let text = format!(
-                "access_key={}\nsecret_key={}\ncluster_secret={}\n",
-                creds.access_key, creds.secret_key, creds.cluster_secret
-            );
-            std::fs::write(&path, text)
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            keep(&path, &creds)?;
             creds
         }
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     };
+    if let Some(t) = secret_from(
+        args.s3.admin_token.as_deref(),
+        args.s3.admin_token_file.as_deref(),
+    )? {
+        creds.admin_token = t;
+    }
     if let Some(k) = &args.access_key {
         creds.access_key.clone_from(k);
     }
@@ -121,6 +147,9 @@ pub async fn run(
         tombstone_grace: std::time::Duration::from_secs(args.s3.tombstone_grace_secs),
         gc_interval: std::time::Duration::from_millis(args.s3.gc_interval_ms),
         domains: crate::config::domains(&args.s3.domains),
+        admin_token: Some(creds.admin_token.clone()),
+        tls_cert: args.s3.tls_cert.clone(),
+        tls_key: args.s3.tls_key.clone(),
     };
     config.validate()?;
     let s3 = TcpListener::bind(args.s3.s3_addr)
@@ -129,25 +158,27 @@ pub async fn run(
     let admin = TcpListener::bind(args.s3.admin_addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.s3.admin_addr))?;
+    let scheme = config.scheme();
     let s3_addr = s3.local_addr().map_err(|e| e.to_string())?;
     let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
-    println!("listening s3 http://{s3_addr}");
-    println!("listening admin http://{admin_addr}");
+    println!("listening s3 {scheme}://{s3_addr}");
+    println!("listening admin {scheme}://{admin_addr}");
     println!();
     println!(
         "s3quorum dev: 3 nodes + gateway, data in {}",
         args.data_dir.display()
     );
-    println!("  S3 endpoint:    http://{s3_addr}");
-    println!("  admin endpoint: http://{admin_addr} (/health /ready /metrics)");
+    println!("  S3 endpoint:    {scheme}://{s3_addr}");
+    println!("  admin endpoint: {scheme}://{admin_addr} (/health /ready /metrics, /v1 API)");
     println!("  access key:     {}", creds.access_key);
     println!("  secret key:     {}", creds.secret_key);
+    println!("  admin token:    {}", creds.admin_token);
     println!();
     println!(
         "  export AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_DEFAULT_REGION=us-east-1",
         creds.access_key, creds.secret_key
     );
-    println!("  aws --endpoint-url http://{s3_addr} s3 mb s3://my-bucket");
+    println!("  aws --endpoint-url {scheme}://{s3_addr} s3 mb s3://my-bucket");
 
     let mut gateway_stop = stop_rx.clone();
     let gateway = tokio::spawn(crate::run_gateway(config, s3, admin, async move {

@@ -17,6 +17,8 @@
 //!
 //! The data node itself is the `node` crate (`node/`), which knows nothing of S3.
 
+pub mod access;
+pub mod admin;
 mod checksum;
 pub mod config;
 mod cors;
@@ -36,6 +38,7 @@ mod s3;
 mod scope;
 pub mod server;
 mod store;
+pub mod tls;
 mod wire;
 mod xml_escape;
 

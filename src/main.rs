@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use s3quorum::config::{AdminCommand, Cli, Command, Config};
+use s3quorum::config::{AdminCommand, Cli, Command, Config, secret_from};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -38,12 +38,12 @@ async fn run(command: Command) -> Result<(), String> {
     match command {
         Command::Dev(args) => s3quorum::dev::run(args, ctrl_c()).await,
         Command::Gateway(args) => {
-            let config = Config::from_args(&args);
+            let config = Config::from_args(&args)?;
             config.validate()?;
             let s3 = bind(args.s3.s3_addr).await?;
             let admin = bind(args.s3.admin_addr).await?;
-            announce("s3", &s3)?;
-            announce("admin", &admin)?;
+            announce("s3", config.scheme(), &s3)?;
+            announce("admin", config.scheme(), &admin)?;
             s3quorum::run_gateway(config, s3, admin, ctrl_c()).await
         }
         Command::Admin(AdminCommand::Status { admin_url }) => {
@@ -51,13 +51,26 @@ async fn run(command: Command) -> Result<(), String> {
             print!("{text}");
             Ok(())
         }
+        Command::Admin(AdminCommand::Key(command)) => {
+            print!("{}", s3quorum::admin::cli::key(command).await?);
+            Ok(())
+        }
+        Command::Admin(AdminCommand::Bucket(command)) => {
+            print!("{}", s3quorum::admin::cli::bucket(command).await?);
+            Ok(())
+        }
         Command::Node(args) => {
+            let secret = secret_from(
+                args.cluster_secret.as_deref(),
+                args.cluster_secret_file.as_deref(),
+            )?
+            .ok_or("a node needs the cluster secret (S3QUORUM_CLUSTER_SECRET or --cluster-secret-file)")?;
             let config = args
                 .disk
-                .node_config(args.data_dir, &args.cluster_secret, !args.no_fsync);
+                .node_config(args.data_dir, &secret, !args.no_fsync);
             config.validate().map_err(|e| e.to_string())?;
             let listener = bind(args.listen).await?;
-            announce("node", &listener)?;
+            announce("node", "http", &listener)?;
             node::serve(config, listener, ctrl_c())
                 .await
                 .map_err(|e| e.to_string())
@@ -72,9 +85,9 @@ async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, String> {
 }
 
 /// Prints the bound address on stdout, one line, so scripts and tests can use port 0.
-fn announce(role: &str, listener: &TcpListener) -> Result<(), String> {
+fn announce(role: &str, scheme: &str, listener: &TcpListener) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    println!("listening {role} http://{addr}");
+    println!("listening {role} {scheme}://{addr}");
     Ok(())
 }
 

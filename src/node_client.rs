@@ -16,6 +16,7 @@ use hyper::body::Frame;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use node::proto::access::KeyRecord;
 use node::proto::gc::{Dropped, GcCollected, GcScan, TombstonePage, TombstoneRef};
 use node::proto::paxos::{AcceptReply, Ballot, Prepare, Promise, Proposal};
 use node::proto::{
@@ -447,6 +448,19 @@ impl NodeClient {
 
     pub async fn put_bucket(&self, record: &BucketRecord) -> Result<(), NodeError> {
         let path = format!("/buckets/{}", encode_segment(&record.name));
+        let req = self.request(Method::POST, &path, Self::json_body(record));
+        self.call_json::<serde_json::Value>(req).await.map(|_| ())
+    }
+
+    /// Every access key record the node holds, deleted keys included.
+    pub async fn list_keys(&self) -> Result<Vec<KeyRecord>, NodeError> {
+        self.call_json(self.request(Method::GET, "/keys", Self::empty()))
+            .await
+            .map(Option::unwrap_or_default)
+    }
+
+    pub async fn put_key(&self, record: &KeyRecord) -> Result<(), NodeError> {
+        let path = format!("/keys/{}", encode_segment(&record.id));
         let req = self.request(Method::POST, &path, Self::json_body(record));
         self.call_json::<serde_json::Value>(req).await.map(|_| ())
     }

@@ -18,12 +18,14 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
 use s3s::access::{S3Access, S3AccessContext};
-use s3s::auth::{S3Auth, SecretKey, SimpleAuth};
+use s3s::auth::{S3Auth, SecretKey};
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{Body, S3Result, s3_error};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::access::Access;
+use crate::admin::AdminApi;
 use crate::config::Config;
 use crate::cors::Cors;
 use crate::guard::{BodyFacts, GuardedBody, OpSlot, Verdict};
@@ -33,6 +35,7 @@ use crate::quorum::Cluster;
 use crate::repair::{self, RepairConfig, SharedStatus};
 use crate::s3::Gateway;
 use crate::store::Store;
+use crate::tls::Tls;
 use crate::wire::{self, ErrorContext};
 use crate::xml_escape::Escapes;
 
@@ -49,12 +52,15 @@ pub async fn run_gateway(
     config.validate()?;
     let metrics = Metrics::new();
     let cluster = Cluster::new(&config, metrics.clone())?;
-    let mut builder = S3ServiceBuilder::new(Gateway::new(Store::new(cluster.clone())));
-    builder.set_auth(Keys(SimpleAuth::from_single(
-        config.access_key.clone(),
-        config.secret_key.clone(),
-    )));
-    builder.set_access(OpNameAccess);
+    let access = Access::new(cluster.clone(), &config.access_key, &config.secret_key);
+    // Keys made before this start are honoured from the first request when nodes answer.
+    if let Err(e) = access.refresh().await {
+        tracing::warn!("access keys not read yet: {e}");
+    }
+    let store = Store::new(cluster.clone());
+    let mut builder = S3ServiceBuilder::new(Gateway::new(store.clone(), access.clone()));
+    builder.set_auth(Keys(access.clone()));
+    builder.set_access(Authorize(access.clone()));
     // `x-amz-date` may arrive unsigned when `wire` derived it from a signed `Date` header;
     // it is the signing time of the string to sign, so changing it breaks the signature
     // whether or not it is among the signed headers.
@@ -78,6 +84,12 @@ pub async fn run_gateway(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
+    tokio::spawn(access.clone().run_refresher(stop_rx.clone()));
+    let admin_api = AdminApi {
+        access: access.clone(),
+        store: store.clone(),
+        token: config.admin_token.clone(),
+    };
     let status = SharedStatus::default();
     let worker = tokio::spawn(repair::run(
         cluster.clone(),
@@ -97,20 +109,41 @@ pub async fn run_gateway(
 
     let s3_metrics = metrics.clone();
     let body_idle = config.body_idle_timeout;
-    let s3_server = serve(s3_listener, stop_rx.clone(), move |req| {
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls = Tls::new(cert, key)?;
+            tls.reload_on_sighup();
+            Some(tls)
+        }
+        _ => None,
+    };
+    let s3_server = serve(s3_listener, tls.clone(), stop_rx.clone(), move |req| {
         handle_s3(s3.clone(), cors.clone(), s3_metrics.clone(), body_idle, req)
     });
-    let admin_server = serve(admin_listener, stop_rx, move |req| {
-        handle_admin(cluster.clone(), metrics.clone(), status.clone(), req)
+    let admin_server = serve(admin_listener, tls, stop_rx, move |req| {
+        handle_admin(
+            admin_api.clone(),
+            cluster.clone(),
+            metrics.clone(),
+            status.clone(),
+            req,
+        )
     });
     let _ = tokio::join!(s3_server, admin_server, worker);
     Ok(())
 }
 
-/// Accepts connections on `listener` until `stop` turns true, then waits (bounded) for
-/// open connections to finish.
-pub async fn serve<F, Fut>(listener: TcpListener, mut stop: watch::Receiver<bool>, handler: F)
-where
+/// Longest a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts connections on `listener` (over TLS with `tls`) until `stop` turns true, then
+/// waits (bounded) for open connections to finish.
+pub async fn serve<F, Fut>(
+    listener: TcpListener,
+    tls: Option<Tls>,
+    mut stop: watch::Receiver<bool>,
+    handler: F,
+) where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<Response<Body>, s3s::HttpError>> + Send + 'static,
 {
@@ -137,15 +170,38 @@ where
         };
         let _ = tcp.set_nodelay(true);
         let handler = handler.clone();
-        let conn = conn_builder
-            .serve_connection(
-                TokioIo::new(tcp),
-                service_fn(move |req| handler.clone()(req)),
-            )
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let service = service_fn(move |req| handler.clone()(req));
+        let Some(acceptor) = tls.as_ref().and_then(Tls::acceptor) else {
+            let conn = conn_builder
+                .serve_connection(TokioIo::new(tcp), service)
+                .into_owned();
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!("connection ended: {e}");
+                }
+            });
+            continue;
+        };
+        // The handshake runs in the connection's own task: a slow client never holds up
+        // the accept loop.
+        let (watcher, builder) = (graceful.watcher(), conn_builder.clone());
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::debug!("TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("TLS handshake timed out");
+                    return;
+                }
+            };
+            let conn = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned();
+            if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!("connection ended: {e}");
             }
         });
@@ -158,28 +214,31 @@ where
     }
 }
 
-/// The configured key pair; an unknown access key is `InvalidAccessKeyId`, as in S3
-/// (s3s's `SimpleAuth` says `NotSignedUp`).
-struct Keys(SimpleAuth);
+/// The root key and the cluster's keys; an unknown, deleted or expired access key is
+/// `InvalidAccessKeyId`, as in S3.
+struct Keys(Access);
 
 #[async_trait::async_trait]
 impl S3Auth for Keys {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
-        self.0.lookup(access_key).cloned().ok_or_else(|| {
-            s3_error!(
-                InvalidAccessKeyId,
-                "The AWS Access Key Id you provided does not exist in our records."
-            )
-        })
+        self.0
+            .secret_of(access_key)
+            .map(SecretKey::from)
+            .ok_or_else(|| {
+                s3_error!(
+                    InvalidAccessKeyId,
+                    "The AWS Access Key Id you provided does not exist in our records."
+                )
+            })
     }
 }
 
-/// Names the operation for the metrics and the body guard, and refuses what S3 refuses
-/// before reading a body.
-struct OpNameAccess;
+/// Names the operation for the metrics and the body guard, refuses what S3 refuses before
+/// reading a body, and what the caller's grants do not allow (`access`).
+struct Authorize(Access);
 
 #[async_trait::async_trait]
-impl S3Access for OpNameAccess {
+impl S3Access for Authorize {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         let name = operation_name(cx.s3_op().name());
         if let Some(slot) = cx.extensions_mut().get::<OpSlot>() {
@@ -192,11 +251,16 @@ impl S3Access for OpNameAccess {
                 "Missing required header for this request: Content-MD5"
             ));
         }
-        // Same rule as s3s's default: a signature is required.
-        match cx.credentials() {
-            Some(_) => Ok(()),
-            None => Err(s3_error!(AccessDenied, "Signature is required")),
-        }
+        let caller = self
+            .0
+            .caller(cx.credentials().map(|c| c.access_key.as_str()));
+        let path = cx.s3_path();
+        let target = (path.get_bucket_name(), path.get_object_key());
+        let copy_source = cx
+            .headers()
+            .get("x-amz-copy-source")
+            .and_then(|v| v.to_str().ok());
+        self.0.check(&caller, name, target, copy_source).await
     }
 }
 
@@ -241,8 +305,12 @@ fn operation_name(name: &str) -> &'static str {
         "GetObjectAcl",
         "PutObjectAcl",
         "GetBucketPolicy",
+        "PutBucketPolicy",
+        "DeleteBucketPolicy",
         "GetBucketPolicyStatus",
         "GetPublicAccessBlock",
+        "PutPublicAccessBlock",
+        "DeletePublicAccessBlock",
         "PutObjectTagging",
         "GetObjectTagging",
         "DeleteObjectTagging",
@@ -385,11 +453,15 @@ async fn handle_s3(
 }
 
 async fn handle_admin(
+    api: AdminApi,
     cluster: Cluster,
     metrics: Metrics,
     status: SharedStatus,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, s3s::HttpError> {
+    if req.uri().path().starts_with("/v1/") {
+        return Ok(api.handle(req).await);
+    }
     let (status, content_type, body) = match (req.method(), req.uri().path()) {
         (&Method::GET, "/health") => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
         (&Method::GET, "/ready") => {

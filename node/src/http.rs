@@ -62,6 +62,8 @@ enum Route<'a> {
     ListBuckets,
     GetBucket(&'a str),
     MergeBucket(&'a str),
+    ListKeys,
+    MergeKey(&'a str),
     RaiseHints,
     GetHints,
     ClearHints,
@@ -93,6 +95,8 @@ impl<'a> Route<'a> {
             ("GET", ["buckets"]) => Route::ListBuckets,
             ("GET", ["buckets", name]) => Route::GetBucket(name),
             ("POST", ["buckets", name]) => Route::MergeBucket(name),
+            ("GET", ["keys"]) => Route::ListKeys,
+            ("POST", ["keys", id]) => Route::MergeKey(id),
             ("POST", ["hints"]) => Route::RaiseHints,
             ("GET", ["hints"]) => Route::GetHints,
             ("POST", ["hints", "delete"]) => Route::ClearHints,
@@ -114,6 +118,8 @@ impl<'a> Route<'a> {
                 | ["list", _]
                 | ["buckets"]
                 | ["buckets", _]
+                | ["keys"]
+                | ["keys", _]
                 | ["hints"]
                 | ["hints", "delete"]
                 | ["lease", _]
@@ -138,6 +144,8 @@ impl<'a> Route<'a> {
             Route::ListBuckets => "list_buckets",
             Route::GetBucket(_) => "get_bucket",
             Route::MergeBucket(_) => "merge_bucket",
+            Route::ListKeys => "list_keys",
+            Route::MergeKey(_) => "merge_key",
             Route::RaiseHints => "put_hints",
             Route::GetHints => "get_hints",
             Route::ClearHints => "delete_hints",
@@ -199,6 +207,8 @@ async fn dispatch(
         Route::ListBuckets => json(&state.records.list_buckets().await?),
         Route::GetBucket(name) => records::get_bucket(state, name).await,
         Route::MergeBucket(name) => records::merge_bucket(state, name, req).await,
+        Route::ListKeys => json(&state.records.list_keys().await?),
+        Route::MergeKey(id) => records::merge_key(state, id, req).await,
         Route::RaiseHints => records::raise_hints(state, req).await,
         Route::GetHints => records::get_hints(state, query).await,
         Route::ClearHints => records::clear_hints(state, req).await,

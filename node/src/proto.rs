@@ -1,8 +1,8 @@
 //! The wire contract between gateways and data nodes: routes, header names, request and
 //! response bodies, and the metadata records with their merge function.
 //!
-//! Invariants: everything here is pure (no IO). `ObjectRecord::merge` and
-//! `BucketRecord::merge` are commutative, associative and idempotent, so a record may be
+//! Invariants: everything here is pure (no IO). `ObjectRecord::merge`,
+//! `BucketRecord::merge` and `KeyRecord::merge` are commutative, associative and idempotent, so a record may be
 //! written, re-sent and repaired in any order and every replica converges to the same value.
 //! A version's content is immutable once written; the only changes a version ever sees are
 //! its tag set (a last-writer-wins register with its own stamp) and becoming `Purged`
@@ -23,6 +23,8 @@
 //! | GET | `/buckets` | | `Vec<BucketRecord>` |
 //! | GET | `/buckets/{bucket}` | | [`BucketRecord`] or 404 |
 //! | POST | `/buckets/{bucket}` | [`BucketRecord`] (merged in) | 204 |
+//! | GET | `/keys` | | `Vec<KeyRecord>` (see [`access`]), deleted keys included |
+//! | POST | `/keys/{id}` | [`access::KeyRecord`] (merged in) | 204 |
 //! | GET | `/list/{bucket}?...&check_blobs=1` | | [`ListPage`] with `missing_blobs` filled |
 //! | GET | `/list/{bucket}?...&summary=1` | | [`SummaryPage`] (no bodies or metadata) |
 //! | GET | `/list/{bucket}?...&select=current` | | each key's window only (see [`Select`]) |
@@ -39,6 +41,7 @@
 
 use std::collections::BTreeMap;
 
+pub mod access;
 pub mod gc;
 pub mod paxos;
 
@@ -418,7 +421,7 @@ pub struct Lww<T> {
 }
 
 impl<T: Clone> Lww<T> {
-    fn merge(&mut self, other: &Lww<T>) {
+    pub(super) fn merge(&mut self, other: &Lww<T>) {
         if other.stamp > self.stamp {
             *self = other.clone();
         }
@@ -449,6 +452,19 @@ pub struct BucketRecord {
     /// CORS rules (PutBucketCors); an empty list is a deleted configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cors: Option<Lww<Vec<CorsRule>>>,
+    /// What each access key (by id) may do here; a register per key, so grants to
+    /// different keys never overwrite each other. No permission at all is a revoked grant.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub grants: BTreeMap<String, Lww<access::Perms>>,
+    /// The bucket policy's JSON (PutBucketPolicy); empty is a deleted policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Lww<String>>,
+    /// Whether the bucket's ACL is the canned `public-read` (anyone may list it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_read: Option<Lww<bool>>,
+    /// The bucket's PublicAccessBlock settings; all off is a deleted configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_access_block: Option<Lww<access::PublicAccessBlock>>,
 }
 
 /// One CORS rule of a bucket, as S3 defines it.
@@ -479,15 +495,41 @@ impl BucketRecord {
             versioning: None,
             tags: None,
             cors: None,
+            grants: BTreeMap::new(),
+            policy: None,
+            public_read: None,
+            public_access_block: None,
         }
     }
 
-    /// Last-writer-wins per field; commutative, associative and idempotent.
+    /// Last-writer-wins per field (per key for grants); commutative, associative and
+    /// idempotent.
     pub fn merge(&mut self, other: &BucketRecord) {
         self.exists.merge(&other.exists);
         merge_opt(&mut self.versioning, &other.versioning);
         merge_opt(&mut self.tags, &other.tags);
         merge_opt(&mut self.cors, &other.cors);
+        merge_opt(&mut self.policy, &other.policy);
+        merge_opt(&mut self.public_read, &other.public_read);
+        merge_opt(&mut self.public_access_block, &other.public_access_block);
+        for (key, grant) in &other.grants {
+            match self.grants.get_mut(key) {
+                Some(mine) => mine.merge(grant),
+                None => {
+                    self.grants.insert(key.clone(), grant.clone());
+                }
+            }
+        }
+    }
+
+    /// What key `id` may do in the bucket's current life (a grant from an earlier bucket
+    /// of the same name counts for nothing).
+    pub fn perms_of(&self, id: &str) -> access::Perms {
+        self.grants
+            .get(id)
+            .filter(|g| self.exists.value && g.stamp > self.exists.stamp)
+            .map(|g| g.value)
+            .unwrap_or_default()
     }
 
     /// A configuration field's value if it was set in the bucket's current life: a value

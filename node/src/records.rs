@@ -31,6 +31,7 @@ use tokio::sync::oneshot;
 
 use crate::disk::Disk;
 use crate::error::Error;
+use crate::proto::access::KeyRecord;
 use crate::proto::paxos::{AcceptReply, Ballot, Promise, Proposal};
 use crate::proto::{BucketRecord, Hint, ObjectRecord, Select};
 
@@ -50,6 +51,8 @@ pub(crate) use tombstones::unhex;
 use writer::Writer;
 
 const BUCKETS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("buckets");
+/// Access keys by id, fully replicated like the buckets.
+const KEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("access_keys");
 
 /// Most writes folded into one transaction; bounds the latency of the batch's first waiter.
 const MAX_BATCH: usize = 1024;
@@ -89,7 +92,8 @@ enum Change {
         key: ObjectKeys,
         record: ObjectRecord,
     },
-    Bucket(BucketRecord),
+    Bucket(Box<BucketRecord>),
+    Key(KeyRecord),
     /// Hints with their table keys, each stored unless a later one is there.
     RaiseHints(Vec<(Vec<u8>, Hint)>),
     /// Hints with their table keys, each removed unless raised again since.
@@ -166,6 +170,22 @@ impl Stored for BucketRecord {
     }
 }
 
+impl Stored for KeyRecord {
+    fn join(existing: Option<&Self>, incoming: &Self) -> Self {
+        match existing {
+            Some(current) => {
+                let mut merged = current.clone();
+                merged.merge(incoming);
+                merged
+            }
+            None => incoming.clone(),
+        }
+    }
+    fn is_void(&self) -> bool {
+        false
+    }
+}
+
 impl RecordStore {
     /// Opens (creating if needed) the database at `path` and starts the writer thread.
     /// Blocking. With `fsync` every commit is durable before its writes are acknowledged.
@@ -226,7 +246,34 @@ impl RecordStore {
     /// Merges `record` into the bucket record of the same name; returns once committed.
     pub(crate) async fn merge_bucket(&self, record: BucketRecord) -> Result<(), Error> {
         check_bucket(&record.name)?;
-        self.write(Change::Bucket(record)).await.map(drop)
+        self.write(Change::Bucket(Box::new(record))).await.map(drop)
+    }
+
+    /// Merges `record` into the access key of the same id; returns once committed.
+    pub(crate) async fn merge_key(&self, record: KeyRecord) -> Result<(), Error> {
+        if !KeyRecord::valid_id(&record.id) {
+            return Err(Error::BadRequest(format!(
+                "invalid access key id {:?}",
+                record.id
+            )));
+        }
+        self.write(Change::Key(record)).await.map(drop)
+    }
+
+    /// Every access key record on this node (deleted keys included), by id.
+    pub(crate) async fn list_keys(&self) -> Result<Vec<KeyRecord>, Error> {
+        self.read(|txn| {
+            let table = txn
+                .open_table(KEYS)
+                .map_err(Error::db("open access keys"))?;
+            let mut out = Vec::new();
+            for item in table.iter().map_err(Error::db("list access keys"))? {
+                let (_, v) = item.map_err(Error::db("list access keys"))?;
+                out.push(decode(v.value())?);
+            }
+            Ok(out)
+        })
+        .await
     }
 
     /// The versions `select` names of (bucket, key), if this node has any.

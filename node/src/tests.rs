@@ -204,6 +204,10 @@ fn bucket_json(name: &str) -> Vec<u8> {
         versioning: None,
         tags: None,
         cors: None,
+        grants: Default::default(),
+        policy: None,
+        public_read: None,
+        public_access_block: None,
     };
     serde_json::to_vec(&record).expect("encode bucket")
 }

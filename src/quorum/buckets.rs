@@ -16,11 +16,11 @@ impl Cluster {
         (0..self.inner.nodes.len()).collect()
     }
 
-    fn bucket_write_quorum(&self) -> usize {
+    pub(super) fn bucket_write_quorum(&self) -> usize {
         self.inner.nodes.len() / 2 + 1
     }
 
-    fn bucket_read_quorum(&self) -> usize {
+    pub(super) fn bucket_read_quorum(&self) -> usize {
         self.inner.nodes.len() - self.bucket_write_quorum() + 1
     }
 

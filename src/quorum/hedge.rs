@@ -193,6 +193,9 @@ mod tests {
             tombstone_grace: Duration::from_secs(86_400),
             gc_interval: Duration::from_secs(600),
             domains: Vec::new(),
+            admin_token: None,
+            tls_cert: None,
+            tls_key: None,
         };
         Cluster::new(&config, Metrics::new()).expect("cluster")
     }

@@ -11,6 +11,7 @@ mod buckets;
 mod cas;
 mod collect;
 mod hedge;
+mod keys;
 mod list;
 mod outcome;
 mod read;

@@ -1,19 +1,22 @@
-//! Access control as S3 answers it for a bucket with ACLs disabled (Object Ownership
-//! "bucket owner enforced", the S3 default since 2023): Get/PutBucketAcl, Get/PutObjectAcl,
-//! GetBucketPolicy, GetBucketPolicyStatus, GetPublicAccessBlock, and the `x-amz-acl` /
-//! `x-amz-grant-*` headers of writes.
+//! ACLs as S3 answers them for a bucket with ACLs disabled (Object Ownership "bucket owner
+//! enforced", the S3 default since 2023): Get/PutBucketAcl, Get/PutObjectAcl, and the
+//! `x-amz-acl` / `x-amz-grant-*` headers of writes. Policies are in `policy`.
 //!
-//! Nothing here is stored: the store has one owner (the configured key), every ACL is
-//! "owner has FULL_CONTROL", no bucket is public and none has a policy. Setting that same
-//! ACL (canned `private` or `bucket-owner-full-control`, or a policy granting only the
+//! Who may do what is the grants' business (`crate::access`); as ACLs show it, everything
+//! has one owner (the root key), and the one stored ACL setting is a bucket's canned
+//! `public-read` (anyone may list it; `crate::access` honours it). Every other ACL is
+//! "owner has FULL_CONTROL". Setting that same ACL (canned `private` or `bucket-owner-full-control`, or a policy granting only the
 //! owner FULL_CONTROL) is accepted as a no-op; anything granting access to someone else is
 //! refused with S3's `AccessControlListNotSupported` (400), never silently ignored.
 
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
+use node::proto::{BucketRecord, Lww};
+
 use super::Gateway;
 use super::dto::owner;
+use super::policy::stored_block;
 use super::resolve::resolve_version;
 use crate::store::Need;
 
@@ -114,13 +117,61 @@ pub(super) fn check_owner_only(req: AclRequest<'_>) -> S3Result<()> {
     Ok(())
 }
 
+/// Whether a bucket's ACL is the canned `public-read` (stored, and not ignored by its
+/// PublicAccessBlock).
+fn is_public_read(record: &BucketRecord) -> bool {
+    record.live(&record.public_read).copied().unwrap_or(false)
+        && !stored_block(record).is_some_and(|b| b.ignore_public_acls)
+}
+
+/// The grant S3 shows for a public-read bucket: anyone may list it.
+fn all_users_read() -> Grant {
+    Grant {
+        grantee: Some(Grantee {
+            display_name: None,
+            email_address: None,
+            id: None,
+            type_: Type::from_static(Type::GROUP),
+            uri: Some(ALL_USERS.to_owned()),
+        }),
+        permission: Some(Permission::from_static(Permission::READ)),
+    }
+}
+
+const ALL_USERS: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
+
+/// Makes the bucket's ACL the canned `public-read` (`true`) or `private`; a public ACL is
+/// refused (403) where the bucket's PublicAccessBlock blocks public ACLs.
+pub(super) async fn set_public_read(gw: &Gateway, bucket: &str, public: bool) -> S3Result<()> {
+    let record = gw.store.bucket(bucket).await?;
+    if public && stored_block(&record).is_some_and(|b| b.block_public_acls) {
+        return Err(s3_error!(
+            AccessDenied,
+            "The bucket's PublicAccessBlock blocks public ACLs"
+        ));
+    }
+    let set = |b: &mut BucketRecord, stamp| {
+        b.public_read = Some(Lww {
+            stamp,
+            value: public,
+        })
+    };
+    gw.store.update_bucket(bucket, set).await?;
+    gw.access.forget_bucket(bucket);
+    Ok(())
+}
+
 pub(super) async fn get_bucket_acl(
     gw: &Gateway,
     req: S3Request<GetBucketAclInput>,
 ) -> S3Result<S3Response<GetBucketAclOutput>> {
-    gw.store.bucket(&req.input.bucket).await?;
+    let record = gw.store.bucket(&req.input.bucket).await?;
+    let mut grants = owner_grants();
+    if is_public_read(&record) {
+        grants.push(all_users_read());
+    }
     Ok(S3Response::new(GetBucketAclOutput {
-        grants: Some(owner_grants()),
+        grants: Some(grants),
         owner: Some(owner()),
     }))
 }
@@ -131,6 +182,11 @@ pub(super) async fn put_bucket_acl(
 ) -> S3Result<S3Response<PutBucketAclOutput>> {
     let input = req.input;
     gw.store.bucket(&input.bucket).await?;
+    let canned = input.acl.as_ref().map(|a| a.as_str());
+    if canned == Some(BucketCannedACL::PUBLIC_READ) {
+        set_public_read(gw, &input.bucket, true).await?;
+        return Ok(S3Response::new(PutBucketAclOutput::default()));
+    }
     check_owner_only(AclRequest {
         canned: input.acl.as_ref().map(|a| a.as_str()),
         grant_full_control: input.grant_full_control.as_deref(),
@@ -140,6 +196,8 @@ pub(super) async fn put_bucket_acl(
             || input.grant_write_acp.is_some(),
         policy: input.access_control_policy.as_ref(),
     })?;
+    // An owner-only ACL makes a public-read bucket private again.
+    set_public_read(gw, &input.bucket, false).await?;
     Ok(S3Response::new(PutBucketAclOutput::default()))
 }
 
@@ -186,43 +244,4 @@ pub(super) async fn put_object_acl(
         policy: input.access_control_policy.as_ref(),
     })?;
     Ok(S3Response::new(PutObjectAclOutput::default()))
-}
-
-pub(super) async fn get_bucket_policy(
-    gw: &Gateway,
-    req: S3Request<GetBucketPolicyInput>,
-) -> S3Result<S3Response<GetBucketPolicyOutput>> {
-    gw.store.bucket(&req.input.bucket).await?;
-    Err(s3_error!(
-        NoSuchBucketPolicy,
-        "The bucket policy does not exist"
-    ))
-}
-
-pub(super) async fn get_bucket_policy_status(
-    gw: &Gateway,
-    req: S3Request<GetBucketPolicyStatusInput>,
-) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
-    gw.store.bucket(&req.input.bucket).await?;
-    Ok(S3Response::new(GetBucketPolicyStatusOutput {
-        policy_status: Some(PolicyStatus {
-            is_public: Some(false),
-        }),
-    }))
-}
-
-/// Every bucket blocks public access, as S3 does by default for new buckets.
-pub(super) async fn get_public_access_block(
-    gw: &Gateway,
-    req: S3Request<GetPublicAccessBlockInput>,
-) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
-    gw.store.bucket(&req.input.bucket).await?;
-    Ok(S3Response::new(GetPublicAccessBlockOutput {
-        public_access_block_configuration: Some(PublicAccessBlockConfiguration {
-            block_public_acls: Some(true),
-            block_public_policy: Some(true),
-            ignore_public_acls: Some(true),
-            restrict_public_buckets: Some(true),
-        }),
-    }))
 }

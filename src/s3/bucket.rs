@@ -17,8 +17,13 @@ pub(super) async fn create_bucket(
     req: S3Request<CreateBucketInput>,
 ) -> S3Result<S3Response<CreateBucketOutput>> {
     let input = req.input;
+    let public_read = input.acl.as_ref().map(|a| a.as_str()) == Some(BucketCannedACL::PUBLIC_READ);
     acl::check_owner_only(acl::AclRequest {
-        canned: input.acl.as_ref().map(|a| a.as_str()),
+        canned: input
+            .acl
+            .as_ref()
+            .map(|a| a.as_str())
+            .filter(|_| !public_read),
         grant_full_control: input.grant_full_control.as_deref(),
         other_grants: input.grant_read.is_some()
             || input.grant_read_acp.is_some()
@@ -32,13 +37,22 @@ pub(super) async fn create_bucket(
         .as_ref()
         .and_then(|c| c.location_constraint.as_ref())
         .map(|l| l.as_str().to_owned());
-    match gw.store.create_bucket(&name).await {
+    // A key allowed to create buckets owns those it creates.
+    let creator = req
+        .credentials
+        .as_ref()
+        .map(|c| c.access_key.as_str())
+        .filter(|id| !gw.access.is_root(id));
+    match gw.store.create_bucket(&name, creator).await {
         Ok(()) => tracing::info!(bucket = %name, "bucket created"),
         Err(Error::BucketAlreadyOwnedByYou)
             if location
                 .as_deref()
                 .is_none_or(|l| l.is_empty() || l == "us-east-1") => {}
         Err(e) => return Err(e.into()),
+    }
+    if public_read {
+        acl::set_public_read(gw, &name, true).await?;
     }
     Ok(S3Response::new(CreateBucketOutput {
         location: Some(format!("/{name}")),
@@ -92,13 +106,18 @@ pub(super) async fn list_buckets(
         None | Some("") => String::new(),
         Some(token) => continue_after(token)?,
     };
+    // A key sees only the buckets it may read.
+    let caller = gw
+        .access
+        .caller(req.credentials.as_ref().map(|c| c.access_key.as_str()));
+    let visible = |b: &node::proto::BucketRecord| gw.access.perms(&caller, Some(b)).read;
     // Sorted by name: a page starts after the last name of the one before.
     let mut matching = gw
         .store
         .list_buckets()
         .await?
         .into_iter()
-        .filter(|b| b.name.starts_with(&prefix) && b.name > after);
+        .filter(|b| b.name.starts_with(&prefix) && b.name > after && visible(b));
     let page: Vec<_> = matching.by_ref().take(max).collect();
     let more = matching.next().is_some();
     let continuation_token = page

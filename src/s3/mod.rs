@@ -55,6 +55,7 @@ mod dto;
 mod list;
 mod multipart;
 mod object;
+mod policy;
 mod resolve;
 mod tagging;
 mod versioning;
@@ -62,20 +63,23 @@ mod versioning;
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 
+use crate::access::Access;
 use crate::store::Store;
 
 /// S3 object keys are at most 1024 bytes of UTF-8.
 const MAX_KEY_LEN: usize = 1024;
 
-/// The S3 front of the gateway; stateless apart from its handle on the stored objects.
+/// The S3 front of the gateway; stateless apart from its handles on the stored objects
+/// and on who may do what.
 #[derive(Clone)]
 pub struct Gateway {
     store: Store,
+    access: Access,
 }
 
 impl Gateway {
-    pub fn new(store: Store) -> Self {
-        Gateway { store }
+    pub fn new(store: Store, access: Access) -> Self {
+        Gateway { store, access }
     }
 }
 
@@ -344,21 +348,49 @@ impl S3 for Gateway {
         &self,
         req: S3Request<GetBucketPolicyInput>,
     ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
-        acl::get_bucket_policy(self, req).await
+        policy::get_bucket_policy(self, req).await
     }
 
     async fn get_bucket_policy_status(
         &self,
         req: S3Request<GetBucketPolicyStatusInput>,
     ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
-        acl::get_bucket_policy_status(self, req).await
+        policy::get_bucket_policy_status(self, req).await
     }
 
     async fn get_public_access_block(
         &self,
         req: S3Request<GetPublicAccessBlockInput>,
     ) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
-        acl::get_public_access_block(self, req).await
+        policy::get_public_access_block(self, req).await
+    }
+
+    async fn put_bucket_policy(
+        &self,
+        req: S3Request<PutBucketPolicyInput>,
+    ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
+        policy::put_bucket_policy(self, req).await
+    }
+
+    async fn delete_bucket_policy(
+        &self,
+        req: S3Request<DeleteBucketPolicyInput>,
+    ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
+        policy::delete_bucket_policy(self, req).await
+    }
+
+    async fn put_public_access_block(
+        &self,
+        req: S3Request<PutPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<PutPublicAccessBlockOutput>> {
+        policy::put_public_access_block(self, req).await
+    }
+
+    async fn delete_public_access_block(
+        &self,
+        req: S3Request<DeletePublicAccessBlockInput>,
+    ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
+        policy::delete_public_access_block(self, req).await
     }
 
     async fn put_object_tagging(

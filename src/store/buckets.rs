@@ -3,6 +3,7 @@
 //! is stamped after everything the record holds, so a change can never lose to the state
 //! it was made on.
 
+use node::proto::access::Perms;
 use node::proto::{BucketRecord, Lww};
 
 use super::Store;
@@ -23,14 +24,28 @@ impl Store {
     }
 
     /// Creates bucket `name`: a new life of the record, with no configuration of an
-    /// earlier life of the same name.
-    pub async fn create_bucket(&self, name: &str) -> Result<(), Error> {
+    /// earlier life of the same name. `owner`, a key that is not the root key, is granted
+    /// read, write and owner on it.
+    pub async fn create_bucket(&self, name: &str, owner: Option<&str>) -> Result<(), Error> {
         let existing = self.cluster.get_bucket(name).await?;
         if existing.as_ref().is_some_and(|b| b.exists.value) {
             return Err(Error::BucketAlreadyOwnedByYou);
         }
         let seen = existing.as_ref().map(|b| b.exists.stamp.ts);
-        self.put_life(name, seen, true).await
+        let mut record = self.life(name, seen, true);
+        if let Some(key) = owner {
+            let all = Perms {
+                read: true,
+                write: true,
+                owner: true,
+            };
+            let stamp = self.stamp_after(Some(record.exists.stamp.ts));
+            record
+                .grants
+                .insert(key.to_owned(), Lww { stamp, value: all });
+        }
+        self.forget_versioned(name);
+        self.cluster.put_bucket(record).await
     }
 
     /// Deletes bucket `name`, which must hold no object, version or upload.
@@ -39,26 +54,15 @@ impl Store {
         if self.cluster.bucket_has_objects(name).await? {
             return Err(Error::BucketNotEmpty);
         }
-        self.put_life(name, Some(record.exists.stamp.ts), false)
-            .await
+        let life = self.life(name, Some(record.exists.stamp.ts), false);
+        self.forget_versioned(name);
+        self.cluster.put_bucket(life).await
     }
 
-    /// Starts (`exists`) or ends a life of bucket `name`, stamped after `seen`.
-    async fn put_life(&self, name: &str, seen: Option<u64>, exists: bool) -> Result<(), Error> {
-        let stamp = self.stamp_after(seen);
-        self.forget_versioned(name);
-        self.cluster
-            .put_bucket(BucketRecord {
-                name: name.to_owned(),
-                exists: Lww {
-                    stamp,
-                    value: exists,
-                },
-                versioning: None,
-                tags: None,
-                cors: None,
-            })
-            .await
+    /// The record that starts (`exists`) or ends a life of bucket `name`, stamped after
+    /// `seen`.
+    fn life(&self, name: &str, seen: Option<u64>, exists: bool) -> BucketRecord {
+        BucketRecord::new(name.to_owned(), self.stamp_after(seen), exists)
     }
 
     /// Changes a configuration field of an existing bucket: `set` gets the record and a

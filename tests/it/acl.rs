@@ -1,6 +1,6 @@
-//! ACLs and policies as S3 answers them with ACLs disabled: the owner's FULL_CONTROL ACL
-//! (setting anything beyond it is AccessControlListNotSupported), no bucket policy, public
-//! access blocked.
+//! ACLs as S3 answers them with ACLs disabled: the owner's FULL_CONTROL ACL (setting
+//! anything beyond it is AccessControlListNotSupported) and, on buckets only, the canned
+//! `public-read`. Policies and public access: `public.rs`.
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
@@ -97,16 +97,8 @@ async fn acls_show_the_owner_and_refuse_anything_public() {
         .await
         .unwrap();
 
-    // Anything granting access to others is refused, as S3 does with ACLs disabled.
-    assert_s3_error(
-        s3.put_bucket_acl()
-            .bucket("acl")
-            .acl(BucketCannedAcl::PublicRead)
-            .send()
-            .await,
-        400,
-        "AccessControlListNotSupported",
-    );
+    // Anything granting access to others is refused, as S3 does with ACLs disabled, but
+    // for a bucket's canned public-read (see `public.rs`).
     assert_s3_error(
         s3.put_object_acl()
             .bucket("acl")
@@ -211,33 +203,20 @@ async fn acls_show_the_owner_and_refuse_anything_public() {
 }
 
 #[tokio::test]
-async fn no_bucket_is_public_or_has_a_policy() {
+async fn a_new_bucket_has_no_policy_and_no_public_access_block() {
     let cluster = Cluster::start(3).await;
     let s3 = cluster.client();
     create_bucket(&s3, "closed").await;
-    let status = s3
-        .get_bucket_policy_status()
-        .bucket("closed")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        status.policy_status().and_then(|p| p.is_public()),
-        Some(false)
+    assert_s3_error(
+        s3.get_bucket_policy_status().bucket("closed").send().await,
+        404,
+        "NoSuchBucketPolicy",
     );
-    let block = s3
-        .get_public_access_block()
-        .bucket("closed")
-        .send()
-        .await
-        .unwrap();
-    let config = block
-        .public_access_block_configuration()
-        .expect("a configuration");
-    assert_eq!(config.block_public_acls(), Some(true));
-    assert_eq!(config.ignore_public_acls(), Some(true));
-    assert_eq!(config.block_public_policy(), Some(true));
-    assert_eq!(config.restrict_public_buckets(), Some(true));
+    assert_s3_error(
+        s3.get_public_access_block().bucket("closed").send().await,
+        404,
+        "NoSuchPublicAccessBlockConfiguration",
+    );
     assert_s3_error(
         s3.get_bucket_policy().bucket("closed").send().await,
         404,

@@ -8,6 +8,7 @@
 
 mod harness;
 
+mod access;
 mod acl;
 mod admin;
 mod buckets;
@@ -27,6 +28,7 @@ mod multipart;
 mod multipart_retry;
 mod objects;
 mod presign;
+mod public;
 mod replication;
 mod s3_details;
 mod tagging;

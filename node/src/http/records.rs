@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 use super::params::{self, ListQuery};
 use super::{ResponseBody, State, decode, json, no_content, read_json};
 use crate::error::Error;
+use crate::proto::access::KeyRecord;
 use crate::proto::paxos::{Prepare, Proposal};
 use crate::proto::{
     Bodies, BucketRecord, Data, Hint, LeaseRequest, ObjectRecord, Select, VersionState,
@@ -154,6 +155,20 @@ pub(super) async fn merge_bucket(state: &State, name: &str, req: Request<Incomin
         )));
     }
     state.records.merge_bucket(record).await?;
+    Ok(no_content())
+}
+
+/// `POST /keys/{id}`: merges the access key record sent, which must have that id.
+pub(super) async fn merge_key(state: &State, id: &str, req: Request<Incoming>) -> Answer {
+    let id = decode(id)?;
+    let record: KeyRecord = read_json(req).await?;
+    if record.id != id {
+        return Err(Error::BadRequest(format!(
+            "key record names {:?} but was sent to {id:?}",
+            record.id
+        )));
+    }
+    state.records.merge_key(record).await?;
     Ok(no_content())
 }
 

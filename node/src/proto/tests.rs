@@ -151,8 +151,9 @@ fn three_records() -> impl Strategy<Value = (ObjectRecord, ObjectRecord, ObjectR
 fn bucket_records() -> impl Strategy<Value = Vec<BucketRecord>> {
     // Value fields are functions of the stamp, as for versions.
     let config = || prop::option::of((0u64..5, 0u8..2));
-    let write = (0u64..5, 0u8..2, config(), config(), config()).prop_map(
-        |(ts, id, versioning, tags, cors)| BucketRecord {
+    let grants = prop::collection::vec((0u8..2, 0u64..5, 0u8..2), 0..3);
+    let write = (0u64..5, 0u8..2, config(), config(), config(), grants).prop_map(
+        |(ts, id, versioning, tags, cors, grants)| BucketRecord {
             name: "b".into(),
             exists: Lww {
                 stamp: stamp(ts, &format!("g{id}")),
@@ -175,6 +176,25 @@ fn bucket_records() -> impl Strategy<Value = Vec<BucketRecord>> {
                     ..CorsRule::default()
                 }],
             }),
+            grants: grants
+                .into_iter()
+                .map(|(key, ts, id)| {
+                    let bits = ts + u64::from(id);
+                    let perms = crate::proto::access::Perms {
+                        read: bits % 2 == 0,
+                        write: bits % 3 == 0,
+                        owner: bits % 4 == 0,
+                    };
+                    let lww = Lww {
+                        stamp: stamp(ts, &format!("p{id}")),
+                        value: perms,
+                    };
+                    (format!("key{key}"), lww)
+                })
+                .collect(),
+            policy: None,
+            public_read: None,
+            public_access_block: None,
         },
     );
     prop::collection::vec(write, 1..8)

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use redb::Database;
 
 use super::lazy_file::{FlushStop, Flusher, LazyFile};
-use super::{BUCKETS, CACHE_SIZE, format, hints, paxos, versions};
+use super::{BUCKETS, CACHE_SIZE, KEYS, format, hints, paxos, versions};
 use crate::error::Error;
 
 /// How long a reopen waits for the reads still holding the failed handle.
@@ -118,6 +118,8 @@ pub(super) fn open(path: &Path, fsync: bool) -> Result<Opened, Error> {
         .map_err(Error::db("create version ids table"))?;
     txn.open_table(BUCKETS)
         .map_err(Error::db("create buckets table"))?;
+    txn.open_table(KEYS)
+        .map_err(Error::db("create access keys table"))?;
     txn.open_table(hints::HINTS)
         .map_err(Error::db("create hints table"))?;
     txn.open_table(paxos::PAXOS)

@@ -67,6 +67,10 @@ fn bucket(name: &str, ts: u64, exists: bool) -> BucketRecord {
         versioning: None,
         tags: None,
         cors: None,
+        grants: Default::default(),
+        policy: None,
+        public_read: None,
+        public_access_block: None,
     }
 }
 

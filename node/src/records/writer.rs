@@ -13,8 +13,8 @@ use super::handle::{DbSlot, Location};
 use super::lazy_file::{FlushStop, Flusher};
 use super::versions::{self, Tables};
 use super::{
-    BUCKETS, Change, MAX_BATCH, Reply, WriteRequest, WriterStats, hints, merge_into, paxos, refs,
-    tombstones,
+    BUCKETS, Change, KEYS, MAX_BATCH, Reply, WriteRequest, WriterStats, hints, merge_into, paxos,
+    refs, tombstones,
 };
 use crate::disk::Disk;
 use crate::error::Error;
@@ -184,6 +184,9 @@ impl Writer {
         {
             let mut objects = Tables::open(&txn)?;
             let mut buckets = txn.open_table(BUCKETS).map_err(Error::db("open buckets"))?;
+            let mut keys = txn
+                .open_table(KEYS)
+                .map_err(Error::db("open access keys"))?;
             let mut hint_table = txn
                 .open_table(hints::HINTS)
                 .map_err(Error::db("open hints"))?;
@@ -199,7 +202,10 @@ impl Writer {
                             .map(done)
                     }
                     Change::Bucket(record) => {
-                        merge_into(&mut buckets, record.name.as_bytes(), record).map(done)
+                        merge_into(&mut buckets, record.name.as_bytes(), &**record).map(done)
+                    }
+                    Change::Key(record) => {
+                        merge_into(&mut keys, record.id.as_bytes(), record).map(done)
                     }
                     Change::RaiseHints(keyed) => {
                         each_hint(keyed, |key, hint| hints::raise(&mut hint_table, key, hint))

@@ -13,6 +13,7 @@
 
 #![allow(dead_code, unused_imports)]
 
+mod admin;
 mod converge;
 mod http;
 mod nodes;
@@ -38,6 +39,7 @@ use hyper::Method;
 use node::proto::{self, BucketRecord, ObjectRecord};
 use tempfile::TempDir;
 
+pub use admin::{ADMIN_TOKEN, Grant};
 pub use converge::CONVERGE_TIMEOUT;
 pub use http::{RawResponse, keep_alive_probe, raw_request, try_raw_request};
 pub use sigv4::sha256_hex;
@@ -81,6 +83,8 @@ pub struct ClusterOptions {
     replicas: usize,
     gateway_args: Vec<String>,
     node_args: Vec<String>,
+    /// The gateways' admin token; `None`: the admin API is off.
+    admin_token: Option<String>,
 }
 
 impl ClusterOptions {
@@ -91,7 +95,14 @@ impl ClusterOptions {
             replicas: n.min(3),
             gateway_args: Vec::new(),
             node_args: Vec::new(),
+            admin_token: Some(ADMIN_TOKEN.to_owned()),
         }
+    }
+
+    /// Gateways without an admin token (the admin API off).
+    pub fn without_admin_token(mut self) -> ClusterOptions {
+        self.admin_token = None;
+        self
     }
 
     /// Stores every object on `replicas` of the nodes.
@@ -286,6 +297,9 @@ impl Cluster {
         .map(|s| s.to_string())
         .collect();
         args.extend(self.options.gateway_args.iter().cloned());
+        if let Some(token) = &self.options.admin_token {
+            args.extend(["--admin-token".to_owned(), token.clone()]);
+        }
         let wanted = ["listening s3 ", "listening admin "];
         spawn_announcing(self.dir(), name, &args, &wanted)
     }
