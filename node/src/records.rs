@@ -154,37 +154,23 @@ trait Stored: Serialize + DeserializeOwned + PartialEq + Clone {
     fn is_void(&self) -> bool;
 }
 
-impl Stored for BucketRecord {
-    fn join(existing: Option<&Self>, incoming: &Self) -> Self {
-        match existing {
-            Some(current) => {
-                let mut merged = current.clone();
+/// Records of the fully replicated tables: joined by their own merge, never void.
+macro_rules! stored_by_merge {
+    ($($t:ty),*) => {$(
+        impl Stored for $t {
+            fn join(existing: Option<&Self>, incoming: &Self) -> Self {
+                let mut merged = existing.unwrap_or(incoming).clone();
                 merged.merge(incoming);
                 merged
             }
-            None => incoming.clone(),
+            fn is_void(&self) -> bool {
+                false
+            }
         }
-    }
-    fn is_void(&self) -> bool {
-        false
-    }
+    )*};
 }
 
-impl Stored for KeyRecord {
-    fn join(existing: Option<&Self>, incoming: &Self) -> Self {
-        match existing {
-            Some(current) => {
-                let mut merged = current.clone();
-                merged.merge(incoming);
-                merged
-            }
-            None => incoming.clone(),
-        }
-    }
-    fn is_void(&self) -> bool {
-        false
-    }
-}
+stored_by_merge!(BucketRecord, KeyRecord);
 
 impl RecordStore {
     /// Opens (creating if needed) the database at `path` and starts the writer thread.
