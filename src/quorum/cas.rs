@@ -3,10 +3,10 @@
 //! Only conditional writes come here; plain writes never pay for agreement.
 //!
 //! One attempt: **prepare** a fresh ballot at every replica and wait for a majority of
-//! promises; join every promised record and the highest-ballot accepted value into the
-//! *view*; let the caller decide on the view (apply a change, nothing to do, or refuse);
-//! **accept** `view ⊔ change` at a majority; **commit** it (merged into the records) at W
-//! replicas. A refused ballot means another proposer is active: back off for a random
+//! promises; join every promised record and the value of the highest-ballot acceptance
+//! (unless that acceptance is already committed) into the *view*; let the caller decide
+//! on the view (apply a change, nothing to do, or refuse); **accept** `view ⊔ change` at
+//! a majority; **commit** it (merged into the records) at W replicas. A refused ballot means another proposer is active: back off for a random
 //! while and try again with a higher ballot.
 //!
 //! Why exactly one of several concurrent conditional writers wins: a proposal's value is
@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use node::proto::paxos::{Ballot, Proposal};
+use node::proto::paxos::{Ballot, Promise, Proposal};
 use node::proto::{ObjectRecord, Select, Stamp, windows_cover};
 
 use super::upload::BlobStored;
@@ -201,19 +201,7 @@ impl Cluster {
             (Majority::Yes(p), _) => p,
             (Majority::Outbid(higher), _) => return Ok(Round::Preempted(higher)),
         };
-        let mut committed = ObjectRecord::default();
-        let mut highest: Option<(&Ballot, &ObjectRecord)> = None;
-        for (_, p) in &promises {
-            if let Some(r) = &p.record {
-                committed.merge(r);
-            }
-            if let Some(a) = &p.accepted
-                && let Some(value) = &a.value
-                && highest.is_none_or(|(b, _)| a.ballot > *b)
-            {
-                highest = Some((&a.ballot, value));
-            }
-        }
+        let (committed, highest) = join_promises(promises.iter().map(|(_, p)| p));
         let own = promises.iter().map(|(_, p)| {
             p.record
                 .as_ref()
@@ -413,6 +401,29 @@ impl Cluster {
     }
 }
 
+/// The merge of the promised records, and the value of the highest-ballot acceptance
+/// among the promises if it is not committed yet.
+///
+/// The highest acceptance decides even when it is a commit marker (`value: None`, the
+/// node's record standing for it): a lower accepted value elsewhere belongs to a ballot
+/// that was either chosen, and then is contained in the higher chosen value, or never
+/// chosen and superseded; joining it in would let a round finish a proposal that lost, and
+/// a plain write a read already returned would then order before a conditional write
+/// whose condition never saw it.
+fn join_promises<'p>(
+    promises: impl Iterator<Item = &'p Promise> + Clone,
+) -> (ObjectRecord, Option<(&'p Ballot, &'p ObjectRecord)>) {
+    let mut committed = ObjectRecord::default();
+    for r in promises.clone().filter_map(|p| p.record.as_ref()) {
+        committed.merge(r);
+    }
+    let highest = promises
+        .filter_map(|p| p.accepted.as_ref())
+        .max_by(|a, b| a.ballot.cmp(&b.ballot))
+        .and_then(|a| a.value.as_ref().map(|v| (&a.ballot, v)));
+    (committed, highest)
+}
+
 /// Whether an accepted proposal is recent enough that its proposer is probably still
 /// finishing it. Ballot timestamps are wall-clock based, so skew between gateways only
 /// shifts when others step in; safety never depends on it.
@@ -442,7 +453,7 @@ trait Answer {
     fn highest(&self) -> &Ballot;
 }
 
-impl Answer for node::proto::paxos::Promise {
+impl Answer for Promise {
     fn granted(&self) -> bool {
         self.promised
     }
@@ -457,5 +468,69 @@ impl Answer for (bool, Ballot) {
     }
     fn highest(&self) -> &Ballot {
         &self.1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use node::proto::paxos::Accepted;
+    use node::proto::{Version, VersionState};
+
+    use super::*;
+
+    fn stamp(ts: u64) -> Stamp {
+        Stamp {
+            ts,
+            id: format!("{ts:032}"),
+        }
+    }
+
+    fn record(ts: u64) -> ObjectRecord {
+        ObjectRecord::single(Version {
+            stamp: stamp(ts),
+            null: true,
+            state: VersionState::DeleteMarker,
+            tags: None,
+            follows: None,
+        })
+    }
+
+    fn promise(
+        accepted: Option<(u64, Option<ObjectRecord>)>,
+        rec: Option<ObjectRecord>,
+    ) -> Promise {
+        Promise {
+            promised: true,
+            highest: stamp(100),
+            accepted: accepted.map(|(ts, value)| Accepted {
+                ballot: stamp(ts),
+                value,
+            }),
+            record: rec,
+        }
+    }
+
+    #[test]
+    fn a_value_accepted_below_a_committed_ballot_is_not_finished() {
+        // Node A accepted 36 at ballot 36; ballot 50 then chose 38 on the other nodes, and
+        // A missed that commit. B's commit marker outranks A's acceptance.
+        let a = promise(Some((36, Some(record(36)))), None);
+        let b = promise(Some((50, None)), Some(record(38)));
+        for order in [[&a, &b], [&b, &a]] {
+            let (committed, pending) = join_promises(order.into_iter());
+            assert_eq!(committed, record(38));
+            assert!(pending.is_none(), "a superseded proposal was joined in");
+        }
+    }
+
+    #[test]
+    fn the_highest_accepted_value_is_finished() {
+        let a = promise(Some((60, Some(record(60)))), Some(record(38)));
+        let b = promise(Some((50, None)), Some(record(38)));
+        let c = promise(None, Some(record(38)));
+        let (committed, pending) = join_promises([&c, &b, &a].into_iter());
+        assert_eq!(committed, record(38));
+        let (ballot, value) = pending.expect("the highest acceptance is unfinished");
+        assert_eq!((ballot, value), (&stamp(60), &record(60)));
     }
 }
