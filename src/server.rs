@@ -24,7 +24,7 @@ use s3s::{Body, S3Result, s3_error};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::access::Access;
+use crate::access::{Access, PublicOnly};
 use crate::admin::AdminApi;
 use crate::config::Config;
 use crate::cors::Cors;
@@ -260,7 +260,11 @@ impl S3Access for Authorize {
             .headers()
             .get("x-amz-copy-source")
             .and_then(|v| v.to_str().ok());
-        self.0.check(&caller, name, target, copy_source).await
+        let public_only = self.0.check(&caller, name, target, copy_source).await?;
+        if public_only != PublicOnly::default() {
+            cx.extensions_mut().insert(public_only);
+        }
+        Ok(())
     }
 }
 

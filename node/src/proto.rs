@@ -275,6 +275,10 @@ pub struct Version {
     /// stamp wins. `None` on delete markers, purge tombstones and untagged objects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Lww<Tags>>,
+    /// The version's ACL (PutObjectAcl, or `x-amz-acl` on the write), mutable like the tags:
+    /// the newest stamp wins. `None` is private, and is all tombstones carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<Lww<CannedAcl>>,
     /// On a version a conditional write created: the newest stamp of the record its
     /// condition was evaluated on (the zero stamp for none). Immutable like the content.
     /// A conditional writer whose earlier proposal vanished from the record (a newer null
@@ -286,6 +290,15 @@ pub struct Version {
 
 /// An S3 tag set: key → value (keys are unique).
 pub type Tags = BTreeMap<String, String>;
+
+/// The ACLs s3quorum keeps: everything has one owner with FULL_CONTROL, and a version may
+/// also be readable by anyone (S3's canned `public-read`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CannedAcl {
+    Private,
+    PublicRead,
+}
 
 impl Version {
     /// The version id S3 clients see.
@@ -310,6 +323,7 @@ impl Version {
             null,
             state: VersionState::Purged,
             tags: None,
+            acl: None,
             follows: None,
         }
     }
@@ -320,6 +334,13 @@ impl Version {
             .as_ref()
             .map(|t| t.value.clone())
             .unwrap_or_default()
+    }
+
+    /// Whether anyone may read this version (its ACL is `public-read`).
+    pub fn is_public_read(&self) -> bool {
+        self.acl
+            .as_ref()
+            .is_some_and(|a| a.value == CannedAcl::PublicRead)
     }
 
     /// Whether `other` is this version as far as a reader can tell: equal, except that an
@@ -333,22 +354,30 @@ impl Version {
             {
                 let (
                     Version {
-                        stamp, null, tags, ..
+                        stamp,
+                        null,
+                        tags,
+                        acl,
+                        ..
                     },
                     o,
                 ) = (self, other);
-                *stamp == o.stamp && *null == o.null && *tags == o.tags && a.same_but_data(b)
+                *stamp == o.stamp
+                    && *null == o.null
+                    && *tags == o.tags
+                    && *acl == o.acl
+                    && a.same_but_data(b)
             }
             _ => self == other,
         }
     }
 
-    /// When the version last changed (written, or its tags set), µs: what repair uses to
-    /// tell a change still on its way from one a replica missed.
+    /// When the version last changed (written, or its tags or ACL set), µs: what repair
+    /// uses to tell a change still on its way from one a replica missed.
     pub fn changed_at(&self) -> u64 {
-        self.tags
-            .as_ref()
-            .map_or(self.stamp.ts, |t| t.stamp.ts.max(self.stamp.ts))
+        let tags = self.tags.as_ref().map(|t| t.stamp.ts);
+        let acl = self.acl.as_ref().map(|a| a.stamp.ts);
+        self.stamp.ts.max(tags.unwrap_or(0)).max(acl.unwrap_or(0))
     }
 }
 

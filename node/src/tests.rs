@@ -188,6 +188,7 @@ fn record_json() -> Vec<u8> {
         null: false,
         state: proto::VersionState::DeleteMarker,
         tags: None,
+        acl: None,
         follows: None,
     });
     serde_json::to_vec(&record).expect("encode record")
@@ -423,6 +424,7 @@ fn inline_record(bodies: [&[u8]; 2]) -> ObjectRecord {
             .expect("a minimal ObjectMeta"),
         ),
         tags: None,
+        acl: None,
         follows: None,
     };
     ObjectRecord {

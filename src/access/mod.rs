@@ -50,6 +50,28 @@ struct Inner {
     buckets: Mutex<HashMap<String, (Instant, Option<BucketRecord>)>>,
 }
 
+/// What a request may reach beyond what its caller's grants and the bucket policy allow:
+/// a caller refused only for want of read access may still GET and HEAD object versions
+/// whose ACL is `public-read` (and copy from them), which only the version read tells.
+/// [`Access::check`] puts this in the request's extensions when it applies; the handlers
+/// that read a version honour it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PublicOnly {
+    /// The object the request names.
+    pub target: bool,
+    /// The source object of a copy.
+    pub source: bool,
+}
+
+/// What [`Access::decide`] concludes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Allow,
+    Deny,
+    /// Allowed if the object version read turns out to be public-read.
+    IfPublicObject,
+}
+
 /// Who is asking.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
@@ -153,16 +175,18 @@ impl Access {
     }
 
     /// Refuses (403) a request `caller` may not make: operation `op` on `bucket` (and
-    /// object `key`), reading `copy_source` too when the operation copies.
+    /// object `key`), reading `copy_source` too when the operation copies. What it may
+    /// reach only if the version read is public is returned.
     pub async fn check(
         &self,
         caller: &Caller,
         op: &str,
         (bucket, key): (Option<&str>, Option<&str>),
         copy_source: Option<&str>,
-    ) -> S3Result<()> {
+    ) -> S3Result<PublicOnly> {
+        let mut public_only = PublicOnly::default();
         if *caller == Caller::Root {
-            return Ok(());
+            return Ok(public_only);
         }
         let who = match caller {
             Caller::Key(id) => {
@@ -174,38 +198,49 @@ impl Access {
             _ => None,
         };
         let need = ops::need(op);
-        let allowed = match (need, bucket) {
-            (Need::AnyKey, _) => who.is_some(),
-            (Need::CreateBucket, _) => who
-                .and_then(|id| self.usable_key(id))
-                .is_some_and(|k| k.allow_create_bucket),
-            (Need::Root, _) | (_, None) => false,
+        let allow = |yes: bool| if yes { Verdict::Allow } else { Verdict::Deny };
+        let verdict = match (need, bucket) {
+            (Need::AnyKey, _) => allow(who.is_some()),
+            (Need::CreateBucket, _) => allow(
+                who.and_then(|id| self.usable_key(id))
+                    .is_some_and(|k| k.allow_create_bucket),
+            ),
+            (Need::Root, _) | (_, None) => Verdict::Deny,
             (_, Some(bucket)) => {
                 let record = self.bucket(bucket).await?;
                 self.decide(caller, op, need, record.as_ref(), key)
             }
         };
-        if !allowed {
-            return Err(match who {
-                Some(_) => denied(),
-                None => s3s::s3_error!(AccessDenied, "Access Denied (the request was not signed)"),
-            });
+        match verdict {
+            Verdict::Allow => {}
+            Verdict::IfPublicObject => public_only.target = true,
+            Verdict::Deny => {
+                return Err(match who {
+                    Some(_) => denied(),
+                    None => {
+                        s3s::s3_error!(AccessDenied, "Access Denied (the request was not signed)")
+                    }
+                });
+            }
         }
         if ops::reads_copy_source(op)
             && let Some((source, source_key)) = copy_source.and_then(ops::copy_source_object)
         {
             let record = self.bucket(&source).await?;
             let get = "GetObject";
-            if !self.decide(caller, get, Need::Read, record.as_ref(), Some(&source_key)) {
-                return Err(denied());
+            match self.decide(caller, get, Need::Read, record.as_ref(), Some(&source_key)) {
+                Verdict::Allow => {}
+                Verdict::IfPublicObject => public_only.source = true,
+                Verdict::Deny => return Err(denied()),
             }
         }
-        Ok(())
+        Ok(public_only)
     }
 
     /// Whether `caller` may do `op` (needing `need`) in the bucket `record` describes, on
     /// object `key`: a Deny of the bucket policy refuses; its Allow, the caller's grant, or
-    /// (for anyone) a public-read ACL permits.
+    /// (for anyone) a public-read ACL of the bucket (listing) or of the version (reading
+    /// it) permits.
     fn decide(
         &self,
         caller: &Caller,
@@ -213,9 +248,9 @@ impl Access {
         need: Need,
         record: Option<&BucketRecord>,
         key: Option<&str>,
-    ) -> bool {
+    ) -> Verdict {
         let Some(record) = record else {
-            return false;
+            return Verdict::Deny;
         };
         let block = record
             .live(&record.public_access_block)
@@ -238,22 +273,34 @@ impl Access {
             )
         });
         match verdict {
-            policy::Verdict::Deny => return false,
-            policy::Verdict::Allow => return true,
+            policy::Verdict::Deny => return Verdict::Deny,
+            policy::Verdict::Allow => return Verdict::Allow,
             policy::Verdict::Silent => {}
         }
-        if who.is_none() {
-            // A public-read bucket ACL lets anyone list the bucket (S3's READ on a bucket).
-            let public_acl = record.live(&record.public_read).copied().unwrap_or(false)
-                && !block.ignore_public_acls;
-            return public_acl && matches!(op, "ListObjects" | "ListObjectsV2" | "HeadBucket");
-        }
-        let perms = self.perms(caller, Some(record));
-        match need {
-            Need::Read => perms.read,
-            Need::Write => perms.write,
-            Need::Owner => perms.owner,
-            _ => false,
+        let granted = match caller {
+            Caller::Anonymous => {
+                // A public-read bucket ACL lets anyone list the bucket (S3's READ on a
+                // bucket).
+                let public_acl = record.live(&record.public_read).copied().unwrap_or(false)
+                    && !block.ignore_public_acls;
+                public_acl && matches!(op, "ListObjects" | "ListObjectsV2" | "HeadBucket")
+            }
+            _ => {
+                let perms = self.perms(caller, Some(record));
+                match need {
+                    Need::Read => perms.read,
+                    Need::Write => perms.write,
+                    Need::Owner => perms.owner,
+                    _ => false,
+                }
+            }
+        };
+        if granted {
+            Verdict::Allow
+        } else if ops::reads_object_version(op) && !block.ignore_public_acls {
+            Verdict::IfPublicObject
+        } else {
+            Verdict::Deny
         }
     }
 

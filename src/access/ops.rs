@@ -72,6 +72,12 @@ pub fn need(op: &str) -> Need {
 }
 
 /// Whether `op` also reads a copy source (`x-amz-copy-source`), which needs `Read` there.
+/// Whether `op` reads one object version, which that version's public-read ACL allows
+/// anyone to do.
+pub fn reads_object_version(op: &str) -> bool {
+    matches!(op, "GetObject" | "HeadObject")
+}
+
 pub fn reads_copy_source(op: &str) -> bool {
     matches!(op, "CopyObject" | "UploadPartCopy")
 }

@@ -491,6 +491,7 @@ mod tests {
             null: true,
             state: VersionState::DeleteMarker,
             tags: None,
+            acl: None,
             follows: None,
         })
     }

@@ -89,6 +89,7 @@ mod tests {
             null,
             state: VersionState::DeleteMarker,
             tags: None,
+            acl: None,
             follows: follows.map(stamp),
         }
     }

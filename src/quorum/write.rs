@@ -222,12 +222,17 @@ impl Cluster {
     }
 }
 
-/// `version` under `stamp`; tags set with the version are stamped like it.
+/// `version` under `stamp`; tags and ACL set with the version are stamped like it.
 fn restamped(mut version: Version, stamp: Stamp) -> Version {
     if let Some(tags) = &mut version.tags
         && tags.stamp == version.stamp
     {
         tags.stamp = stamp.clone();
+    }
+    if let Some(acl) = &mut version.acl
+        && acl.stamp == version.stamp
+    {
+        acl.stamp = stamp.clone();
     }
     version.stamp = stamp;
     version

@@ -1,18 +1,21 @@
-//! ACLs as S3 answers them for a bucket with ACLs disabled (Object Ownership "bucket owner
-//! enforced", the S3 default since 2023): Get/PutBucketAcl, Get/PutObjectAcl, and the
-//! `x-amz-acl` / `x-amz-grant-*` headers of writes. Policies are in `policy`.
+//! ACLs: Get/PutBucketAcl, Get/PutObjectAcl, and the `x-amz-acl` / `x-amz-grant-*`
+//! headers of CreateBucket and of object writes. Policies are in `policy`.
 //!
 //! Who may do what is the grants' business (`crate::access`); as ACLs show it, everything
-//! has one owner (the root key), and the one stored ACL setting is a bucket's canned
-//! `public-read` (anyone may list it; `crate::access` honours it). Every other ACL is
-//! "owner has FULL_CONTROL". Setting that same ACL (canned `private` or `bucket-owner-full-control`, or a policy granting only the
-//! owner FULL_CONTROL) is accepted as a no-op; anything granting access to someone else is
-//! refused with S3's `AccessControlListNotSupported` (400), never silently ignored.
+//! has one owner (the root key) with FULL_CONTROL, and the one thing an ACL may add is
+//! READ for everyone (S3's canned `public-read`): on a bucket it lets anyone list it, on
+//! an object version anyone may GET and HEAD it (`crate::access` and `resolve` honour it).
+//! That ACL is asked for by the canned `public-read`, by `x-amz-grant-read` naming the
+//! AllUsers group, or by an AccessControlPolicy of exactly those grants; owner-only ACLs
+//! (`private`, `bucket-owner-full-control`, or a policy granting only the owner
+//! FULL_CONTROL) make it private again. Anything granting access to someone else is
+//! refused with S3's `AccessControlListNotSupported` (400), never silently ignored; a
+//! public ACL where the bucket's PublicAccessBlock blocks them is refused with 403.
 
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
-use node::proto::{BucketRecord, Lww};
+use node::proto::{BucketRecord, CannedAcl, Lww};
 
 use super::Gateway;
 use super::dto::owner;
@@ -23,17 +26,19 @@ use crate::store::Need;
 /// Canned ACLs that mean "only the owner has access" in a single-owner store.
 const OWNER_ONLY_CANNED: &[&str] = &["private", "bucket-owner-full-control"];
 
+const ALL_USERS: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
+
 fn acl_not_supported() -> S3Error {
     S3Error::with_message(
         S3ErrorCode::AccessControlListNotSupported,
-        "The bucket does not allow ACLs",
+        "The bucket does not allow ACLs granting access to anyone but the owner or everyone",
     )
 }
 
-/// The one ACL of everything: the owner with FULL_CONTROL.
-fn owner_grants() -> Grants {
+/// The owner with FULL_CONTROL, and for a public ACL everyone with READ.
+fn grants(public_read: bool) -> Grants {
     let o = owner();
-    vec![Grant {
+    let mut grants = vec![Grant {
         grantee: Some(Grantee {
             display_name: o.display_name,
             email_address: None,
@@ -42,7 +47,20 @@ fn owner_grants() -> Grants {
             uri: None,
         }),
         permission: Some(Permission::from_static(Permission::FULL_CONTROL)),
-    }]
+    }];
+    if public_read {
+        grants.push(Grant {
+            grantee: Some(Grantee {
+                display_name: None,
+                email_address: None,
+                id: None,
+                type_: Type::from_static(Type::GROUP),
+                uri: Some(ALL_USERS.to_owned()),
+            }),
+            permission: Some(Permission::from_static(Permission::READ)),
+        });
+    }
+    grants
 }
 
 /// The ACL-related parts of a request, whatever the operation.
@@ -50,47 +68,65 @@ fn owner_grants() -> Grants {
 pub(super) struct AclRequest<'a> {
     pub canned: Option<&'a str>,
     pub grant_full_control: Option<&'a str>,
-    /// Whether any of `x-amz-grant-read`, `-read-acp`, `-write`, `-write-acp` was given.
+    pub grant_read: Option<&'a str>,
+    /// Whether any of `x-amz-grant-read-acp`, `-write`, `-write-acp` was given.
     pub other_grants: bool,
     pub policy: Option<&'a AccessControlPolicy>,
 }
 
-/// The ACL headers of an object write (PutObject, CopyObject, CreateMultipartUpload):
-/// accepted only if they grant nothing beyond the owner's FULL_CONTROL.
-pub(super) fn check_object_write(
-    canned: Option<&ObjectCannedACL>,
-    grant_full_control: Option<&str>,
-    other_grants: [Option<&str>; 3],
-) -> S3Result<()> {
-    check_owner_only(AclRequest {
-        canned: canned.map(|a| a.as_str()),
-        grant_full_control,
-        other_grants: other_grants.iter().any(Option::is_some),
-        policy: None,
+/// Builds an [`AclRequest`] from an input's ACL fields (every input names them alike).
+macro_rules! acl_request {
+    ($input:expr, $others:expr) => {
+        $crate::s3::acl::AclRequest {
+            canned: $input.acl.as_ref().map(|a| a.as_str()),
+            grant_full_control: $input.grant_full_control.as_deref(),
+            grant_read: $input.grant_read.as_deref(),
+            other_grants: $others.iter().any(|o| o.is_some()),
+            policy: None,
+        }
+    };
+}
+pub(super) use acl_request;
+
+/// Whether a grant header's list (`id="…"`, `uri="…"`, comma-separated) names only
+/// grantees `ok` accepts.
+fn names_only(list: &str, ok: impl Fn(&str, &str) -> bool) -> bool {
+    list.split(',').all(|e| {
+        e.trim()
+            .split_once('=')
+            .is_some_and(|(kind, v)| ok(kind.trim(), v.trim().trim_matches('"')))
     })
 }
 
-/// Accepts the request only if it grants nothing beyond the owner's FULL_CONTROL.
-pub(super) fn check_owner_only(req: AclRequest<'_>) -> S3Result<()> {
+/// The ACL a request asks for, if it asks for one s3quorum keeps.
+pub(super) fn requested(req: AclRequest<'_>) -> S3Result<CannedAcl> {
     let owner_id = owner().id.unwrap_or_default();
-    if let Some(c) = req.canned
-        && !OWNER_ONLY_CANNED.contains(&c)
-    {
-        return Err(acl_not_supported());
+    let headers = req.grant_full_control.is_some() || req.grant_read.is_some() || req.other_grants;
+    if req.canned.is_some() && headers {
+        return Err(s3_error!(
+            InvalidRequest,
+            "Specifying both Canned ACLs and Header Grants is not allowed"
+        ));
     }
     if req.other_grants {
         return Err(acl_not_supported());
     }
-    if let Some(g) = req.grant_full_control {
-        // `id="..."` entries, comma-separated; only the owner may be named.
-        let only_owner = g.split(',').all(|e| {
-            e.trim()
-                .strip_prefix("id=")
-                .is_some_and(|v| v.trim_matches('"') == owner_id)
-        });
-        if !only_owner {
+    let mut acl = CannedAcl::Private;
+    match req.canned {
+        Some(c) if c == BucketCannedACL::PUBLIC_READ => acl = CannedAcl::PublicRead,
+        Some(c) if !OWNER_ONLY_CANNED.contains(&c) => return Err(acl_not_supported()),
+        _ => {}
+    }
+    if let Some(g) = req.grant_full_control
+        && !names_only(g, |kind, v| kind == "id" && v == owner_id)
+    {
+        return Err(acl_not_supported());
+    }
+    if let Some(g) = req.grant_read {
+        if !names_only(g, |kind, v| kind == "uri" && v == ALL_USERS) {
             return Err(acl_not_supported());
         }
+        acl = CannedAcl::PublicRead;
     }
     if let Some(p) = req.policy {
         if p.owner
@@ -104,17 +140,58 @@ pub(super) fn check_owner_only(req: AclRequest<'_>) -> S3Result<()> {
             ));
         }
         let grants = p.grants.as_deref().unwrap_or_default();
+        let permission = |g: &Grant| g.permission.as_ref().map(|p| p.as_str().to_owned());
         let owner_full_control = |g: &Grant| {
-            g.permission.as_ref().map(|p| p.as_str()) == Some(Permission::FULL_CONTROL)
+            permission(g).as_deref() == Some(Permission::FULL_CONTROL)
                 && g.grantee.as_ref().is_some_and(|e| {
                     e.type_.as_str() == Type::CANONICAL_USER && e.id.as_deref() == Some(&owner_id)
                 })
         };
-        if grants.is_empty() || !grants.iter().all(owner_full_control) {
+        let everyone_reads = |g: &Grant| {
+            permission(g).as_deref() == Some(Permission::READ)
+                && g.grantee.as_ref().is_some_and(|e| {
+                    e.type_.as_str() == Type::GROUP && e.uri.as_deref() == Some(ALL_USERS)
+                })
+        };
+        if grants.is_empty()
+            || !grants
+                .iter()
+                .all(|g| owner_full_control(g) || everyone_reads(g))
+        {
             return Err(acl_not_supported());
         }
+        if grants.iter().any(everyone_reads) {
+            acl = CannedAcl::PublicRead;
+        }
+    }
+    Ok(acl)
+}
+
+/// Refuses (403) a public ACL where `record`'s PublicAccessBlock blocks public ACLs.
+pub(super) fn check_allowed(record: &BucketRecord, acl: CannedAcl) -> S3Result<()> {
+    if acl == CannedAcl::PublicRead && stored_block(record).is_some_and(|b| b.block_public_acls) {
+        return Err(s3_error!(
+            AccessDenied,
+            "The bucket's PublicAccessBlock blocks public ACLs"
+        ));
     }
     Ok(())
+}
+
+/// The ACL a new object version starts with (`x-amz-acl` or `x-amz-grant-*` of PutObject,
+/// CopyObject or CreateMultipartUpload), checked against the bucket's PublicAccessBlock;
+/// `None` for private.
+pub(super) async fn for_object_write(
+    gw: &Gateway,
+    bucket: &str,
+    req: AclRequest<'_>,
+) -> S3Result<Option<CannedAcl>> {
+    let acl = requested(req)?;
+    if acl == CannedAcl::Private {
+        return Ok(None);
+    }
+    check_allowed(&gw.store.bucket(bucket).await?, acl)?;
+    Ok(Some(acl))
 }
 
 /// Whether a bucket's ACL is the canned `public-read` (stored, and not ignored by its
@@ -124,32 +201,11 @@ fn is_public_read(record: &BucketRecord) -> bool {
         && !stored_block(record).is_some_and(|b| b.ignore_public_acls)
 }
 
-/// The grant S3 shows for a public-read bucket: anyone may list it.
-fn all_users_read() -> Grant {
-    Grant {
-        grantee: Some(Grantee {
-            display_name: None,
-            email_address: None,
-            id: None,
-            type_: Type::from_static(Type::GROUP),
-            uri: Some(ALL_USERS.to_owned()),
-        }),
-        permission: Some(Permission::from_static(Permission::READ)),
-    }
-}
-
-const ALL_USERS: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
-
-/// Makes the bucket's ACL the canned `public-read` (`true`) or `private`; a public ACL is
-/// refused (403) where the bucket's PublicAccessBlock blocks public ACLs.
-pub(super) async fn set_public_read(gw: &Gateway, bucket: &str, public: bool) -> S3Result<()> {
-    let record = gw.store.bucket(bucket).await?;
-    if public && stored_block(&record).is_some_and(|b| b.block_public_acls) {
-        return Err(s3_error!(
-            AccessDenied,
-            "The bucket's PublicAccessBlock blocks public ACLs"
-        ));
-    }
+/// Gives the bucket the ACL `acl` (refused, 403, if public where its PublicAccessBlock
+/// blocks public ACLs).
+pub(super) async fn set_bucket_acl(gw: &Gateway, bucket: &str, acl: CannedAcl) -> S3Result<()> {
+    check_allowed(&gw.store.bucket(bucket).await?, acl)?;
+    let public = acl == CannedAcl::PublicRead;
     let set = |b: &mut BucketRecord, stamp| {
         b.public_read = Some(Lww {
             stamp,
@@ -166,12 +222,8 @@ pub(super) async fn get_bucket_acl(
     req: S3Request<GetBucketAclInput>,
 ) -> S3Result<S3Response<GetBucketAclOutput>> {
     let record = gw.store.bucket(&req.input.bucket).await?;
-    let mut grants = owner_grants();
-    if is_public_read(&record) {
-        grants.push(all_users_read());
-    }
     Ok(S3Response::new(GetBucketAclOutput {
-        grants: Some(grants),
+        grants: Some(grants(is_public_read(&record))),
         owner: Some(owner()),
     }))
 }
@@ -181,23 +233,18 @@ pub(super) async fn put_bucket_acl(
     req: S3Request<PutBucketAclInput>,
 ) -> S3Result<S3Response<PutBucketAclOutput>> {
     let input = req.input;
-    gw.store.bucket(&input.bucket).await?;
-    let canned = input.acl.as_ref().map(|a| a.as_str());
-    if canned == Some(BucketCannedACL::PUBLIC_READ) {
-        set_public_read(gw, &input.bucket, true).await?;
-        return Ok(S3Response::new(PutBucketAclOutput::default()));
-    }
-    check_owner_only(AclRequest {
-        canned: input.acl.as_ref().map(|a| a.as_str()),
-        grant_full_control: input.grant_full_control.as_deref(),
-        other_grants: input.grant_read.is_some()
-            || input.grant_read_acp.is_some()
-            || input.grant_write.is_some()
-            || input.grant_write_acp.is_some(),
+    let acl = requested(AclRequest {
         policy: input.access_control_policy.as_ref(),
+        ..acl_request!(
+            input,
+            [
+                &input.grant_read_acp,
+                &input.grant_write,
+                &input.grant_write_acp
+            ]
+        )
     })?;
-    // An owner-only ACL makes a public-read bucket private again.
-    set_public_read(gw, &input.bucket, false).await?;
+    set_bucket_acl(gw, &input.bucket, acl).await?;
     Ok(S3Response::new(PutBucketAclOutput::default()))
 }
 
@@ -206,7 +253,7 @@ pub(super) async fn get_object_acl(
     req: S3Request<GetObjectAclInput>,
 ) -> S3Result<S3Response<GetObjectAclOutput>> {
     let input = req.input;
-    resolve_version(
+    let found = resolve_version(
         &gw.store,
         &input.bucket,
         &input.key,
@@ -215,7 +262,7 @@ pub(super) async fn get_object_acl(
     )
     .await?;
     Ok(S3Response::new(GetObjectAclOutput {
-        grants: Some(owner_grants()),
+        grants: Some(grants(found.version.is_public_read())),
         owner: Some(owner()),
         ..Default::default()
     }))
@@ -226,22 +273,27 @@ pub(super) async fn put_object_acl(
     req: S3Request<PutObjectAclInput>,
 ) -> S3Result<S3Response<PutObjectAclOutput>> {
     let input = req.input;
-    resolve_version(
+    let acl = requested(AclRequest {
+        policy: input.access_control_policy.as_ref(),
+        ..acl_request!(
+            input,
+            [
+                &input.grant_read_acp,
+                &input.grant_write,
+                &input.grant_write_acp
+            ]
+        )
+    })?;
+    check_allowed(&gw.store.bucket(&input.bucket).await?, acl)?;
+    // Read whole: a replica that lacks the version gets all of it with the new ACL.
+    let found = resolve_version(
         &gw.store,
         &input.bucket,
         &input.key,
         input.version_id.as_deref(),
-        Need::Meta,
+        Need::Body,
     )
     .await?;
-    check_owner_only(AclRequest {
-        canned: input.acl.as_ref().map(|a| a.as_str()),
-        grant_full_control: input.grant_full_control.as_deref(),
-        other_grants: input.grant_read.is_some()
-            || input.grant_read_acp.is_some()
-            || input.grant_write.is_some()
-            || input.grant_write_acp.is_some(),
-        policy: input.access_control_policy.as_ref(),
-    })?;
+    gw.store.set_acl(found, acl).await?;
     Ok(S3Response::new(PutObjectAclOutput::default()))
 }

@@ -11,26 +11,21 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use super::dto::{continuation_token, continue_after, owner, timestamp};
 use super::{Gateway, acl};
 use crate::error::Error;
+use node::proto::CannedAcl;
 
 pub(super) async fn create_bucket(
     gw: &Gateway,
     req: S3Request<CreateBucketInput>,
 ) -> S3Result<S3Response<CreateBucketOutput>> {
     let input = req.input;
-    let public_read = input.acl.as_ref().map(|a| a.as_str()) == Some(BucketCannedACL::PUBLIC_READ);
-    acl::check_owner_only(acl::AclRequest {
-        canned: input
-            .acl
-            .as_ref()
-            .map(|a| a.as_str())
-            .filter(|_| !public_read),
-        grant_full_control: input.grant_full_control.as_deref(),
-        other_grants: input.grant_read.is_some()
-            || input.grant_read_acp.is_some()
-            || input.grant_write.is_some()
-            || input.grant_write_acp.is_some(),
-        policy: None,
-    })?;
+    let acl = acl::requested(acl::acl_request!(
+        input,
+        [
+            &input.grant_read_acp,
+            &input.grant_write,
+            &input.grant_write_acp
+        ]
+    ))?;
     let name = input.bucket;
     let location = input
         .create_bucket_configuration
@@ -51,8 +46,8 @@ pub(super) async fn create_bucket(
                 .is_none_or(|l| l.is_empty() || l == "us-east-1") => {}
         Err(e) => return Err(e.into()),
     }
-    if public_read {
-        acl::set_public_read(gw, &name, true).await?;
+    if acl == CannedAcl::PublicRead {
+        acl::set_bucket_acl(gw, &name, acl).await?;
     }
     Ok(S3Response::new(CreateBucketOutput {
         location: Some(format!("/{name}")),

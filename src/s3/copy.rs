@@ -11,7 +11,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::dto::timestamp;
 use super::object::{StoredHeaders, check_metadata, user_metadata};
-use super::resolve::{Preconditions, resolve_for_read};
+use super::resolve::{Preconditions, Reader, resolve_for_read};
 use super::{Gateway, acl, check_key, conditional, copy_source, tagging};
 use crate::integrity::{BodyDigest, Claims, Verified, etag};
 use crate::store::{Found, Need, ObjectFields, ObjectStream, Store};
@@ -22,15 +22,12 @@ pub(super) async fn copy_object(
 ) -> S3Result<S3Response<CopyObjectOutput>> {
     let input = req.input;
     check_key(&input.key)?;
-    acl::check_object_write(
-        input.acl.as_ref(),
-        input.grant_full_control.as_deref(),
-        [
-            input.grant_read.as_deref(),
-            input.grant_read_acp.as_deref(),
-            input.grant_write_acp.as_deref(),
-        ],
-    )?;
+    let acl = acl::for_object_write(
+        gw,
+        &input.bucket,
+        acl::acl_request!(input, [&input.grant_read_acp, &input.grant_write_acp]),
+    )
+    .await?;
     let (src_bucket, src_key, src_version) = copy_source(&input.copy_source)?;
     let condition = conditional::for_write(input.if_match.as_ref(), input.if_none_match.as_ref());
     let store = &gw.store;
@@ -40,7 +37,14 @@ pub(super) async fn copy_object(
         if_modified_since: input.copy_source_if_modified_since.as_ref(),
         if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
     };
-    let source = read_source(store, (src_bucket, src_key, src_version), conditions).await?;
+    let reader = Reader::of_source(&req.extensions);
+    let source = read_source(
+        store,
+        (src_bucket, src_key, src_version),
+        conditions,
+        reader,
+    )
+    .await?;
     let replace = input
         .metadata_directive
         .as_ref()
@@ -57,7 +61,11 @@ pub(super) async fn copy_object(
              or encryption attributes."
         ));
     }
-    let fields = copied_fields(&input, &source, replace)?;
+    // S3 does not copy ACLs: the copy has the one the request asks for.
+    let fields = ObjectFields {
+        acl,
+        ..copied_fields(&input, &source, replace)?
+    };
     let mut new = store.new_object(&input.bucket, &input.key);
     let mut stream = store.open_body(&source, 0, source.meta.size).await?;
     let mut digest = BodyDigest::new(Claims {
@@ -107,6 +115,7 @@ fn copied_fields(input: &CopyObjectInput, source: &Found, replace: bool) -> S3Re
         headers,
         user_metadata,
         tags,
+        acl: None,
         etag: Some(meta.etag.clone()),
     })
 }
@@ -153,10 +162,11 @@ pub(super) async fn next_source_chunk(stream: &mut ObjectStream) -> S3Result<Opt
 /// The source version of an UploadPartCopy or CopyObject, once its preconditions hold.
 pub(super) async fn read_source(
     store: &Store,
-    (bucket, key, version): (&str, &str, Option<&str>),
+    source: (&str, &str, Option<&str>),
     conditions: Preconditions<'_>,
+    reader: Reader,
 ) -> S3Result<Found> {
-    resolve_for_read(store, bucket, key, version, Need::Body, conditions)
+    resolve_for_read(store, source, Need::Body, conditions, reader)
         .await
         .map_err(copy_condition_error)
 }

@@ -16,7 +16,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use super::copy::{next_source_chunk, read_source};
 use super::dto::{owner, timestamp};
 use super::object::{StoredHeaders, check_metadata, next_chunk, user_metadata};
-use super::resolve::Preconditions;
+use super::resolve::{Preconditions, Reader};
 use super::{Gateway, acl, check_key, copy_source, tagging};
 use crate::checksum;
 use crate::integrity::{BodyDigest, Claims, etag};
@@ -35,15 +35,12 @@ pub(super) async fn create_multipart_upload(
     check_key(&input.key)?;
     check_metadata(input.metadata.as_ref())?;
     let tags = tagging::from_header(input.tagging.as_deref())?;
-    acl::check_object_write(
-        input.acl.as_ref(),
-        input.grant_full_control.as_deref(),
-        [
-            input.grant_read.as_deref(),
-            input.grant_read_acp.as_deref(),
-            input.grant_write_acp.as_deref(),
-        ],
-    )?;
+    let acl = acl::for_object_write(
+        gw,
+        &input.bucket,
+        acl::acl_request!(input, [&input.grant_read_acp, &input.grant_write_acp]),
+    )
+    .await?;
     let spec = UploadChecksum::from_create(
         input.checksum_algorithm.as_ref(),
         input.checksum_type.as_ref(),
@@ -60,6 +57,7 @@ pub(super) async fn create_multipart_upload(
         headers: headers.into_map(),
         user_metadata: user_metadata(input.metadata),
         tags,
+        acl,
         checksum_algorithm: spec.map(|c| c.algorithm),
         checksum_type: spec.map(|c| c.kind),
     };
@@ -148,7 +146,13 @@ pub(super) async fn upload_part_copy(
         if_modified_since: input.copy_source_if_modified_since.as_ref(),
         if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
     };
-    let source = read_source(store, source, conditions).await?;
+    let source = read_source(
+        store,
+        source,
+        conditions,
+        Reader::of_source(&req.extensions),
+    )
+    .await?;
     let (start, end) = match input.copy_source_range.as_deref() {
         None => (0, source.meta.size),
         Some(range) => parse_copy_range(range, source.meta.size)?,

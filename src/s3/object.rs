@@ -14,7 +14,7 @@ use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::dto::timestamp;
-use super::resolve::{Preconditions, resolve_for_read};
+use super::resolve::{Preconditions, Reader, resolve_for_read};
 use super::{Gateway, acl, check_key, conditional, tagging};
 use crate::checksum::Kind;
 use crate::guard::body_error;
@@ -96,15 +96,12 @@ pub(super) async fn put_object(
     check_metadata(input.metadata.as_ref())?;
     let condition = conditional::for_write(input.if_match.as_ref(), input.if_none_match.as_ref());
     let tags = tagging::from_header(input.tagging.as_deref())?;
-    acl::check_object_write(
-        input.acl.as_ref(),
-        input.grant_full_control.as_deref(),
-        [
-            input.grant_read.as_deref(),
-            input.grant_read_acp.as_deref(),
-            input.grant_write_acp.as_deref(),
-        ],
-    )?;
+    let acl = acl::for_object_write(
+        gw,
+        &input.bucket,
+        acl::acl_request!(input, [&input.grant_read_acp, &input.grant_write_acp]),
+    )
+    .await?;
     let claims = Claims::from_headers(
         &headers,
         input.content_md5.as_deref(),
@@ -131,6 +128,7 @@ pub(super) async fn put_object(
         headers: stored.into_map(),
         user_metadata: user_metadata(input.metadata),
         tags,
+        acl,
         etag: None,
     };
     let (md5, checksums) = (verified.md5.clone(), verified.checksums.clone());
@@ -235,9 +233,7 @@ pub(super) async fn get_object(
     }
     let found = resolve_for_read(
         &gw.store,
-        &input.bucket,
-        &input.key,
-        input.version_id.as_deref(),
+        (&input.bucket, &input.key, input.version_id.as_deref()),
         Need::Body,
         Preconditions {
             if_match: input.if_match.as_ref(),
@@ -245,6 +241,7 @@ pub(super) async fn get_object(
             if_modified_since: input.if_modified_since.as_ref(),
             if_unmodified_since: input.if_unmodified_since.as_ref(),
         },
+        Reader::of_target(&req.extensions),
     )
     .await?;
     let meta = &found.meta;
@@ -298,9 +295,7 @@ pub(super) async fn head_object(
     let input = req.input;
     let found = resolve_for_read(
         &gw.store,
-        &input.bucket,
-        &input.key,
-        input.version_id.as_deref(),
+        (&input.bucket, &input.key, input.version_id.as_deref()),
         Need::Meta,
         Preconditions {
             if_match: input.if_match.as_ref(),
@@ -308,6 +303,7 @@ pub(super) async fn head_object(
             if_modified_since: input.if_modified_since.as_ref(),
             if_unmodified_since: input.if_unmodified_since.as_ref(),
         },
+        Reader::of_target(&req.extensions),
     )
     .await?;
     let meta = &found.meta;

@@ -7,6 +7,7 @@ use s3s::dto::{ETagCondition, Timestamp};
 use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
 
 use super::check_version_id;
+use crate::access::PublicOnly;
 use crate::store::{Found, Need, Store};
 
 /// The version a request addresses: the current one, or `version_id`. Delete markers
@@ -34,18 +35,65 @@ pub(super) struct Preconditions<'a> {
     pub if_unmodified_since: Option<&'a Timestamp>,
 }
 
-/// The version a GET or HEAD addresses, once its preconditions hold.
+/// Who reads a version: a caller with read access to the bucket, or one that may read
+/// only versions whose ACL is `public-read` (see [`crate::access::PublicOnly`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reader {
+    Granted,
+    PublicOnly,
+}
+
+impl Reader {
+    /// Who reads the object a request names.
+    pub fn of_target(extensions: &http::Extensions) -> Reader {
+        Reader::when(extensions.get::<PublicOnly>().is_some_and(|p| p.target))
+    }
+
+    /// Who reads the source object of a copy.
+    pub fn of_source(extensions: &http::Extensions) -> Reader {
+        Reader::when(extensions.get::<PublicOnly>().is_some_and(|p| p.source))
+    }
+
+    fn when(public_only: bool) -> Reader {
+        if public_only {
+            Reader::PublicOnly
+        } else {
+            Reader::Granted
+        }
+    }
+}
+
+/// The version a GET or HEAD addresses, once its preconditions hold. A reader of public
+/// versions only learns nothing else: a version that is missing, a delete marker or not
+/// public is 403 AccessDenied to it, before any precondition is looked at.
 pub(super) async fn resolve_for_read(
     store: &Store,
-    bucket: &str,
-    key: &str,
-    version_id: Option<&str>,
+    (bucket, key, version_id): (&str, &str, Option<&str>),
     need: Need,
     pre: Preconditions<'_>,
+    reader: Reader,
 ) -> S3Result<Found> {
-    let found = resolve_version(store, bucket, key, version_id, need).await?;
+    let found = resolve_version(store, bucket, key, version_id, need).await;
+    let found = match (found, reader) {
+        (Ok(f), Reader::PublicOnly) if !f.version.is_public_read() => return Err(denied()),
+        (Err(e), Reader::PublicOnly) if hides_existence(&e) => return Err(denied()),
+        (found, _) => found?,
+    };
     check_preconditions(&found, pre)?;
     Ok(found)
+}
+
+fn denied() -> S3Error {
+    S3Error::with_message(S3ErrorCode::AccessDenied, "Access Denied")
+}
+
+/// Whether an error tells about the key's versions (absent, deleted) rather than the
+/// request or the store.
+fn hides_existence(e: &S3Error) -> bool {
+    matches!(
+        e.code(),
+        S3ErrorCode::NoSuchKey | S3ErrorCode::NoSuchVersion | S3ErrorCode::MethodNotAllowed
+    )
 }
 
 /// GET/HEAD preconditions, in the order RFC 9110 §13.2.2 and S3 evaluate them.

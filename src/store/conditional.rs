@@ -8,7 +8,7 @@
 //! many concurrent `If-None-Match: *` creates of one key, across gateways, exactly one
 //! succeeds.
 
-use node::proto::{Lww, ObjectRecord, Select, Stamp, Version, VersionState};
+use node::proto::{ObjectRecord, Select, Stamp, Version, VersionState};
 
 use super::Store;
 use super::context::{Current, WriteContext};
@@ -114,7 +114,6 @@ impl Store {
         // a failing condition often, and then no agreement round is needed. A success
         // always goes through the compare-and-set.
         condition.check_current(write.current.as_ref())?;
-        let null = write.null();
         // Every version this request proposed (one per round that applied it); and what
         // the last round decided (the request's version, if the round committed).
         let mut mine: Vec<Version> = Vec::new();
@@ -143,21 +142,8 @@ impl Store {
                     if let Err(e) = condition.check(view) {
                         return Decision::Refuse(e);
                     }
-                    // A new object version starts with the write's tags, stamped like it.
-                    let tags = match (&state, &write.tags) {
-                        (VersionState::Object(_), Some(value)) => Some(Lww {
-                            stamp: stamp.clone(),
-                            value: value.clone(),
-                        }),
-                        _ => None,
-                    };
-                    let version = Version {
-                        stamp: stamp.clone(),
-                        null,
-                        state: state.clone(),
-                        tags,
-                        follows: Some(view.newest_stamp().cloned().unwrap_or(ZERO_STAMP)),
-                    };
+                    let follows = view.newest_stamp().cloned().unwrap_or(ZERO_STAMP);
+                    let version = write.version(stamp.clone(), state.clone(), Some(follows));
                     mine.push(version.clone());
                     chosen = Some(version.clone());
                     Decision::Apply(ObjectRecord::single(version))

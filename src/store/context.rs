@@ -3,7 +3,9 @@
 //! never orders before a version its client could already read; a conditional write's
 //! refusal may rest on it (the state it shows was durable before it was returned).
 
-use node::proto::{Bodies, ObjectRecord, Select, Tags, Version, Versioning};
+use node::proto::{
+    Bodies, CannedAcl, Lww, ObjectRecord, Select, Stamp, Tags, Version, VersionState, Versioning,
+};
 
 use super::Store;
 use crate::error::Error;
@@ -15,6 +17,8 @@ pub(super) struct WriteContext {
     pub seen: Option<u64>,
     /// The tag set a new object version starts with (`x-amz-tagging`).
     pub tags: Option<Tags>,
+    /// The ACL a new object version starts with (`x-amz-acl`; `None`: private).
+    pub acl: Option<CannedAcl>,
     /// The key's current object as the context's read saw it (for conditional writes).
     pub current: Option<Current>,
 }
@@ -25,6 +29,7 @@ impl WriteContext {
             versioning,
             seen: record.and_then(|r| r.newest_stamp()).map(|s| s.ts),
             tags: None,
+            acl: None,
             current: record.and_then(Current::of),
         }
     }
@@ -32,6 +37,26 @@ impl WriteContext {
     /// Whether new versions are null versions (unversioned and suspended buckets).
     pub fn null(&self) -> bool {
         self.versioning != Some(Versioning::Enabled)
+    }
+
+    /// A new version under this context: an object starts with the write's tags and ACL,
+    /// stamped like the version.
+    pub fn version(&self, stamp: Stamp, state: VersionState, follows: Option<Stamp>) -> Version {
+        let object = matches!(state, VersionState::Object(_));
+        Version {
+            tags: self.tags.clone().filter(|_| object).map(|value| Lww {
+                stamp: stamp.clone(),
+                value,
+            }),
+            acl: self.acl.filter(|_| object).map(|value| Lww {
+                stamp: stamp.clone(),
+                value,
+            }),
+            stamp,
+            null: self.null(),
+            state,
+            follows,
+        }
     }
 
     /// The `x-amz-version-id` S3 returns for a write in this bucket.

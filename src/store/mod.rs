@@ -10,7 +10,7 @@
 //!   addresses, and the body is opened on the replicas that read found (`read`);
 //! - **committing**: plain writes go to W replicas; writes with a condition go through the
 //!   key's compare-and-set (`conditional`); deletes write markers or purge tombstones
-//!   (`delete`); tag changes rewrite the version with a newer tag register (`tags`);
+//!   (`delete`); tag and ACL changes rewrite the version with a newer register (`tags`);
 //! - **bucket records**: creation, deletion and configuration changes, stamped after
 //!   everything the bucket record holds (`buckets`).
 //!

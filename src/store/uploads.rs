@@ -16,7 +16,8 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use node::proto::{
-    Bodies, Data, Lww, ObjectMeta, ObjectRecord, PartRef, Select, Tags, Version, VersionState,
+    Bodies, CannedAcl, Data, Lww, ObjectMeta, ObjectRecord, PartRef, Select, Tags, Version,
+    VersionState,
 };
 
 pub use completion::Completion;
@@ -62,6 +63,8 @@ pub struct UploadInit {
     pub headers: BTreeMap<String, String>,
     pub user_metadata: BTreeMap<String, String>,
     pub tags: Option<Tags>,
+    /// The ACL the object will have (`None`: private).
+    pub acl: Option<CannedAcl>,
     /// The checksum every part gets, and how the object's combines them.
     pub checksum_algorithm: Option<Algorithm>,
     pub checksum_type: Option<Kind>,
@@ -76,6 +79,8 @@ pub struct Upload {
     pub init: ObjectMeta,
     /// The tags the object will have (`x-amz-tagging` on CreateMultipartUpload).
     pub tags: Option<Tags>,
+    /// The ACL the object will have (`x-amz-acl` on CreateMultipartUpload).
+    pub acl: Option<CannedAcl>,
     record: ObjectRecord,
 }
 
@@ -140,18 +145,21 @@ impl Upload {
     /// The upload in progress `record` holds.
     fn parse(bucket: &str, key: &str, id: &str, record: ObjectRecord) -> UploadState {
         let init = record.versions.iter().find_map(|v| match &v.state {
-            VersionState::Object(m) if v.stamp.id == id && m.part_number.is_none() => {
-                Some((m.clone(), v.tags.as_ref().map(|t| t.value.clone())))
-            }
+            VersionState::Object(m) if v.stamp.id == id && m.part_number.is_none() => Some((
+                m.clone(),
+                v.tags.as_ref().map(|t| t.value.clone()),
+                v.acl.as_ref().map(|a| a.value),
+            )),
             _ => None,
         });
         match init {
-            Some((init, tags)) => UploadState::InProgress(Box::new(Upload {
+            Some((init, tags, acl)) => UploadState::InProgress(Box::new(Upload {
                 bucket: bucket.to_owned(),
                 key: key.to_owned(),
                 id: id.to_owned(),
                 init,
                 tags,
+                acl,
                 record,
             })),
             None => match Completion::find(&record) {
@@ -188,7 +196,11 @@ impl Store {
                 checksum_type: init.checksum_type.map(|k| k.name().to_owned()),
                 checksum_algorithm: init.checksum_algorithm.map(|a| a.name().to_owned()),
             }),
-            tags: init.tags.map(|value| Lww { stamp, value }),
+            tags: init.tags.map(|value| Lww {
+                stamp: stamp.clone(),
+                value,
+            }),
+            acl: init.acl.map(|value| Lww { stamp, value }),
             follows: None,
         };
         let (ub, uk) = address(bucket, key, &id);
@@ -265,6 +277,7 @@ impl Store {
         let (bucket, key) = (&upload.bucket, &upload.key);
         let mut ctx = self.write_context(bucket, key).await?;
         ctx.tags = upload.tags.clone();
+        ctx.acl = upload.acl;
         let meta = ObjectMeta {
             size: object.size,
             // The MD5 of the whole body is not known without reading it again.
@@ -363,6 +376,7 @@ impl PartWriter {
                 checksum_algorithm: None,
             }),
             tags: None,
+            acl: None,
             follows: None,
         };
         let (ub, uk) = &self.address;

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use bytes::{Bytes, BytesMut};
-use node::proto::{Data, Lww, ObjectMeta, Tags, Version, VersionState};
+use node::proto::{CannedAcl, Data, ObjectMeta, Tags, Version, VersionState};
 use tokio::task::JoinHandle;
 
 use super::conditional::Condition;
@@ -28,6 +28,8 @@ pub struct ObjectFields {
     pub headers: BTreeMap<String, String>,
     pub user_metadata: BTreeMap<String, String>,
     pub tags: Option<Tags>,
+    /// The ACL it starts with (`None`: private).
+    pub acl: Option<CannedAcl>,
     /// The ETag, when it is not the body's MD5.
     pub etag: Option<String>,
 }
@@ -108,23 +110,9 @@ impl Store {
         })
     }
 
-    /// A new version's stamp, null flag and first tags under `ctx`.
+    /// A new version's stamp, null flag, first tags and ACL under `ctx`.
     fn new_version(&self, ctx: &WriteContext, state: VersionState) -> Version {
-        let stamp = self.stamp_after(ctx.seen);
-        let tags = match state {
-            VersionState::Object(_) => ctx.tags.clone().map(|value| Lww {
-                stamp: stamp.clone(),
-                value,
-            }),
-            _ => None,
-        };
-        Version {
-            stamp,
-            null: ctx.null(),
-            state,
-            tags,
-            follows: None,
-        }
+        ctx.version(self.stamp_after(ctx.seen), state, None)
     }
 }
 
@@ -168,7 +156,9 @@ impl NewObject {
         fields: ObjectFields,
         condition: &Condition,
     ) -> Result<Written, Error> {
-        self.context().await?.tags = fields.tags;
+        let ctx = self.context().await?;
+        ctx.tags = fields.tags;
+        ctx.acl = fields.acl;
         let data = match &self.upload {
             Some(u) => Data::Blob {
                 id: u.id().to_owned(),

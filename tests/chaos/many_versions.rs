@@ -125,6 +125,7 @@ async fn a_wiped_node_gets_back_every_version_of_long_histories() {
         null: false,
         state: VersionState::DeleteMarker,
         tags: None,
+        acl: None,
         follows: None,
     };
     let body = serde_json::to_vec(&ObjectRecord::single(marker.clone())).unwrap();

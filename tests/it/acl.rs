@@ -1,6 +1,6 @@
-//! ACLs as S3 answers them with ACLs disabled: the owner's FULL_CONTROL ACL (setting
-//! anything beyond it is AccessControlListNotSupported) and, on buckets only, the canned
-//! `public-read`. Policies and public access: `public.rs`.
+//! ACLs: the owner's FULL_CONTROL ACL, and READ for everyone (`public-read`) on buckets
+//! and object versions; granting anything else is AccessControlListNotSupported.
+//! Policies and public access: `public.rs`.
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
@@ -97,47 +97,72 @@ async fn acls_show_the_owner_and_refuse_anything_public() {
         .await
         .unwrap();
 
-    // Anything granting access to others is refused, as S3 does with ACLs disabled, but
-    // for a bucket's canned public-read (see `public.rs`).
+    // Anything granting access to someone else than everyone's READ is refused (see
+    // `public.rs` for public-read).
+    let grant = |grantee: Grantee, permission: Permission| {
+        AccessControlPolicy::builder()
+            .grants(
+                Grant::builder()
+                    .grantee(grantee)
+                    .permission(permission)
+                    .build(),
+            )
+            .build()
+    };
+    let everyone = || {
+        Grantee::builder()
+            .r#type(Type::Group)
+            .uri("http://acs.amazonaws.com/groups/global/AllUsers")
+            .build()
+            .unwrap()
+    };
+    let someone = Grantee::builder()
+        .r#type(Type::CanonicalUser)
+        .id("another-canonical-user")
+        .build()
+        .unwrap();
+    for refused in [
+        grant(everyone(), Permission::Write),
+        grant(everyone(), Permission::FullControl),
+        grant(someone, Permission::Read),
+    ] {
+        assert_s3_error(
+            s3.put_object_acl()
+                .bucket("acl")
+                .key("k")
+                .access_control_policy(refused)
+                .send()
+                .await,
+            400,
+            "AccessControlListNotSupported",
+        );
+    }
     assert_s3_error(
         s3.put_object_acl()
             .bucket("acl")
             .key("k")
-            .acl(ObjectCannedAcl::PublicRead)
+            .grant_read("id=\"another-canonical-user\"")
             .send()
             .await,
         400,
         "AccessControlListNotSupported",
     );
-    let public = AccessControlPolicy::builder()
-        .grants(
-            Grant::builder()
-                .grantee(
-                    Grantee::builder()
-                        .r#type(Type::Group)
-                        .uri("http://acs.amazonaws.com/groups/global/AllUsers")
-                        .build()
-                        .unwrap(),
-                )
-                .permission(Permission::Read)
-                .build(),
-        )
-        .build();
     assert_s3_error(
         s3.put_object_acl()
             .bucket("acl")
             .key("k")
-            .access_control_policy(public)
+            .acl(ObjectCannedAcl::PublicRead)
+            .grant_read("uri=\"http://acs.amazonaws.com/groups/global/AllUsers\"")
             .send()
             .await,
         400,
-        "AccessControlListNotSupported",
+        "InvalidRequest",
     );
     assert_s3_error(
         s3.put_object()
             .bucket("acl")
             .key("public")
-            .acl(ObjectCannedAcl::PublicRead)
+            .acl(ObjectCannedAcl::PublicReadWrite)
             .body(ByteStream::from_static(b"x"))
             .send()
             .await,
@@ -149,12 +174,20 @@ async fn acls_show_the_owner_and_refuse_anything_public() {
             .bucket("acl")
             .key("public")
             .copy_source("acl/k")
-            .acl(ObjectCannedAcl::PublicRead)
+            .acl(ObjectCannedAcl::AuthenticatedRead)
             .send()
             .await,
         400,
         "AccessControlListNotSupported",
     );
+    let still = s3
+        .get_object_acl()
+        .bucket("acl")
+        .key("k")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(still.grants().len(), 1, "a refused ACL changed nothing");
     assert_s3_error(
         s3.create_multipart_upload()
             .bucket("acl")

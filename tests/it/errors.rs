@@ -116,6 +116,7 @@ fn forged_record(evil: &[u8]) -> ObjectRecord {
         null: true,
         state: VersionState::Object(meta),
         tags: None,
+        acl: None,
         follows: None,
     })
 }

@@ -1,9 +1,14 @@
 //! Public read and bucket policies: anonymous access through a public-read policy (of a
-//! bucket or a prefix) or a public-read bucket ACL, checked with plain unsigned requests;
-//! policies outside the supported subset refused whole; Deny winning over grants; and
-//! PublicAccessBlock refusing or neutralising what is public.
+//! bucket or a prefix), a public-read bucket ACL (listing) or a public-read object ACL
+//! (one version), checked with plain unsigned requests; policies outside the supported
+//! subset refused whole; Deny winning over grants; and PublicAccessBlock refusing or
+//! neutralising what is public.
 
-use aws_sdk_s3::types::{BucketCannedAcl, PublicAccessBlockConfiguration};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    BucketCannedAcl, BucketVersioningStatus, CompletedMultipartUpload, CompletedPart,
+    ObjectCannedAcl, PublicAccessBlockConfiguration,
+};
 use bytes::Bytes;
 use hyper::Method;
 use serde_json::json;
@@ -354,4 +359,354 @@ async fn public_access_block_refuses_and_neutralises_public_settings() {
         "NoSuchPublicAccessBlockConfiguration",
     );
     assert_eq!(anonymous_get(&cluster, "/blocked/k").await, 200);
+}
+
+/// Whether the version's ACL, as GetObjectAcl shows it, grants everyone READ.
+async fn shows_public(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+) -> bool {
+    let acl = s3
+        .get_object_acl()
+        .bucket(bucket)
+        .key(key)
+        .set_version_id(version.map(str::to_owned))
+        .send()
+        .await
+        .unwrap();
+    acl.grants().iter().any(|g| {
+        g.grantee()
+            .and_then(|e| e.uri())
+            .is_some_and(|u| u.ends_with("/global/AllUsers"))
+            && g.permission() == Some(&aws_sdk_s3::types::Permission::Read)
+    })
+}
+
+#[tokio::test]
+async fn a_public_read_object_acl_opens_that_version_to_anyone_and_nothing_else() {
+    let cluster = Cluster::start(3).await;
+    let s3 = cluster.client();
+    create_bucket(&s3, "assets").await;
+    set_versioning(&s3, "assets", BucketVersioningStatus::Enabled).await;
+    let first = s3
+        .put_object()
+        .bucket("assets")
+        .key("logo")
+        .body(ByteStream::from_static(b"v1"))
+        .send()
+        .await
+        .unwrap();
+    let v1 = first.version_id().unwrap().to_owned();
+    let second = s3
+        .put_object()
+        .bucket("assets")
+        .key("logo")
+        .acl(ObjectCannedAcl::PublicRead)
+        .body(ByteStream::from_static(b"v2"))
+        .send()
+        .await
+        .unwrap();
+    let v2 = second.version_id().unwrap().to_owned();
+    put_bytes(&s3, "assets", "private", b"secret").await;
+
+    let base = cluster.s3_url().trim_end_matches('/').to_owned();
+    let got = raw_request(
+        Method::GET,
+        &format!("{base}/assets/logo"),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!((got.status, &got.body[..]), (200, &b"v2"[..]));
+    let head = raw_request(
+        Method::HEAD,
+        &format!("{base}/assets/logo"),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(head.status, 200);
+    assert!(shows_public(&s3, "assets", "logo", Some(&v2)).await);
+    assert!(!shows_public(&s3, "assets", "logo", Some(&v1)).await);
+    // The other version, other keys, missing keys, listings and writes stay closed, and a
+    // closed answer tells nothing about what exists.
+    for path in [
+        format!("/assets/logo?versionId={v1}"),
+        "/assets/private".to_owned(),
+        "/assets/missing".to_owned(),
+        "/assets?list-type=2".to_owned(),
+        "/assets/logo?acl".to_owned(),
+        "/assets/logo?tagging".to_owned(),
+    ] {
+        assert_eq!(anonymous_get(&cluster, &path).await, 403, "{path}");
+    }
+    let put = raw_request(
+        Method::PUT,
+        &format!("{base}/assets/logo"),
+        &[],
+        Bytes::from_static(b"x"),
+    )
+    .await;
+    assert_eq!(put.status, 403);
+
+    // PutObjectAcl opens an older version; a key without any grant reads public versions
+    // like anyone, and nothing more.
+    s3.put_object_acl()
+        .bucket("assets")
+        .key("logo")
+        .version_id(&v1)
+        .acl(ObjectCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        anonymous_get(&cluster, &format!("/assets/logo?versionId={v1}")).await,
+        200
+    );
+    let (guest_id, guest_secret) = cluster.create_key("guest", json!({})).await;
+    let guest = cluster.client_with_keys(&guest_id, &guest_secret);
+    assert_eq!(get_bytes(&guest, "assets", "logo").await, b"v2");
+    assert_s3_error(
+        guest
+            .get_object()
+            .bucket("assets")
+            .key("private")
+            .send()
+            .await,
+        403,
+        "AccessDenied",
+    );
+    assert_s3_status(
+        guest
+            .head_object()
+            .bucket("assets")
+            .key("missing")
+            .send()
+            .await,
+        403,
+    );
+    assert_s3_error(
+        guest.list_objects_v2().bucket("assets").send().await,
+        403,
+        "AccessDenied",
+    );
+    // It may copy a public version into a bucket it writes, and no private one.
+    create_bucket(&s3, "drop").await;
+    let write = Grant {
+        write: true,
+        ..Grant::default()
+    };
+    cluster.allow("drop", &guest_id, write).await;
+    guest
+        .copy_object()
+        .bucket("drop")
+        .key("logo")
+        .copy_source("assets/logo")
+        .send()
+        .await
+        .expect("a public version is a copy source for anyone");
+    assert_eq!(get_bytes(&s3, "drop", "logo").await, b"v2");
+    assert_s3_error(
+        guest
+            .copy_object()
+            .bucket("drop")
+            .key("private")
+            .copy_source("assets/private")
+            .send()
+            .await,
+        403,
+        "AccessDenied",
+    );
+
+    // A copy starts private unless the request says otherwise (S3 does not copy ACLs), and
+    // so does a multipart upload.
+    s3.copy_object()
+        .bucket("assets")
+        .key("copy")
+        .copy_source("assets/logo")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous_get(&cluster, "/assets/copy").await, 403);
+    s3.copy_object()
+        .bucket("assets")
+        .key("copy")
+        .copy_source("assets/logo")
+        .acl(ObjectCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous_get(&cluster, "/assets/copy").await, 200);
+    let upload = s3
+        .create_multipart_upload()
+        .bucket("assets")
+        .key("big")
+        .acl(ObjectCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap();
+    let id = upload.upload_id().unwrap();
+    let part = s3
+        .upload_part()
+        .bucket("assets")
+        .key("big")
+        .upload_id(id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"multipart body"))
+        .send()
+        .await
+        .unwrap();
+    s3.complete_multipart_upload()
+        .bucket("assets")
+        .key("big")
+        .upload_id(id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .parts(
+                    CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(part.e_tag().unwrap())
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let big = raw_request(
+        Method::GET,
+        &format!("{base}/assets/big"),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!((big.status, &big.body[..]), (200, &b"multipart body"[..]));
+
+    // Closing the ACL, or a delete marker on top, closes the key; tags do not touch it.
+    s3.put_object_tagging()
+        .bucket("assets")
+        .key("logo")
+        .tagging(
+            aws_sdk_s3::types::Tagging::builder()
+                .tag_set(
+                    aws_sdk_s3::types::Tag::builder()
+                        .key("t")
+                        .value("1")
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(shows_public(&s3, "assets", "logo", None).await);
+    s3.put_object_acl()
+        .bucket("assets")
+        .key("logo")
+        .acl(ObjectCannedAcl::Private)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous_get(&cluster, "/assets/logo").await, 403);
+    s3.delete_object()
+        .bucket("assets")
+        .key("copy")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous_get(&cluster, "/assets/copy").await, 403);
+}
+
+#[tokio::test]
+async fn public_access_block_refuses_and_ignores_public_object_acls() {
+    let cluster = Cluster::start(3).await;
+    let s3 = cluster.client();
+    create_bucket(&s3, "guarded").await;
+    s3.put_object()
+        .bucket("guarded")
+        .key("open")
+        .acl(ObjectCannedAcl::PublicRead)
+        .body(ByteStream::from_static(b"open"))
+        .send()
+        .await
+        .unwrap();
+    put_bytes(&s3, "guarded", "closed", b"closed").await;
+    assert_eq!(anonymous_get(&cluster, "/guarded/open").await, 200);
+    let block = |block: bool, ignore: bool| {
+        PublicAccessBlockConfiguration::builder()
+            .block_public_acls(block)
+            .ignore_public_acls(ignore)
+            .build()
+    };
+    s3.put_public_access_block()
+        .bucket("guarded")
+        .public_access_block_configuration(block(true, false))
+        .send()
+        .await
+        .unwrap();
+    assert_s3_error(
+        s3.put_object_acl()
+            .bucket("guarded")
+            .key("closed")
+            .acl(ObjectCannedAcl::PublicRead)
+            .send()
+            .await,
+        403,
+        "AccessDenied",
+    );
+    assert_s3_error(
+        s3.put_object()
+            .bucket("guarded")
+            .key("new")
+            .acl(ObjectCannedAcl::PublicRead)
+            .body(ByteStream::from_static(b"new"))
+            .send()
+            .await,
+        403,
+        "AccessDenied",
+    );
+    assert_s3_status(
+        s3.head_object().bucket("guarded").key("new").send().await,
+        404,
+    );
+    // Blocking new public ACLs leaves the stored one in force; ignoring them does not.
+    assert_eq!(anonymous_get(&cluster, "/guarded/open").await, 200);
+    s3.put_public_access_block()
+        .bucket("guarded")
+        .public_access_block_configuration(block(false, true))
+        .send()
+        .await
+        .unwrap();
+    eventually(
+        "IgnorePublicAcls closes a public object",
+        std::time::Duration::from_secs(3),
+        || async {
+            match anonymous_get(&cluster, "/guarded/open").await {
+                403 => Ok(()),
+                s => Err(format!("status {s}")),
+            }
+        },
+    )
+    .await;
+    s3.delete_public_access_block()
+        .bucket("guarded")
+        .send()
+        .await
+        .unwrap();
+    eventually(
+        "a deleted PublicAccessBlock opens it again",
+        std::time::Duration::from_secs(3),
+        || async {
+            match anonymous_get(&cluster, "/guarded/open").await {
+                200 => Ok(()),
+                s => Err(format!("status {s}")),
+            }
+        },
+    )
+    .await;
+    assert_eq!(anonymous_get(&cluster, "/guarded/closed").await, 403);
 }

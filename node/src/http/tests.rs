@@ -173,6 +173,7 @@ fn referenced_blobs_skip_purged_markers_and_inline_bodies() {
         null: false,
         state,
         tags: None,
+        acl: None,
         follows: None,
     };
     let part = |n: u32, blob: &str| PartRef {

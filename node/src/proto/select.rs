@@ -249,6 +249,7 @@ mod tests {
             null,
             state,
             tags: None,
+            acl: None,
             follows: None,
         }
     }

@@ -45,10 +45,11 @@ impl Versioned for Version {
     fn is_purged(&self) -> bool {
         Version::is_purged(self)
     }
-    /// Two copies of a live version keep the newer tag set, and an inline body one of them
-    /// was read without.
+    /// Two copies of a live version keep the newer tag set and ACL, and an inline body one
+    /// of them was read without.
     fn absorb(&mut self, other: &Self) {
         super::merge_opt(&mut self.tags, &other.tags);
+        super::merge_opt(&mut self.acl, &other.acl);
         if let (VersionState::Object(mine), VersionState::Object(theirs)) =
             (&mut self.state, &other.state)
             && mine.data == super::Data::InlineOmitted
@@ -57,15 +58,16 @@ impl Versioned for Version {
             mine.data = theirs.data.clone();
         }
     }
-    /// A purge tombstone drops the version's tags.
+    /// A purge tombstone drops the version's tags and ACL.
     fn normalized(mut self) -> Self {
         if self.is_purged() {
             self.tags = None;
+            self.acl = None;
         }
         self
     }
     fn is_normalized(&self) -> bool {
-        !(self.is_purged() && self.tags.is_some())
+        !(self.is_purged() && (self.tags.is_some() || self.acl.is_some()))
     }
 }
 

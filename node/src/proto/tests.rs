@@ -55,6 +55,7 @@ fn object(ts: u64, id: &str, null: bool) -> Version {
         null,
         state: VersionState::Object(meta(ts as u8)),
         tags: None,
+        acl: None,
         follows: None,
     }
 }
@@ -88,6 +89,7 @@ fn canonical(ts: u64, id: u8, null: bool, kind: u8) -> Version {
         null,
         state,
         tags: None,
+        acl: None,
         follows: None,
     }
 }
@@ -100,9 +102,20 @@ fn tag_lww(ts: u64, id: u8) -> Lww<Tags> {
     }
 }
 
+fn acl_lww(ts: u64, id: u8) -> Lww<CannedAcl> {
+    Lww {
+        stamp: stamp(ts, &format!("a{id}")),
+        value: if id == 0 {
+            CannedAcl::PublicRead
+        } else {
+            CannedAcl::Private
+        },
+    }
+}
+
 /// Single-version writes drawn from a small pool of stamps, so that histories overlap; each
-/// write is the canonical version, possibly carrying a tag set (a tagging update), or its
-/// purge tombstone.
+/// write is the canonical version, possibly carrying a tag set or an ACL (an update of
+/// either), or its purge tombstone.
 fn writes() -> impl Strategy<Value = Vec<ObjectRecord>> {
     let pool = prop::collection::btree_map((0u64..6, 0u8..3), (any::<bool>(), 0u8..4), 1..10);
     pool.prop_flat_map(|pool| {
@@ -112,17 +125,19 @@ fn writes() -> impl Strategy<Value = Vec<ObjectRecord>> {
             .collect();
         let n = pool.len();
         let tags = prop::option::of((0u64..4, 0u8..2));
-        prop::collection::vec((0..n, prop::bool::weighted(0.2), tags), 0..12).prop_map(
+        let acl = prop::option::of((0u64..4, 0u8..2));
+        prop::collection::vec((0..n, prop::bool::weighted(0.2), tags, acl), 0..12).prop_map(
             move |picks| {
                 picks
                     .into_iter()
-                    .map(|(i, purge, tags)| {
+                    .map(|(i, purge, tags, acl)| {
                         let v = &pool[i];
                         ObjectRecord::single(if purge {
                             purged(v)
                         } else {
                             Version {
                                 tags: tags.map(|(ts, id)| tag_lww(ts, id)),
+                                acl: acl.map(|(ts, id)| acl_lww(ts, id)),
                                 ..v.clone()
                             }
                         })
@@ -383,6 +398,7 @@ fn delete_marker_hides_the_object() {
         null: false,
         state: VersionState::DeleteMarker,
         tags: None,
+        acl: None,
         follows: None,
     };
     let record = merged(&[

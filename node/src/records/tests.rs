@@ -49,6 +49,7 @@ fn version(ts: u64, id: &str) -> Version {
             checksum_algorithm: None,
         }),
         tags: None,
+        acl: None,
         follows: None,
     }
 }

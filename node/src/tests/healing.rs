@@ -64,6 +64,7 @@ pub(super) fn object_record(versions: Vec<(u64, VersionState)>) -> Vec<u8> {
             null: false,
             state,
             tags: None,
+            acl: None,
             follows: None,
         })
         .collect();

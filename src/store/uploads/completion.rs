@@ -65,6 +65,7 @@ impl Completion {
                 checksum_algorithm: None,
             }),
             tags: None,
+            acl: None,
             follows: None,
         }
     }

@@ -27,6 +27,7 @@ fn inline(ts: u64, body: &[u8]) -> Version {
             checksum_algorithm: None,
         }),
         tags: None,
+        acl: None,
         follows: None,
     }
 }

@@ -44,6 +44,7 @@ fn version(ts: u64, id: u8, null: bool, kind: u8, tag: Option<u64>) -> Version {
             },
             value: [("k".to_owned(), t.to_string())].into(),
         }),
+        acl: None,
         follows: None,
     }
 }
