@@ -413,8 +413,9 @@ impl Worker {
         let started = Instant::now();
         // Buckets first: the object pass walks the buckets the nodes know of.
         let (buckets, buckets_repaired) = self.cluster.sync_buckets().await;
+        let keys_repaired = self.cluster.sync_keys().await;
         let mut pass = Pass {
-            repaired: buckets_repaired as u64,
+            repaired: (buckets_repaired + keys_repaired) as u64,
             complete: true,
             ..Pass::default()
         };

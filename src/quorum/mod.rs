@@ -17,6 +17,7 @@ mod outcome;
 mod read;
 mod repair;
 mod settle;
+mod tables;
 mod upload;
 mod uploads;
 mod write;

@@ -565,39 +565,4 @@ impl Cluster {
             _ => Ok(false),
         }
     }
-
-    /// Makes every reachable node hold the merge of all nodes' bucket records (deleted
-    /// buckets' tombstones included), so a node that lost its disk gets its buckets back.
-    /// Returns the merged records and how many node records were brought up to date.
-    pub async fn sync_buckets(&self) -> (Vec<node::proto::BucketRecord>, usize) {
-        use std::collections::BTreeMap;
-        let lists = join_all(self.inner.nodes.iter().map(|n| n.list_buckets())).await;
-        let mut merged: BTreeMap<String, node::proto::BucketRecord> = BTreeMap::new();
-        for record in lists.iter().flatten().flatten() {
-            merged
-                .entry(record.name.clone())
-                .and_modify(|m| m.merge(record))
-                .or_insert_with(|| record.clone());
-        }
-        let mut writes = Vec::new();
-        for (i, list) in lists.iter().enumerate() {
-            let Ok(list) = list else { continue };
-            for record in merged.values() {
-                if !list.iter().any(|r| r == record) {
-                    let (node, record) = (self.node(i).clone(), record.clone());
-                    writes.push(async move {
-                        let result = node.put_bucket(&record).await;
-                        if let Err(e) = &result {
-                            tracing::warn!(node = node.url(), bucket = %record.name, "bucket repair failed: {e}");
-                        } else {
-                            tracing::info!(node = node.url(), bucket = %record.name, "bucket record repaired");
-                        }
-                        result.is_ok()
-                    });
-                }
-            }
-        }
-        let repaired = join_all(writes).await.into_iter().filter(|ok| *ok).count();
-        (merged.into_values().collect(), repaired)
-    }
 }

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
+use serde_json::json;
 
 use crate::harness::*;
 use crate::{BUCKET, HEAL, assert_readable, objects, put_all, start};
@@ -163,6 +164,13 @@ async fn replacing_every_disk_in_turn_loses_nothing() {
     let written = objects("rolling", 6, 9);
     put_all(&s3, &written).await;
     cluster.assert_converged(BUCKET, &written).await;
+    // An access key and its grant live in tables every node holds whole.
+    let (reader, secret) = cluster.create_key("rolling-reader", json!({})).await;
+    let read = Grant {
+        read: true,
+        ..Grant::default()
+    };
+    cluster.allow(BUCKET, &reader, read).await;
 
     for i in 0..cluster.node_count() {
         cluster.kill_node(i);
@@ -170,12 +178,32 @@ async fn replacing_every_disk_in_turn_loses_nothing() {
         cluster.restart_node(i).await;
         // No client reads meanwhile: refilling is anti-entropy's job.
         let refilled = wait_node_holds(&cluster, i, &written).await;
+        let (cluster, reader) = (&cluster, &reader);
+        eventually(
+            &format!("node{i} holds the access key"),
+            HEAL,
+            || async move {
+                let ids = cluster.node_key_ids(i).await;
+                match ids.contains(reader) {
+                    true => Ok(()),
+                    false => Err(format!("node{i} holds keys {ids:?}")),
+                }
+            },
+        )
+        .await;
         eprintln!("rolling disk replacement: node{i} refilled in {refilled:?}");
         assert_readable(&s3, &written, &format!("node{i}'s disk replaced")).await;
     }
     // A new gateway knows only what the nodes hold.
     cluster.restart_gateway().await;
     assert_readable(&s3, &written, "every disk replaced, new gateway").await;
+    let as_reader = cluster.client_with_keys(&reader, &secret);
+    assert_readable(
+        &as_reader,
+        &written,
+        "every disk replaced, the reader's key",
+    )
+    .await;
     // The bucket itself survived too: it lists and takes writes.
     let listed = s3
         .list_objects_v2()

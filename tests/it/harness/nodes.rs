@@ -55,6 +55,16 @@ impl Cluster {
         }
     }
 
+    /// The ids of the access keys node `i` holds records of (deleted keys included).
+    pub async fn node_key_ids(&self, i: usize) -> Vec<String> {
+        let resp = self
+            .node_request(i, Method::GET, "/keys", Bytes::new())
+            .await;
+        assert_eq!(resp.status, 200, "GET /keys on node{i}: {}", resp.text());
+        let records: Vec<proto::access::KeyRecord> = resp.json();
+        records.into_iter().map(|r| r.id).collect()
+    }
+
     /// The bucket record node `i` holds, `None` on 404.
     pub async fn node_bucket(&self, i: usize, bucket: &str) -> Option<BucketRecord> {
         let path = format!("/buckets/{}", proto::encode_segment(bucket));
