@@ -271,3 +271,57 @@ async fn a_browser_style_upload_with_a_presigned_url_gets_cors_headers() {
     let resp = send_presigned(&get, &[], Bytes::new()).await;
     assert_eq!(resp.header("access-control-allow-origin"), None);
 }
+
+#[tokio::test]
+async fn a_browser_reads_a_public_object_cross_origin_without_credentials() {
+    let cluster = Cluster::start(3).await;
+    let s3 = cluster.client();
+    create_bucket(&s3, "cdn").await;
+    s3.put_object()
+        .bucket("cdn")
+        .key("app.js")
+        .acl(aws_sdk_s3::types::ObjectCannedAcl::PublicRead)
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(
+            b"console.log(1)",
+        ))
+        .send()
+        .await
+        .unwrap();
+    put_bytes(&s3, "cdn", "private.js", b"secret").await;
+    s3.put_bucket_cors()
+        .bucket("cdn")
+        .cors_configuration(config(vec![rule(&["https://app.example"], &["GET"], &[])]))
+        .send()
+        .await
+        .unwrap();
+
+    let resp = preflight(&cluster, "/cdn/app.js", "https://app.example", "GET", None).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(
+        resp.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    let url = format!("{}/cdn/app.js", cluster.s3_url().trim_end_matches('/'));
+    let origin = [("origin", "https://app.example")];
+    let got = raw_request(Method::GET, &url, &origin, Bytes::new()).await;
+    assert_eq!((got.status, &got.body[..]), (200, &b"console.log(1)"[..]));
+    assert_eq!(
+        got.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert_eq!(got.header("access-control-expose-headers"), Some("ETag"));
+    // CORS opens nothing by itself: a private object stays closed to the same browser.
+    let private = format!("{}/cdn/private.js", cluster.s3_url().trim_end_matches('/'));
+    let refused = raw_request(Method::GET, &private, &origin, Bytes::new()).await;
+    assert_eq!(refused.status, 403, "{}", refused.text());
+    // An origin the rules do not name gets the object (it is public) but no CORS grant.
+    let other = raw_request(
+        Method::GET,
+        &url,
+        &[("origin", "https://evil.example")],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(other.status, 200);
+    assert!(other.header("access-control-allow-origin").is_none());
+}
