@@ -12,6 +12,7 @@
 //! refused with S3's `AccessControlListNotSupported` (400), never silently ignored; a
 //! public ACL where the bucket's PublicAccessBlock blocks them is refused with 403.
 
+use s3s::auth::Credentials;
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
@@ -178,20 +179,43 @@ pub(super) fn check_allowed(record: &BucketRecord, acl: CannedAcl) -> S3Result<(
     Ok(())
 }
 
+/// Refuses (403) making an object version public where the bucket's PublicAccessBlock
+/// blocks public ACLs, or by a caller without the owner permission there: publishing is
+/// the bucket owner's decision, as a policy is; `write` lets a key store objects, not
+/// open them to everyone.
+async fn check_object_acl(
+    gw: &Gateway,
+    signer: Option<&Credentials>,
+    bucket: &str,
+    acl: CannedAcl,
+) -> S3Result<()> {
+    if acl == CannedAcl::Private {
+        return Ok(());
+    }
+    let record = gw.store.bucket(bucket).await?;
+    check_allowed(&record, acl)?;
+    let caller = gw.access.caller(signer.map(|c| c.access_key.as_str()));
+    if !gw.access.perms(&caller, Some(&record)).owner {
+        return Err(s3_error!(
+            AccessDenied,
+            "Making an object public needs the owner permission on the bucket"
+        ));
+    }
+    Ok(())
+}
+
 /// The ACL a new object version starts with (`x-amz-acl` or `x-amz-grant-*` of PutObject,
-/// CopyObject or CreateMultipartUpload), checked against the bucket's PublicAccessBlock;
-/// `None` for private.
+/// CopyObject or CreateMultipartUpload, by `signer`), checked as [`check_object_acl`]
+/// does; `None` for private.
 pub(super) async fn for_object_write(
     gw: &Gateway,
+    signer: Option<&Credentials>,
     bucket: &str,
     req: AclRequest<'_>,
 ) -> S3Result<Option<CannedAcl>> {
     let acl = requested(req)?;
-    if acl == CannedAcl::Private {
-        return Ok(None);
-    }
-    check_allowed(&gw.store.bucket(bucket).await?, acl)?;
-    Ok(Some(acl))
+    check_object_acl(gw, signer, bucket, acl).await?;
+    Ok(Some(acl).filter(|a| *a != CannedAcl::Private))
 }
 
 /// Whether a bucket's ACL is the canned `public-read` (stored, and not ignored by its
@@ -284,7 +308,7 @@ pub(super) async fn put_object_acl(
             ]
         )
     })?;
-    check_allowed(&gw.store.bucket(&input.bucket).await?, acl)?;
+    check_object_acl(gw, req.credentials.as_ref(), &input.bucket, acl).await?;
     // Read whole: a replica that lacks the version gets all of it with the new ACL.
     let found = resolve_version(
         &gw.store,

@@ -24,6 +24,7 @@ pub(super) async fn copy_object(
     check_key(&input.key)?;
     let acl = acl::for_object_write(
         gw,
+        req.credentials.as_ref(),
         &input.bucket,
         acl::acl_request!(input, [&input.grant_read_acp, &input.grant_write_acp]),
     )

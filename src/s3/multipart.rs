@@ -37,6 +37,7 @@ pub(super) async fn create_multipart_upload(
     let tags = tagging::from_header(input.tagging.as_deref())?;
     let acl = acl::for_object_write(
         gw,
+        req.credentials.as_ref(),
         &input.bucket,
         acl::acl_request!(input, [&input.grant_read_acp, &input.grant_write_acp]),
     )

@@ -90,6 +90,7 @@ pub(super) async fn put_object(
         input,
         headers,
         trailing_headers,
+        credentials,
         ..
     } = req;
     check_key(&input.key)?;
@@ -98,6 +99,7 @@ pub(super) async fn put_object(
     let tags = tagging::from_header(input.tagging.as_deref())?;
     let acl = acl::for_object_write(
         gw,
+        credentials.as_ref(),
         &input.bucket,
         acl::acl_request!(input, [&input.grant_read_acp, &input.grant_write_acp]),
     )

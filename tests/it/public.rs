@@ -508,6 +508,39 @@ async fn a_public_read_object_acl_opens_that_version_to_anyone_and_nothing_else(
         .await
         .expect("a public version is a copy source for anyone");
     assert_eq!(get_bytes(&s3, "drop", "logo").await, b"v2");
+    // Writing is not publishing: that takes the owner permission.
+    assert_s3_error(
+        guest
+            .put_object_acl()
+            .bucket("drop")
+            .key("logo")
+            .acl(ObjectCannedAcl::PublicRead)
+            .send()
+            .await,
+        403,
+        "AccessDenied",
+    );
+    assert_s3_error(
+        guest
+            .put_object()
+            .bucket("drop")
+            .key("published")
+            .acl(ObjectCannedAcl::PublicRead)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await,
+        403,
+        "AccessDenied",
+    );
+    guest
+        .put_object_acl()
+        .bucket("drop")
+        .key("logo")
+        .acl(ObjectCannedAcl::Private)
+        .send()
+        .await
+        .expect("a private ACL is the writer's to set");
+    assert_eq!(anonymous_get(&cluster, "/drop/logo").await, 403);
     assert_s3_error(
         guest
             .copy_object()
