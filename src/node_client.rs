@@ -1,7 +1,8 @@
 //! One async function per data-node endpoint (see `node::proto` for the route table).
 //!
-//! Every call carries the cluster secret and has a deadline; streamed bodies have an idle
-//! deadline per chunk instead. Connections are pooled and kept alive (one pool for all
+//! Every call is signed with the cluster secret (`node::proto::auth`: the secret itself
+//! never goes on the wire) and has a deadline; streamed bodies have an idle deadline per
+//! chunk instead. Connections are pooled and kept alive (one pool for all
 //! nodes). Failures become a [`NodeError`] that says what went wrong; the caller adds which
 //! node and which operation.
 
@@ -17,12 +18,13 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use node::proto::access::KeyRecord;
+use node::proto::auth;
 use node::proto::gc::{Dropped, GcCollected, GcScan, TombstonePage, TombstoneRef};
 use node::proto::paxos::{AcceptReply, Ballot, Prepare, Promise, Proposal};
 use node::proto::{
     self, BlobPutReply, Bodies, BucketRecord, CHECK_HEADER, EXPECTED_MD5_HEADER, ErrorBody, Hint,
-    LeaseReply, LeaseRequest, ListPage, ObjectRecord, SECRET_HEADER, STALE_CODE, Select, Stamp,
-    SummaryPage, encode_segment,
+    LeaseReply, LeaseRequest, ListPage, ObjectRecord, STALE_CODE, Select, Stamp, SummaryPage,
+    encode_segment,
 };
 use serde::de::DeserializeOwned;
 
@@ -66,9 +68,29 @@ pub enum NodeError {
 pub struct NodeClient {
     base: String,
     client: Client<HttpConnector, ReqBody>,
-    secret: HeaderValue,
+    secret: std::sync::Arc<[u8]>,
     timeout: Duration,
 }
+
+/// A request body and the digest its signature names.
+struct Payload {
+    body: ReqBody,
+    digest: String,
+}
+
+impl Payload {
+    /// A body that is streamed, not buffered: signed as [`auth::UNSIGNED_BODY`].
+    fn streamed(body: ReqBody) -> Payload {
+        Payload {
+            body,
+            digest: auth::UNSIGNED_BODY.to_owned(),
+        }
+    }
+}
+
+/// The body digest a request's signature names, kept in its extensions until it is sent.
+#[derive(Clone)]
+struct BodyDigest(String);
 
 /// A pool shared by every [`NodeClient`] of a gateway.
 pub fn new_pool() -> Client<HttpConnector, ReqBody> {
@@ -89,8 +111,10 @@ impl NodeClient {
         secret: &str,
         timeout: Duration,
     ) -> Result<Self, String> {
-        let secret = HeaderValue::from_str(secret)
-            .map_err(|_| "cluster secret must be printable ASCII".to_owned())?;
+        if secret.is_empty() || !secret.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("cluster secret must be printable ASCII".to_owned());
+        }
+        let secret = secret.as_bytes().into();
         Ok(NodeClient {
             base,
             client: pool,
@@ -107,20 +131,48 @@ impl NodeClient {
         self.timeout
     }
 
-    fn request(&self, method: Method, path: &str, body: ReqBody) -> Request<ReqBody> {
-        let mut req = Request::new(body);
+    fn request(&self, method: Method, path: &str, payload: Payload) -> Request<ReqBody> {
+        let mut req = Request::new(payload.body);
         *req.method_mut() = method;
         *req.uri_mut() = format!("{}{}", self.base, path)
             .parse()
             .unwrap_or_else(|_| http::Uri::from_static("http://invalid./"));
-        req.headers_mut().insert(SECRET_HEADER, self.secret.clone());
+        req.extensions_mut().insert(BodyDigest(payload.digest));
         req
+    }
+
+    /// Signs `req` as it leaves: a fresh time and nonce per send.
+    fn sign(&self, req: &mut Request<ReqBody>) {
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+        };
+        let target = auth::Target {
+            method: req.method().as_str(),
+            path_and_query: req.uri().path_and_query().map_or("/", |p| p.as_str()),
+            expected_md5: header(EXPECTED_MD5_HEADER),
+            check: header(CHECK_HEADER),
+        };
+        let digest = req.extensions().get::<BodyDigest>();
+        let digest = digest.map_or(auth::UNSIGNED_BODY, |d| d.0.as_str());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
+        let value = auth::header_value(&self.secret, &target, now, &nonce, digest);
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            req.headers_mut().insert(auth::AUTH_HEADER, v);
+        }
     }
 
     async fn send(
         &self,
-        req: Request<ReqBody>,
+        mut req: Request<ReqBody>,
     ) -> Result<http::Response<hyper::body::Incoming>, NodeError> {
+        self.sign(&mut req);
         let resp = self
             .client
             .request(req)
@@ -187,15 +239,21 @@ impl NodeClient {
             .map_err(|_| NodeError::Timeout(self.timeout))?
     }
 
-    fn json_body<T: serde::Serialize>(value: &T) -> ReqBody {
+    fn json_body<T: serde::Serialize>(value: &T) -> Payload {
         let bytes = serde_json::to_vec(value).unwrap_or_default();
-        Full::new(Bytes::from(bytes))
-            .map_err(|never| match never {})
-            .boxed()
+        Payload {
+            digest: auth::body_digest(&bytes),
+            body: Full::new(Bytes::from(bytes))
+                .map_err(|never| match never {})
+                .boxed(),
+        }
     }
 
-    fn empty() -> ReqBody {
-        Empty::new().map_err(|never| match never {}).boxed()
+    fn empty() -> Payload {
+        Payload {
+            digest: auth::body_digest(&[]),
+            body: Empty::new().map_err(|never| match never {}).boxed(),
+        }
     }
 
     /// Stores a blob streamed from `chunks`. An `Err` item aborts the upload on the node,
@@ -209,7 +267,8 @@ impl NodeClient {
         expected_md5: Option<&str>,
     ) -> Result<BlobPutReply, NodeError> {
         let body = BodyExt::boxed(StreamBody::new(chunks.map(|c| c.map(Frame::data))));
-        let mut req = self.request(Method::PUT, &format!("/blobs/{id}"), body);
+        let path = format!("/blobs/{id}");
+        let mut req = self.request(Method::PUT, &path, Payload::streamed(body));
         if let Some(md5) = expected_md5.and_then(|m| HeaderValue::from_str(m).ok()) {
             req.headers_mut().insert(EXPECTED_MD5_HEADER, md5);
         }
@@ -231,7 +290,8 @@ impl NodeClient {
         frames: impl Stream<Item = Result<Frame<Bytes>, BoxError>> + Send + Sync + 'static,
     ) -> Result<BlobPutReply, NodeError> {
         let body = BodyExt::boxed(StreamBody::new(frames));
-        let mut req = self.request(Method::PUT, &format!("/blobs/{id}"), body);
+        let path = format!("/blobs/{id}");
+        let mut req = self.request(Method::PUT, &path, Payload::streamed(body));
         let headers = req.headers_mut();
         headers.insert(CHECK_HEADER, HeaderValue::from_static("crc32c"));
         // hyper sends only the trailers the request declared.

@@ -24,8 +24,8 @@ pub struct Config {
     /// missing; one node process per directory (the record database holds an exclusive
     /// lock on its file).
     pub data_dir: PathBuf,
-    /// Shared secret that every gateway → node request carries in
-    /// [`crate::proto::SECRET_HEADER`]. Must be usable as an HTTP header value.
+    /// Shared secret every gateway → node request is signed with ([`crate::proto::auth`]);
+    /// it never travels itself. Printable ASCII.
     pub cluster_secret: String,
     /// Fsync blob files, their directories and record commits before answering a write.
     /// Default true. Turning it off trades durability for speed: after a power loss or kernel

@@ -22,6 +22,7 @@ use hyper::body::{Frame, Incoming};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::auth::{Authenticator, SignedBody, check_body};
 use crate::blobs::{BlobStore, Piece, Trailer, Verify};
 use crate::disk::Disk;
 use crate::error::{Error, status_and_body};
@@ -41,7 +42,7 @@ pub(crate) type ResponseBody = UnsyncBoxBody<Bytes, Error>;
 
 /// What every request handler shares; built once in [`crate::serve`].
 pub(crate) struct State {
-    pub(crate) secret: Vec<u8>,
+    pub(crate) auth: Authenticator,
     pub(crate) blobs: BlobStore,
     pub(crate) records: RecordStore,
     pub(crate) disk: Arc<Disk>,
@@ -190,10 +191,14 @@ pub(crate) async fn handle(
 async fn dispatch(
     state: &State,
     route: Route<'_>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Error> {
     if !route.is_open() {
-        authorize(req.headers(), &state.secret)?;
+        let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        let signed = state
+            .auth
+            .check(req.method().as_str(), path_and_query, req.headers())?;
+        req.extensions_mut().insert(signed);
     }
     let query = req.uri().query();
     match route {
@@ -248,26 +253,6 @@ fn metrics(state: &State) -> Result<Response<ResponseBody>, Error> {
         prometheus::TEXT_FORMAT,
         Bytes::from(text),
     ))
-}
-
-/// Refuses a request without the right cluster secret. The comparison takes the same time
-/// wherever the first differing byte is, so response timing does not leak the secret.
-fn authorize(headers: &HeaderMap, secret: &[u8]) -> Result<(), Error> {
-    let given = headers
-        .get(proto::SECRET_HEADER)
-        .map(HeaderValue::as_bytes)
-        .unwrap_or_default();
-    let differs = given.len() != secret.len()
-        || given
-            .iter()
-            .zip(secret)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            != 0;
-    if differs {
-        Err(Error::Unauthorized)
-    } else {
-        Ok(())
-    }
 }
 
 fn decode(segment: &str) -> Result<String, Error> {
@@ -393,6 +378,7 @@ async fn read_json<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Err
     if announced.is_some_and(|len| len > MAX_RECORD_BODY as u64) {
         return Err(too_large);
     }
+    let signed = req.extensions().get::<SignedBody>().cloned();
     let collected = Limited::new(req.into_body(), MAX_RECORD_BODY)
         .collect()
         .await
@@ -405,8 +391,9 @@ async fn read_json<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Err
                 Error::BodyAborted(e.to_string())
             }
         })?;
-    serde_json::from_slice(&collected.to_bytes())
-        .map_err(|e| Error::BadRequest(format!("invalid JSON body: {e}")))
+    let bytes = collected.to_bytes();
+    check_body(signed.as_ref(), &bytes)?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::BadRequest(format!("invalid JSON body: {e}")))
 }
 
 fn full(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<ResponseBody> {

@@ -35,6 +35,7 @@ use tokio::task::JoinSet;
 
 pub mod proto;
 
+mod auth;
 mod blobs;
 mod config;
 mod disk;
@@ -67,6 +68,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    let started_ms = auth::now_ms();
     config.validate()?;
     let data_dir = config.data_dir.clone();
     let fsync = config.fsync;
@@ -108,7 +110,7 @@ pub async fn serve(
         }))
     });
     let state = Arc::new(http::State {
-        secret: config.cluster_secret.into_bytes(),
+        auth: auth::Authenticator::new(config.cluster_secret.into_bytes(), started_ms),
         blobs,
         records,
         disk,

@@ -8,9 +8,9 @@
 //! its tag set (a last-writer-wins register with its own stamp) and becoming `Purged`
 //! (permanently deleted). A purge tombstone always wins and carries no tags.
 //!
-//! Routes (every route but `/health` and `/metrics` requires the [`SECRET_HEADER`];
-//! `/metrics` is open because Prometheus scrapers do not carry the secret, and it reveals
-//! no stored data):
+//! Routes (every route but `/health` and `/metrics` must be signed with the cluster
+//! secret, see [`auth`]; `/metrics` is open because Prometheus scrapers do not carry the
+//! secret, and it reveals no stored data):
 //!
 //! | method | path | body | answer |
 //! |---|---|---|---|
@@ -42,6 +42,7 @@
 use std::collections::BTreeMap;
 
 pub mod access;
+pub mod auth;
 pub mod gc;
 pub mod paxos;
 
@@ -62,8 +63,6 @@ pub use select::{MAX_SELECT_STAMPS, Select, windows_cover};
 pub(crate) use summary::Versioned;
 pub use summary::{RecordSummary, SummaryEntry, SummaryPage, SummaryState, VersionSummary};
 
-/// Header carrying the cluster secret on every gateway → node call.
-pub const SECRET_HEADER: &str = "x-s3q-secret";
 /// Optional header on `PUT /blobs/{id}`: the hex MD5 the sender expects. A node refuses
 /// (and does not keep) a body whose MD5 differs.
 pub const EXPECTED_MD5_HEADER: &str = "x-s3q-expected-md5";

@@ -14,6 +14,41 @@ use super::*;
 use crate::proto::{BlobPutReply, ErrorBody, ListPage, ObjectRecord};
 
 const SECRET: &str = "test-secret";
+
+/// The `x-s3q-auth` value of a request, as a gateway signs it (fresh time and nonce).
+fn sign(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> String {
+    sign_as(SECRET, 0, method, path, headers, body)
+}
+
+/// [`sign`] with `secret`, `age_ms` in the past.
+fn sign_as(
+    secret: &str,
+    age_ms: u64,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> String {
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map_or("", |(_, v)| *v)
+    };
+    let target = proto::auth::Target {
+        method,
+        path_and_query: path,
+        expected_md5: header(proto::EXPECTED_MD5_HEADER),
+        check: header(proto::CHECK_HEADER),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    let body = proto::auth::body_digest(body);
+    proto::auth::header_value(secret.as_bytes(), &target, now - age_ms, &nonce, &body)
+}
 const ID: &str = "00112233445566778899aabbccddeeff";
 const BLOCK: usize = proto::BLOB_BLOCK_SIZE as usize;
 
@@ -64,9 +99,10 @@ impl Node {
         self.dir.path().join("data/blobs").join(&id[..2]).join(id)
     }
 
-    /// One request on a fresh connection, with the right secret.
+    /// One request on a fresh connection, signed with the right secret.
     async fn call(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-        let mut all = vec![(proto::SECRET_HEADER, SECRET)];
+        let auth = sign(method, path, headers, body);
+        let mut all = vec![(proto::auth::AUTH_HEADER, auth.as_str())];
         all.extend_from_slice(headers);
         self.call_as(method, path, &all, body).await
     }
@@ -214,14 +250,19 @@ fn bucket_json(name: &str) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn requests_without_the_secret_are_refused_and_change_nothing() {
+async fn unsigned_replayed_stale_or_wrongly_signed_requests_are_refused_and_change_nothing() {
     let node = Node::start().await;
-    let stored = node
-        .call("PUT", &format!("/blobs/{ID}"), &[], b"keep me")
-        .await;
-    assert_eq!(stored.status, 200);
-
     let blob = format!("/blobs/{ID}");
+    let captured = sign("PUT", &blob, &[], b"keep me");
+    let captured = [(proto::auth::AUTH_HEADER, captured.as_str())];
+    let stored = node.call_as("PUT", &blob, &captured, b"keep me").await;
+    assert_eq!(stored.status, 200);
+    // A captured request sent again, as it was or with another body, is refused.
+    for body in [&b"keep me"[..], b"intruder"] {
+        let replayed = node.call_as("PUT", &blob, &captured, body).await;
+        assert_eq!(replayed.status, 401);
+    }
+
     let other_blob = "/blobs/ffeeddccbbaa99887766554433221100";
     let attempts: [(&str, &str, Vec<u8>); 11] = [
         ("PUT", other_blob, b"intruder".to_vec()),
@@ -241,7 +282,22 @@ async fn requests_without_the_secret_are_refused_and_change_nothing() {
         ),
     ];
     for (method, path, body) in &attempts {
-        for headers in [vec![], vec![(proto::SECRET_HEADER, "wrong-secret")]] {
+        let wrong = sign_as("wrong-secret", 0, method, path, &[], body);
+        let stale = sign_as(
+            SECRET,
+            2 * proto::auth::MAX_SKEW_MS,
+            method,
+            path,
+            &[],
+            body,
+        );
+        for headers in [
+            vec![],
+            // The secret itself on the wire is no longer how a gateway authenticates.
+            vec![("x-s3q-secret", SECRET)],
+            vec![(proto::auth::AUTH_HEADER, wrong.as_str())],
+            vec![(proto::auth::AUTH_HEADER, stale.as_str())],
+        ] {
             let reply = node.call_as(method, path, &headers, body).await;
             assert_eq!(reply.status, 401, "{method} {path}");
             assert_eq!(reply.code(), "Unauthorized");
@@ -375,7 +431,13 @@ async fn records_and_buckets_round_trip_and_survive_a_restart() {
         .call_as(
             "POST",
             &record_path,
-            &[(proto::SECRET_HEADER, SECRET), ("content-length", &huge)],
+            &[
+                (
+                    proto::auth::AUTH_HEADER,
+                    &sign("POST", &record_path, &[], &[]),
+                ),
+                ("content-length", &huge),
+            ],
             &[],
         )
         .await;
@@ -535,8 +597,9 @@ async fn keeps_connections_alive_between_requests() {
     let node = Node::start().await;
     let stream = TcpStream::connect(node.addr).await.expect("connect");
     let mut stream = BufReader::new(stream);
-    let auth = [(proto::SECRET_HEADER, SECRET)];
     for _ in 0..3 {
+        let auth = sign("GET", "/buckets", &[], &[]);
+        let auth = [(proto::auth::AUTH_HEADER, auth.as_str())];
         send(&mut stream, "GET", "/buckets", &auth, &[]).await;
         let reply = read_reply(&mut stream).await;
         assert_eq!(reply.status, 200);

@@ -122,7 +122,7 @@ fn forged_record(evil: &[u8]) -> ObjectRecord {
 }
 
 #[tokio::test]
-async fn node_routes_refuse_calls_without_the_cluster_secret() {
+async fn node_routes_refuse_unsigned_replayed_stale_or_forged_calls() {
     let cluster = Cluster::start(3).await;
     let s3 = cluster.client();
     create_bucket(&s3, "guarded").await;
@@ -175,9 +175,29 @@ async fn node_routes_refuse_calls_without_the_cluster_secret() {
         ),
         (Method::DELETE, format!("/blobs/{blob_id}"), Bytes::new()),
     ];
+    let secret = cluster.secret().to_owned();
     for i in 0..3 {
+        // A request a gateway really sent, captured on the wire.
+        let read = format!("/records/{b}/{k}");
+        let captured = sign_node_call(&secret, 0, &Method::GET, &read, &[]);
+        let url = format!("{}{read}", cluster.node_url(i));
+        let auth = [(proto::auth::AUTH_HEADER, captured.as_str())];
+        let genuine = raw_request(Method::GET, &url, &auth, Bytes::new()).await;
+        assert_eq!(genuine.status, 200, "{}", genuine.text());
+        let replayed = raw_request(Method::GET, &url, &auth, Bytes::new()).await;
+        assert_eq!(replayed.status, 401, "a replay: {}", replayed.text());
         for (method, path, body) in &calls {
-            for headers in [vec![], vec![(proto::SECRET_HEADER, "wrong-secret")]] {
+            let wrong = sign_node_call("wrong-secret", 0, method, path, body);
+            let stale = sign_node_call(&secret, 120_000, method, path, body);
+            for headers in [
+                vec![],
+                // The secret itself, as gateways used to send it.
+                vec![("x-s3q-secret", secret.as_str())],
+                vec![(proto::auth::AUTH_HEADER, wrong.as_str())],
+                vec![(proto::auth::AUTH_HEADER, stale.as_str())],
+                // The captured signature on another request.
+                vec![(proto::auth::AUTH_HEADER, captured.as_str())],
+            ] {
                 let what = format!("node{i} {method} {path} with {headers:?}");
                 let resp = raw_request(
                     method.clone(),

@@ -4,8 +4,32 @@
 
 use super::*;
 
+/// The `x-s3q-auth` value of a node call signed with `secret`, `age_ms` in the past, as a
+/// gateway signs it (a fresh nonce each time).
+pub fn sign_node_call(
+    secret: &str,
+    age_ms: u64,
+    method: &Method,
+    path_and_query: &str,
+    body: &[u8],
+) -> String {
+    let target = proto::auth::Target {
+        method: method.as_str(),
+        path_and_query,
+        expected_md5: "",
+        check: "",
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    let digest = proto::auth::body_digest(body);
+    proto::auth::header_value(secret.as_bytes(), &target, now - age_ms, &nonce, &digest)
+}
+
 impl Cluster {
-    /// A call to node `i` carrying the cluster secret.
+    /// A call to node `i` signed with the cluster secret.
     pub async fn node_request(
         &self,
         i: usize,
@@ -14,7 +38,8 @@ impl Cluster {
         body: Bytes,
     ) -> RawResponse {
         let url = format!("{}{}", self.node_url(i), path_and_query);
-        raw_request(method, &url, &[(proto::SECRET_HEADER, self.secret())], body).await
+        let auth = sign_node_call(self.secret(), 0, &method, path_and_query, &body);
+        raw_request(method, &url, &[(proto::auth::AUTH_HEADER, &auth)], body).await
     }
 
     /// The record node `i` holds for (bucket, key), `None` on 404.
@@ -87,11 +112,13 @@ impl Cluster {
     /// The bytes of blob `id` on node `i` as one complete 200 answer, or why not (a status,
     /// a body cut short by a corrupt block, no answer).
     pub async fn try_node_blob(&self, i: usize, id: &str) -> Result<Bytes, String> {
-        let url = format!("{}/blobs/{id}", self.node_url(i));
+        let path = format!("/blobs/{id}");
+        let url = format!("{}{path}", self.node_url(i));
+        let auth = sign_node_call(self.secret(), 0, &Method::GET, &path, &[]);
         let resp = try_raw_request(
             Method::GET,
             &url,
-            &[(proto::SECRET_HEADER, self.secret())],
+            &[(proto::auth::AUTH_HEADER, &auth)],
             Bytes::new(),
         )
         .await?;
