@@ -2,7 +2,8 @@
 # Real-client compatibility tier: builds the release binary, starts `s3quorum dev` on free
 # loopback ports with a throw-away data directory, runs every suite in compat/ against it
 # (aws-cli, rclone, boto3, restic), and stops it; then the TLS tier (compat/tls.sh) starts
-# a gateway of its own with a test CA. Exits non-zero if any suite fails.
+# a gateway of its own with a test CA, and the multi-host tier (compat/netns.sh) runs a
+# cluster across network namespaces and partitions it. Exits non-zero if any suite fails.
 #
 #   bash compat/run.sh                 # all suites
 #   bash compat/run.sh aws_cli boto3   # some of them
@@ -90,6 +91,13 @@ if [[ $# -eq 0 ]]; then
     echo "== compat: tls exit $status after $((SECONDS - start)) s"
     [[ $status == 0 ]] || failed+=(tls)
     SUITES+=(tls)
+    # Several hosts: nodes and gateways in network namespaces of their own.
+    start=$SECONDS
+    echo "== compat: netns"
+    S3Q_BIN="$BIN" bash compat/netns.sh && status=0 || status=$?
+    echo "== compat: netns exit $status after $((SECONDS - start)) s"
+    [[ $status == 0 ]] || failed+=(netns)
+    SUITES+=(netns)
 fi
 
 if [[ ${#failed[@]} -gt 0 ]]; then

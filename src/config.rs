@@ -278,7 +278,7 @@ pub struct GatewayArgs {
     /// A file holding the root key's secret.
     #[arg(long, env = "S3QUORUM_SECRET_KEY_FILE")]
     pub secret_key_file: Option<PathBuf>,
-    /// Shared secret every gateway → node call carries.
+    /// Shared secret every gateway → node call is signed with (it never goes on the wire).
     #[arg(long, env = "S3QUORUM_CLUSTER_SECRET", hide_env_values = true)]
     pub cluster_secret: Option<String>,
     /// A file holding the cluster secret.
@@ -296,7 +296,7 @@ pub struct NodeArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "S3QUORUM_LISTEN", default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
-    /// Shared secret the gateways present; requests without it are refused.
+    /// Shared secret gateway requests are signed with; unsigned or wrongly signed ones are refused.
     #[arg(long, env = "S3QUORUM_CLUSTER_SECRET", hide_env_values = true)]
     pub cluster_secret: Option<String>,
     /// A file holding the cluster secret.
