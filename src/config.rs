@@ -305,6 +305,11 @@ pub struct NodeArgs {
     /// Skip fsync (faster, but an acknowledged write can be lost on power failure).
     #[arg(long, env = "S3QUORUM_NO_FSYNC")]
     pub no_fsync: bool,
+    /// The node's id, kept in its data directory: the one a new directory takes (default:
+    /// made at random), or the one an existing directory must have (the node refuses to
+    /// start with another).
+    #[arg(long, env = "S3QUORUM_NODE_ID")]
+    pub node_id: Option<String>,
     #[command(flatten)]
     pub disk: DiskArgs,
 }

@@ -65,9 +65,10 @@ async fn run(command: Command) -> Result<(), String> {
                 args.cluster_secret_file.as_deref(),
             )?
             .ok_or("a node needs the cluster secret (S3QUORUM_CLUSTER_SECRET or --cluster-secret-file)")?;
-            let config = args
+            let mut config = args
                 .disk
                 .node_config(args.data_dir, &secret, !args.no_fsync);
+            config.node_id = args.node_id;
             config.validate().map_err(|e| e.to_string())?;
             let listener = bind(args.listen).await?;
             announce("node", "http", &listener)?;

@@ -23,8 +23,8 @@ use node::proto::gc::{Dropped, GcCollected, GcScan, TombstonePage, TombstoneRef}
 use node::proto::paxos::{AcceptReply, Ballot, Prepare, Promise, Proposal};
 use node::proto::{
     self, BlobPutReply, Bodies, BucketRecord, CHECK_HEADER, EXPECTED_MD5_HEADER, ErrorBody, Hint,
-    LeaseReply, LeaseRequest, ListPage, ObjectRecord, STALE_CODE, Select, Stamp, SummaryPage,
-    encode_segment,
+    LeaseReply, LeaseRequest, ListPage, NodeInfo, ObjectRecord, STALE_CODE, Select, Stamp,
+    SummaryPage, encode_segment,
 };
 use serde::de::DeserializeOwned;
 
@@ -510,6 +510,13 @@ impl NodeClient {
         let path = format!("/buckets/{}", encode_segment(&record.name));
         let req = self.request(Method::POST, &path, Self::json_body(record));
         self.call_json::<serde_json::Value>(req).await.map(|_| ())
+    }
+
+    /// Who the node is (`GET /info`).
+    pub async fn info(&self) -> Result<NodeInfo, NodeError> {
+        self.call_json(self.request(Method::GET, "/info", Self::empty()))
+            .await?
+            .ok_or_else(|| NodeError::BadReply("no node info".into()))
     }
 
     /// Every access key record the node holds, deleted keys included.

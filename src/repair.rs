@@ -60,6 +60,8 @@ pub struct RepairStatus {
 #[derive(Debug, Clone, Serialize)]
 pub struct NodeStatus {
     pub url: String,
+    /// The node's id (see `node::proto::NodeInfo`), once it answered.
+    pub id: Option<String>,
     pub up: bool,
 }
 
@@ -93,6 +95,8 @@ struct Worker {
     id: String,
     status: SharedStatus,
     up: Vec<Option<bool>>,
+    /// The id each node last answered with.
+    ids: Vec<Option<String>>,
     /// Node index → (consecutive failures, not before).
     backoff: HashMap<usize, (u32, Instant)>,
     /// Keys an anti-entropy pass found below RF and could not repair yet.
@@ -123,6 +127,7 @@ pub async fn run(
         id,
         status,
         up: vec![None; n],
+        ids: vec![None; n],
         backoff: HashMap::new(),
         scan_lagging: BTreeSet::new(),
         next_scan,
@@ -265,6 +270,38 @@ impl Worker {
         }
     }
 
+    /// Asks every node that is up who it is, each round (a restart may be quicker than the
+    /// health checks): a wiped disk, or an address that now leads to another node, shows
+    /// as a new id, which is logged.
+    async fn learn_ids(&mut self, urls: &[String]) {
+        let up: Vec<usize> = (0..urls.len())
+            .filter(|&i| self.up[i] == Some(true))
+            .collect();
+        let answers = join_all(up.iter().map(|&i| self.cluster.node_id(i))).await;
+        for (i, answer) in up.into_iter().zip(answers) {
+            self.learn_id(i, &urls[i], answer);
+        }
+    }
+
+    fn learn_id(&mut self, i: usize, url: &str, answer: Result<String, crate::error::Error>) {
+        match answer {
+            Ok(id) => {
+                match &self.ids[i] {
+                    Some(known) if *known != id => tracing::warn!(
+                        node = %url,
+                        was = %known,
+                        now = %id,
+                        "the node at this address has a new id: its disk was replaced or wiped, or the address leads to another node"
+                    ),
+                    Some(_) => {}
+                    None => tracing::info!(node = %url, id = %id, "node identified"),
+                }
+                self.ids[i] = Some(id);
+            }
+            Err(e) => tracing::warn!(node = %url, "node id not read: {e}"),
+        }
+    }
+
     /// Health-checks every node; logs each transition once.
     async fn check_nodes(&mut self) {
         let urls = self.cluster.node_urls();
@@ -288,11 +325,18 @@ impl Worker {
                 .node_up
                 .with_label_values(&[url])
                 .set(i64::from(up));
-            nodes.push(NodeStatus {
-                url: url.clone(),
-                up,
-            });
+            nodes.push((url.clone(), up));
         }
+        self.learn_ids(&urls).await;
+        let nodes: Vec<NodeStatus> = nodes
+            .into_iter()
+            .enumerate()
+            .map(|(i, (url, up))| NodeStatus {
+                url,
+                id: self.ids[i].clone(),
+                up,
+            })
+            .collect();
         if let Ok(mut s) = self.status.lock() {
             s.nodes = nodes;
         }

@@ -46,6 +46,9 @@ pub struct Config {
     /// unhealthy, so no blob or record is ever half-written for lack of space. Default
     /// [`DEFAULT_DISK_RESERVE`] (64 MiB); 0 lets the disk fill up completely.
     pub disk_reserve_bytes: u64,
+    /// The id a new data directory takes (default: made at random); for a directory that
+    /// has one, the id it must have ([`crate::proto::NodeInfo`]).
+    pub node_id: Option<String>,
 }
 
 impl Config {
@@ -58,6 +61,7 @@ impl Config {
             scrub_interval: Some(DEFAULT_SCRUB_INTERVAL),
             scrub_rate_bytes_per_sec: DEFAULT_SCRUB_RATE,
             disk_reserve_bytes: DEFAULT_DISK_RESERVE,
+            node_id: None,
         }
     }
 
@@ -100,6 +104,7 @@ impl fmt::Debug for Config {
             .field("scrub_interval", &self.scrub_interval)
             .field("scrub_rate_bytes_per_sec", &self.scrub_rate_bytes_per_sec)
             .field("disk_reserve_bytes", &self.disk_reserve_bytes)
+            .field("node_id", &self.node_id)
             .finish()
     }
 }

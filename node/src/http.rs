@@ -43,6 +43,7 @@ pub(crate) type ResponseBody = UnsyncBoxBody<Bytes, Error>;
 /// What every request handler shares; built once in [`crate::serve`].
 pub(crate) struct State {
     pub(crate) auth: Authenticator,
+    pub(crate) node_id: String,
     pub(crate) blobs: BlobStore,
     pub(crate) records: RecordStore,
     pub(crate) disk: Arc<Disk>,
@@ -54,6 +55,7 @@ pub(crate) struct State {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route<'a> {
     Health,
+    Info,
     Metrics,
     PutBlob(&'a str),
     GetBlob(&'a str),
@@ -87,6 +89,7 @@ impl<'a> Route<'a> {
         let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
         match (method.as_str(), segments.as_slice()) {
             ("GET", ["health"]) => Route::Health,
+            ("GET", ["info"]) => Route::Info,
             ("GET", ["metrics"]) => Route::Metrics,
             ("PUT", ["blobs", id]) => Route::PutBlob(id),
             ("GET", ["blobs", id]) => Route::GetBlob(id),
@@ -113,6 +116,7 @@ impl<'a> Route<'a> {
             (
                 _,
                 ["health"]
+                | ["info"]
                 | ["metrics"]
                 | ["blobs", _]
                 | ["records", _, _]
@@ -136,6 +140,7 @@ impl<'a> Route<'a> {
     fn label(self) -> &'static str {
         match self {
             Route::Health => "health",
+            Route::Info => "info",
             Route::Metrics => "metrics",
             Route::PutBlob(_) => "put_blob",
             Route::GetBlob(_) => "get_blob",
@@ -203,6 +208,9 @@ async fn dispatch(
     let query = req.uri().query();
     match route {
         Route::Health => Ok(health(state)),
+        Route::Info => json(&proto::NodeInfo {
+            node_id: state.node_id.clone(),
+        }),
         Route::Metrics => metrics(state),
         Route::PutBlob(id) => put_blob(state, id, req).await,
         Route::GetBlob(id) => get_blob(state, id, req.headers()).await,

@@ -42,6 +42,7 @@ mod disk;
 mod error;
 mod gc;
 mod http;
+mod identity;
 mod lease;
 mod metrics;
 mod records;
@@ -75,8 +76,10 @@ pub async fn serve(
     let metrics = metrics::Metrics::new()?;
     let opening = metrics.clone();
     let reserve = config.disk_reserve_bytes;
-    let (blobs, records, writer, disk) = tokio::task::spawn_blocking(move || {
+    let wanted_id = config.node_id.clone();
+    let (blobs, records, writer, disk, node_id) = tokio::task::spawn_blocking(move || {
         std::fs::create_dir_all(&data_dir).map_err(Error::io("create data directory"))?;
+        let node_id = identity::load_or_create(&data_dir, wanted_id.as_deref())?;
         let disk = Arc::new(disk::Disk::new(
             data_dir.clone(),
             reserve,
@@ -91,7 +94,7 @@ pub async fn serve(
             Arc::clone(&disk),
         )?;
         let blobs = blobs::BlobStore::open(&data_dir, fsync, &opening)?;
-        Ok::<_, Error>((blobs, records, writer, disk))
+        Ok::<_, Error>((blobs, records, writer, disk, node_id))
     })
     .await
     .map_err(Error::task("open stores"))??;
@@ -111,6 +114,7 @@ pub async fn serve(
     });
     let state = Arc::new(http::State {
         auth: auth::Authenticator::new(config.cluster_secret.into_bytes(), started_ms),
+        node_id: node_id.clone(),
         blobs,
         records,
         disk,
@@ -118,7 +122,7 @@ pub async fn serve(
         metrics,
     });
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, data_dir = %config.data_dir.display(), fsync, "node serving");
+        tracing::info!(%addr, node_id, data_dir = %config.data_dir.display(), fsync, "node serving");
     }
 
     // The scrubber stops as soon as shutdown fires, not after the connections drained.

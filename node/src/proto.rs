@@ -15,6 +15,7 @@
 //! | method | path | body | answer |
 //! |---|---|---|---|
 //! | GET | `/health` | | `ok` |
+//! | GET | `/info` | | [`NodeInfo`] |
 //! | PUT | `/blobs/{id}` | raw bytes (chunked) | [`BlobPutReply`] |
 //! | GET | `/blobs/{id}` | `Range: bytes=a-b` optional | raw bytes, 200 or 206 |
 //! | GET | `/records/{bucket}/{key}?select=&with=&bodies=` | | [`ObjectRecord`] (the versions [`Select`] names) or 404 |
@@ -124,6 +125,22 @@ pub struct ErrorBody {
 /// [`ErrorBody::promised`] and retries; readers repairing a record finish the key's
 /// agreement instead. This is what orders plain writes with conditional ones.
 pub const STALE_CODE: &str = "Stale";
+
+/// Answer to `GET /info`: who the node is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Made on the node's first start and kept in its data directory: it names the disk's
+    /// contents, whatever address the node has.
+    pub node_id: String,
+}
+
+/// Whether `id` may name a node: 1 to 64 characters of `A-Z a-z 0-9 . _ -`.
+pub fn valid_node_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
 
 /// Answer to `PUT /blobs/{id}`: what the node durably stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

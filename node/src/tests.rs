@@ -452,8 +452,18 @@ async fn records_and_buckets_round_trip_and_survive_a_restart() {
         (404, "NoSuchRoute")
     );
 
+    let id = node
+        .call("GET", "/info", &[], &[])
+        .await
+        .json::<proto::NodeInfo>();
+    assert!(proto::valid_node_id(&id.node_id), "{id:?}");
     let dir = node.stop().await;
     let node = Node::start_in(dir).await;
+    let again = node
+        .call("GET", "/info", &[], &[])
+        .await
+        .json::<proto::NodeInfo>();
+    assert_eq!(again, id, "the id is the data directory's");
     let got = node.call("GET", &record_path, &[], &[]).await;
     assert_eq!(got.status, 200);
     assert_eq!(got.json::<ObjectRecord>().versions.len(), 1);
@@ -465,7 +475,13 @@ async fn records_and_buckets_round_trip_and_survive_a_restart() {
     assert_eq!(page.entries[0].key, "dir/é & x.txt");
     let buckets = node.call("GET", "/buckets/photos", &[], &[]).await;
     assert_eq!(buckets.json::<proto::BucketRecord>().name, "photos");
-    node.stop().await;
+    let dir = node.stop().await;
+    // The directory is that node's: started under another id, it refuses to serve.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let mut config = Config::new(dir.path().join("data"), SECRET);
+    config.node_id = Some("someone-else".into());
+    let refused = serve(config, listener, async {}).await;
+    assert!(matches!(refused, Err(Error::Config(_))), "{refused:?}");
 }
 
 /// A record holding two small versions whose bodies travel inside it.

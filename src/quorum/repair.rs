@@ -507,6 +507,19 @@ impl Cluster {
             .unwrap_or(false)
     }
 
+    /// Node `i`'s id, as it answers now (within the health checks' deadline).
+    pub async fn node_id(&self, i: usize) -> Result<String, Error> {
+        let node = self.node(i);
+        let deadline = HEALTH_TIMEOUT.min(node.timeout());
+        let answer = match tokio::time::timeout(deadline, node.info()).await {
+            Ok(answer) => answer,
+            Err(_) => Err(NodeError::Timeout(deadline)),
+        };
+        answer
+            .map(|i| i.node_id)
+            .map_err(|e| quorum_failed("node info", 1, 0, vec![format!("{}: {e}", node.url())]))
+    }
+
     /// Whether node `i` grants (or renews) the repair lease to `holder`.
     pub async fn take_lease(&self, i: usize, holder: &str, ttl: std::time::Duration) -> bool {
         match self.node(i).lease("repair", holder, ttl).await {

@@ -69,6 +69,36 @@ async fn wait_node_holds(cluster: &Cluster, i: usize, objects: &[(String, Vec<u8
     started.elapsed()
 }
 
+/// Node ids as the gateway's `/status` shows them (`None` for a node it has not identified).
+async fn status_ids(cluster: &Cluster) -> Vec<Option<String>> {
+    let status = cluster.gateway_status().await;
+    let id = |n: &serde_json::Value| n["id"].as_str().map(str::to_owned);
+    status["nodes"]
+        .as_array()
+        .map(|nodes| nodes.iter().map(id).collect())
+        .unwrap_or_default()
+}
+
+/// The node ids the gateway's `/status` shows, once it shows one for every node (and for
+/// node `i` one other than `old`, with `changed = Some((i, old))`).
+async fn node_ids(cluster: &Cluster, changed: Option<(usize, &String)>) -> Vec<String> {
+    let ready = |known: &[Option<String>]| {
+        known.len() == cluster.node_count()
+            && known.iter().all(Option::is_some)
+            && changed.is_none_or(|(i, old)| known[i].as_ref() != Some(old))
+    };
+    eventually("the gateway knows every node's id", HEAL, || async {
+        let known = status_ids(cluster).await;
+        match ready(&known) {
+            true => Ok(()),
+            false => Err(format!("status shows ids {known:?}")),
+        }
+    })
+    .await;
+    // Ids only ever get learnt, so the state the wait saw still holds.
+    status_ids(cluster).await.into_iter().flatten().collect()
+}
+
 /// Test 1. Anti-entropy is off: only the hints can bring node2 up to date.
 #[tokio::test]
 async fn writes_a_dead_node_missed_reach_it_through_hints_after_restart() {
@@ -137,10 +167,17 @@ async fn a_node_restarted_with_a_wiped_data_dir_is_refilled_by_anti_entropy() {
     let written = objects("wiped", 18, 3);
     put_all(&s3, &written).await;
     cluster.assert_converged(BUCKET, &written).await;
+    let before = node_ids(&cluster, None).await;
+    let distinct: std::collections::BTreeSet<&String> = before.iter().collect();
+    assert_eq!(distinct.len(), before.len(), "node ids {before:?}");
 
     cluster.kill_node(0);
     cluster.wipe_node(0);
     cluster.restart_node(0).await;
+    // A wiped disk is a new node: the gateway sees a new id at that address, and the
+    // others keep theirs.
+    let after = node_ids(&cluster, Some((0, &before[0]))).await;
+    assert_eq!(after[1..], before[1..], "ids of the untouched nodes");
     let refilled = wait_node_holds(&cluster, 0, &written).await;
     eprintln!(
         "wiped node: {} objects refilled {refilled:?} after node0 came back",
