@@ -89,6 +89,24 @@ macro_rules! acl_request {
 }
 pub(super) use acl_request;
 
+/// The [`AclRequest`] of a PutBucketAcl or PutObjectAcl input (both have a body policy and
+/// every grant header).
+macro_rules! put_acl_request {
+    ($input:expr) => {
+        AclRequest {
+            policy: $input.access_control_policy.as_ref(),
+            ..acl_request!(
+                $input,
+                [
+                    &$input.grant_read_acp,
+                    &$input.grant_write,
+                    &$input.grant_write_acp
+                ]
+            )
+        }
+    };
+}
+
 /// Whether a grant header's list (`id="…"`, `uri="…"`, comma-separated) names only
 /// grantees `ok` accepts.
 fn names_only(list: &str, ok: impl Fn(&str, &str) -> bool) -> bool {
@@ -257,17 +275,7 @@ pub(super) async fn put_bucket_acl(
     req: S3Request<PutBucketAclInput>,
 ) -> S3Result<S3Response<PutBucketAclOutput>> {
     let input = req.input;
-    let acl = requested(AclRequest {
-        policy: input.access_control_policy.as_ref(),
-        ..acl_request!(
-            input,
-            [
-                &input.grant_read_acp,
-                &input.grant_write,
-                &input.grant_write_acp
-            ]
-        )
-    })?;
+    let acl = requested(put_acl_request!(input))?;
     set_bucket_acl(gw, &input.bucket, acl).await?;
     Ok(S3Response::new(PutBucketAclOutput::default()))
 }
@@ -297,17 +305,7 @@ pub(super) async fn put_object_acl(
     req: S3Request<PutObjectAclInput>,
 ) -> S3Result<S3Response<PutObjectAclOutput>> {
     let input = req.input;
-    let acl = requested(AclRequest {
-        policy: input.access_control_policy.as_ref(),
-        ..acl_request!(
-            input,
-            [
-                &input.grant_read_acp,
-                &input.grant_write,
-                &input.grant_write_acp
-            ]
-        )
-    })?;
+    let acl = requested(put_acl_request!(input))?;
     check_object_acl(gw, req.credentials.as_ref(), &input.bucket, acl).await?;
     // Read whole: a replica that lacks the version gets all of it with the new ACL.
     let found = resolve_version(

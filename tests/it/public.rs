@@ -37,6 +37,18 @@ async fn anonymous_get(cluster: &Cluster, path: &str) -> u16 {
         .status
 }
 
+/// Waits (at most 3 s, a bucket setting's reach) until an unsigned GET of `path` answers
+/// `status`.
+async fn anonymous_get_becomes(cluster: &Cluster, path: &str, status: u16, what: &str) {
+    eventually(what, std::time::Duration::from_secs(3), || async {
+        match anonymous_get(cluster, path).await {
+            s if s == status => Ok(()),
+            s => Err(format!("{path}: status {s}")),
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_public_read_policy_opens_its_prefix_to_anonymous_gets_and_nothing_else() {
     let cluster = Cluster::start(3).await;
@@ -111,18 +123,8 @@ async fn a_public_read_policy_opens_its_prefix_to_anonymous_gets_and_nothing_els
         .send()
         .await
         .unwrap();
-    let closed = || async { anonymous_get(&cluster, "/site/public/index.html").await };
-    eventually(
-        "a deleted policy stops public reads",
-        std::time::Duration::from_secs(3),
-        || async {
-            match closed().await {
-                403 => Ok(()),
-                s => Err(format!("status {s}")),
-            }
-        },
-    )
-    .await;
+    let page = "/site/public/index.html";
+    anonymous_get_becomes(&cluster, page, 403, "a deleted policy stops public reads").await;
 }
 
 #[tokio::test]
@@ -714,31 +716,17 @@ async fn public_access_block_refuses_and_ignores_public_object_acls() {
         .send()
         .await
         .unwrap();
-    eventually(
-        "IgnorePublicAcls closes a public object",
-        std::time::Duration::from_secs(3),
-        || async {
-            match anonymous_get(&cluster, "/guarded/open").await {
-                403 => Ok(()),
-                s => Err(format!("status {s}")),
-            }
-        },
-    )
-    .await;
+    anonymous_get_becomes(&cluster, "/guarded/open", 403, "IgnorePublicAcls closes it").await;
     s3.delete_public_access_block()
         .bucket("guarded")
         .send()
         .await
         .unwrap();
-    eventually(
-        "a deleted PublicAccessBlock opens it again",
-        std::time::Duration::from_secs(3),
-        || async {
-            match anonymous_get(&cluster, "/guarded/open").await {
-                200 => Ok(()),
-                s => Err(format!("status {s}")),
-            }
-        },
+    anonymous_get_becomes(
+        &cluster,
+        "/guarded/open",
+        200,
+        "no PublicAccessBlock opens it",
     )
     .await;
     assert_eq!(anonymous_get(&cluster, "/guarded/closed").await, 403);
