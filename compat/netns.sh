@@ -33,7 +33,8 @@ PIDS=()
 
 cleanup() {
     local rc=$?
-    for pid in "${PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
+    # TERM, not INT: a non-interactive shell starts background jobs with SIGINT ignored.
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do
         for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$pid" 2>/dev/null || true
@@ -155,7 +156,11 @@ lag_deadline=$((SECONDS + 120))
 for g in g1 g2; do
     until [[ "$(in_ns cl curl -fsS "http://${ADDR[$g]}:9001/metrics" |
         sed -n 's/^replication_lag //p')" == 0 ]]; do
-        ((SECONDS < lag_deadline)) || { echo "replication_lag of $g not 0 within 120 s" >&2; exit 1; }
+        if ((SECONDS >= lag_deadline)); then
+            echo "replication_lag of $g not 0 within 120 s; the gateways' /status:" >&2
+            for s in g1 g2; do in_ns cl curl -sS "http://${ADDR[$s]}:9001/status" >&2 || true; done
+            exit 1
+        fi
         sleep 0.5
     done
 done

@@ -152,6 +152,11 @@ impl Worker {
     async fn iteration(&mut self, stop: &watch::Receiver<bool>) {
         self.check_nodes().await;
         let leader = self.take_lease().await;
+        if !leader {
+            // What this gateway's last pass found lagging is the new leader's to find and
+            // repair now: kept, it would be reported forever.
+            self.scan_lagging.clear();
+        }
         let hint_lag = self.work_hints(leader).await;
         if leader
             && let Some(at) = self.next_scan
