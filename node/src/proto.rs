@@ -45,6 +45,7 @@ use std::collections::BTreeMap;
 pub mod access;
 pub mod auth;
 pub mod gc;
+pub mod layout;
 pub mod paxos;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
