@@ -20,9 +20,9 @@ pub const DEFAULT_DISK_RESERVE: u64 = 64 * 1024 * 1024;
 /// Configuration of one data node.
 #[derive(Clone)]
 pub struct Config {
-    /// Directory holding `blobs/`, `tmp/`, `quarantine/` and `records.redb`. Created if
-    /// missing; one node process per directory (the record database holds an exclusive
-    /// lock on its file).
+    /// Directory holding `blobs/`, `tmp/`, `quarantine/`, `records.redb`, `node_id` and
+    /// `layout.json`. Created if missing; one node process per directory (the record
+    /// database holds an exclusive lock on its file).
     pub data_dir: PathBuf,
     /// Shared secret every gateway → node request is signed with ([`crate::proto::auth`]);
     /// it never travels itself. Printable ASCII.

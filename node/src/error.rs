@@ -80,6 +80,15 @@ pub enum Error {
     /// `records::paxos::check_fresh`). Nothing of the write was stored.
     #[error("stamp below the ballot promised for this key")]
     Stale { promised: proto::Stamp },
+    /// The request was placed with layout version `sent`, older than the `committed` one:
+    /// the sender must place the key again under the newer layout. Nothing was done.
+    #[error(
+        "request placed with layout version {sent}; this node has committed version {committed}"
+    )]
+    StaleLayout { sent: u64, committed: u64 },
+    /// A `release` of a key this node may not give up (yet); says why.
+    #[error("cannot release: {0}")]
+    StillOwner(String),
 }
 
 impl Error {
@@ -148,6 +157,8 @@ pub(crate) fn status_and_body(err: &Error) -> (StatusCode, proto::ErrorBody) {
         }
         Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Unavailable"),
         Error::Stale { .. } => (StatusCode::CONFLICT, proto::STALE_CODE),
+        Error::StaleLayout { .. } => (StatusCode::CONFLICT, proto::layout::STALE_LAYOUT_CODE),
+        Error::StillOwner(_) => (StatusCode::CONFLICT, proto::layout::STILL_OWNER_CODE),
     };
     if status.is_server_error() {
         tracing::error!(error = %err, code, "request failed");
@@ -184,6 +195,15 @@ mod tests {
             ),
             (Error::Corrupt("block 3".into()), 500, "Corrupt"),
             (Error::Unavailable("stopping"), 503, "Unavailable"),
+            (
+                Error::StaleLayout {
+                    sent: 1,
+                    committed: 2,
+                },
+                409,
+                "StaleLayout",
+            ),
+            (Error::StillOwner("owner".into()), 409, "StillOwner"),
             (
                 Error::Metrics(prometheus::Error::Msg("duplicate".into())),
                 500,

@@ -6,7 +6,10 @@
 //! here and nowhere else; JSON bodies are buffered up to [`proto::MAX_RECORD_BODY`], blob
 //! bodies are streamed both ways. Errors become responses only through
 //! [`crate::error::status_and_body`]. Every answered request is counted once, under the
-//! fixed label of its [`Route`].
+//! fixed label of its [`Route`]. Every answer carries the committed layout version in
+//! [`proto::layout::LAYOUT_HEADER`]; a fenced route is refused before its handler runs
+//! when the request was placed with an older version, and is handled inside the fence
+//! (see [`crate::layout`]).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -26,12 +29,14 @@ use crate::auth::{Authenticator, SignedBody, check_body};
 use crate::blobs::{BlobStore, Piece, Trailer, Verify};
 use crate::disk::Disk;
 use crate::error::{Error, status_and_body};
+use crate::layout::LayoutStore;
 use crate::lease::Leases;
 use crate::metrics::Metrics;
 use crate::proto::{self, MAX_RECORD_BODY};
 use crate::records::RecordStore;
 
 mod collect;
+mod layout;
 mod params;
 mod records;
 
@@ -48,6 +53,7 @@ pub(crate) struct State {
     pub(crate) records: RecordStore,
     pub(crate) disk: Arc<Disk>,
     pub(crate) leases: Leases,
+    pub(crate) layout: LayoutStore,
     pub(crate) metrics: Metrics,
 }
 
@@ -79,6 +85,11 @@ enum Route<'a> {
     GcCollect,
     GcTombstones,
     GcDrop,
+    LayoutGet,
+    LayoutPrepare,
+    LayoutAccept,
+    LayoutCommit,
+    LayoutRelease(&'a str, &'a str),
     /// A known path, another method.
     WrongMethod,
     Unknown,
@@ -113,6 +124,11 @@ impl<'a> Route<'a> {
             ("POST", ["gc", "collect"]) => Route::GcCollect,
             ("GET", ["gc", "tombstones"]) => Route::GcTombstones,
             ("POST", ["gc", "drop"]) => Route::GcDrop,
+            ("GET", ["layout"]) => Route::LayoutGet,
+            ("POST", ["layout", "prepare"]) => Route::LayoutPrepare,
+            ("POST", ["layout", "accept"]) => Route::LayoutAccept,
+            ("POST", ["layout", "commit"]) => Route::LayoutCommit,
+            ("POST", ["layout", "release", bucket, key]) => Route::LayoutRelease(bucket, key),
             (
                 _,
                 ["health"]
@@ -130,7 +146,10 @@ impl<'a> Route<'a> {
                 | ["lease", _]
                 | ["paxos", _, _, "prepare" | "accept" | "commit"]
                 | ["gc", "scan", _]
-                | ["gc", "referenced" | "collect" | "tombstones" | "drop"],
+                | ["gc", "referenced" | "collect" | "tombstones" | "drop"]
+                | ["layout"]
+                | ["layout", "prepare" | "accept" | "commit"]
+                | ["layout", "release", _, _],
             ) => Route::WrongMethod,
             _ => Route::Unknown,
         }
@@ -164,6 +183,11 @@ impl<'a> Route<'a> {
             Route::GcCollect => "gc_collect",
             Route::GcTombstones => "gc_tombstones",
             Route::GcDrop => "gc_drop",
+            Route::LayoutGet => "layout_get",
+            Route::LayoutPrepare => "layout_prepare",
+            Route::LayoutAccept => "layout_accept",
+            Route::LayoutCommit => "layout_commit",
+            Route::LayoutRelease(..) => "layout_release",
             Route::WrongMethod | Route::Unknown => "other",
         }
     }
@@ -171,6 +195,29 @@ impl<'a> Route<'a> {
     /// Health checks and Prometheus scrapers carry no secret; neither route reveals data.
     fn is_open(self) -> bool {
         matches!(self, Route::Health | Route::Metrics)
+    }
+
+    /// Whether a request placed with an older layout is refused here. Not fenced: what
+    /// holds no placed data (health, info, metrics, leases), the layout register itself,
+    /// and the blobs: they are immutable and addressed by random ids, and only records say
+    /// which blobs matter, so a blob written or read under an old layout harms nothing.
+    /// Streaming a blob inside the fence would also hold up a layout commit for as long.
+    fn is_fenced(self) -> bool {
+        !matches!(
+            self,
+            Route::Health
+                | Route::Info
+                | Route::Metrics
+                | Route::LayoutGet
+                | Route::LayoutPrepare
+                | Route::LayoutAccept
+                | Route::LayoutCommit
+                | Route::Lease(_)
+                | Route::PutBlob(_)
+                | Route::GetBlob(_)
+                | Route::WrongMethod
+                | Route::Unknown
+        )
     }
 }
 
@@ -183,10 +230,15 @@ pub(crate) async fn handle(
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let route = Route::parse(&method, &path);
-    let response = dispatch(state, route, req).await.unwrap_or_else(|e| {
+    let mut response = dispatch(state, route, req).await.unwrap_or_else(|e| {
         tracing::debug!(%method, %path, error = %e, "request refused");
         error_response(&e)
     });
+    // Read after the handler, so a commit answers with the version it installed.
+    response.headers_mut().insert(
+        proto::layout::LAYOUT_HEADER,
+        HeaderValue::from(state.layout.version()),
+    );
     state
         .metrics
         .observe_request(route.label(), response.status(), started.elapsed());
@@ -205,6 +257,13 @@ async fn dispatch(
             .check(req.method().as_str(), path_and_query, req.headers())?;
         req.extensions_mut().insert(signed);
     }
+    // Held until the handler returns; blob routes, which stream, are never fenced.
+    let _fence = if route.is_fenced() {
+        let sent = layout::sent_version(req.headers())?;
+        Some(state.layout.enter(sent).await?)
+    } else {
+        None
+    };
     let query = req.uri().query();
     match route {
         Route::Health => Ok(health(state)),
@@ -234,6 +293,11 @@ async fn dispatch(
         Route::GcCollect => collect::collect(state, req).await,
         Route::GcTombstones => collect::tombstones(state, query).await,
         Route::GcDrop => collect::drop(state, req).await,
+        Route::LayoutGet => layout::get(state),
+        Route::LayoutPrepare => layout::prepare(state, req).await,
+        Route::LayoutAccept => layout::accept(state, req).await,
+        Route::LayoutCommit => layout::commit(state, req).await,
+        Route::LayoutRelease(bucket, key) => layout::release(state, bucket, key).await,
         Route::WrongMethod => Err(Error::MethodNotAllowed),
         Route::Unknown => Err(Error::NoRoute),
     }

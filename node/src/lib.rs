@@ -14,6 +14,8 @@
 //! - `disk`: free space kept on the data directory's disk, and the record database's
 //!   faults, which `/health` reports.
 //! - `lease`: named leases in memory (which gateway runs the repair worker).
+//! - `layout`: the node's acceptor of the cluster layout register (`layout.json`) and the
+//!   fence that refuses record requests placed with an older layout.
 //! - `metrics`: the node's Prometheus metrics, in a registry of its own.
 //! - `config`, `error`: the node's [`Config`] and its one [`Error`] type with the one
 //!   mapping to HTTP statuses.
@@ -43,6 +45,7 @@ mod error;
 mod gc;
 mod http;
 mod identity;
+mod layout;
 mod lease;
 mod metrics;
 mod records;
@@ -77,9 +80,10 @@ pub async fn serve(
     let opening = metrics.clone();
     let reserve = config.disk_reserve_bytes;
     let wanted_id = config.node_id.clone();
-    let (blobs, records, writer, disk, node_id) = tokio::task::spawn_blocking(move || {
+    let (blobs, records, writer, disk, node_id, layout) = tokio::task::spawn_blocking(move || {
         std::fs::create_dir_all(&data_dir).map_err(Error::io("create data directory"))?;
         let node_id = identity::load_or_create(&data_dir, wanted_id.as_deref())?;
+        let layout = layout::LayoutStore::open(&data_dir)?;
         let disk = Arc::new(disk::Disk::new(
             data_dir.clone(),
             reserve,
@@ -94,7 +98,7 @@ pub async fn serve(
             Arc::clone(&disk),
         )?;
         let blobs = blobs::BlobStore::open(&data_dir, fsync, &opening)?;
-        Ok::<_, Error>((blobs, records, writer, disk, node_id))
+        Ok::<_, Error>((blobs, records, writer, disk, node_id, layout))
     })
     .await
     .map_err(Error::task("open stores"))??;
@@ -119,6 +123,7 @@ pub async fn serve(
         records,
         disk,
         leases: lease::Leases::default(),
+        layout,
         metrics,
     });
     if let Ok(addr) = listener.local_addr() {

@@ -36,9 +36,12 @@
 //! | GET | `/metrics` | | Prometheus text (open: no secret needed) |
 //! | POST | `/paxos/{bucket}/{key}/{prepare,accept,commit}` | see [`paxos`] | see [`paxos`] |
 //! | POST | `/gc/{scan/{shard},referenced,collect}` | see [`gc`] | see [`gc`] |
+//! | GET, POST | `/layout`, `/layout/{prepare,accept,commit}`, `/layout/release/{bucket}/{key}` | see [`layout`] | see [`layout`] |
 //!
 //! Path segments `{bucket}` and `{key}` are percent-encoded with [`encode_segment`]; blob ids
-//! are 32 lowercase hex characters. Errors are [`ErrorBody`] with a non-2xx status.
+//! are 32 lowercase hex characters. Errors are [`ErrorBody`] with a non-2xx status. Every
+//! answer carries the node's committed layout version in [`layout::LAYOUT_HEADER`], and
+//! record routes refuse a request placed with an older one (see [`layout`]).
 
 use std::collections::BTreeMap;
 

@@ -42,6 +42,7 @@ mod lazy_file;
 mod list;
 mod paxos;
 mod refs;
+mod release;
 mod tombstones;
 mod versions;
 mod writer;
@@ -113,6 +114,10 @@ enum Change {
     },
     /// Purge tombstones to drop (garbage collection).
     DropTombstones(Vec<crate::proto::gc::TombstoneRef>),
+    /// The whole record of a key to remove (a key this node gave up after a migration).
+    Release {
+        key: ObjectKeys,
+    },
     /// Blobs to delete unless a record refers to them (garbage collection).
     Collect {
         ids: Vec<String>,

@@ -634,3 +634,4 @@ async fn refuses_to_start_with_an_empty_secret() {
 
 mod gc;
 mod healing;
+mod layout;

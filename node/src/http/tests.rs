@@ -125,6 +125,93 @@ fn routes_by_method_and_segments_with_fixed_labels() {
     assert_eq!(route(Method::GET, "/x/y/z").label(), "other");
 }
 
+#[test]
+fn layout_routes_parse_and_only_record_routes_are_fenced() {
+    let route = |m: Method, p: &'static str| Route::parse(&m, p);
+    let cases = [
+        (
+            Method::GET,
+            "/layout",
+            Route::LayoutGet,
+            "layout_get",
+            false,
+        ),
+        (
+            Method::POST,
+            "/layout/prepare",
+            Route::LayoutPrepare,
+            "layout_prepare",
+            false,
+        ),
+        (
+            Method::POST,
+            "/layout/accept",
+            Route::LayoutAccept,
+            "layout_accept",
+            false,
+        ),
+        (
+            Method::POST,
+            "/layout/commit",
+            Route::LayoutCommit,
+            "layout_commit",
+            false,
+        ),
+        (
+            Method::POST,
+            "/layout/release/b/a%2Fk",
+            Route::LayoutRelease("b", "a%2Fk"),
+            "layout_release",
+            true,
+        ),
+        (
+            Method::GET,
+            "/blobs/x",
+            Route::GetBlob("x"),
+            "get_blob",
+            false,
+        ),
+        (
+            Method::PUT,
+            "/blobs/x",
+            Route::PutBlob("x"),
+            "put_blob",
+            false,
+        ),
+        (Method::POST, "/lease/x", Route::Lease("x"), "lease", false),
+        (Method::GET, "/info", Route::Info, "info", false),
+        (
+            Method::GET,
+            "/records/b/k",
+            Route::GetRecord("b", "k"),
+            "get_record",
+            true,
+        ),
+        (
+            Method::GET,
+            "/buckets",
+            Route::ListBuckets,
+            "list_buckets",
+            true,
+        ),
+        (Method::POST, "/gc/drop", Route::GcDrop, "gc_drop", true),
+    ];
+    for (method, path, expected, label, fenced) in cases {
+        let r = route(method, path);
+        assert_eq!(r, expected, "{path}");
+        assert_eq!(r.label(), label, "{path}");
+        assert_eq!(r.is_fenced(), fenced, "{path}");
+    }
+    assert_eq!(route(Method::POST, "/layout"), Route::WrongMethod);
+    assert_eq!(route(Method::GET, "/layout/commit"), Route::WrongMethod);
+    assert_eq!(
+        route(Method::GET, "/layout/release/b/k"),
+        Route::WrongMethod
+    );
+    assert_eq!(route(Method::POST, "/layout/release/b"), Route::Unknown);
+    assert!(!route(Method::GET, "/layout").is_open());
+}
+
 fn object(data: Data) -> VersionState {
     VersionState::Object(ObjectMeta {
         size: 1,

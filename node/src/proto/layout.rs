@@ -9,14 +9,25 @@
 //! | POST | `/layout/prepare` | [`LayoutPrepare`] | [`LayoutPromise`] |
 //! | POST | `/layout/accept` | [`LayoutProposal`] | [`super::paxos::AcceptReply`] |
 //! | POST | `/layout/commit` | [`Layout`] | 204 |
+//! | POST | `/layout/release/{bucket}/{key}` | | 204, or 409 [`STILL_OWNER_CODE`] |
 //!
 //! A change is prepared and accepted by a majority of the nodes of the layout it starts
 //! from and of the layout it makes; only then is it committed, so a committed layout is a
-//! chosen one. Every record request a gateway sends names the layout [`version`]
-//! (`Layout::version`) it placed the key with, in [`LAYOUT_HEADER`]; a node whose committed
+//! chosen one. Every record request a gateway sends names the layout version
+//! ([`Layout::version`]) it placed the key with, in [`LAYOUT_HEADER`]; a node whose committed
 //! layout is newer refuses it (409, code `StaleLayout`), and every node answer carries the
 //! node's committed version in the same header, so a gateway learns of a change at its next
 //! call.
+//!
+//! The node fences every route but `/health`, `/info`, `/metrics`, the layout routes,
+//! `/lease` and the blob routes (blobs are immutable and addressed by random ids; only
+//! records say which blobs matter). A request without the header is served: callers that
+//! place nothing (tools, tests) need not know the layout.
+//!
+//! `release` removes a key's record (every version and its Paxos state) from a node that
+//! no longer owns it, once a migration has finished: the node refuses while it has no
+//! committed layout, while a migration runs (`previous` is set) or while it is one of the
+//! key's owners. A record address is placed by [`placed_key`].
 //!
 //! Placement is pure: weighted rendezvous hashing over node ids (the URL may change without
 //! moving anything); when the layout has at least RF zones, a key's replicas are in
@@ -29,6 +40,14 @@ use super::paxos::Ballot;
 
 /// Request and answer header: the layout version the sender works with.
 pub const LAYOUT_HEADER: &str = "x-s3q-layout";
+
+/// Error code (409) of a request fenced with a layout version older than the node's
+/// committed one: the sender must fetch the newer layout and place the key again.
+pub const STALE_LAYOUT_CODE: &str = "StaleLayout";
+
+/// Error code (409) of a `release` the node refuses: it has no committed layout, a
+/// migration runs, or it still owns the key.
+pub const STILL_OWNER_CODE: &str = "StillOwner";
 
 /// One member of a layout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,6 +213,16 @@ pub fn apply(nodes: &mut Vec<LayoutNode>, change: &Change) -> Result<(), String>
         }
     }
     Ok(())
+}
+
+/// The (bucket, key) a record address is placed by: a multipart upload's record (bucket
+/// `<bucket>/<kind>`, key `<key>\0<anything>`) lives with its object's key; any other
+/// address is placed by itself. A `/` never occurs in a real bucket name, nor a NUL in a key.
+pub fn placed_key<'a>(bucket: &'a str, key: &'a str) -> (&'a str, &'a str) {
+    match (bucket.split_once('/'), key.split_once('\0')) {
+        (Some((real_bucket, _)), Some((real_key, _))) => (real_bucket, real_key),
+        _ => (bucket, key),
+    }
 }
 
 /// The `replicas` owners of `(bucket, key)` among `nodes`, as indexes into `nodes`, best

@@ -198,7 +198,7 @@ pub(super) fn check_fresh(
 }
 
 /// The accepted value a state keeps until it is committed.
-fn pending(state: &PaxosState) -> Option<&ObjectRecord> {
+pub(super) fn pending(state: &PaxosState) -> Option<&ObjectRecord> {
     state.accepted.as_ref().and_then(|a| a.value.as_ref())
 }
 

@@ -316,7 +316,9 @@ pub(super) fn head(
     get(heads, hk)
 }
 
-fn remove(t: &mut Tables<'_>, hk: &[u8], stamp: &Stamp) -> Result<(), Error> {
+/// Removes version `stamp` of the key whose head key is `hk`, with its id, blob references
+/// and tombstone time (the head is the caller's).
+pub(super) fn remove(t: &mut Tables<'_>, hk: &[u8], stamp: &Stamp) -> Result<(), Error> {
     let vk = version_key(hk, stamp);
     let old: Option<Version> = get(&t.versions, &vk)?;
     refs::version_changed(&mut t.refs, &vk, old.as_ref(), None)?;

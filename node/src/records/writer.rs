@@ -14,7 +14,7 @@ use super::lazy_file::{FlushStop, Flusher};
 use super::versions::{self, Tables};
 use super::{
     BUCKETS, Change, KEYS, MAX_BATCH, Reply, WriteRequest, WriterStats, hints, merge_into, paxos,
-    refs, tombstones,
+    refs, release, tombstones,
 };
 use crate::disk::Disk;
 use crate::error::Error;
@@ -231,6 +231,9 @@ impl Writer {
                     .map(|(a, c)| (c, Reply::Accept(a))),
                     Change::DropTombstones(refs) => {
                         tombstones::drop(&mut objects, refs).map(|n| (n > 0, Reply::Dropped(n)))
+                    }
+                    Change::Release { key } => {
+                        release::release(&mut paxos_table, &mut objects, key).map(done)
                     }
                     Change::Collect { ids, grace, remove } => {
                         refs::collect(&mut objects.refs, ids, *grace, remove)

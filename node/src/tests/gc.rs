@@ -14,7 +14,7 @@ const PROPOSED: &str = "30000000000000000000000000000003";
 const PART: &str = "40000000000000000000000000000004";
 
 impl Node {
-    async fn gc_scan(&self, id: &str, grace: u64) -> GcScan {
+    pub(super) async fn gc_scan(&self, id: &str, grace: u64) -> GcScan {
         let path = format!("/gc/scan/{}?grace_secs={grace}", &id[..2]);
         let reply = self.call("POST", &path, &[], &[]).await;
         assert_eq!(
@@ -39,14 +39,14 @@ impl Node {
         reply.json()
     }
 
-    async fn gc_referenced(&self, ids: &[&str]) -> Vec<String> {
+    pub(super) async fn gc_referenced(&self, ids: &[&str]) -> Vec<String> {
         let body = serde_json::to_vec(ids).expect("encode");
         let reply = self.call("POST", "/gc/referenced", &[], &body).await;
         assert_eq!(reply.status, 200);
         reply.json()
     }
 
-    async fn put_blob(&self, id: &str) {
+    pub(super) async fn put_blob(&self, id: &str) {
         let put = self
             .call("PUT", &format!("/blobs/{id}"), &[], b"body")
             .await;
@@ -54,7 +54,7 @@ impl Node {
     }
 }
 
-fn candidates(scan: &GcScan) -> Vec<&str> {
+pub(super) fn candidates(scan: &GcScan) -> Vec<&str> {
     scan.unreferenced.iter().map(|b| b.id.as_str()).collect()
 }
 

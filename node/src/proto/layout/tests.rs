@@ -149,3 +149,13 @@ fn changes_apply_and_refuse_what_makes_no_sense() {
     assert!(apply(&mut nodes, &to_member).is_err());
     assert_eq!(nodes, before);
 }
+
+#[test]
+fn upload_records_are_placed_with_their_object_key() {
+    assert_eq!(placed_key("b/uploads", "k\0id"), ("b", "k"));
+    assert_eq!(placed_key("b/parts", "a/k\0id\0x"), ("b", "a/k"));
+    // Only both marks together make an upload's address.
+    assert_eq!(placed_key("b/uploads", "k"), ("b/uploads", "k"));
+    assert_eq!(placed_key("b", "k\0id"), ("b", "k\0id"));
+    assert_eq!(placed_key("b", "k"), ("b", "k"));
+}
