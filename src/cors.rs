@@ -126,7 +126,7 @@ impl Cors {
         let Some(bucket) = self.domains.bucket_of(host, path) else {
             return forbidden("CORSResponse: Bucket not found", method, resource);
         };
-        let rules = match bucket_rules(&self.cluster, &bucket).await {
+        let rules = match bucket_rules(&self.cluster.current(), &bucket).await {
             Ok(Some(rules)) => rules,
             Ok(None) => return forbidden("CORSResponse: Bucket not found", method, resource),
             Err(()) => {
@@ -187,7 +187,9 @@ impl Cors {
         method: &str,
     ) -> Option<HeaderMap> {
         let bucket = self.domains.bucket_of(host, path)?;
-        let rules = bucket_rules(&self.cluster, &bucket).await.ok()??;
+        let rules = bucket_rules(&self.cluster.current(), &bucket)
+            .await
+            .ok()??;
         let rule = find_rule(&rules, origin, method, &[])?;
         let mut headers = HeaderMap::new();
         rule_headers(rule, origin, &mut headers);

@@ -94,12 +94,15 @@ pub struct Graces {
 pub async fn pass(cluster: &Cluster, graces: Graces, stop: &watch::Receiver<bool>) -> GcStatus {
     let grace = graces.blobs;
     let started = Instant::now();
-    let n = cluster.node_urls().len();
+    // One layout for the pass: a node that moves on refuses the rest, and the pass is
+    // incomplete (nothing is collected on an answer missing).
+    let cluster = &cluster.current();
+    let members = cluster.all_nodes();
     let mut status = GcStatus {
         complete: true,
         ..GcStatus::default()
     };
-    'nodes: for i in 0..n {
+    'nodes: for &i in &members {
         for shard in 0..=255u8 {
             if *stop.borrow() {
                 status.complete = false;
@@ -111,7 +114,7 @@ pub async fn pass(cluster: &Cluster, graces: Graces, stop: &watch::Receiver<bool
             tokio::time::sleep(SHARD_PAUSE).await;
         }
     }
-    for i in 0..n {
+    for &i in &members {
         if *stop.borrow() || !tombstone_pass(cluster, i, graces.tombstones, &mut status).await {
             status.complete = false;
         }
@@ -158,7 +161,7 @@ async fn shard_pass(
     }
     let ids: Vec<String> = scan.unreferenced.into_iter().map(|b| b.id).collect();
     let mut answers = Vec::new();
-    for j in (0..cluster.node_urls().len()).filter(|&j| j != i) {
+    for j in cluster.all_nodes().into_iter().filter(|&j| j != i) {
         answers.push(cluster.gc_referenced(j, &ids).await.ok());
     }
     let complete = answers.iter().all(Option::is_some);

@@ -31,7 +31,6 @@ pub mod host;
 mod integrity;
 pub mod metrics;
 mod node_client;
-pub mod placement;
 mod quorum;
 pub mod repair;
 mod s3;

@@ -5,7 +5,15 @@
 //! chunk instead. Connections are pooled and kept alive (one pool for all
 //! nodes). Failures become a [`NodeError`] that says what went wrong; the caller adds which
 //! node and which operation.
+//!
+//! Layout: a client made for a layout snapshot ([`NodeClient::stamped`]) sends that
+//! layout's version in `x-s3q-layout` on every request, so a node that committed a newer
+//! one refuses it (`StaleLayout`) instead of serving a request placed by the old owners.
+//! Every answer carries the node's committed version; the newest one seen goes to the
+//! shared [`LayoutSeen`], which wakes the gateway's layout follower.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,6 +28,7 @@ use hyper_util::rt::TokioExecutor;
 use node::proto::access::KeyRecord;
 use node::proto::auth;
 use node::proto::gc::{Dropped, GcCollected, GcScan, TombstonePage, TombstoneRef};
+use node::proto::layout::{LAYOUT_HEADER, STALE_LAYOUT_CODE};
 use node::proto::paxos::{AcceptReply, Ballot, Prepare, Promise, Proposal};
 use node::proto::{
     self, BlobPutReply, Bodies, BucketRecord, CHECK_HEADER, EXPECTED_MD5_HEADER, ErrorBody, Hint,
@@ -61,6 +70,33 @@ pub enum NodeError {
     /// ballot the node promised for the key (`proto::STALE_CODE`).
     #[error("stamp below the promised ballot {0:?}")]
     Stale(Stamp),
+    /// The request was placed with layout `sent`, older than the node's committed one.
+    #[error("placed with layout version {sent}, the node has a newer one")]
+    StaleLayout { sent: u64 },
+}
+
+/// The newest layout version nodes reported, shared by every client of one gateway.
+#[derive(Debug, Default)]
+pub struct LayoutSeen {
+    newest: AtomicU64,
+    changed: tokio::sync::Notify,
+}
+
+impl LayoutSeen {
+    pub fn newest(&self) -> u64 {
+        self.newest.load(Ordering::Acquire)
+    }
+
+    fn observe(&self, version: u64) {
+        if self.newest.fetch_max(version, Ordering::AcqRel) < version {
+            self.changed.notify_waiters();
+        }
+    }
+
+    /// Returns once a newer version than any seen before this call was reported.
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
 }
 
 /// A pooled HTTP client for one data node.
@@ -70,6 +106,9 @@ pub struct NodeClient {
     client: Client<HttpConnector, ReqBody>,
     secret: std::sync::Arc<[u8]>,
     timeout: Duration,
+    /// The layout version requests are placed with; 0: unplaced (no header).
+    layout: u64,
+    seen: Arc<LayoutSeen>,
 }
 
 /// A request body and the digest its signature names.
@@ -120,7 +159,31 @@ impl NodeClient {
             client: pool,
             secret,
             timeout,
+            layout: 0,
+            seen: Arc::default(),
         })
+    }
+
+    /// A client like this one for the node at `url`.
+    pub fn at(&self, url: &str) -> Self {
+        NodeClient {
+            base: url.to_owned(),
+            ..self.clone()
+        }
+    }
+
+    /// This client reporting the layout versions it sees to `seen`.
+    pub fn reporting_to(mut self, seen: Arc<LayoutSeen>) -> Self {
+        self.seen = seen;
+        self
+    }
+
+    /// This client placing its requests with layout `version`.
+    pub fn stamped(&self, version: u64) -> Self {
+        NodeClient {
+            layout: version,
+            ..self.clone()
+        }
     }
 
     pub fn url(&self) -> &str {
@@ -138,6 +201,10 @@ impl NodeClient {
             .parse()
             .unwrap_or_else(|_| http::Uri::from_static("http://invalid./"));
         req.extensions_mut().insert(BodyDigest(payload.digest));
+        if self.layout > 0 {
+            req.headers_mut()
+                .insert(LAYOUT_HEADER, HeaderValue::from(self.layout));
+        }
         req
     }
 
@@ -178,6 +245,14 @@ impl NodeClient {
             .request(req)
             .await
             .map_err(|e| NodeError::Unreachable(error_chain(&e)))?;
+        let reported = resp
+            .headers()
+            .get(LAYOUT_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if let Some(v) = reported {
+            self.seen.observe(v);
+        }
         if resp.status().is_success() {
             return Ok(resp);
         }
@@ -194,6 +269,9 @@ impl NodeClient {
                 promised: Some(promised),
                 ..
             }) if code == STALE_CODE => return Err(NodeError::Stale(promised)),
+            Some(e) if e.code == STALE_LAYOUT_CODE => {
+                return Err(NodeError::StaleLayout { sent: self.layout });
+            }
             Some(e) => (e.code, e.message),
             None => (
                 status.canonical_reason().unwrap_or("").to_owned(),

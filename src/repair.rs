@@ -90,6 +90,8 @@ struct Pass {
 pub type SharedStatus = Arc<Mutex<RepairStatus>>;
 
 struct Worker {
+    /// Followed for the newest layout; `cluster` is this iteration's snapshot of it.
+    live: Cluster,
     cluster: Cluster,
     config: RepairConfig,
     id: String,
@@ -113,7 +115,6 @@ pub async fn run(
     status: SharedStatus,
     mut stop: watch::Receiver<bool>,
 ) {
-    let n = cluster.node_urls().len();
     let id = uuid::Uuid::new_v4().simple().to_string();
     if let Ok(mut s) = status.lock() {
         s.gateway.clone_from(&id);
@@ -122,12 +123,13 @@ pub async fn run(
         .scan_interval
         .map(|i| Instant::now() + i.min(Duration::from_secs(60)));
     let mut worker = Worker {
-        cluster,
+        cluster: cluster.current(),
+        live: cluster,
         config,
         id,
         status,
-        up: vec![None; n],
-        ids: vec![None; n],
+        up: Vec::new(),
+        ids: Vec::new(),
         backoff: HashMap::new(),
         scan_lagging: BTreeSet::new(),
         next_scan,
@@ -150,6 +152,10 @@ pub async fn run(
 
 impl Worker {
     async fn iteration(&mut self, stop: &watch::Receiver<bool>) {
+        self.cluster = self.live.current();
+        let known = self.cluster.node_urls().len();
+        self.up.resize(known, None);
+        self.ids.resize(known, None);
         self.check_nodes().await;
         let leader = self.take_lease().await;
         if !leader {
@@ -279,7 +285,10 @@ impl Worker {
     /// health checks): a wiped disk, or an address that now leads to another node, shows
     /// as a new id, which is logged.
     async fn learn_ids(&mut self, urls: &[String]) {
-        let up: Vec<usize> = (0..urls.len())
+        let up: Vec<usize> = self
+            .cluster
+            .all_nodes()
+            .into_iter()
             .filter(|&i| self.up[i] == Some(true))
             .collect();
         let answers = join_all(up.iter().map(|&i| self.cluster.node_id(i))).await;
@@ -310,10 +319,11 @@ impl Worker {
     /// Health-checks every node; logs each transition once.
     async fn check_nodes(&mut self) {
         let urls = self.cluster.node_urls();
-        let checks = (0..urls.len()).map(|i| self.cluster.node_healthy(i));
+        let members = self.cluster.all_nodes();
+        let checks = members.iter().map(|&i| self.cluster.node_healthy(i));
         let results = join_all(checks).await;
-        let mut nodes = Vec::with_capacity(urls.len());
-        for (i, up) in results.into_iter().enumerate() {
+        let mut nodes = Vec::with_capacity(members.len());
+        for (&i, up) in members.iter().zip(results) {
             let url = &urls[i];
             match (self.up[i], up) {
                 (Some(true), false) | (None, false) => tracing::warn!(node = %url, "node down"),
@@ -330,13 +340,12 @@ impl Worker {
                 .node_up
                 .with_label_values(&[url])
                 .set(i64::from(up));
-            nodes.push((url.clone(), up));
+            nodes.push((i, url.clone(), up));
         }
         self.learn_ids(&urls).await;
         let nodes: Vec<NodeStatus> = nodes
             .into_iter()
-            .enumerate()
-            .map(|(i, (url, up))| NodeStatus {
+            .map(|(i, url, up)| NodeStatus {
                 url,
                 id: self.ids[i].clone(),
                 up,
@@ -381,8 +390,16 @@ impl Worker {
     /// Takes or renews the repair lease on a majority of nodes.
     async fn take_lease(&self) -> bool {
         let ttl = (self.config.interval * 5).max(Duration::from_secs(3));
-        let n = self.up.len();
-        let grants = join_all((0..n).map(|i| self.cluster.take_lease(i, &self.id, ttl))).await;
+        // A majority of the current members: across one change of one node, the
+        // majorities of two gateways' layouts intersect.
+        let members = self.cluster.topology().member_sets().swap_remove(0);
+        let n = members.len();
+        let grants = join_all(
+            members
+                .iter()
+                .map(|&i| self.cluster.take_lease(i, &self.id, ttl)),
+        )
+        .await;
         grants.into_iter().filter(|g| *g).count() > n / 2
     }
 
@@ -390,7 +407,8 @@ impl Worker {
     /// are still known to be below RF.
     async fn work_hints(&mut self, leader: bool) -> BTreeSet<(String, String)> {
         let urls = self.cluster.node_urls();
-        let fetched = join_all((0..urls.len()).map(|i| self.cluster.hints_of(i))).await;
+        let members = self.cluster.all_nodes();
+        let fetched = join_all(members.iter().map(|&i| self.cluster.hints_of(i))).await;
         // (target, bucket, key) → newest since; the same hint sits on several nodes.
         let mut hints: BTreeMap<(String, String, String), u64> = BTreeMap::new();
         for hint in fetched.into_iter().flatten().flatten() {
@@ -420,7 +438,11 @@ impl Worker {
                 key: key.clone(),
                 since,
             };
-            let Some(i) = urls.iter().position(|u| *u == target) else {
+            let Some(i) = urls
+                .iter()
+                .position(|u| *u == target)
+                .filter(|i| members.contains(i))
+            else {
                 // A node no longer in the cluster: nothing to repair there.
                 self.cluster.delete_hint(hint).await;
                 *done.entry((bucket, key)).or_default() += 1;
@@ -594,7 +616,7 @@ impl Worker {
             pass.lagging.insert((namespace.to_owned(), key.to_owned()));
             return;
         }
-        let url = self.cluster.node_urls()[r].clone();
+        let url = self.cluster.node_url(r);
         tracing::info!(node = %url, bucket = namespace, key, "anti-entropy: replica behind, repair scheduled");
         match self.cluster.repair_key(namespace, key, r, missing).await {
             Ok(_) => {

@@ -469,7 +469,7 @@ async fn handle_admin(
     let (status, content_type, body) = match (req.method(), req.uri().path()) {
         (&Method::GET, "/health") => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
         (&Method::GET, "/ready") => {
-            let (up, needed) = cluster.reachable_nodes().await;
+            let (up, needed) = cluster.current().reachable_nodes().await;
             if up >= needed {
                 (
                     StatusCode::OK,

@@ -124,7 +124,7 @@ impl Access {
 
     /// Reads the whole key table from a read quorum.
     pub async fn refresh(&self) -> Result<(), Error> {
-        let records = self.inner.cluster.list_keys().await?;
+        let records = self.inner.cluster.current().list_keys().await?;
         if let Ok(mut keys) = self.inner.keys.write() {
             for record in records {
                 match keys.get_mut(&record.id) {
@@ -314,7 +314,7 @@ impl Access {
         if let Some(record) = cached {
             return Ok(record);
         }
-        let record = self.inner.cluster.existing_bucket(name).await?;
+        let record = self.inner.cluster.current().existing_bucket(name).await?;
         if let Ok(mut m) = self.inner.buckets.lock() {
             m.retain(|_, (at, _)| at.elapsed() < REFRESH);
             m.insert(name.to_owned(), (Instant::now(), record.clone()));
@@ -355,13 +355,13 @@ impl Access {
             id: id.to_owned(),
             state: Lww {
                 stamp: Stamp {
-                    ts: self.inner.cluster.next_timestamp(seen),
+                    ts: self.inner.cluster.current().next_timestamp(seen),
                     id: Cluster::new_id(),
                 },
                 value: state,
             },
         };
-        self.inner.cluster.put_key(record.clone()).await?;
+        self.inner.cluster.current().put_key(record.clone()).await?;
         if let Ok(mut keys) = self.inner.keys.write() {
             match keys.get_mut(id) {
                 Some(known) => known.merge(&record),

@@ -2,26 +2,28 @@
 //!
 //! Writes need a majority of all nodes and reads need enough answers to overlap every
 //! majority (N - majority + 1, asked as `hedge` describes), so a read sees every
-//! acknowledged create, delete and versioning change. Records merge last-writer-wins per field.
+//! acknowledged create, delete and versioning change. While a migration runs, both in the
+//! previous and in the current member set. Records merge last-writer-wins per field.
 
 use std::collections::BTreeMap;
 
 use node::proto::BucketRecord;
 
-use super::{Cluster, gather, spawn_each};
+use super::{Cluster, Need, gather, spawn_each};
 use crate::error::Error;
 
 impl Cluster {
-    pub(super) fn all_nodes(&self) -> Vec<usize> {
-        (0..self.inner.nodes.len()).collect()
+    /// Every member of the layout, previous members included while a migration runs.
+    pub fn all_nodes(&self) -> Vec<usize> {
+        self.topo.all_nodes()
     }
 
-    pub(super) fn bucket_write_quorum(&self) -> usize {
-        self.inner.nodes.len() / 2 + 1
+    pub(super) fn bucket_write_quorum(&self) -> Need {
+        Need::per_set(&self.topo.member_sets(), |n| n / 2 + 1)
     }
 
-    pub(super) fn bucket_read_quorum(&self) -> usize {
-        self.inner.nodes.len() - self.bucket_write_quorum() + 1
+    pub(super) fn bucket_read_quorum(&self) -> Need {
+        Need::per_set(&self.topo.member_sets(), |n| n - (n / 2 + 1) + 1)
     }
 
     /// The merged record of `name`, deleted or not; `None` if no node knows it.

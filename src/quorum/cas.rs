@@ -37,7 +37,7 @@ use node::proto::paxos::{Ballot, Promise, Proposal};
 use node::proto::{ObjectRecord, Select, Stamp, windows_cover};
 
 use super::upload::BlobStored;
-use super::{Cluster, gather, quorum_failed, spawn_each};
+use super::{Cluster, Need, Outcome, gather, quorum_failed, spawn_each};
 use crate::error::Error;
 use crate::node_client::NodeError;
 
@@ -190,14 +190,14 @@ impl Cluster {
         attempt: &mut Attempt,
     ) -> Result<Round<E>, E> {
         let replicas = self.replicas(bucket, key);
-        let majority = replicas.len() / 2 + 1;
+        let majority = self.majority_need(bucket, key);
 
         let calls = spawn_each(self, &replicas, |_, node| {
             let (b, k, ballot) = (bucket.to_owned(), key.to_owned(), ballot.clone());
             let select = select.clone();
             async move { node.paxos_prepare(&b, &k, &ballot, &select).await }
         });
-        let promises = match self.majority(calls, majority, "paxos prepare").await? {
+        let promises = match self.majority(calls, &majority, "paxos prepare").await? {
             (Majority::Yes(p), _) => p,
             (Majority::Outbid(higher), _) => return Ok(Round::Preempted(higher)),
         };
@@ -214,11 +214,12 @@ impl Cluster {
         // The committed state is durable as the round sees it only when W promises carried
         // all of it; otherwise it may rest on a write that reached one replica, and a
         // refusal based on it must commit it first (as a read would, see `settle`).
-        let holders = promises
+        let holders: Vec<usize> = promises
             .iter()
             .filter(|(_, p)| p.record.as_ref().unwrap_or(&ObjectRecord::default()) == &committed)
-            .count();
-        let durable = holders >= self.inner.write_quorum;
+            .map(|(i, _)| *i)
+            .collect();
+        let durable = self.write_need(bucket, key).met_by(&holders);
         let mut view = committed.clone();
         if let Some((_, value)) = highest {
             view.merge(value);
@@ -275,7 +276,7 @@ impl Cluster {
                     .map(|a| (a.accepted, a.highest))
             }
         });
-        let result = self.majority(calls, majority, "paxos accept").await;
+        let result = self.majority(calls, &majority, "paxos accept").await;
         if mine {
             // A lost accept phase may still have left the change accepted on some node
             // (or on one that did not answer in time).
@@ -340,7 +341,7 @@ impl Cluster {
                 result
             }
         });
-        gather(self, "paxos commit", calls, self.inner.write_quorum)
+        gather(self, "paxos commit", calls, self.write_need(bucket, key))
             .await
             .map(drop)
     }
@@ -351,14 +352,17 @@ impl Cluster {
     async fn majority<T, Fut>(
         &self,
         calls: Vec<(usize, Fut)>,
-        needed: usize,
+        need: &Need,
         op: &'static str,
     ) -> Result<(Majority<T>, bool), Error>
     where
         T: Answer,
         Fut: Future<Output = Result<T, NodeError>>,
     {
-        let total = calls.len();
+        let called: Vec<usize> = calls.iter().map(|(i, _)| *i).collect();
+        // Grants and failures only: a refusal ends the round with `Outbid` anyway.
+        let mut tracker = need.tracker(&called);
+        let needed = need.needed();
         let mut pending: FuturesUnordered<_> = calls
             .into_iter()
             .map(|(i, f)| async move { (i, f.await) })
@@ -371,7 +375,7 @@ impl Cluster {
             match result {
                 Ok(answer) if answer.granted() => {
                     yes.push((i, answer));
-                    if yes.len() >= needed && outbid.is_none() {
+                    if tracker.record(i, true) == Outcome::Met && outbid.is_none() {
                         return Ok((Majority::Yes(yes), true));
                     }
                 }
@@ -384,7 +388,8 @@ impl Cluster {
                 Err(e) => {
                     reasons.push(self.count_failure(i, op, &e));
                     failed += 1;
-                    if outbid.is_none() && total - failed < needed {
+                    let hopeless = tracker.record(i, false) == Outcome::Failed;
+                    if outbid.is_none() && hopeless {
                         break;
                     }
                 }

@@ -12,11 +12,12 @@
 //! every pair of replicas over successive reads.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
-use super::{Cluster, Outcome, QuorumTracker, quorum_failed};
+use super::{Cluster, Need, Outcome, quorum_failed};
 use crate::error::Error;
 use crate::node_client::{NodeClient, NodeError};
 
@@ -34,8 +35,8 @@ const HEDGE_FACTOR: u64 = 4;
 /// What the read path believes about the nodes; shared by every request of one gateway.
 pub(super) struct Liveness {
     /// Node `i` failed a call as unreachable or timed out, and no health check has seen
-    /// it answer since.
-    down: Vec<AtomicBool>,
+    /// it answer since. By registry index; grows with the registry.
+    down: RwLock<Vec<AtomicBool>>,
     rotation: AtomicUsize,
     /// Moving average of quorum record-read times, µs.
     read_micros: AtomicU64,
@@ -44,7 +45,7 @@ pub(super) struct Liveness {
 impl Liveness {
     pub(super) fn new(nodes: usize) -> Liveness {
         Liveness {
-            down: (0..nodes).map(|_| AtomicBool::new(false)).collect(),
+            down: RwLock::new((0..nodes).map(|_| AtomicBool::new(false)).collect()),
             rotation: AtomicUsize::new(0),
             read_micros: AtomicU64::new(1_000),
         }
@@ -56,14 +57,33 @@ impl Cluster {
         &self.inner.liveness
     }
 
+    /// Makes room for the verdicts on `nodes` nodes.
+    pub(super) fn liveness_grow(&self, nodes: usize) {
+        let mut down = self
+            .liveness()
+            .down
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        while down.len() < nodes {
+            down.push(AtomicBool::new(false));
+        }
+    }
+
     /// Records a health check's verdict on node `i`.
     pub fn set_node_up(&self, i: usize, up: bool) {
-        self.liveness().down[i].store(!up, Ordering::Relaxed);
+        self.liveness_grow(i + 1);
+        let down = self.liveness().down.read();
+        let down = down.unwrap_or_else(PoisonError::into_inner);
+        if let Some(d) = down.get(i) {
+            d.store(!up, Ordering::Relaxed);
+        }
     }
 
     /// Whether a failed call or health check left node `i` believed down.
     pub(super) fn believed_down(&self, i: usize) -> bool {
-        self.liveness().down[i].load(Ordering::Relaxed)
+        let down = self.liveness().down.read();
+        let down = down.unwrap_or_else(PoisonError::into_inner);
+        down.get(i).is_some_and(|d| d.load(Ordering::Relaxed))
     }
 
     /// Notes the outcome of a read call to node `i`: a node that cannot be reached is
@@ -101,15 +121,16 @@ impl Cluster {
 }
 
 impl Cluster {
-    /// Calls `call` on `needed` of `replicas` (in [`Cluster::read_order`]), replacing each
-    /// that fails by the next, and calling all the rest once the hedge delay has passed.
-    /// Returns the successful answers, first first, as soon as `needed` succeeded, with the
-    /// calls still in flight; fails with every node's reason once `needed` cannot succeed.
+    /// Calls `call` on the fewest of `replicas` (in [`Cluster::read_order`]) that can meet
+    /// `need`, replacing each that fails by the next, and calling all the rest once the
+    /// hedge delay has passed. Returns the successful answers, first first, as soon as they
+    /// meet `need`, with the calls still in flight; fails with every node's reason once
+    /// `need` cannot be met.
     pub(super) async fn hedged_read<T, F, Fut>(
         &self,
         op: &'static str,
         replicas: &[usize],
-        needed: usize,
+        need: Need,
         call: F,
     ) -> Result<(Vec<(usize, T)>, Late<T>), Error>
     where
@@ -125,11 +146,18 @@ impl Cluster {
                 let _ = tx.send((i, answer.await));
             });
         };
-        let mut reserve = self.read_order(replicas).into_iter();
-        reserve.by_ref().take(needed).for_each(&ask);
+        let order = self.read_order(replicas);
+        let first = need.first_asks(&order);
+        first.iter().copied().for_each(&ask);
+        let mut reserve = order
+            .into_iter()
+            .filter(|i| !first.contains(i))
+            .collect::<Vec<_>>()
+            .into_iter();
         let hedge = tokio::time::sleep(self.hedge_delay());
         tokio::pin!(hedge);
-        let mut tracker = QuorumTracker::new(replicas.len(), needed);
+        let needed = need.needed();
+        let mut tracker = need.tracker(replicas);
         let (mut answers, mut reasons) = (Vec::with_capacity(needed), Vec::new());
         while tracker.outcome() == Outcome::Pending {
             let (i, result) = tokio::select! {
@@ -145,12 +173,12 @@ impl Cluster {
             match result {
                 Ok(answer) => {
                     answers.push((i, answer));
-                    tracker.record(true);
+                    tracker.record(i, true);
                 }
                 Err(e) => {
                     self.note_read_failure(i, &e);
                     reasons.push(self.count_failure(i, op, &e));
-                    tracker.record(false);
+                    tracker.record(i, false);
                     reserve.next().map(&ask);
                 }
             }

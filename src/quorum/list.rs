@@ -16,7 +16,7 @@ use node::proto::{
     VersionSummary, windows_cover,
 };
 
-use super::{Cluster, gather, spawn_each};
+use super::{Cluster, Need, gather, spawn_each};
 use crate::error::Error;
 
 /// One current object in a listing.
@@ -61,10 +61,15 @@ pub struct ScanRound {
 const AFTER_ALL: char = '\u{10FFFF}';
 
 impl Cluster {
-    fn list_quorum(&self) -> usize {
-        let n = self.inner.nodes.len();
-        let rf = self.inner.placement.replicas("", "").len();
-        n - (rf - self.inner.read_quorum)
+    /// Answers a listing needs from all members: every key is on at least W of its owners
+    /// in some live replica set, so missing at most RF - R < W nodes still hears from one
+    /// of them. During a migration that holds with the previous and current members
+    /// together: a key not yet copied is still on W previous owners.
+    fn list_quorum(&self) -> Need {
+        let all = self.all_nodes();
+        let rf = self.topo.layout.replicas;
+        let missable = rf.saturating_sub(self.inner.read_quorum);
+        Need::count(&all, all.len().saturating_sub(missable).max(1))
     }
 
     /// One round of pages from every node: the keys after `after` (and starting with
@@ -199,7 +204,7 @@ impl Cluster {
             let (b, k) = (b.clone(), k.clone());
             async move { node.list_summaries(&b, &k, "", 1, false).await }
         });
-        let pages = gather(self, "list", calls, nodes.len()).await?;
+        let pages = gather(self, "list", calls, Need::count(nodes, nodes.len())).await?;
         let mut merged = RecordSummary::default();
         for (_, page) in pages {
             if let Some(entry) = page.entries.into_iter().find(|e| e.key == key) {

@@ -13,17 +13,19 @@ mod collect;
 mod hedge;
 mod keys;
 mod list;
+mod need;
 mod outcome;
 mod read;
 mod repair;
 mod settle;
 mod tables;
+mod topology;
 mod upload;
 mod uploads;
 mod write;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
@@ -32,14 +34,16 @@ use futures::stream::FuturesUnordered;
 use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::Metrics;
-use crate::node_client::{NodeClient, NodeError, new_pool};
-use crate::placement::Placement;
+use crate::node_client::{LayoutSeen, NodeClient, NodeError, new_pool};
+use node::proto::layout::{Layout, LayoutNode};
 
 pub use cas::Decision;
 pub use list::{ListedVersion, Listing, ScannedKey, UploadListing, VersionListing};
+pub use need::Need;
 pub use outcome::{Earlier, ZERO_STAMP, earlier_outcome};
 pub use read::ObjectStream;
 pub use repair::is_behind;
+pub use topology::Topology;
 pub use upload::{BlobStored, BlobUpload};
 
 /// Where a quorum stands after some answers.
@@ -91,21 +95,22 @@ impl QuorumTracker {
             Outcome::Pending
         }
     }
-
-    pub fn successes(&self) -> usize {
-        self.ok
-    }
 }
 
-/// Shared handle on the data nodes: one per gateway, cheap to clone.
+/// Shared handle on the data nodes, cheap to clone. It places keys with the layout it was
+/// made with (see `topology`); [`Cluster::current`] gives one with the newest layout.
 #[derive(Clone)]
 pub struct Cluster {
     inner: Arc<Inner>,
+    topo: Arc<Topology>,
 }
 
 struct Inner {
-    nodes: Vec<NodeClient>,
-    placement: Placement,
+    registry: topology::Registry,
+    /// The newest layout followed; replaced whole by `install`.
+    topology: RwLock<Arc<Topology>>,
+    seen: Arc<LayoutSeen>,
+    config_replicas: usize,
     write_quorum: usize,
     read_quorum: usize,
     clock: Hlc,
@@ -114,59 +119,89 @@ struct Inner {
 }
 
 impl Cluster {
+    /// A cluster handle placing keys with a provisional layout made from `--nodes` (URLs
+    /// as ids, version 0) until [`Cluster::install`] adopts the committed one. Requests
+    /// placed with it carry no layout version; the gateway installs the committed layout
+    /// before it serves anything.
     pub fn new(config: &Config, metrics: Metrics) -> Result<Self, String> {
-        let pool = new_pool();
-        let nodes = config
-            .nodes
-            .iter()
-            .map(|url| {
-                NodeClient::new(
-                    url.clone(),
-                    pool.clone(),
-                    &config.cluster_secret,
-                    config.node_timeout,
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let seen = Arc::new(LayoutSeen::default());
+        let template = NodeClient::new(
+            String::new(),
+            new_pool(),
+            &config.cluster_secret,
+            config.node_timeout,
+        )?
+        .reporting_to(seen.clone());
+        let registry = topology::Registry::new(template);
+        let provisional = Layout {
+            version: 0,
+            ..Layout::first(
+                config
+                    .nodes
+                    .iter()
+                    .map(|url| LayoutNode {
+                        id: url.clone(),
+                        url: url.clone(),
+                        zone: String::new(),
+                        capacity: 0,
+                    })
+                    .collect(),
+                config.replicas,
+            )
+        };
+        let topo = Arc::new(Topology::build(provisional, &registry));
+        let liveness = hedge::Liveness::new(topo.clients.len());
         Ok(Cluster {
             inner: Arc::new(Inner {
-                nodes,
-                placement: Placement::new(config.nodes.clone(), config.replicas),
+                registry,
+                topology: RwLock::new(topo.clone()),
+                seen,
+                config_replicas: config.replicas,
                 write_quorum: config.write_quorum,
                 read_quorum: config.read_quorum,
                 clock: Hlc::default(),
                 metrics,
-                liveness: hedge::Liveness::new(config.nodes.len()),
+                liveness,
             }),
+            topo,
         })
     }
 
-    fn node(&self, i: usize) -> &NodeClient {
-        &self.inner.nodes[i]
+    /// Node `i`'s client, stamped with this handle's layout.
+    fn node(&self, i: usize) -> NodeClient {
+        match self.topo.clients.get(i) {
+            Some(c) => c.clone(),
+            // An index from a newer handle: the registry only grows, so it names a node.
+            None => self.inner.newest().clients[i].stamped(self.topo.layout.version),
+        }
     }
 
-    /// The replicas of a record address. An address derived from a key, `<bucket>/<kind>`
-    /// and `<key>\0<anything>` (a multipart upload's record), lives with that key; a `/`
-    /// never occurs in a real bucket name, nor a NUL in a key.
+    /// The owners of a record address (see [`Topology::placed`]), every live replica set.
     fn replicas(&self, bucket: &str, key: &str) -> Vec<usize> {
-        match (bucket.split_once('/'), key.split_once('\0')) {
-            (Some((real_bucket, _)), Some((real_key, _))) => {
-                self.inner.placement.replicas(real_bucket, real_key)
-            }
-            _ => self.inner.placement.replicas(bucket, key),
-        }
+        self.placed(bucket, key).targets
+    }
+
+    /// Where nodes report the layout versions they committed.
+    pub fn layout_seen(&self) -> Arc<LayoutSeen> {
+        self.inner.seen.clone()
     }
 
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
     }
 
+    /// The URL of every node the registry knows, by index (members or not).
     pub fn node_urls(&self) -> Vec<String> {
-        self.inner
-            .nodes
+        self.topo
+            .clients
             .iter()
             .map(|n| n.url().to_owned())
             .collect()
+    }
+
+    /// The URL of node `i`.
+    pub fn node_url(&self, i: usize) -> String {
+        self.node(i).url().to_owned()
     }
 
     /// The nodes holding `(bucket, key)`, as indexes for the write calls.
@@ -176,7 +211,10 @@ impl Cluster {
 
     /// How many nodes answer their health check, and how many writes need.
     pub async fn reachable_nodes(&self) -> (usize, usize) {
-        let checks = self.inner.nodes.iter().map(|n| n.health());
+        let checks = self
+            .all_nodes()
+            .into_iter()
+            .map(|i| async move { self.node(i).health().await });
         let up = futures::future::join_all(checks)
             .await
             .into_iter()
@@ -193,9 +231,11 @@ impl Cluster {
     /// Counts a failed `op` call to node `i` in `storage_errors`; returns the reason a
     /// quorum failure reports for it.
     fn count_failure(&self, i: usize, op: &str, e: &NodeError) -> String {
-        let node = self.node(i).url();
-        // A stale stamp is the ordering rule at work, not a failing node.
-        if !matches!(e, NodeError::Stale(_)) {
+        let node = self.node(i);
+        let node = node.url();
+        // A stale stamp is the ordering rule at work, and a stale layout the fence at
+        // work: neither is a failing node.
+        if !matches!(e, NodeError::Stale(_) | NodeError::StaleLayout { .. }) {
             self.metrics()
                 .storage_errors
                 .with_label_values(&[node, op])
@@ -237,19 +277,21 @@ where
         .collect()
 }
 
-/// Waits until `needed` of the calls succeed (returning their results, first answers
+/// Waits until the calls' successes meet `need` (returning their results, first answers
 /// first) or until that has become impossible (a `QuorumFailed` naming every node's
 /// reason). Spawned calls still running keep running.
 async fn gather<T, Fut>(
     cluster: &Cluster,
     op: &'static str,
     calls: Vec<(usize, Fut)>,
-    needed: usize,
+    need: Need,
 ) -> Result<Vec<(usize, T)>, Error>
 where
     Fut: Future<Output = Result<T, NodeError>>,
 {
-    let mut tracker = QuorumTracker::new(calls.len(), needed);
+    let called: Vec<usize> = calls.iter().map(|(i, _)| *i).collect();
+    let mut tracker = need.tracker(&called);
+    let needed = need.needed();
     let mut reasons = Vec::new();
     if tracker.outcome() == Outcome::Failed {
         return Err(quorum_failed(op, needed, 0, reasons));
@@ -270,7 +312,7 @@ where
                 false
             }
         };
-        match tracker.record(success) {
+        match tracker.record(i, success) {
             Outcome::Met => return Ok(ok),
             Outcome::Failed => break,
             Outcome::Pending => {}

@@ -61,10 +61,16 @@ impl Cluster {
             std::sync::Arc::<str>::from(key),
         );
         let (mut answers, mut rx) = self
-            .hedged_read("read record", &replicas, self.inner.read_quorum, |node| {
-                let (b, k, bodies, chosen) = (b.clone(), k.clone(), bodies.clone(), chosen.clone());
-                async move { node.get_record(&b, &k, &bodies, &chosen).await }
-            })
+            .hedged_read(
+                "read record",
+                &replicas,
+                self.read_need(bucket, key),
+                |node| {
+                    let (b, k, bodies, chosen) =
+                        (b.clone(), k.clone(), bodies.clone(), chosen.clone());
+                    async move { node.get_record(&b, &k, &bodies, &chosen).await }
+                },
+            )
             .await?;
         for (i, record) in &mut answers {
             if let Some(r) = record {
@@ -229,7 +235,8 @@ impl ReaderState {
     /// the node found count as bitrot: a replica without the blob may simply still be
     /// receiving it (the write that made the record visible did not wait for it).
     fn fail(&mut self, i: usize, e: NodeError) {
-        let node = self.cluster.node(i).url();
+        let node = self.cluster.node_url(i);
+        let node = node.as_str();
         match &e {
             NodeError::Corrupt(_) => self.bitrot(i),
             NodeError::Status { status, .. } if status.as_u16() == 404 => {

@@ -539,7 +539,11 @@ impl Cluster {
     /// Removes a handled hint from every node that may hold it (unless raised again since).
     pub async fn delete_hint(&self, hint: Hint) {
         let hint = [hint];
-        let deletes = self.inner.nodes.iter().map(|n| n.delete_hints(&hint));
+        let nodes = self.all_nodes();
+        let deletes = nodes.iter().map(|&i| {
+            let hint = &hint;
+            async move { self.node(i).delete_hints(hint).await }
+        });
         join_all(deletes).await;
     }
 }
@@ -548,16 +552,23 @@ impl Cluster {
     /// Brings node `target`'s record of bucket `name` up to the merge of every reachable
     /// node's; `Ok(false)` when it was not behind.
     pub async fn repair_bucket(&self, name: &str, target: usize) -> Result<bool, Error> {
-        let reads = self.inner.nodes.iter().map(|n| n.get_bucket(name));
+        let mut nodes = self.all_nodes();
+        if !nodes.contains(&target) {
+            nodes.push(target);
+        }
+        let reads = nodes
+            .iter()
+            .map(|&i| async move { (i, self.node(i).get_bucket(name).await) });
         let mut answers = join_all(reads).await;
-        let mine =
-            std::mem::replace(&mut answers[target], Ok(None)).map_err(|source| Error::Node {
-                op: "repair: read target bucket record",
-                node: self.node(target).url().to_owned(),
-                source,
-            })?;
+        let at = answers.iter().position(|(i, _)| *i == target).unwrap_or(0);
+        let (_, mine) = answers.swap_remove(at);
+        let mine = mine.map_err(|source| Error::Node {
+            op: "repair: read target bucket record",
+            node: self.node_url(target),
+            source,
+        })?;
         let mut merged = mine.clone();
-        for record in answers.into_iter().flatten().flatten() {
+        for record in answers.into_iter().flat_map(|(_, r)| r).flatten() {
             match &mut merged {
                 Some(m) => m.merge(&record),
                 None => merged = Some(record),

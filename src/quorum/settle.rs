@@ -51,8 +51,9 @@ impl Cluster {
             .filter(|(_, r)| holds(r))
             .map(|(i, _)| *i)
             .collect();
-        let w = self.inner.write_quorum;
-        if holders.len() >= w || merged.versions.is_empty() {
+        let need = self.write_need(bucket, key);
+        let w = need.needed();
+        if need.met_by(&holders) || merged.versions.is_empty() {
             return Ok(None);
         }
         // Replicas the read did not hear from usually hold it already (a write finishing its
@@ -83,7 +84,7 @@ impl Cluster {
                 holders.push(i);
             }
         }
-        if holders.len() >= w {
+        if need.met_by(&holders) {
             return Ok(None);
         }
         self.metrics().read_repairs.inc();
@@ -116,19 +117,22 @@ impl Cluster {
                         .await
                 });
                 async move {
-                    task.await
-                        .unwrap_or_else(|e| Brought::Failed(format!("task: {e}")))
+                    let brought = task.await;
+                    (
+                        target,
+                        brought.unwrap_or_else(|e| Brought::Failed(format!("task: {e}"))),
+                    )
                 }
             })
             .collect();
-        let (mut holding, mut refused, mut reasons) = (holders.len(), false, Vec::new());
-        while let Some(brought) = pending.next().await {
+        let (mut holding, mut refused, mut reasons) = (holders.clone(), false, Vec::new());
+        while let Some((target, brought)) = pending.next().await {
             match brought {
-                Brought::Holds => holding += 1,
+                Brought::Holds => holding.push(target),
                 Brought::Refused => refused = true,
                 Brought::Failed(why) => reasons.push(why),
             }
-            if holding >= w {
+            if need.met_by(&holding) {
                 return Ok(None);
             }
         }
@@ -140,7 +144,7 @@ impl Cluster {
                 .await?;
             return Ok(Some(committed));
         }
-        Err(quorum_failed("settle read", w, holding, reasons))
+        Err(quorum_failed("settle read", w, holding.len(), reasons))
     }
 
     /// The versions of `want` as `nodes` hold them (those that answer), merged, with every

@@ -46,7 +46,13 @@ impl Cluster {
     /// Makes every reachable node hold the merge of all nodes' bucket records. Returns
     /// the merged records and how many node records were brought up to date.
     pub async fn sync_buckets(&self) -> (Vec<BucketRecord>, usize) {
-        let lists = join_all(self.inner.nodes.iter().map(|n| n.list_buckets())).await;
+        let nodes = self.all_nodes();
+        let lists = join_all(
+            nodes
+                .iter()
+                .map(|&i| async move { (i, self.node(i).list_buckets().await) }),
+        )
+        .await;
         self.sync_table(lists, |node, r| async move { node.put_bucket(&r).await })
             .await
     }
@@ -54,7 +60,13 @@ impl Cluster {
     /// Makes every reachable node hold the merge of all nodes' access key records.
     /// Returns how many node records were brought up to date.
     pub async fn sync_keys(&self) -> usize {
-        let lists = join_all(self.inner.nodes.iter().map(|n| n.list_keys())).await;
+        let nodes = self.all_nodes();
+        let lists = join_all(
+            nodes
+                .iter()
+                .map(|&i| async move { (i, self.node(i).list_keys().await) }),
+        )
+        .await;
         let (_, repaired) = self
             .sync_table(lists, |node, r| async move { node.put_key(&r).await })
             .await;
@@ -65,7 +77,7 @@ impl Cluster {
     /// that answered without some merged record.
     async fn sync_table<R, Fut>(
         &self,
-        lists: Vec<Result<Vec<R>, NodeError>>,
+        lists: Vec<(usize, Result<Vec<R>, NodeError>)>,
         put: impl Fn(NodeClient, R) -> Fut,
     ) -> (Vec<R>, usize)
     where
@@ -73,14 +85,14 @@ impl Cluster {
         Fut: Future<Output = Result<(), NodeError>>,
     {
         let mut merged: BTreeMap<String, R> = BTreeMap::new();
-        for record in lists.iter().flatten().flatten() {
+        for record in lists.iter().flat_map(|(_, l)| l).flatten() {
             merged
                 .entry(record.name().to_owned())
                 .and_modify(|m| m.join(record))
                 .or_insert_with(|| record.clone());
         }
         let mut writes = Vec::new();
-        for (i, list) in lists.iter().enumerate() {
+        for &(i, ref list) in &lists {
             let Ok(list) = list else { continue };
             for record in merged.values().filter(|r| !list.contains(r)) {
                 let (node, name) = (self.node(i).clone(), record.name().to_owned());

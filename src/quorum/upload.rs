@@ -29,7 +29,7 @@ use node::proto::{BLOCK_CRCS_TRAILER, BlobPutReply, BlockCrcs, EXPECTED_MD5_HEAD
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::{Instant, timeout_at};
 
-use super::{Cluster, gather, quorum_failed};
+use super::{Cluster, Need, gather, quorum_failed};
 use crate::error::Error;
 use crate::node_client::{BoxError, NodeError};
 
@@ -75,6 +75,8 @@ pub struct BlobUpload {
     /// Replicas dropped during the upload, with why.
     lost: Vec<String>,
     timeout: Duration,
+    /// W in each replica set of the key.
+    need: Need,
     /// The block table of the body sent so far.
     crcs: BlockCrcs,
 }
@@ -103,9 +105,15 @@ impl Cluster {
         let mut puts = Vec::new();
         let mut lost = Vec::new();
         let replicas = self.replicas(bucket, key);
-        let up = replicas.iter().filter(|&&i| !self.believed_down(i)).count();
+        let need = self.write_need(bucket, key);
+        let up: Vec<usize> = replicas
+            .iter()
+            .copied()
+            .filter(|&i| !self.believed_down(i))
+            .collect();
+        let skip_down = need.met_by(&up);
         for i in replicas {
-            if up >= self.inner.write_quorum && self.believed_down(i) {
+            if skip_down && self.believed_down(i) {
                 let why = "skipped: the health checks see the node down".to_owned();
                 lost.push(format!("{}: {why}", self.node(i).url()));
                 let put: ReplicaPut = futures::future::ready(Err(why)).boxed().shared();
@@ -146,7 +154,8 @@ impl Cluster {
             senders,
             puts,
             lost,
-            timeout: self.node(0).timeout(),
+            timeout: self.inner.registry.timeout(),
+            need,
             crcs: BlockCrcs::default(),
         }
     }
@@ -187,7 +196,8 @@ impl BlobUpload {
     pub async fn send(&mut self, chunk: Bytes) -> Result<(), Error> {
         self.crcs.update(&chunk);
         let want = permits_for(chunk.len());
-        let w = self.cluster.inner.write_quorum;
+        let need = self.need.clone();
+        let met = |kept: &[Lane]| need.met_by(&kept.iter().map(|l| l.i).collect::<Vec<_>>());
         let mut kept = Vec::with_capacity(self.senders.len());
         let mut behind: Vec<Option<Lane>> = Vec::new();
         for lane in std::mem::take(&mut self.senders) {
@@ -205,11 +215,7 @@ impl BlobUpload {
                     Some(async move { (n, room.acquire_many_owned(want).await) })
                 })
                 .collect();
-            let patience = if kept.len() >= w {
-                LAG_GRACE
-            } else {
-                self.timeout
-            };
+            let patience = if met(&kept) { LAG_GRACE } else { self.timeout };
             let mut deadline = Instant::now() + patience;
             while let Ok(Some((n, permit))) = timeout_at(deadline, waits.next()).await {
                 let Some(lane) = behind[n].take() else {
@@ -217,16 +223,16 @@ impl BlobUpload {
                 };
                 match permit {
                     Ok(permit) => {
-                        let had = kept.len();
+                        let had = met(&kept);
                         self.deliver(lane, &chunk, permit, &mut kept);
-                        if had < w && kept.len() >= w {
+                        if !had && met(&kept) {
                             deadline = deadline.min(Instant::now() + LAG_GRACE);
                         }
                     }
                     Err(_) => self.note_lost(lane.i, "buffer closed"),
                 }
             }
-            let why = if kept.len() >= w {
+            let why = if met(&kept) {
                 format!("more than {REPLICA_BUFFER_BYTES} bytes behind the write quorum")
             } else {
                 format!("no progress for {:?}", self.timeout)
@@ -236,11 +242,12 @@ impl BlobUpload {
                 self.note_lost(lane.i, &why);
             }
         }
+        let enough = met(&kept);
         self.senders = kept;
-        if self.senders.len() < w {
+        if !enough {
             return Err(quorum_failed(
                 "put blob",
-                w,
+                need.needed(),
                 self.senders.len(),
                 std::mem::take(&mut self.lost),
             ));
@@ -264,7 +271,7 @@ impl BlobUpload {
     }
 
     fn note_lost(&mut self, i: usize, why: &str) {
-        let node = self.cluster.node(i).url();
+        let node = self.cluster.node_url(i);
         tracing::warn!(node, blob = %self.id, "replica dropped from upload: {why}");
         self.lost.push(format!("{node}: {why}"));
     }
@@ -291,7 +298,8 @@ impl BlobUpload {
             let _ = lane.tx.send(Msg::End(trailers.clone()));
         }
         let timeout = self.timeout;
-        let w = self.cluster.inner.write_quorum;
+        let need = self.need.clone();
+        let w = need.needed();
         let puts = std::mem::take(&mut self.puts);
         let checked = puts
             .iter()
@@ -301,7 +309,7 @@ impl BlobUpload {
             })
             .collect();
         // One deadline from the end of the body for W replicas to store and answer.
-        let acked = tokio::time::timeout(timeout, gather(&self.cluster, "put blob", checked, w))
+        let acked = tokio::time::timeout(timeout, gather(&self.cluster, "put blob", checked, need))
             .await
             .map_err(|_| {
                 quorum_failed(

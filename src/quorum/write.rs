@@ -64,7 +64,7 @@ impl Cluster {
                 result
             }
         });
-        match gather(self, "write record", calls, self.inner.write_quorum).await {
+        match gather(self, "write record", calls, self.write_need(bucket, key)).await {
             Ok(_) => Ok(()),
             Err(e) => {
                 let promised = stale.lock().unwrap_or_else(|p| p.into_inner()).take();

@@ -12,7 +12,7 @@ use crate::error::Error;
 impl Store {
     /// The bucket `name`, which must exist now (`NoSuchBucket` otherwise).
     pub async fn bucket(&self, name: &str) -> Result<BucketRecord, Error> {
-        self.cluster
+        self.cluster()
             .existing_bucket(name)
             .await?
             .ok_or(Error::NoSuchBucket)
@@ -20,14 +20,14 @@ impl Store {
 
     /// Every existing bucket, by name.
     pub async fn list_buckets(&self) -> Result<Vec<BucketRecord>, Error> {
-        self.cluster.list_buckets().await
+        self.cluster().list_buckets().await
     }
 
     /// Creates bucket `name`: a new life of the record, with no configuration of an
     /// earlier life of the same name. `owner`, a key that is not the root key, is granted
     /// read, write and owner on it.
     pub async fn create_bucket(&self, name: &str, owner: Option<&str>) -> Result<(), Error> {
-        let existing = self.cluster.get_bucket(name).await?;
+        let existing = self.cluster().get_bucket(name).await?;
         if existing.as_ref().is_some_and(|b| b.exists.value) {
             return Err(Error::BucketAlreadyOwnedByYou);
         }
@@ -45,18 +45,18 @@ impl Store {
                 .insert(key.to_owned(), Lww { stamp, value: all });
         }
         self.forget_versioned(name);
-        self.cluster.put_bucket(record).await
+        self.cluster().put_bucket(record).await
     }
 
     /// Deletes bucket `name`, which must hold no object, version or upload.
     pub async fn delete_bucket(&self, name: &str) -> Result<(), Error> {
         let record = self.bucket(name).await?;
-        if self.cluster.bucket_has_objects(name).await? {
+        if self.cluster().bucket_has_objects(name).await? {
             return Err(Error::BucketNotEmpty);
         }
         let life = self.life(name, Some(record.exists.stamp.ts), false);
         self.forget_versioned(name);
-        self.cluster.put_bucket(life).await
+        self.cluster().put_bucket(life).await
     }
 
     /// The record that starts (`exists`) or ends a life of bucket `name`, stamped after
@@ -84,7 +84,7 @@ impl Store {
         .map(|s| s.ts)
         .max();
         set(&mut record, self.stamp_after(newest));
-        let result = self.cluster.put_bucket(record).await;
+        let result = self.cluster().put_bucket(record).await;
         self.forget_versioned(name);
         result
     }

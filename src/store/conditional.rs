@@ -118,7 +118,7 @@ impl Store {
         // the last round decided (the request's version, if the round committed).
         let mut mine: Vec<Version> = Vec::new();
         let mut chosen: Option<Version> = None;
-        self.cluster
+        self.cluster()
             .compare_and_set::<Error>(
                 bucket,
                 key,
@@ -154,7 +154,7 @@ impl Store {
             Error::Internal("conditional write committed without its version".into())
         })?;
         let abandoned = mine.iter().map(|v| v.stamp.clone()).collect();
-        self.cluster
+        self.cluster()
             .purge_abandoned(bucket, key, &version, abandoned);
         Ok(version)
     }
@@ -194,7 +194,7 @@ impl Store {
         select: Select,
         mut change: impl FnMut(&ObjectRecord, &Stamp) -> Option<ObjectRecord>,
     ) -> Result<ObjectRecord, Error> {
-        self.cluster
+        self.cluster()
             .compare_and_set::<Error>(bucket, key, None, select, |view, stamp, _| {
                 let Some(c) = change(view, stamp) else {
                     return Decision::AlreadyApplied;

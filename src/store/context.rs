@@ -90,10 +90,10 @@ impl Store {
         bucket: &str,
         key: &str,
     ) -> Result<WriteContext, Error> {
+        let cluster = self.cluster();
         let (b, r) = tokio::join!(
             self.bucket(bucket),
-            self.cluster
-                .read_record(bucket, key, Bodies::None, Select::CURRENT)
+            cluster.read_record(bucket, key, Bodies::None, Select::CURRENT)
         );
         let bucket = b?;
         // The bucket's current life only: a re-created bucket starts unversioned.

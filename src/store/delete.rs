@@ -30,10 +30,10 @@ impl Store {
         version_id: Option<&str>,
         condition: &Condition,
     ) -> Result<Deleted, Error> {
+        let cluster = self.cluster();
         let (b, read) = tokio::join!(
             self.bucket(bucket),
-            self.cluster
-                .read_record(bucket, key, Bodies::None, Select::current_and(version_id))
+            cluster.read_record(bucket, key, Bodies::None, Select::current_and(version_id))
         );
         let bucket_rec = b?;
         let record = read?.record;
@@ -82,9 +82,9 @@ impl Store {
                     delete_marker: false,
                 });
             };
-            let replicas = self.cluster.replicas_of(bucket, key);
+            let replicas = self.cluster().replicas_of(bucket, key);
             let tombstone = ObjectRecord::single(target.tombstone());
-            self.cluster
+            self.cluster()
                 .write_record(bucket, key, tombstone, &replicas)
                 .await?;
             Some(target.clone())

@@ -49,7 +49,8 @@ pub const INLINE_MAX: usize = 64 * 1024;
 /// Handle on the stored objects: cheap to clone, one per gateway.
 #[derive(Clone)]
 pub struct Store {
-    cluster: Cluster,
+    /// Never used directly: each operation takes the newest layout with `cluster()`.
+    live: Cluster,
     /// Whether each bucket has had versioning configured, as recently read: only what
     /// version id a read of a null version shows depends on it.
     versioned: Arc<Mutex<HashMap<String, (Instant, bool)>>>,
@@ -61,9 +62,15 @@ const VERSIONED_TTL: Duration = Duration::from_secs(1);
 impl Store {
     pub fn new(cluster: Cluster) -> Self {
         Store {
-            cluster,
+            live: cluster,
             versioned: Arc::default(),
         }
+    }
+
+    /// The cluster placing keys with the newest layout this gateway follows. Call once
+    /// per step: a step's placement and requests must come from one layout.
+    pub fn cluster(&self) -> Cluster {
+        self.live.current()
     }
 
     /// Whether versioning is (or was) configured on `bucket`: then a null version shows
@@ -97,13 +104,13 @@ impl Store {
 
     /// The hybrid clock's next timestamp (µs), for answers that report "now".
     pub fn now(&self) -> u64 {
-        self.cluster.next_timestamp(None)
+        self.cluster().next_timestamp(None)
     }
 
     /// A fresh stamp ordered after `seen` (µs).
     fn stamp_after(&self, seen: Option<u64>) -> Stamp {
         Stamp {
-            ts: self.cluster.next_timestamp(seen),
+            ts: self.cluster().next_timestamp(seen),
             id: Cluster::new_id(),
         }
     }
@@ -121,7 +128,7 @@ impl Store {
         if max_keys == 0 {
             return Ok(Listing::default());
         }
-        self.cluster
+        self.cluster()
             .list_objects(bucket, prefix, delimiter, after, max_keys)
             .await
     }
@@ -141,7 +148,7 @@ impl Store {
         if max_keys == 0 {
             return Ok(VersionListing::default());
         }
-        let c = &self.cluster;
+        let c = &self.cluster();
         c.list_versions(
             bucket,
             prefix,

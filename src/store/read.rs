@@ -70,7 +70,7 @@ impl Store {
         };
         // The current state, and the version asked for: cheap whatever the key's history.
         let select = Select::current_and(version_id);
-        let cluster = &self.cluster;
+        let cluster = &self.cluster();
         let mut read = cluster
             .read_record(bucket, key, bodies, select.clone())
             .await?;
@@ -143,13 +143,13 @@ impl Store {
             }
             Data::InlineOmitted => return Err(Error::Internal("object body was not read".into())),
             Data::Blob { id } => self
-                .cluster
+                .cluster()
                 .open_blob(owner, id, replicas, start, end)
                 .await?
                 .into_stream()
                 .boxed(),
             Data::Parts { parts } => {
-                self.cluster
+                self.cluster()
                     .open_parts(owner, parts, replicas, start, end)
                     .await?
             }

@@ -33,8 +33,8 @@ impl Store {
         let (bucket, key, mut version) = (&found.bucket, &found.key, found.version);
         let stamp = self.stamp_after(Some(version.changed_at()));
         change(&mut version, stamp);
-        let replicas = self.cluster.replicas_of(bucket, key);
-        self.cluster
+        let replicas = self.cluster().replicas_of(bucket, key);
+        self.cluster()
             .write_record(bucket, key, ObjectRecord::single(version), &replicas)
             .await
     }

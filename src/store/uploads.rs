@@ -204,8 +204,8 @@ impl Store {
             follows: None,
         };
         let (ub, uk) = address(bucket, key, &id);
-        let replicas = self.cluster.replicas_of(bucket, key);
-        self.cluster
+        let replicas = self.cluster().replicas_of(bucket, key);
+        self.cluster()
             .write_record(&ub, &uk, ObjectRecord::single(entry), &replicas)
             .await?;
         Ok(id)
@@ -214,9 +214,9 @@ impl Store {
     /// What upload `id` of `(bucket, key)` stands for, read from a read quorum.
     pub async fn upload(&self, bucket: &str, key: &str, id: &str) -> Result<UploadState, Error> {
         let (ub, uk) = address(bucket, key, id);
-        let replicas = self.cluster.replicas_of(bucket, key);
+        let replicas = self.cluster().replicas_of(bucket, key);
         let read = self
-            .cluster
+            .cluster()
             .read_record_on(&ub, &uk, replicas, Bodies::All, Select::All)
             .await?;
         let record = read.record.unwrap_or_default();
@@ -238,7 +238,7 @@ impl Store {
 
     /// Starts a part of `upload`: its bytes stream to the key's replicas as they arrive.
     pub fn new_part(&self, upload: &Upload) -> PartWriter {
-        let cluster = &self.cluster;
+        let cluster = &self.cluster();
         PartWriter {
             store: self.clone(),
             address: address(&upload.bucket, &upload.key, &upload.id),
@@ -318,8 +318,8 @@ impl Store {
         completion: Option<Version>,
     ) -> Result<(), Error> {
         let (ub, uk) = address(&upload.bucket, &upload.key, &upload.id);
-        let replicas = self.cluster.replicas_of(&upload.bucket, &upload.key);
-        self.cluster
+        let replicas = self.cluster().replicas_of(&upload.bucket, &upload.key);
+        self.cluster()
             .purge_record(&ub, &uk, &upload.record, completion, &replicas)
             .await
     }
@@ -337,7 +337,7 @@ impl Store {
         if max_uploads == 0 {
             return Ok(UploadListing::default());
         }
-        let (c, ns) = (&self.cluster, namespace(bucket));
+        let (c, ns) = (&self.cluster(), namespace(bucket));
         c.list_uploads(
             &ns,
             prefix,
@@ -380,7 +380,7 @@ impl PartWriter {
             follows: None,
         };
         let (ub, uk) = &self.address;
-        let cluster = &self.store.cluster;
+        let cluster = &self.store.cluster();
         cluster.commit_blob_version(ub, uk, part, stored).await?;
         Ok(())
     }

@@ -93,7 +93,7 @@ impl Store {
                 .await?
         } else {
             let version = self.new_version(ctx, state);
-            let cluster = &self.cluster;
+            let cluster = &self.cluster();
             match stored {
                 Some(s) => cluster.commit_blob_version(bucket, key, version, s).await?,
                 None => {
@@ -141,7 +141,7 @@ impl NewObject {
         self.head.extend_from_slice(&chunk);
         if self.head.len() > INLINE_MAX {
             self.context().await?;
-            let cluster = &self.store.cluster;
+            let cluster = &self.store.cluster();
             let mut upload = cluster.start_blob_upload(&self.bucket, &self.key);
             upload.send(std::mem::take(&mut self.head).freeze()).await?;
             self.upload = Some(upload);
