@@ -10,7 +10,7 @@
 //! - `checksum`: the checksum algorithms and multipart checksum kinds, as enums.
 //! - `quorum`: fan-out to replicas, quorum counting, merged reads and listings.
 //! - `node_client`: one function per data-node endpoint.
-//! - `placement`: which nodes own a key (rendezvous hashing).
+//! - `layout`: reading, changing and following the cluster layout the nodes keep.
 //! - `repair`: the background worker that keeps every key at full replication.
 //! - `host`: virtual-hosted vs path-style addressing; `cors`: preflight and CORS headers.
 //! - `config`, `error`, `metrics`, `dev` (three nodes and a gateway in one process).
@@ -29,6 +29,7 @@ pub mod gc;
 mod guard;
 pub mod host;
 mod integrity;
+mod layout;
 pub mod metrics;
 mod node_client;
 mod quorum;

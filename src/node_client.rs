@@ -37,6 +37,8 @@ use node::proto::{
 };
 use serde::de::DeserializeOwned;
 
+mod layout;
+
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type ReqBody = BoxBody<Bytes, BoxError>;
 

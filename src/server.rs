@@ -30,6 +30,7 @@ use crate::config::Config;
 use crate::cors::Cors;
 use crate::guard::{BodyFacts, GuardedBody, OpSlot, Verdict};
 use crate::host::Domains;
+use crate::layout::Membership;
 use crate::metrics::Metrics;
 use crate::quorum::Cluster;
 use crate::repair::{self, RepairConfig, SharedStatus};
@@ -52,6 +53,18 @@ pub async fn run_gateway(
     config.validate()?;
     let metrics = Metrics::new();
     let cluster = Cluster::new(&config, metrics.clone())?;
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    // Nothing is placed before the committed layout is known: a provisional one could put
+    // keys on nodes that do not own them.
+    let membership = Membership::new(&cluster, config.nodes.clone(), config.replicas);
+    if !membership.join(&mut stop_rx).await {
+        return Ok(());
+    }
+    tokio::spawn(membership.clone().follow(stop_rx.clone()));
     let access = Access::new(cluster.clone(), &config.access_key, &config.secret_key);
     // Keys made before this start are honoured from the first request when nodes answer.
     if let Err(e) = access.refresh().await {
@@ -79,16 +92,12 @@ pub async fn run_gateway(
         domains,
     };
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
     tokio::spawn(access.clone().run_refresher(stop_rx.clone()));
     let admin_api = AdminApi {
         access: access.clone(),
         store: store.clone(),
         token: config.admin_token.clone(),
+        membership: membership.clone(),
     };
     let status = SharedStatus::default();
     let worker = tokio::spawn(repair::run(

@@ -11,6 +11,7 @@
 //! | POST | `/v1/buckets/{bucket}/allow` | `{"key", "read"?, "write"?, "owner"?}` | the bucket |
 //! | POST | `/v1/buckets/{bucket}/deny` | same | the bucket |
 //! | GET | `/v1/buckets/{bucket}` | | the bucket and its grants |
+//! | | `/v1/layout...` | | the cluster layout: see `layout` |
 //!
 //! Every route needs `Authorization: Bearer <admin token>`; without a configured token the
 //! API is off (403). `/health`, `/ready`, `/metrics` and `/status` stay open: they change
@@ -18,6 +19,7 @@
 //! request that created or imported it.
 
 pub mod cli;
+mod layout;
 pub mod rfc3339;
 
 use std::collections::BTreeMap;
@@ -34,6 +36,7 @@ use serde_json::{Value, json};
 
 use crate::access::Access;
 use crate::error::Error;
+use crate::layout::Membership;
 use crate::store::Store;
 
 /// Largest request body the admin API reads.
@@ -45,6 +48,7 @@ pub struct AdminApi {
     pub access: Access,
     pub store: Store,
     pub token: Option<String>,
+    pub membership: Membership,
 }
 
 /// A refusal: status and message, answered as `{"error": message}`.
@@ -210,6 +214,11 @@ impl AdminApi {
                     .await
             }
             (Method::GET, ["buckets", bucket]) => self.bucket_info(bucket).await,
+            (Method::GET, ["layout"]) => self.layout_show().await,
+            (Method::GET, ["layout", "plan"]) => self.layout_plan().await,
+            (Method::POST, ["layout", "stage"]) => self.layout_stage(read_json(req).await?).await,
+            (Method::POST, ["layout", "revert"]) => self.layout_revert().await,
+            (Method::POST, ["layout", "apply"]) => self.layout_apply().await,
             _ => Err(Refusal(StatusCode::NOT_FOUND, "no such admin route".into())),
         }
     }

@@ -175,6 +175,11 @@ impl Cluster {
         }
     }
 
+    /// An unplaced client for `url` (no layout version sent): for the layout register.
+    pub fn client_at(&self, url: &str) -> NodeClient {
+        self.inner.registry.template.at(url)
+    }
+
     /// The layout this handle places keys with.
     pub fn layout(&self) -> &Layout {
         &self.topo.layout
