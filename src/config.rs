@@ -42,6 +42,9 @@ pub enum AdminCommand {
             default_value = "http://127.0.0.1:9001"
         )]
         admin_url: String,
+        /// Print JSON (the only format; accepted so scripts can say so).
+        #[arg(long)]
+        json: bool,
     },
     /// Access keys: create, import, list, show, delete.
     #[command(subcommand)]
@@ -49,6 +52,9 @@ pub enum AdminCommand {
     /// What each key may do in a bucket.
     #[command(subcommand)]
     Bucket(BucketCommand),
+    /// The cluster layout: which nodes hold data, and changing them one at a time.
+    #[command(subcommand)]
+    Layout(LayoutCommand),
 }
 
 /// Where the admin API is and the token it needs.
@@ -193,6 +199,68 @@ pub enum BucketCommand {
         bucket: String,
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// A node joining the layout: where it is and what it weighs.
+#[derive(Debug, Clone, Args)]
+pub struct JoiningNode {
+    /// The node's URL; it is asked its id there.
+    pub url: String,
+    /// Failure domain: with at least RF zones, a key's replicas are in distinct ones.
+    #[arg(long)]
+    pub zone: Option<String>,
+    /// Bytes the node should hold relative to the others (default: the average).
+    #[arg(long)]
+    pub capacity: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LayoutCommand {
+    /// The committed layout: version, members, the migration running, the staged change.
+    Show {
+        #[command(flatten)]
+        conn: AdminConn,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stages a new node.
+    Add {
+        #[command(flatten)]
+        conn: AdminConn,
+        #[command(flatten)]
+        node: JoiningNode,
+    },
+    /// Stages the removal of a node.
+    Remove {
+        #[command(flatten)]
+        conn: AdminConn,
+        node_id: String,
+    },
+    /// Stages the replacement of a node by a fresh one.
+    Replace {
+        #[command(flatten)]
+        conn: AdminConn,
+        node_id: String,
+        #[command(flatten)]
+        node: JoiningNode,
+    },
+    /// Keys and bytes the staged change would move, per node.
+    Plan {
+        #[command(flatten)]
+        conn: AdminConn,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Makes the staged change the placement; data moves in the background.
+    Apply {
+        #[command(flatten)]
+        conn: AdminConn,
+    },
+    /// Drops the staged change.
+    Revert {
+        #[command(flatten)]
+        conn: AdminConn,
     },
 }
 

@@ -46,13 +46,17 @@ async fn run(command: Command) -> Result<(), String> {
             announce("admin", config.scheme(), &admin)?;
             s3quorum::run_gateway(config, s3, admin, ctrl_c()).await
         }
-        Command::Admin(AdminCommand::Status { admin_url }) => {
+        Command::Admin(AdminCommand::Status { admin_url, .. }) => {
             let text = s3quorum::server::fetch_status(&admin_url).await?;
             print!("{text}");
             Ok(())
         }
         Command::Admin(AdminCommand::Key(command)) => {
             print!("{}", s3quorum::admin::cli::key(command).await?);
+            Ok(())
+        }
+        Command::Admin(AdminCommand::Layout(command)) => {
+            print!("{}", s3quorum::admin::cli::layout(command).await?);
             Ok(())
         }
         Command::Admin(AdminCommand::Bucket(command)) => {

@@ -11,7 +11,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
-use crate::config::{AdminConn, BucketCommand, KeyCommand};
+use crate::config::{AdminConn, BucketCommand, JoiningNode, KeyCommand, LayoutCommand};
 
 /// Sends one admin request; the JSON answer, or the API's error as text.
 async fn call(
@@ -211,4 +211,96 @@ pub async fn bucket(command: BucketCommand) -> Result<String, String> {
         out.push_str(&format!("  {key}: {}\n", perms_text(p)));
     }
     Ok(out)
+}
+
+fn joining(op: &str, id: Option<String>, node: JoiningNode) -> Value {
+    json!({
+        "op": op,
+        "id": id,
+        "url": node.url,
+        "zone": node.zone,
+        "capacity": node.capacity,
+    })
+}
+
+/// `s3quorum admin layout …`.
+pub async fn layout(command: LayoutCommand) -> Result<String, String> {
+    let stage = "/v1/layout/stage";
+    let (conn, method, path, body, json) = match command {
+        LayoutCommand::Show { conn, json } => (conn, Method::GET, "/v1/layout", None, json),
+        LayoutCommand::Plan { conn, json } => (conn, Method::GET, "/v1/layout/plan", None, json),
+        LayoutCommand::Add { conn, node } => {
+            let body = joining("add", None, node);
+            (conn, Method::POST, stage, Some(body), false)
+        }
+        LayoutCommand::Remove { conn, node_id } => {
+            let body = json!({ "op": "remove", "id": node_id });
+            (conn, Method::POST, stage, Some(body), false)
+        }
+        LayoutCommand::Replace {
+            conn,
+            node_id,
+            node,
+        } => {
+            let body = joining("replace", Some(node_id), node);
+            (conn, Method::POST, stage, Some(body), false)
+        }
+        LayoutCommand::Apply { conn } => (conn, Method::POST, "/v1/layout/apply", None, false),
+        LayoutCommand::Revert { conn } => (conn, Method::POST, "/v1/layout/revert", None, false),
+    };
+    let v = call(&conn, method, path, body).await?;
+    Ok(if json {
+        pretty(&v)
+    } else if path.ends_with("/plan") {
+        plan_text(&v)
+    } else {
+        layout_text(&v)
+    })
+}
+
+fn member_lines(out: &mut String, nodes: &Value) {
+    for n in nodes.as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "  {}  {}",
+            n["id"].as_str().unwrap_or_default(),
+            n["url"].as_str().unwrap_or_default()
+        ));
+        if let Some(z) = n["zone"].as_str() {
+            out.push_str(&format!("  zone={z}"));
+        }
+        if let Some(c) = n["capacity"].as_u64() {
+            out.push_str(&format!("  capacity={c}"));
+        }
+        out.push('\n');
+    }
+}
+
+fn layout_text(v: &Value) -> String {
+    let mut out = format!(
+        "layout version {} (revision {}), {} replicas\nnodes:\n",
+        v["version"], v["revision"], v["replicas"]
+    );
+    member_lines(&mut out, &v["nodes"]);
+    if !v["previous"].is_null() {
+        out.push_str("migrating from:\n");
+        member_lines(&mut out, &v["previous"]);
+    }
+    for change in v["staged"].as_array().into_iter().flatten() {
+        out.push_str(&format!("staged: {change}\n"));
+    }
+    out
+}
+
+fn plan_text(v: &Value) -> String {
+    let mut out = format!(
+        "{} keys scanned; {} keys ({} bytes) would move\n",
+        v["keys_scanned"], v["keys_moving"], v["bytes_moving"]
+    );
+    for (id, m) in v["nodes"].as_object().into_iter().flatten() {
+        out.push_str(&format!(
+            "  {id}: +{} keys (+{} bytes), -{} keys (-{} bytes)\n",
+            m["keys_in"], m["bytes_in"], m["keys_out"], m["bytes_out"]
+        ));
+    }
+    out
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use node::proto::layout::Layout;
 use tokio::sync::watch;
 
-use super::{ChangeError, LayoutRegister};
+use super::{ChangeError, LayoutRegister, staging};
 use crate::quorum::Cluster;
 
 /// How often the follower reads the layout when no node reported a newer version: staged
@@ -80,7 +80,8 @@ impl Membership {
         loop {
             match self.register.bootstrap(&self.seeds, self.replicas).await {
                 Ok(layout) => {
-                    self.cluster.install(layout);
+                    self.cluster.install(layout.clone());
+                    self.relocate(&layout).await;
                     return true;
                 }
                 Err(e) => {
@@ -94,6 +95,30 @@ impl Membership {
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                 _ = stop.wait_for(|s| *s) => return false,
             }
+        }
+    }
+
+    /// Records the addresses members answer at now, when a seed is a member that moved
+    /// (a node restarted on another port or host keeps its id and its data).
+    async fn relocate(&self, layout: &Layout) {
+        let infos = self.seeds.iter().map(|url| {
+            let client = self.cluster.client_at(url);
+            async move { client.info().await.map(|i| (i.node_id, url.clone())) }
+        });
+        let seen: Vec<(String, String)> = futures::future::join_all(infos)
+            .await
+            .into_iter()
+            .filter_map(Result::ok)
+            .collect();
+        if staging::relocate(layout, &seen).is_none() {
+            return;
+        }
+        match self
+            .change(|current| Ok(current.and_then(|c| staging::relocate(c, &seen))))
+            .await
+        {
+            Ok(l) => tracing::info!(revision = l.revision, "member addresses updated"),
+            Err(e) => tracing::warn!("member addresses not updated: {e}"),
         }
     }
 

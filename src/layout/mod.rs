@@ -116,7 +116,7 @@ impl LayoutRegister {
                 return current.ok_or_else(|| ChangeError::Refused("no layout yet".into()));
             };
             next.revision = current.as_ref().map_or(1, |c| c.revision + 1);
-            match self.propose(current.as_ref(), seeds, next).await {
+            match self.propose(current.as_ref(), next).await {
                 Ok(Round::Chosen(layout)) => return Ok(layout),
                 Ok(Round::Behind(newer)) => known = Some(newer),
                 Err(ChangeError::Contended) => {
@@ -171,22 +171,11 @@ impl LayoutRegister {
     }
 
     /// One Paxos round proposing `next` on top of `current`.
-    async fn propose(
-        &self,
-        current: Option<&Layout>,
-        seeds: &[String],
-        next: Layout,
-    ) -> Result<Round, ChangeError> {
+    async fn propose(&self, current: Option<&Layout>, next: Layout) -> Result<Round, ChangeError> {
         let base = current.map_or(0, |c| c.revision);
-        let mut urls: Vec<String> = Vec::new();
-        match current {
-            Some(c) => add_urls(&mut urls, &c.all_nodes()),
-            None => urls.extend(seeds.iter().cloned()),
-        }
-        add_urls(&mut urls, &next.all_nodes());
         let ballot = new_ballot();
         let promises = self
-            .quorum(&urls, current, &next, |c| {
+            .quorum(current, &next, |c| {
                 let ballot = ballot.clone();
                 async move {
                     let p = c.layout_prepare(&ballot).await?;
@@ -210,8 +199,7 @@ impl LayoutRegister {
             .map(|(_, l)| l);
         let ours = pending.is_none();
         let value = pending.unwrap_or(next);
-        add_urls(&mut urls, &value.all_nodes());
-        self.quorum(&urls, current, &value, |c| {
+        self.quorum(current, &value, |c| {
             let (ballot, value) = (ballot.clone(), value.clone());
             async move {
                 let a = c.layout_accept(&ballot, &value).await?;
@@ -219,6 +207,10 @@ impl LayoutRegister {
             }
         })
         .await?;
+        let urls: Vec<String> = acceptors(current, &value)
+            .into_iter()
+            .map(|(_, u)| u)
+            .collect();
         self.commit_everywhere(&urls, &value).await;
         Ok(if ours {
             Round::Chosen(value)
@@ -242,12 +234,11 @@ impl LayoutRegister {
         futures::future::join_all(calls).await;
     }
 
-    /// Calls `call` on every node of `urls` until a majority of each member list of
-    /// `current` and `next` granted; the grants' answers. A refusal counts as a failure and
-    /// makes a failed round `Contended`.
+    /// Calls `call` on every acceptor of a round from `current` to `next` until a
+    /// majority of each of their member lists granted; the grants' answers. A refusal
+    /// counts as a failure and makes a failed round `Contended`.
     async fn quorum<T, F, Fut>(
         &self,
-        urls: &[String],
         current: Option<&Layout>,
         next: &Layout,
         call: F,
@@ -256,14 +247,15 @@ impl LayoutRegister {
         F: Fn(NodeClient) -> Fut,
         Fut: Future<Output = Result<(bool, T), NodeError>>,
     {
-        let need = Need::per_set(&member_sets(urls, current, next), |n| n / 2 + 1);
-        let called: Vec<usize> = (0..urls.len()).collect();
+        let acceptors = acceptors(current, next);
+        let need = Need::per_set(&member_sets(&acceptors, current, next), |n| n / 2 + 1);
+        let called: Vec<usize> = (0..acceptors.len()).collect();
         let mut tracker = need.tracker(&called);
-        let mut pending: FuturesUnordered<_> = urls
+        let mut pending: FuturesUnordered<_> = acceptors
             .iter()
             .enumerate()
-            .map(|(i, u)| {
-                let fut = call(self.client(u));
+            .map(|(i, (_, url))| {
+                let fut = call(self.client(url));
                 async move { (i, fut.await) }
             })
             .collect();
@@ -279,7 +271,7 @@ impl LayoutRegister {
                     false
                 }
                 Err(e) => {
-                    reasons.push(format!("{}: {e}", urls[i]));
+                    reasons.push(format!("{}: {e}", acceptors[i].1));
                     false
                 }
             };
@@ -297,9 +289,32 @@ impl LayoutRegister {
     }
 }
 
-/// The member lists a round needs a majority of, as indexes into `urls`: the current
-/// members, the previous ones while migrating, and those of `next` (and its previous).
-fn member_sets(urls: &[String], current: Option<&Layout>, next: &Layout) -> Vec<Vec<usize>> {
+/// Every node a round from `current` to `next` involves, once by id, with the address
+/// `next` gives it (a node that moved is reached where it is now), else the current one.
+fn acceptors(current: Option<&Layout>, next: &Layout) -> Vec<(String, String)> {
+    let mut all: Vec<(String, String)> = Vec::new();
+    let mut add = |nodes: Vec<&LayoutNode>| {
+        for n in nodes {
+            if !all.iter().any(|(id, _)| *id == n.id) {
+                all.push((n.id.clone(), n.url.clone()));
+            }
+        }
+    };
+    add(next.all_nodes());
+    if let Some(c) = current {
+        add(c.all_nodes());
+    }
+    all
+}
+
+/// The member lists a round needs a majority of, as indexes into `acceptors`: the
+/// current members, the previous ones while migrating, and those of `next` (and its
+/// previous).
+fn member_sets(
+    acceptors: &[(String, String)],
+    current: Option<&Layout>,
+    next: &Layout,
+) -> Vec<Vec<usize>> {
     let mut lists: Vec<&[LayoutNode]> = vec![&next.nodes];
     lists.extend(next.previous.as_deref());
     if let Some(c) = current {
@@ -310,7 +325,7 @@ fn member_sets(urls: &[String], current: Option<&Layout>, next: &Layout) -> Vec<
     for list in lists {
         let mut set: Vec<usize> = list
             .iter()
-            .filter_map(|n| urls.iter().position(|u| *u == n.url))
+            .filter_map(|n| acceptors.iter().position(|(id, _)| *id == n.id))
             .collect();
         set.sort_unstable();
         if !sets.contains(&set) {
@@ -364,8 +379,9 @@ mod tests {
                 .expect("stage"),
         )
         .expect("apply");
-        let urls: Vec<String> = (0..4).map(|i| format!("http://h{i}")).collect();
-        let sets = member_sets(&urls, Some(&old), &next);
+        let acceptors = acceptors(Some(&old), &next);
+        assert_eq!(acceptors.len(), 4);
+        let sets = member_sets(&acceptors, Some(&old), &next);
         assert_eq!(sets, vec![vec![0, 1, 2, 3], vec![0, 1, 2]]);
         let need = Need::per_set(&sets, |n| n / 2 + 1);
         assert!(!need.met_by(&[0, 3]), "2 of 4 is no majority");

@@ -93,6 +93,31 @@ pub fn retire(layout: &Layout, version: u64) -> Option<Layout> {
     })
 }
 
+/// The layout with members found at new addresses moved there (`seen`: id → the URL
+/// that answered with it); `None` when nothing moved. A URL another member still has is
+/// not taken: that is a different node at the same address, for `replace` to handle.
+pub fn relocate(layout: &Layout, seen: &[(String, String)]) -> Option<Layout> {
+    let mut next = layout.clone();
+    let mut moved = false;
+    for (id, url) in seen {
+        let taken = layout
+            .all_nodes()
+            .iter()
+            .any(|n| n.url == *url && n.id != *id);
+        if taken {
+            continue;
+        }
+        let lists = std::iter::once(&mut next.nodes).chain(next.previous.as_mut());
+        for list in lists {
+            for n in list.iter_mut().filter(|n| n.id == *id && n.url != *url) {
+                n.url.clone_from(url);
+                moved = true;
+            }
+        }
+    }
+    moved.then_some(next)
+}
+
 /// The node an `add` or `replace` brings: its id as the node answered it.
 pub fn new_node(id: String, url: &str, zone: Option<String>, capacity: Option<u64>) -> LayoutNode {
     LayoutNode {
@@ -161,6 +186,20 @@ mod tests {
         let reverted = revert(&next).expect("revert");
         assert!(reverted.staged.is_empty());
         assert!(revert(&reverted).is_err());
+    }
+
+    #[test]
+    fn relocate_moves_addresses_not_ids() {
+        let l = three();
+        let seen = vec![("n1".to_owned(), "http://new:1".to_owned())];
+        let moved = relocate(&l, &seen).expect("moved");
+        assert_eq!(moved.nodes[1].url, "http://new:1");
+        assert_eq!(moved.nodes[1].id, "n1");
+        assert!(relocate(&moved, &seen).is_none(), "already there");
+        let clash = vec![("n1".to_owned(), l.nodes[2].url.clone())];
+        assert!(relocate(&l, &clash).is_none(), "another member's address");
+        let stranger = vec![("zz".to_owned(), "http://z".to_owned())];
+        assert!(relocate(&l, &stranger).is_none());
     }
 
     #[test]
