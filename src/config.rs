@@ -312,6 +312,9 @@ pub struct S3Args {
     /// seconds, when every replica of the key holds them.
     #[arg(long, env = "S3QUORUM_TOMBSTONE_GRACE_SECS", default_value_t = 86_400)]
     pub tombstone_grace_secs: u64,
+    /// Most MiB per second a layout change copies to new owners (0: unthrottled).
+    #[arg(long, env = "S3QUORUM_REBALANCE_RATE_MIB", default_value_t = 64)]
+    pub rebalance_rate_mib: u64,
     /// Base domain for virtual-hosted-style requests (`bucket.DOMAIN`); repeat the flag or
     /// separate with commas for several. Path-style requests always work.
     #[arg(long = "domain", env = "S3QUORUM_DOMAIN", value_delimiter = ',')]
@@ -454,6 +457,8 @@ pub struct Config {
     pub tombstone_grace: Duration,
     /// Least pause between two garbage-collection passes.
     pub gc_interval: Duration,
+    /// Bytes per second a migration copies at most; 0: unthrottled.
+    pub rebalance_rate: u64,
     /// Base domains of virtual-hosted-style addressing (lowercase, no port).
     pub domains: Vec<String>,
     /// The admin API's bearer token; `None`: the admin API is off.
@@ -501,6 +506,7 @@ impl Config {
             gc_grace: Duration::from_secs(args.s3.gc_grace_secs),
             tombstone_grace: Duration::from_secs(args.s3.tombstone_grace_secs),
             gc_interval: Duration::from_millis(args.s3.gc_interval_ms),
+            rebalance_rate: args.s3.rebalance_rate_mib.saturating_mul(1 << 20),
             domains: domains(&args.s3.domains),
             admin_token: secret_from(
                 args.s3.admin_token.as_deref(),
@@ -624,6 +630,7 @@ mod tests {
             gc_grace: Duration::from_secs(3600),
             tombstone_grace: Duration::from_secs(86_400),
             gc_interval: Duration::from_secs(600),
+            rebalance_rate: 0,
             domains: Vec::new(),
             admin_token: None,
             tls_cert: None,

@@ -146,6 +146,7 @@ pub async fn run(
         gc_grace: std::time::Duration::from_secs(args.s3.gc_grace_secs),
         tombstone_grace: std::time::Duration::from_secs(args.s3.tombstone_grace_secs),
         gc_interval: std::time::Duration::from_millis(args.s3.gc_interval_ms),
+        rebalance_rate: args.s3.rebalance_rate_mib.saturating_mul(1 << 20),
         domains: crate::config::domains(&args.s3.domains),
         admin_token: Some(creds.admin_token.clone()),
         tls_cert: args.s3.tls_cert.clone(),

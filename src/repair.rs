@@ -19,7 +19,13 @@ use node::proto::{Bodies, Hint, ObjectRecord, Select};
 use serde::Serialize;
 use tokio::sync::watch;
 
+mod migrate;
+
+use migrate::Pace;
+pub use migrate::Rebalance;
+
 use crate::gc::GcStatus;
+use crate::layout::{Membership, plan};
 use crate::quorum::{Cluster, ScannedKey, is_behind};
 use crate::store::uploads;
 
@@ -36,6 +42,8 @@ pub struct RepairConfig {
     /// `gc_interval` has gone by since the last one began.
     pub gc_grace: crate::gc::Graces,
     pub gc_interval: Duration,
+    /// Bytes per second a migration copies at most (0: unthrottled).
+    pub rebalance_rate: u64,
 }
 
 /// Hints handled per iteration, so the loop comes back to its health checks often.
@@ -55,6 +63,9 @@ pub struct RepairStatus {
     pub repairs_failed: u64,
     pub last_anti_entropy_pass: Option<PassStatus>,
     pub last_gc_pass: Option<GcStatus>,
+    /// The version of the layout this gateway follows.
+    pub layout_version: u64,
+    pub rebalance: Rebalance,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -80,10 +91,20 @@ pub struct PassStatus {
 struct Pass {
     compared: u64,
     repaired: u64,
+    /// Keys (and their bytes) with a current owner not in sync at the end of the pass.
+    short_keys: u64,
+    short_bytes: u64,
     /// False once the pass was cut short: a page or a history could not be read.
     complete: bool,
     /// Keys with a replica still behind at the end of the pass.
     lagging: BTreeSet<(String, String)>,
+}
+
+/// What a migration needs to know of a finished pass.
+struct PassSummary {
+    complete: bool,
+    short_keys: u64,
+    short_bytes: u64,
 }
 
 /// A shared, cheap snapshot of the worker's state.
@@ -93,6 +114,9 @@ struct Worker {
     /// Followed for the newest layout; `cluster` is this iteration's snapshot of it.
     live: Cluster,
     cluster: Cluster,
+    membership: Membership,
+    rebalance: Rebalance,
+    pace: Pace,
     config: RepairConfig,
     id: String,
     status: SharedStatus,
@@ -111,6 +135,7 @@ struct Worker {
 /// Runs the worker until `stop` turns true.
 pub async fn run(
     cluster: Cluster,
+    membership: Membership,
     config: RepairConfig,
     status: SharedStatus,
     mut stop: watch::Receiver<bool>,
@@ -125,6 +150,9 @@ pub async fn run(
     let mut worker = Worker {
         cluster: cluster.current(),
         live: cluster,
+        membership,
+        rebalance: Rebalance::default(),
+        pace: Pace::new(config.rebalance_rate),
         config,
         id,
         status,
@@ -164,7 +192,12 @@ impl Worker {
             self.scan_lagging.clear();
         }
         let hint_lag = self.work_hints(leader).await;
-        if leader
+        self.publish();
+        if leader && self.cluster.layout().previous.is_some() {
+            // No garbage collection while two layouts are live: a blob's references are
+            // moving between nodes.
+            self.migrate(stop).await;
+        } else if leader
             && let Some(at) = self.next_scan
             && Instant::now() >= at
         {
@@ -480,7 +513,8 @@ impl Worker {
 
     /// Compares every replica of every key (records, and whether their blobs are on disk)
     /// and repairs each replica that has less than the others.
-    async fn anti_entropy(&mut self, stop: &watch::Receiver<bool>) {
+    /// One pass over every key; what it found short, for the migration.
+    async fn anti_entropy(&mut self, stop: &watch::Receiver<bool>) -> PassSummary {
         let started = Instant::now();
         // Buckets first: the object pass walks the buckets the nodes know of.
         let (buckets, buckets_repaired) = self.cluster.sync_buckets().await;
@@ -500,7 +534,13 @@ impl Worker {
                 break;
             }
         }
+        let summary = PassSummary {
+            complete: pass.complete,
+            short_keys: pass.short_keys,
+            short_bytes: pass.short_bytes,
+        };
         self.finish_pass(started, pass);
+        summary
     }
 
     /// Compares every key of `namespace` across its replicas, page by page, and repairs
@@ -563,10 +603,12 @@ impl Worker {
         {
             return;
         }
-        let holders: Vec<usize> = self
-            .cluster
-            .replicas_of(namespace, key)
-            .into_iter()
+        let placed = self.cluster.placed(namespace, key);
+        let owners = &placed.sets[0];
+        let holders: Vec<usize> = placed
+            .targets
+            .iter()
+            .copied()
             .filter(|r| answered.contains(r))
             .collect();
         let behind = if partial {
@@ -582,6 +624,9 @@ impl Worker {
         } else {
             None
         };
+        let bytes = plan::record_bytes(&scanned.merged);
+        let migrating = self.cluster.layout().previous.is_some();
+        let mut short = owners.iter().any(|r| !answered.contains(r));
         for r in holders {
             let copy = scanned.copies.iter().find(|(i, _)| *i == r).map(|(_, e)| e);
             let missing = copy.map(|c| c.missing_blobs.clone()).unwrap_or_default();
@@ -599,7 +644,20 @@ impl Worker {
             if copy.is_some_and(|c| !c.corrupt_blobs.is_empty()) {
                 self.cluster.metrics().bitrot_detections.inc();
             }
-            self.repair_replica(namespace, key, r, &missing, pass).await;
+            let repaired = self.repair_replica(namespace, key, r, &missing, pass).await;
+            if owners.contains(&r) {
+                if !repaired {
+                    short = true;
+                } else if migrating && copy.is_none() {
+                    self.copied(bytes).await;
+                }
+            }
+        }
+        if short {
+            pass.short_keys += 1;
+            pass.short_bytes += bytes;
+        } else if !migrating && !scanned.strays.is_empty() {
+            self.release(namespace, key, &scanned.strays).await;
         }
     }
 
@@ -611,10 +669,10 @@ impl Worker {
         r: usize,
         missing: &[String],
         pass: &mut Pass,
-    ) {
+    ) -> bool {
         if !self.usable(r) {
             pass.lagging.insert((namespace.to_owned(), key.to_owned()));
-            return;
+            return false;
         }
         let url = self.cluster.node_url(r);
         tracing::info!(node = %url, bucket = namespace, key, "anti-entropy: replica behind, repair scheduled");
@@ -623,12 +681,14 @@ impl Worker {
                 pass.repaired += 1;
                 self.count(true);
                 tracing::info!(node = %url, bucket = namespace, key, "repair done");
+                true
             }
             Err(e) => {
                 tracing::warn!(node = %url, bucket = namespace, key, "repair failed, will retry: {e}");
                 self.count(false);
                 self.failed(r);
                 pass.lagging.insert((namespace.to_owned(), key.to_owned()));
+                false
             }
         }
     }

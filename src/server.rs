@@ -102,6 +102,7 @@ pub async fn run_gateway(
     let status = SharedStatus::default();
     let worker = tokio::spawn(repair::run(
         cluster.clone(),
+        membership,
         RepairConfig {
             interval: config.repair_interval,
             scan_interval: config.scan_interval,
@@ -111,6 +112,7 @@ pub async fn run_gateway(
                 tombstones: config.tombstone_grace,
             },
             gc_interval: config.gc_interval,
+            rebalance_rate: config.rebalance_rate,
         },
         status.clone(),
         stop_rx.clone(),

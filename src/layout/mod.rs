@@ -14,6 +14,7 @@
 //! lists accepted it, so every committed layout is a chosen one, and revisions rise by one.
 
 mod follow;
+pub mod plan;
 pub mod staging;
 
 pub use follow::Membership;

@@ -220,6 +220,7 @@ mod tests {
             gc_grace: Duration::from_secs(3600),
             tombstone_grace: Duration::from_secs(86_400),
             gc_interval: Duration::from_secs(600),
+            rebalance_rate: 0,
             domains: Vec::new(),
             admin_token: None,
             tls_cert: None,

@@ -42,9 +42,12 @@ pub struct ScannedKey {
     pub key: String,
     /// The merge of every copy seen.
     pub merged: ObjectRecord,
-    /// Each answering node's copy, by node index; a node that answered but is not listed
-    /// here has no record for the key.
+    /// Each answering owner's copy, by node index; an owner that answered but is not
+    /// listed here has no record for the key.
     pub copies: Vec<(usize, ListEntry)>,
+    /// Nodes that answered with a copy they do not own (left over from an earlier
+    /// layout): not merged, theirs to release.
+    pub strays: Vec<usize>,
 }
 
 /// What one round of a scan saw.
@@ -111,6 +114,9 @@ impl Cluster {
         let keys = by_key
             .into_iter()
             .map(|(key, copies)| {
+                let owners = self.placed(bucket, &key).targets;
+                let (copies, strays): (Vec<_>, Vec<_>) =
+                    copies.into_iter().partition(|(i, _)| owners.contains(i));
                 let mut merged = ObjectRecord::default();
                 for (_, entry) in &copies {
                     merged.merge(&entry.record);
@@ -119,6 +125,7 @@ impl Cluster {
                     key,
                     merged,
                     copies,
+                    strays: strays.into_iter().map(|(i, _)| i).collect(),
                 }
             })
             .collect();
@@ -156,9 +163,14 @@ impl Cluster {
         // Each answer's own current version, per key (windows only).
         let mut own: BTreeMap<String, Vec<Stamp>> = BTreeMap::new();
         let answered: Vec<usize> = pages.iter().map(|(i, _)| *i).collect();
-        for (_, page) in pages {
+        for (i, page) in pages {
             for entry in page.entries {
                 if bound.as_ref().is_some_and(|b| &entry.key > b) {
+                    continue;
+                }
+                // A copy a node keeps from an earlier layout may miss what its owners
+                // dropped since (a purged version's tombstone): only owners count.
+                if !self.placed(bucket, &entry.key).targets.contains(&i) {
                     continue;
                 }
                 if current_only && let Some(v) = entry.record.current() {
@@ -206,7 +218,8 @@ impl Cluster {
         });
         let pages = gather(self, "list", calls, Need::count(nodes, nodes.len())).await?;
         let mut merged = RecordSummary::default();
-        for (_, page) in pages {
+        let owners = self.placed(bucket, key).targets;
+        for (_, page) in pages.into_iter().filter(|(i, _)| owners.contains(i)) {
             if let Some(entry) = page.entries.into_iter().find(|e| e.key == key) {
                 merged.merge(&entry.record);
             }

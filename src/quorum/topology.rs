@@ -175,6 +175,16 @@ impl Cluster {
         }
     }
 
+    /// W: acknowledgements a write needs in each replica set.
+    pub fn write_quorum(&self) -> usize {
+        self.inner.write_quorum
+    }
+
+    /// R: answers a read needs in each replica set.
+    pub fn read_quorum(&self) -> usize {
+        self.inner.read_quorum
+    }
+
     /// An unplaced client for `url` (no layout version sent): for the layout register.
     pub fn client_at(&self, url: &str) -> NodeClient {
         self.inner.registry.template.at(url)
