@@ -52,6 +52,19 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// Whether a quorum failed because nodes had moved to a newer layout than the one
+    /// the operation placed its key with: the operation may be tried again with it.
+    pub fn fenced(&self) -> bool {
+        match self {
+            Error::QuorumFailed { per_node, .. } => per_node
+                .iter()
+                .any(|r| r.contains(crate::node_client::FENCED)),
+            _ => false,
+        }
+    }
+}
+
 impl From<Error> for S3Error {
     #[track_caller]
     fn from(e: Error) -> S3Error {

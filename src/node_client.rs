@@ -73,9 +73,13 @@ pub enum NodeError {
     #[error("stamp below the promised ballot {0:?}")]
     Stale(Stamp),
     /// The request was placed with layout `sent`, older than the node's committed one.
-    #[error("placed with layout version {sent}, the node has a newer one")]
+    #[error("placed with layout version {sent}, {FENCED}")]
     StaleLayout { sent: u64 },
 }
+
+/// How a [`NodeError::StaleLayout`] reads in a quorum failure's reasons (see
+/// [`crate::error::Error::fenced`]).
+pub const FENCED: &str = "the node has a newer layout";
 
 /// The newest layout version nodes reported, shared by every client of one gateway.
 #[derive(Debug, Default)]

@@ -19,14 +19,15 @@ use node::proto::{Bodies, Hint, ObjectRecord, Select};
 use serde::Serialize;
 use tokio::sync::watch;
 
+mod compare;
 mod migrate;
 
 use migrate::Pace;
 pub use migrate::Rebalance;
 
 use crate::gc::GcStatus;
-use crate::layout::{Membership, plan};
-use crate::quorum::{Cluster, ScannedKey, is_behind};
+use crate::layout::Membership;
+use crate::quorum::Cluster;
 use crate::store::uploads;
 
 /// How the worker paces itself.
@@ -552,13 +553,21 @@ impl Worker {
         pass: &mut Pass,
     ) -> bool {
         let mut cursor = String::new();
+        // Every member's page when they are all up: a pass compares every replica (and
+        // finds every stray copy); a migration needs every new owner's in any case.
+        let every_member = self.cluster.layout().previous.is_some()
+            || self
+                .cluster
+                .all_nodes()
+                .iter()
+                .all(|&i| self.up[i] == Some(true));
         loop {
             if *stop.borrow() {
                 return false;
             }
             let round = match self
                 .cluster
-                .scan_round(namespace, "", &cursor, 1000, true)
+                .scan_round(namespace, "", &cursor, 1000, true, every_member)
                 .await
             {
                 Ok(r) => r,
@@ -567,10 +576,16 @@ impl Worker {
                     return false;
                 }
             };
+            let mut checks = Vec::with_capacity(round.keys.len());
             for scanned in &round.keys {
-                self.compare_key(namespace, scanned, &round.answered, pass)
-                    .await;
+                if let Some(check) = self
+                    .compare_key(namespace, scanned, &round.answered, pass)
+                    .await
+                {
+                    checks.push(check);
+                }
             }
+            self.repair_round(namespace, checks, pass).await;
             self.cluster
                 .metrics()
                 .anti_entropy_keys
@@ -580,116 +595,6 @@ impl Worker {
                 None => return true,
             }
             tokio::time::sleep(SCAN_PAGE_PAUSE).await;
-        }
-    }
-
-    /// Compares one scanned key's copies on the replicas that `answered`, and repairs each
-    /// one that is behind the merge or lacks a blob; an expired upload is aborted instead.
-    async fn compare_key(
-        &mut self,
-        namespace: &str,
-        scanned: &ScannedKey,
-        answered: &[usize],
-        pass: &mut Pass,
-    ) {
-        pass.compared += 1;
-        let key = &scanned.key;
-        // A list page holds only the start of a long history: the rest is compared page by
-        // page.
-        let partial = scanned.copies.iter().any(|(_, c)| c.partial);
-        if self
-            .expire_upload(namespace, key, &scanned.merged, partial)
-            .await
-        {
-            return;
-        }
-        let placed = self.cluster.placed(namespace, key);
-        let owners = &placed.sets[0];
-        let holders: Vec<usize> = placed
-            .targets
-            .iter()
-            .copied()
-            .filter(|r| answered.contains(r))
-            .collect();
-        let behind = if partial {
-            match self.cluster.behind_replicas(namespace, key, &holders).await {
-                Ok(behind) => Some(behind),
-                Err(e) => {
-                    tracing::warn!(bucket = namespace, key = %key, "history not compared: {e}");
-                    pass.complete = false;
-                    pass.lagging.insert((namespace.to_owned(), key.clone()));
-                    return;
-                }
-            }
-        } else {
-            None
-        };
-        let bytes = plan::record_bytes(&scanned.merged);
-        let migrating = self.cluster.layout().previous.is_some();
-        let mut short = owners.iter().any(|r| !answered.contains(r));
-        for r in holders {
-            let copy = scanned.copies.iter().find(|(i, _)| *i == r).map(|(_, e)| e);
-            let missing = copy.map(|c| c.missing_blobs.clone()).unwrap_or_default();
-            let empty = ObjectRecord::default();
-            let have = copy.map_or(&empty, |c| &c.record);
-            let stale = match &behind {
-                Some(behind) => behind.contains(&r),
-                None => is_behind(have, &scanned.merged),
-            } || !missing.is_empty();
-            if !stale {
-                continue;
-            }
-            // Bitrot is bad bytes a node found; a blob merely missing may be one still
-            // being written.
-            if copy.is_some_and(|c| !c.corrupt_blobs.is_empty()) {
-                self.cluster.metrics().bitrot_detections.inc();
-            }
-            let repaired = self.repair_replica(namespace, key, r, &missing, pass).await;
-            if owners.contains(&r) {
-                if !repaired {
-                    short = true;
-                } else if migrating && copy.is_none() {
-                    self.copied(bytes).await;
-                }
-            }
-        }
-        if short {
-            pass.short_keys += 1;
-            pass.short_bytes += bytes;
-        } else if !migrating && !scanned.strays.is_empty() {
-            self.release(namespace, key, &scanned.strays).await;
-        }
-    }
-
-    /// Brings replica `r` of `(namespace, key)` up to the merge (and gives it `missing`).
-    async fn repair_replica(
-        &mut self,
-        namespace: &str,
-        key: &str,
-        r: usize,
-        missing: &[String],
-        pass: &mut Pass,
-    ) -> bool {
-        if !self.usable(r) {
-            pass.lagging.insert((namespace.to_owned(), key.to_owned()));
-            return false;
-        }
-        let url = self.cluster.node_url(r);
-        tracing::info!(node = %url, bucket = namespace, key, "anti-entropy: replica behind, repair scheduled");
-        match self.cluster.repair_key(namespace, key, r, missing).await {
-            Ok(_) => {
-                pass.repaired += 1;
-                self.count(true);
-                tracing::info!(node = %url, bucket = namespace, key, "repair done");
-                true
-            }
-            Err(e) => {
-                tracing::warn!(node = %url, bucket = namespace, key, "repair failed, will retry: {e}");
-                self.count(false);
-                self.failed(r);
-                pass.lagging.insert((namespace.to_owned(), key.to_owned()));
-                false
-            }
         }
     }
 

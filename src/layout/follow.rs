@@ -30,7 +30,7 @@ impl Membership {
     pub fn new(cluster: &Cluster, seeds: Vec<String>, replicas: usize) -> Membership {
         let template = cluster.client_at("");
         Membership {
-            register: LayoutRegister::new(template),
+            register: LayoutRegister::new(template, Some(cluster.clone())),
             seeds,
             cluster: cluster.clone(),
             replicas,

@@ -28,7 +28,7 @@ use node::proto::layout::{Layout, LayoutNode};
 use node::proto::paxos::Ballot;
 
 use crate::node_client::{NodeClient, NodeError};
-use crate::quorum::{Need, Outcome};
+use crate::quorum::{Cluster, Need, Outcome};
 
 /// How many rounds a change tries before it reports contention.
 const ROUNDS: u32 = 8;
@@ -51,6 +51,9 @@ pub enum ChangeError {
 #[derive(Clone)]
 pub struct LayoutRegister {
     template: NodeClient,
+    /// Adopts a value the moment it is chosen, before the nodes hear of its commit: the
+    /// gateway that made a change never sends a request the nodes will fence.
+    follower: Option<Cluster>,
 }
 
 /// How a round ended.
@@ -63,8 +66,8 @@ enum Round {
 
 impl LayoutRegister {
     /// `template` gives the pool, secret and deadline; it must be unstamped.
-    pub fn new(template: NodeClient) -> LayoutRegister {
-        LayoutRegister { template }
+    pub fn new(template: NodeClient, follower: Option<Cluster>) -> LayoutRegister {
+        LayoutRegister { template, follower }
     }
 
     fn client(&self, url: &str) -> NodeClient {
@@ -208,6 +211,9 @@ impl LayoutRegister {
             }
         })
         .await?;
+        if let Some(cluster) = &self.follower {
+            cluster.install(value.clone());
+        }
         let urls: Vec<String> = acceptors(current, &value)
             .into_iter()
             .map(|(_, u)| u)

@@ -55,7 +55,7 @@ pub async fn plan(
         let mut cursor = String::new();
         loop {
             let round = cluster
-                .scan_round(&namespace, "", &cursor, 1000, false)
+                .scan_round(&namespace, "", &cursor, 1000, false, false)
                 .await?;
             for scanned in &round.keys {
                 let bytes = record_bytes(&scanned.merged);

@@ -79,6 +79,9 @@ impl Cluster {
     /// `prefix`) up to the point every answering node has covered, each with the merge of
     /// its copies and the copies themselves (by node). `next` is where the following round
     /// starts, `None` at the end.
+    ///
+    /// With `every_member`, the round waits for every current member's page (a migration
+    /// must compare each new owner's copies); otherwise for the listing quorum.
     pub async fn scan_round(
         &self,
         bucket: &str,
@@ -86,6 +89,7 @@ impl Cluster {
         after: &str,
         limit: usize,
         check_blobs: bool,
+        every_member: bool,
     ) -> Result<ScanRound, Error> {
         let limit = limit.clamp(1, MAX_LIST_LIMIT);
         let (b, p, c) = (bucket.to_owned(), prefix.to_owned(), after.to_owned());
@@ -93,7 +97,12 @@ impl Cluster {
             let (b, p, c) = (b.clone(), p.clone(), c.clone());
             async move { node.list(&b, &p, &c, limit, check_blobs).await }
         });
-        let pages = gather(self, "list", calls, self.list_quorum()).await?;
+        let mut need = self.list_quorum();
+        if every_member {
+            let members = self.topo.member_sets().swap_remove(0);
+            need = need.and(Need::count(&members, members.len()));
+        }
+        let pages = gather(self, "list", calls, need).await?;
         let answered: Vec<usize> = pages.iter().map(|(i, _)| *i).collect();
         let bound = covered_bound(
             pages

@@ -31,6 +31,12 @@ impl Need {
         }
     }
 
+    /// This need and `other`'s, both.
+    pub fn and(mut self, other: Need) -> Need {
+        self.sets.extend(other.sets);
+        self
+    }
+
     /// The largest per-set need: what an error message reports as needed.
     pub fn needed(&self) -> usize {
         self.sets.iter().map(|(_, n)| *n).max().unwrap_or(0)

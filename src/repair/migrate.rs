@@ -177,7 +177,9 @@ impl Worker {
                 Ok(true) => {
                     tracing::debug!(node = %client.url(), bucket = namespace, key, "stray copy released");
                 }
-                Ok(false) => {}
+                Ok(false) => {
+                    tracing::debug!(node = %client.url(), bucket = namespace, key, "stray copy kept: the node refused");
+                }
                 Err(e) => {
                     tracing::warn!(node = %client.url(), bucket = namespace, key, "stray copy not released: {e}");
                 }

@@ -58,6 +58,8 @@ pub struct Store {
 
 /// How long a bucket's versioning state read for a null version's id is reused.
 const VERSIONED_TTL: Duration = Duration::from_secs(1);
+/// Times a read fenced by a layout change is tried again.
+const FENCED_RETRIES: usize = 3;
 
 impl Store {
     pub fn new(cluster: Cluster) -> Self {
@@ -71,6 +73,37 @@ impl Store {
     /// per step: a step's placement and requests must come from one layout.
     pub fn cluster(&self) -> Cluster {
         self.live.current()
+    }
+
+    /// Runs the read `op` (which takes its layout from [`Store::cluster`]) and, when nodes
+    /// fenced it because the layout changed while it ran, again once this gateway follows
+    /// the newer layout: a reader never sees a layout change as an error.
+    pub(crate) async fn unfenced<T, Fut>(
+        &self,
+        op: impl Fn() -> Fut,
+    ) -> Result<T, crate::error::Error>
+    where
+        Fut: Future<Output = Result<T, crate::error::Error>>,
+    {
+        let mut tries = 0;
+        loop {
+            let version = self.cluster().layout().version;
+            match op().await {
+                Err(e) if e.fenced() && tries < FENCED_RETRIES => {
+                    tries += 1;
+                    self.wait_for_layout_after(version).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Waits (bounded) until the gateway follows a layout newer than `version`.
+    async fn wait_for_layout_after(&self, version: u64) {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while self.cluster().layout().version <= version && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Whether versioning is (or was) configured on `bucket`: then a null version shows
@@ -128,9 +161,12 @@ impl Store {
         if max_keys == 0 {
             return Ok(Listing::default());
         }
-        self.cluster()
-            .list_objects(bucket, prefix, delimiter, after, max_keys)
-            .await
+        self.unfenced(|| async {
+            self.cluster()
+                .list_objects(bucket, prefix, delimiter, after, max_keys)
+                .await
+        })
+        .await
     }
 
     /// One page of a bucket's versions (ListObjectVersions).
@@ -148,16 +184,19 @@ impl Store {
         if max_keys == 0 {
             return Ok(VersionListing::default());
         }
-        let c = &self.cluster();
-        c.list_versions(
-            bucket,
-            prefix,
-            delimiter,
-            key_marker,
-            version_id_marker,
-            max_keys,
-            show_null_markers,
-        )
+        self.unfenced(|| async {
+            self.cluster()
+                .list_versions(
+                    bucket,
+                    prefix,
+                    delimiter,
+                    key_marker,
+                    version_id_marker,
+                    max_keys,
+                    show_null_markers,
+                )
+                .await
+        })
         .await
     }
 }

@@ -64,6 +64,17 @@ impl Store {
         version_id: Option<&str>,
         need: Need,
     ) -> Result<Found, Error> {
+        self.unfenced(|| self.read_version_once(bucket, key, version_id, need))
+            .await
+    }
+
+    async fn read_version_once(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        need: Need,
+    ) -> Result<Found, Error> {
         let bodies = match need {
             Need::Meta => Bodies::None,
             Need::Body => Bodies::Of(version_id.map(str::to_owned)),

@@ -22,6 +22,7 @@ mod disk_full;
 mod gc;
 mod history;
 mod many_versions;
+mod membership;
 mod mid_write;
 mod node_down;
 mod slow_node;

@@ -183,21 +183,8 @@ impl Cluster {
         };
         // The cluster exists before the first spawn, so a failed start still kills and
         // reaps whatever did start (Drop runs during the panic).
-        for i in 0..n {
-            let data_dir = cluster.dir().join(format!("node{i}")).join("data");
-            fs::create_dir_all(&data_dir).expect("create a node data dir");
-            let name = format!("node{i}");
-            let args = cluster.node_args(&data_dir, "127.0.0.1:0");
-            let (child, mut urls) = spawn_announcing(cluster.dir(), &name, &args, &[NODE_BANNER])
-                .unwrap_or_else(|e| panic!("{e}"));
-            cluster.nodes.push(NodeProc {
-                proc: Proc {
-                    name,
-                    child: Some(child),
-                },
-                data_dir,
-                url: urls.remove(0),
-            });
+        for _ in 0..n {
+            cluster.spawn_node();
         }
         let (s3, admin) = cluster.spawn_gateway("127.0.0.1:0", "127.0.0.1:0");
         (cluster.s3_url, cluster.admin_url) = (s3, admin);
@@ -206,6 +193,34 @@ impl Cluster {
         }
         wait_healthy(&format!("{}/health", cluster.admin_url)).await;
         cluster
+    }
+
+    /// Starts one more node process on a fresh data directory (not a member of anything
+    /// until a layout change adds it); its index.
+    fn spawn_node(&mut self) -> usize {
+        let i = self.nodes.len();
+        let data_dir = self.dir().join(format!("node{i}")).join("data");
+        fs::create_dir_all(&data_dir).expect("create a node data dir");
+        let name = format!("node{i}");
+        let args = self.node_args(&data_dir, "127.0.0.1:0");
+        let (child, mut urls) = spawn_announcing(self.dir(), &name, &args, &[NODE_BANNER])
+            .unwrap_or_else(|e| panic!("{e}"));
+        self.nodes.push(NodeProc {
+            proc: Proc {
+                name,
+                child: Some(child),
+            },
+            data_dir,
+            url: urls.remove(0),
+        });
+        i
+    }
+
+    /// [`Cluster::spawn_node`], waiting for its `/health`.
+    pub async fn start_new_node(&mut self) -> usize {
+        let i = self.spawn_node();
+        wait_healthy(&format!("{}/health", self.node_url(i))).await;
+        i
     }
 
     fn dir(&self) -> &Path {
