@@ -129,6 +129,8 @@ struct Worker {
     /// Keys an anti-entropy pass found below RF and could not repair yet.
     scan_lagging: BTreeSet<(String, String)>,
     next_scan: Option<Instant>,
+    /// No lease requests before then (see `take_lease`).
+    lease_pause: Option<Instant>,
     /// When the last garbage-collection pass began (the worker's start at first).
     last_gc: Option<Instant>,
 }
@@ -162,6 +164,7 @@ pub async fn run(
         backoff: HashMap::new(),
         scan_lagging: BTreeSet::new(),
         next_scan,
+        lease_pause: None,
         // The first pass waits an interval too: a gateway that just started has
         // anti-entropy to do first.
         last_gc: Some(Instant::now()),
@@ -421,9 +424,15 @@ impl Worker {
         }
     }
 
-    /// Takes or renews the repair lease on a majority of nodes.
-    async fn take_lease(&self) -> bool {
+    /// Takes or renews the repair lease on a majority of nodes. A gateway that holds some
+    /// grants but no majority stops asking for a random while, so its grants lapse: two
+    /// gateways holding half the members each (a member set of even size) would otherwise
+    /// renew their halves forever and neither would lead.
+    async fn take_lease(&mut self) -> bool {
         let ttl = (self.config.interval * 5).max(Duration::from_secs(3));
+        if self.lease_pause.is_some_and(|until| Instant::now() < until) {
+            return false;
+        }
         // A majority of the current members: across one change of one node, the
         // majorities of two gateways' layouts intersect.
         let members = self.cluster.topology().member_sets().swap_remove(0);
@@ -434,7 +443,12 @@ impl Worker {
                 .map(|&i| self.cluster.take_lease(i, &self.id, ttl)),
         )
         .await;
-        grants.into_iter().filter(|g| *g).count() > n / 2
+        let granted = grants.into_iter().filter(|g| *g).count();
+        if granted > 0 && granted <= n / 2 {
+            let jitter = (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0;
+            self.lease_pause = Some(Instant::now() + ttl.mul_f64(1.0 + jitter));
+        }
+        granted > n / 2
     }
 
     /// Reads every node's hints and, as leader, works through them. Returns the keys that

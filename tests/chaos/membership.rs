@@ -55,7 +55,11 @@ impl Load {
                     n += 1;
                     let key = format!("load/{w}/{n}");
                     // Mostly inline records, every fifth a blob.
-                    let size = if n.is_multiple_of(5) { 80 * 1024 } else { 2 * 1024 };
+                    let size = if n.is_multiple_of(5) {
+                        80 * 1024
+                    } else {
+                        2 * 1024
+                    };
                     let body = pattern(size, (w as u64) << 32 | n);
                     let put = client
                         .put_object()

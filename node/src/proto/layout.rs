@@ -95,8 +95,9 @@ pub struct Layout {
     pub revision: u64,
     pub replicas: usize,
     pub nodes: Vec<LayoutNode>,
-    /// While a migration runs: the members before the last applied change. Keys are read
-    /// from their owners in this list and written to their owners in both.
+    /// While a migration runs: the members before the last applied change. A key is read
+    /// and written with a quorum among its owners in this list and in `nodes`, until the
+    /// migration has copied it to all its owners in `nodes` and retires this list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<Vec<LayoutNode>>,
     /// Changes waiting for `apply`, in the order they were staged.

@@ -1,7 +1,8 @@
 //! Jepsen-style history tests: eight clients over two gateways run GET, PUT,
 //! `PUT If-None-Match: *`, `PUT If-Match`, DELETE and `DELETE If-Match` on a few keys of an
 //! unversioned and of a versioned bucket while a nemesis kills (-9), pauses (SIGSTOP) or
-//! restarts nodes one at a time, or kills and restarts a gateway. Every operation's
+//! restarts nodes one at a time, kills and restarts a gateway, or changes the layout (a
+//! node joins, a node leaves) with its migration running. Every operation's
 //! invocation, completion and outcome is recorded, and each key's history must be
 //! linearizable against a register (`checker`).
 //!
@@ -24,6 +25,8 @@ use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 
 use crate::harness::{Cluster, etag_of};
 use checker::{Event, Op, Outcome, Verdict};
+use hyper::Method;
+use serde_json::json;
 
 const CLIENTS: usize = 8;
 const KEYS_PER_BUCKET: usize = 3;
@@ -42,6 +45,9 @@ pub enum Fault {
     PauseNode,
     /// `kill -9` the first gateway (its clients see resets), start it again.
     KillGateway,
+    /// Change the layout through the first gateway: add a fresh node, then remove a
+    /// member, and so on, each change's migration running under the load.
+    ChangeLayout,
 }
 
 /// A small deterministic generator (xorshift64*), so a seed replays a run's choices.
@@ -310,10 +316,45 @@ async fn nemesis(cluster: &mut Cluster, fault: Fault, rng: &mut Rng, until: Inst
                 tokio::time::sleep(hold).await;
                 cluster.start_gateway().await;
             }
+            Fault::ChangeLayout => change_layout(cluster, rng).await,
         }
         injected += 1;
     }
     injected
+}
+
+/// One layout change and its whole migration: a fresh node joins a 3-node layout, a
+/// random member leaves a larger one.
+async fn change_layout(cluster: &mut Cluster, rng: &mut Rng) {
+    let layout = cluster.admin(Method::GET, "/v1/layout", None).await;
+    let members = layout["nodes"].as_array().expect("members").clone();
+    let change = if members.len() <= 3 {
+        let i = cluster.start_new_node().await;
+        json!({ "op": "add", "url": cluster.node_url(i) })
+    } else {
+        let leaving = &members[rng.below(members.len() as u64) as usize];
+        json!({ "op": "remove", "id": leaving["id"] })
+    };
+    eprintln!("history: layout change {change}");
+    cluster
+        .admin(Method::POST, "/v1/layout/stage", Some(change))
+        .await;
+    let applied = cluster.admin(Method::POST, "/v1/layout/apply", None).await;
+    let done = applied["version"].as_u64().expect("version") + 1;
+    let cluster = &*cluster;
+    crate::harness::eventually(
+        "the migration retires",
+        Duration::from_secs(60),
+        || async move {
+            let status = cluster.gateway_status().await;
+            if status["layout_version"] == done && status["rebalance"]["migrating_to"].is_null() {
+                Ok(())
+            } else {
+                Err(format!("{}", status["rebalance"]))
+            }
+        },
+    )
+    .await;
 }
 
 /// Reads every key until the read succeeds: the final state, once the faults are over,
@@ -555,4 +596,9 @@ async fn history_with_nodes_paused_is_linearizable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn history_with_a_gateway_killed_is_linearizable() {
     history_run(Fault::KillGateway).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn history_across_layout_changes_is_linearizable() {
+    history_run(Fault::ChangeLayout).await;
 }
