@@ -7,7 +7,9 @@
 # down`: a real partition, packets vanish) in the middle of the writes, reads through
 # gateway 2 with aws-cli while the node is cut off, heals the link, and then checks that
 # every acknowledged write reads back with its MD5 and is listed through either gateway,
-# and that replication_lag returns to 0 on both.
+# and that replication_lag returns to 0 on both. Then node 4 (its own host) joins the
+# layout and node 1 leaves it, through the admin CLI, and everything still reads with node
+# 1 cut off.
 #
 #   S3Q_BIN=target/release/s3quorum bash compat/netns.sh
 #
@@ -25,8 +27,8 @@ fi
 
 TAG="s3q$$"
 SW="$TAG-sw"
-HOSTS=(n1 n2 n3 g1 g2 cl)
-declare -A ADDR=([n1]=10.77.0.11 [n2]=10.77.0.12 [n3]=10.77.0.13
+HOSTS=(n1 n2 n3 n4 g1 g2 cl)
+declare -A ADDR=([n1]=10.77.0.11 [n2]=10.77.0.12 [n3]=10.77.0.13 [n4]=10.77.0.14
     [g1]=10.77.0.21 [g2]=10.77.0.22 [cl]=10.77.0.30)
 DIR="$(mktemp -d "${TMPDIR:-/tmp}/s3q-netns.XXXXXX")"
 PIDS=()
@@ -80,7 +82,8 @@ done
 S3QUORUM_CLUSTER_SECRET="$(head -c 24 /dev/urandom | xxd -p)"
 S3QUORUM_ACCESS_KEY="netns-root"
 S3QUORUM_SECRET_KEY="$(head -c 24 /dev/urandom | xxd -p)"
-export S3QUORUM_CLUSTER_SECRET S3QUORUM_ACCESS_KEY S3QUORUM_SECRET_KEY
+S3QUORUM_ADMIN_TOKEN="$(head -c 24 /dev/urandom | xxd -p)"
+export S3QUORUM_CLUSTER_SECRET S3QUORUM_ACCESS_KEY S3QUORUM_SECRET_KEY S3QUORUM_ADMIN_TOKEN
 
 echo "== netns: starting 3 nodes and 2 gateways"
 for n in n1 n2 n3; do
@@ -169,4 +172,44 @@ done
 ip -n "$TAG-n1" link set eth0 down
 in_ns cl python3 compat/netns_load.py check "$G2" hosts "$DIR/acked.json"
 ip -n "$TAG-n1" link set eth0 up
-echo "== netns: passed ($(acked) acknowledged writes, $during during the partition)"
+
+# Membership across hosts: node 4 joins, then node 1 leaves, each change applied through
+# gateway 1 with the admin CLI while gateway 2 follows; afterwards everything reads with
+# node 1 cut off for good.
+layout() { in_ns cl env S3QUORUM_ADMIN_URL="http://${ADDR[g1]}:9001" "$BIN" admin layout "$@"; }
+wait_migrated() {
+    local want=$1 mig_deadline=$((SECONDS + 120)) g st
+    for g in g1 g2; do
+        until st=$(in_ns cl "$BIN" admin status --json --admin-url "http://${ADDR[$g]}:9001") &&
+            [[ $(jq -r '.layout_version' <<<"$st") == "$want" &&
+                $(jq -r '.rebalance.migrating_to' <<<"$st") == null ]]; do
+            if ((SECONDS >= mig_deadline)); then
+                echo "layout $want not reached by $g within 120 s: $st" >&2
+                exit 1
+            fi
+            sleep 0.5
+        done
+    done
+}
+echo "== netns: node 4 joins the layout"
+in_ns n4 "$BIN" node --data-dir "$DIR/n4" --listen "${ADDR[n4]}:7000" \
+    >"$DIR/n4.out" 2>"$DIR/n4.log" &
+PIDS+=($!)
+until in_ns cl curl -fsS "http://${ADDR[n4]}:7000/health" >/dev/null 2>&1; do sleep 0.2; done
+v=$(layout show --json | jq -r .version)
+layout add "http://${ADDR[n4]}:7000" --zone rack2 >/dev/null
+layout plan
+layout apply >/dev/null
+wait_migrated $((v + 2))
+echo "== netns: node 1 leaves the layout"
+n1_id=$(layout show --json | jq -r --arg u "http://${ADDR[n1]}:7000" '.nodes[] | select(.url == $u) | .id')
+layout remove "$n1_id" >/dev/null
+layout apply >/dev/null
+wait_migrated $((v + 4))
+layout show
+ip -n "$TAG-n1" link set eth0 down
+in_ns cl python3 compat/netns_load.py check "$G2" hosts "$DIR/acked.json"
+in_ns cl python3 compat/netns_load.py check "$G1" hosts "$DIR/acked.json"
+aws_at "$G2" s3 cp s3://hosts/before.bin "$DIR/after.back" >/dev/null
+cmp "$DIR/before.bin" "$DIR/after.back"
+echo "== netns: passed ($(acked) acknowledged writes, $during during the partition; node 4 joined, node 1 left)"
