@@ -87,35 +87,18 @@ impl AdminApi {
             },
         };
         let layout = self
-            .membership
-            .change(|current| {
-                let current = current.ok_or("the cluster has no layout yet")?;
-                staging::stage(current, change.clone()).map(Some)
-            })
+            .on_committed(|current| staging::stage(current, change.clone()))
             .await?;
         tracing::info!(revision = layout.revision, "layout change staged");
         answer(&layout)
     }
 
     pub(super) async fn layout_revert(&self) -> Answer {
-        let layout = self
-            .membership
-            .change(|current| {
-                let current = current.ok_or("the cluster has no layout yet")?;
-                staging::revert(current).map(Some)
-            })
-            .await?;
-        answer(&layout)
+        answer(&self.on_committed(staging::revert).await?)
     }
 
     pub(super) async fn layout_apply(&self) -> Answer {
-        let layout = self
-            .membership
-            .change(|current| {
-                let current = current.ok_or("the cluster has no layout yet")?;
-                staging::apply(current).map(Some)
-            })
-            .await?;
+        let layout = self.on_committed(staging::apply).await?;
         tracing::info!(
             version = layout.version,
             nodes = layout.nodes.len(),
@@ -137,6 +120,21 @@ impl AdminApi {
             StatusCode::OK,
             serde_json::to_value(&plan).unwrap_or(Value::Null),
         ))
+    }
+
+    /// Commits `f` of the committed layout (there must be one).
+    async fn on_committed(
+        &self,
+        f: impl Fn(&Layout) -> Result<Layout, String>,
+    ) -> Result<Layout, Refusal> {
+        let layout = self
+            .membership
+            .change(|current| {
+                let current = current.ok_or("the cluster has no layout yet")?;
+                f(current).map(Some)
+            })
+            .await?;
+        Ok(layout)
     }
 
     /// The node at `url` as a layout member: its id is what it answers.

@@ -21,6 +21,7 @@ mod hostile;
 mod hostile_requests;
 mod inline_reads;
 mod integrity;
+mod layout;
 mod limits;
 mod listing;
 mod many_versions;
