@@ -75,6 +75,10 @@ pub struct NodeStatus {
     /// The node's id (see `node::proto::NodeInfo`), once it answered.
     pub id: Option<String>,
     pub up: bool,
+    /// The layout version the node has committed, when it answered.
+    pub layout_version: Option<u64>,
+    /// The node has committed the layout this gateway follows (or a newer one).
+    pub layout_synced: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -380,12 +384,25 @@ impl Worker {
             nodes.push((i, url.clone(), up));
         }
         self.learn_ids(&urls).await;
+        let cluster = &self.cluster;
+        let versions = join_all(nodes.iter().map(|&(i, _, up)| async move {
+            if up {
+                cluster.node_layout_version(i).await
+            } else {
+                None
+            }
+        }))
+        .await;
+        let ours = self.cluster.layout().version;
         let nodes: Vec<NodeStatus> = nodes
             .into_iter()
-            .map(|(i, url, up)| NodeStatus {
+            .zip(versions)
+            .map(|((i, url, up), layout_version)| NodeStatus {
                 url,
                 id: self.ids[i].clone(),
                 up,
+                layout_version,
+                layout_synced: layout_version.is_some_and(|v| v >= ours),
             })
             .collect();
         if let Ok(mut s) = self.status.lock() {

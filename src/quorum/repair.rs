@@ -507,6 +507,17 @@ impl Cluster {
             .unwrap_or(false)
     }
 
+    /// The layout version node `i` has committed (0: none), as it answers now (within the
+    /// health checks' deadline); `None` when it does not answer.
+    pub async fn node_layout_version(&self, i: usize) -> Option<u64> {
+        let node = self.client_at(&self.node_url(i));
+        let deadline = HEALTH_TIMEOUT.min(node.timeout());
+        match tokio::time::timeout(deadline, node.layout_view()).await {
+            Ok(Ok(view)) => Some(view.map_or(0, |l| l.version)),
+            _ => None,
+        }
+    }
+
     /// Node `i`'s id, as it answers now (within the health checks' deadline).
     pub async fn node_id(&self, i: usize) -> Result<String, Error> {
         let node = self.node(i);

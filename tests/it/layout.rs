@@ -91,9 +91,15 @@ async fn layout_routes_refuse_what_the_rules_forbid() {
         || async move {
             let status = cluster.gateway_status().await;
             let r = &status["rebalance"];
+            let nodes = status["nodes"].as_array().cloned().unwrap_or_default();
+            let synced = nodes.len() == 3
+                && nodes
+                    .iter()
+                    .all(|n| n["layout_synced"] == true && n["layout_version"] == 1);
             if status["layout_version"] == 1
                 && r["keys_remaining"] == 0
                 && r["bytes_remaining"] == 0
+                && synced
             {
                 Ok(())
             } else {
