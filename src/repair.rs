@@ -1,14 +1,16 @@
 //! The repair worker: a background loop in every gateway that keeps every key at its full
 //! replication factor, and the numbers an operator watches while it does.
 //!
-//! One unit of work per iteration: check which nodes are up, take the repair lease, work
-//! through the repair hints the nodes hold (writes that missed a replica), and now and
-//! then run an anti-entropy pass that compares every replica's records and blobs. Only the
-//! gateway holding the lease (granted by a majority of nodes) repairs, so several gateways
-//! neither fight over work nor double it; every gateway reads the hints, so all of them
-//! report the same `replication_lag`. A failing node is retried with exponential backoff;
-//! repairs run one at a time, which throttles them below client traffic. The loop ends
-//! promptly on shutdown; pending work stays in the nodes' hints.
+//! One unit of work per iteration: take the health checker's verdicts (`health`, a loop of
+//! its own), take the repair lease, work through the repair hints the nodes hold (writes
+//! that missed a replica), and now and then run an anti-entropy pass that compares every
+//! replica's records and blobs, or, while two layouts are live, the migration (`migrate`).
+//! Only the gateway holding the lease (granted by a majority of nodes) repairs, so several
+//! gateways neither fight over work nor double it; every gateway reads the hints, so all of
+//! them report the same `replication_lag`. A failing node is retried with exponential
+//! backoff; hints are repaired one at a time and a pass's repairs a few at a time, which
+//! keeps them below client traffic. The loop ends promptly on shutdown; pending work stays
+//! in the nodes' hints.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -20,6 +22,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 mod compare;
+mod health;
 mod migrate;
 
 use migrate::Pace;
@@ -125,9 +128,9 @@ struct Worker {
     config: RepairConfig,
     id: String,
     status: SharedStatus,
-    up: Vec<Option<bool>>,
-    /// The id each node last answered with.
-    ids: Vec<Option<String>>,
+    /// The health checker's verdicts, by node index.
+    health: watch::Receiver<health::Verdicts>,
+    up: health::Verdicts,
     /// Node index → (consecutive failures, not before).
     backoff: HashMap<usize, (u32, Instant)>,
     /// Keys an anti-entropy pass found below RF and could not repair yet.
@@ -154,6 +157,10 @@ pub async fn run(
     let next_scan = config
         .scan_interval
         .map(|i| Instant::now() + i.min(Duration::from_secs(60)));
+    // One round before the first iteration: the worker starts knowing which nodes are up.
+    let (mut checker, verdicts) = health::Checker::new(cluster.clone(), status.clone());
+    checker.round().await;
+    tokio::spawn(checker.run(config.interval, stop.clone()));
     let mut worker = Worker {
         cluster: cluster.current(),
         live: cluster,
@@ -163,8 +170,8 @@ pub async fn run(
         config,
         id,
         status,
+        health: verdicts,
         up: Vec::new(),
-        ids: Vec::new(),
         backoff: HashMap::new(),
         scan_lagging: BTreeSet::new(),
         next_scan,
@@ -189,10 +196,7 @@ pub async fn run(
 impl Worker {
     async fn iteration(&mut self, stop: &watch::Receiver<bool>) {
         self.cluster = self.live.current();
-        let known = self.cluster.node_urls().len();
-        self.up.resize(known, None);
-        self.ids.resize(known, None);
-        self.check_nodes().await;
+        self.take_verdicts(self.cluster.node_urls().len());
         let leader = self.take_lease().await;
         if !leader {
             // What this gateway's last pass found lagging is the new leader's to find and
@@ -322,92 +326,17 @@ impl Worker {
         }
     }
 
-    /// Asks every node that is up who it is, each round (a restart may be quicker than the
-    /// health checks): a wiped disk, or an address that now leads to another node, shows
-    /// as a new id, which is logged.
-    async fn learn_ids(&mut self, urls: &[String]) {
-        let up: Vec<usize> = self
-            .cluster
-            .all_nodes()
-            .into_iter()
-            .filter(|&i| self.up[i] == Some(true))
-            .collect();
-        let answers = join_all(up.iter().map(|&i| self.cluster.node_id(i))).await;
-        for (i, answer) in up.into_iter().zip(answers) {
-            self.learn_id(i, &urls[i], answer);
-        }
-    }
-
-    fn learn_id(&mut self, i: usize, url: &str, answer: Result<String, crate::error::Error>) {
-        match answer {
-            Ok(id) => {
-                match &self.ids[i] {
-                    Some(known) if *known != id => tracing::warn!(
-                        node = %url,
-                        was = %known,
-                        now = %id,
-                        "the node at this address has a new id: its disk was replaced or wiped, or the address leads to another node"
-                    ),
-                    Some(_) => {}
-                    None => tracing::info!(node = %url, id = %id, "node identified"),
-                }
-                self.ids[i] = Some(id);
+    /// Takes the health checker's newest verdicts; a node seen up again after being down
+    /// is retried at once.
+    fn take_verdicts(&mut self, known: usize) {
+        let verdicts = self.health.borrow_and_update().clone();
+        for (i, now) in verdicts.iter().enumerate() {
+            if *now == Some(true) && self.up.get(i).copied().flatten() == Some(false) {
+                self.backoff.remove(&i);
             }
-            Err(e) => tracing::warn!(node = %url, "node id not read: {e}"),
         }
-    }
-
-    /// Health-checks every node; logs each transition once.
-    async fn check_nodes(&mut self) {
-        let urls = self.cluster.node_urls();
-        let members = self.cluster.all_nodes();
-        let checks = members.iter().map(|&i| self.cluster.node_healthy(i));
-        let results = join_all(checks).await;
-        let mut nodes = Vec::with_capacity(members.len());
-        for (&i, up) in members.iter().zip(results) {
-            let url = &urls[i];
-            match (self.up[i], up) {
-                (Some(true), false) | (None, false) => tracing::warn!(node = %url, "node down"),
-                (Some(false), true) => {
-                    tracing::info!(node = %url, "node up");
-                    self.backoff.remove(&i);
-                }
-                _ => {}
-            }
-            self.up[i] = Some(up);
-            self.cluster.set_node_up(i, up);
-            self.cluster
-                .metrics()
-                .node_up
-                .with_label_values(&[url])
-                .set(i64::from(up));
-            nodes.push((i, url.clone(), up));
-        }
-        self.learn_ids(&urls).await;
-        let cluster = &self.cluster;
-        let versions = join_all(nodes.iter().map(|&(i, _, up)| async move {
-            if up {
-                cluster.node_layout_version(i).await
-            } else {
-                None
-            }
-        }))
-        .await;
-        let ours = self.cluster.layout().version;
-        let nodes: Vec<NodeStatus> = nodes
-            .into_iter()
-            .zip(versions)
-            .map(|((i, url, up), layout_version)| NodeStatus {
-                url,
-                id: self.ids[i].clone(),
-                up,
-                layout_version,
-                layout_synced: layout_version.is_some_and(|v| v >= ours),
-            })
-            .collect();
-        if let Ok(mut s) = self.status.lock() {
-            s.nodes = nodes;
-        }
+        self.up = verdicts;
+        self.up.resize(known, None);
     }
 
     fn usable(&self, i: usize) -> bool {
