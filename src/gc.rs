@@ -2,13 +2,16 @@
 //! anti-entropy pass, returning the space of every blob file no record refers to.
 //!
 //! Deleting a blob something refers to loses data, so a blob file goes only when all of
-//! this holds (the decision is [`unreferenced_everywhere`], property-tested):
+//! this holds (the decision is [`unneeded_copies`], property-tested):
 //! - its node's records and accepted Paxos values do not refer to it, its file is older
 //!   than the grace (`--gc-grace-secs`), so a write still on its way (blob stored, record
 //!   not yet) keeps it, and so is the moment its last reference went, so a read that began
 //!   before an overwrite or a purge can finish streaming it;
 //! - every other node answered, and none refers to it (a replica whose record refers to the
-//!   blob may need it as a repair source, and a node that does not answer might);
+//!   blob may need it as a repair source, and a node that does not answer might), unless
+//!   its node owns none of the keys referring to it and, for each of them, an owner refers
+//!   to it and holds its file: the copy a layout change left behind on an old owner, once
+//!   the new owners confirmed theirs (passes do not run while two layouts are live);
 //! - its node, checking again inside its record writer just before the delete, still finds
 //!   nothing referring to it and the file still older than the grace.
 //!
@@ -24,13 +27,13 @@
 //! pass. A replica away for the whole grace therefore blocks the drop, and never brings a
 //! purged version back.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use tokio::sync::watch;
 
-use node::proto::gc::TombstoneRef;
+use node::proto::gc::{Referenced, TombstoneRef};
 use node::proto::{MAX_SELECT_STAMPS, Stamp};
 
 use crate::quorum::Cluster;
@@ -58,25 +61,43 @@ pub struct GcStatus {
     pub complete: bool,
 }
 
-/// Of `candidates` (blobs one node's records do not refer to), those no other node refers
-/// to either, given each other node's answer (`None`: it did not answer). With a missing
-/// answer nothing is unreferenced everywhere.
-pub fn unreferenced_everywhere(
+/// Of `candidates` (blobs node `node`'s records do not refer to), those whose file on
+/// `node` nothing needs, given every other node's answer to `referenced` (`None`: it did not
+/// answer) and `owners`, the nodes a record address is placed on in the layout of the pass.
+///
+/// With an answer missing, nothing is chosen. A blob no other node refers to is chosen. A
+/// blob others refer to is chosen only when `node` owns none of the referring keys (its
+/// copy is then neither a replica nor a repair's source: a layout change moved the keys
+/// away), every referring key is named (no `more`), and each of them has an owner that
+/// refers to the blob and holds its file: the new owners confirmed it.
+pub fn unneeded_copies(
+    node: usize,
     candidates: &[String],
-    answers: &[Option<Vec<String>>],
+    answers: &[(usize, Option<Vec<Referenced>>)],
+    owners: impl Fn(&str, &str) -> Vec<usize>,
 ) -> Vec<String> {
-    if answers.iter().any(Option::is_none) {
+    if answers.iter().any(|(_, a)| a.is_none()) {
         return Vec::new();
     }
-    let referenced: BTreeSet<&str> = answers
-        .iter()
-        .flatten()
-        .flatten()
-        .map(String::as_str)
-        .collect();
+    let mut refs: HashMap<&str, Vec<(usize, &Referenced)>> = HashMap::new();
+    for (j, answer) in answers {
+        for r in answer.iter().flatten() {
+            refs.entry(r.id.as_str()).or_default().push((*j, r));
+        }
+    }
+    let moved_away = |found: &[(usize, &Referenced)]| {
+        !found.iter().any(|(_, r)| r.more)
+            && found.iter().flat_map(|(_, r)| &r.keys).all(|k| {
+                let own = owners(&k.bucket, &k.key);
+                !own.contains(&node)
+                    && found
+                        .iter()
+                        .any(|(j, r)| r.stored && own.contains(j) && r.keys.contains(k))
+            })
+    };
     candidates
         .iter()
-        .filter(|id| !referenced.contains(id.as_str()))
+        .filter(|id| refs.get(id.as_str()).is_none_or(|found| moved_away(found)))
         .cloned()
         .collect()
 }
@@ -162,10 +183,11 @@ async fn shard_pass(
     let ids: Vec<String> = scan.unreferenced.into_iter().map(|b| b.id).collect();
     let mut answers = Vec::new();
     for j in cluster.all_nodes().into_iter().filter(|&j| j != i) {
-        answers.push(cluster.gc_referenced(j, &ids).await.ok());
+        answers.push((j, cluster.gc_referenced(j, &ids).await.ok()));
     }
-    let complete = answers.iter().all(Option::is_some);
-    let garbage = unreferenced_everywhere(&ids, &answers);
+    let complete = answers.iter().all(|(_, a)| a.is_some());
+    let owners = |bucket: &str, key: &str| cluster.placed(bucket, key).targets;
+    let garbage = unneeded_copies(i, &ids, &answers, owners);
     if garbage.is_empty() {
         return complete;
     }
@@ -278,32 +300,106 @@ async fn drop_everywhere(
 mod tests {
     use proptest::prelude::*;
 
+    use node::proto::gc::KeyRef;
+
     use super::*;
 
+    /// Node 1 to 4's answers about blobs `b0..b7`: per blob, the keys `k0..k5` that refer
+    /// to it there, whether the list is cut, and whether the file is there.
+    type World = Vec<Option<Vec<(u8, Vec<u8>, bool, bool)>>>;
+
+    fn world() -> impl Strategy<Value = World> {
+        let referenced = (
+            0u8..8,
+            proptest::collection::vec(0u8..6, 1..3),
+            proptest::bool::weighted(0.1),
+            proptest::bool::weighted(0.8),
+        );
+        proptest::collection::vec(
+            proptest::option::weighted(0.9, proptest::collection::vec(referenced, 0..6)),
+            4,
+        )
+    }
+
+    fn answers(world: &World) -> Vec<(usize, Option<Vec<Referenced>>)> {
+        world
+            .iter()
+            .enumerate()
+            .map(|(j, answer)| {
+                let answer = answer.as_ref().map(|refs| {
+                    let mut by_id: BTreeMap<u8, Referenced> = BTreeMap::new();
+                    for (id, keys, more, stored) in refs {
+                        let r = by_id.entry(*id).or_insert_with(|| Referenced {
+                            id: format!("b{id}"),
+                            keys: Vec::new(),
+                            more: *more,
+                            stored: *stored,
+                        });
+                        for k in keys {
+                            let k = KeyRef {
+                                bucket: "b".into(),
+                                key: format!("k{k}"),
+                            };
+                            if !r.keys.contains(&k) {
+                                r.keys.push(k);
+                            }
+                        }
+                    }
+                    by_id.into_values().collect()
+                });
+                (j + 1, answer)
+            })
+            .collect()
+    }
+
     proptest! {
-        /// Nothing any answer names, and nothing at all when an answer is missing, is ever
-        /// chosen; everything else is.
+        /// Node 0's copy is chosen exactly when every node answered and each key referring
+        /// to the blob elsewhere is owned by others, one of which confirms the file, and
+        /// nothing was left unnamed. With every node an owner of every key (as many nodes
+        /// as replicas), that is: nothing refers to it anywhere else.
         #[test]
-        fn only_blobs_no_node_refers_to_are_chosen(
-            candidates in proptest::collection::btree_set(0u8..32, 0..16),
-            answers in proptest::collection::vec(
-                proptest::option::weighted(0.9, proptest::collection::vec(0u8..32, 0..16)),
-                0..4,
-            ),
+        fn only_copies_no_owner_needs_are_chosen(
+            candidates in proptest::collection::btree_set(0u8..8, 0..8),
+            world in world(),
+            placement in proptest::collection::vec(proptest::collection::btree_set(0usize..5, 3), 6),
+            everywhere in proptest::bool::ANY,
         ) {
-            let name = |n: &u8| format!("{n:032x}");
-            let candidates: Vec<String> = candidates.iter().map(name).collect();
-            let answers: Vec<Option<Vec<String>>> = answers
-                .iter()
-                .map(|a| a.as_ref().map(|ids| ids.iter().map(name).collect()))
-                .collect();
-            let chosen = unreferenced_everywhere(&candidates, &answers);
-            let missing = answers.iter().any(Option::is_none);
-            for id in &candidates {
-                let named = answers.iter().flatten().flatten().any(|r| r == id);
-                prop_assert_eq!(chosen.contains(id), !missing && !named, "{}", id);
-            }
+            let candidates: Vec<String> = candidates.iter().map(|n| format!("b{n}")).collect();
+            let answers = answers(&world);
+            let owners = |_: &str, key: &str| -> Vec<usize> {
+                if everywhere {
+                    return (0..5).collect();
+                }
+                let n: usize = key[1..].parse().expect("key number");
+                placement[n].iter().copied().collect()
+            };
+            let chosen = unneeded_copies(0, &candidates, &answers, owners);
+            let missing = answers.iter().any(|(_, a)| a.is_none());
+            let refs = |id: &str| -> Vec<(usize, Referenced)> {
+                answers
+                    .iter()
+                    .flat_map(|(j, a)| a.iter().flatten().map(move |r| (*j, r.clone())))
+                    .filter(|(_, r)| r.id == id)
+                    .collect()
+            };
             prop_assert!(chosen.iter().all(|id| candidates.contains(id)));
+            for id in &candidates {
+                let found = refs(id);
+                let needed = found.iter().any(|(_, r)| {
+                    r.more
+                        || r.keys.iter().any(|k| {
+                            let own = owners(&k.bucket, &k.key);
+                            own.contains(&0)
+                                || !found.iter().any(|(j, o)| {
+                                    own.contains(j) && o.stored && o.keys.contains(k)
+                                })
+                        })
+                });
+                prop_assert_eq!(chosen.contains(id), !missing && !needed, "{}", id);
+                if everywhere {
+                    prop_assert_eq!(chosen.contains(id), !missing && found.is_empty(), "{}", id);
+                }
+            }
         }
     }
 }

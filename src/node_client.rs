@@ -450,8 +450,11 @@ impl NodeClient {
             .ok_or_else(|| NodeError::BadReply("empty scan answer".into()))
     }
 
-    /// Which of `ids` something on the node refers to.
-    pub async fn gc_referenced(&self, ids: &[String]) -> Result<Vec<String>, NodeError> {
+    /// Which of `ids` something on the node refers to, by which keys.
+    pub async fn gc_referenced(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<node::proto::gc::Referenced>, NodeError> {
         let req = self.request(Method::POST, "/gc/referenced", Self::json_body(&ids));
         self.call_json(req)
             .await?

@@ -3,16 +3,17 @@
 //!
 //! Invariant: a blob file is deleted only by [`collect`], and only when, checked again in
 //! the record writer, neither a stored version nor an accepted Paxos value of this node
-//! refers to it, none has within the grace, and its file is older than the grace. The cluster-wide check (no other
-//! node refers to it either) is the caller's.
+//! refers to it, none has within the grace, and its file is older than the grace. The
+//! cluster-wide check (whether another node's records still need this copy) is the
+//! caller's: [`referenced`] tells it which keys refer to a blob, and where its file is.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use crate::blobs::BlobStore;
 use crate::error::Error;
 use crate::proto::gc::{
-    Dropped, GcBlob, GcCollected, GcScan, MAX_GC_IDS, TombstonePage, TombstoneRef,
+    Dropped, GcBlob, GcCollected, GcScan, MAX_GC_IDS, Referenced, TombstonePage, TombstoneRef,
 };
 use crate::records::RecordStore;
 
@@ -56,13 +57,31 @@ pub(crate) async fn scan(
     Ok(scan)
 }
 
-/// Which of `ids` something here refers to.
+/// Which of `ids` something here refers to, by which record addresses, and whether this
+/// node holds their files.
 pub(crate) async fn referenced(
+    blobs: &BlobStore,
     records: &RecordStore,
     ids: Vec<String>,
-) -> Result<Vec<String>, Error> {
+) -> Result<Vec<Referenced>, Error> {
     check_count(&ids)?;
-    records.referenced(ids).await
+    let found = records.referrers(ids).await?;
+    let ids: Vec<String> = found.iter().map(|(id, _, _)| id.clone()).collect();
+    let missing: HashSet<String> = blobs
+        .missing(vec![ids])
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
+    Ok(found
+        .into_iter()
+        .map(|(id, keys, more)| Referenced {
+            stored: !missing.contains(&id),
+            id,
+            keys,
+            more,
+        })
+        .collect())
 }
 
 /// Deletes each of `ids` that, checked again, nothing here refers to and that is older

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use node::proto::gc::{Dropped, GcCollected, GcScan, TombstonePage, TombstoneRef};
+use node::proto::gc::{Dropped, GcCollected, GcScan, Referenced, TombstonePage, TombstoneRef};
 use node::proto::{Bodies, ObjectRecord, Select, Stamp};
 
 use super::Cluster;
@@ -29,8 +29,8 @@ impl Cluster {
             .map_err(self.gc_error(i, "gc scan"))
     }
 
-    /// Which of `ids` something on node `i` refers to.
-    pub async fn gc_referenced(&self, i: usize, ids: &[String]) -> Result<Vec<String>, Error> {
+    /// Which of `ids` something on node `i` refers to, by which keys.
+    pub async fn gc_referenced(&self, i: usize, ids: &[String]) -> Result<Vec<Referenced>, Error> {
         self.node(i)
             .gc_referenced(ids)
             .await

@@ -13,9 +13,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketVersioningStatus, CompletedMultipartUpload, CompletedPart};
-use node::proto::{Data, VersionState};
 
-use crate::harness::{Cluster, eventually, pattern, set_versioning};
+use crate::harness::{blob_files_under, eventually, pattern, set_versioning};
 use crate::{BUCKET, HEAL, INLINE_MAX, options, start_opts};
 
 const VERSIONED: &str = "chaos-versions";
@@ -160,45 +159,6 @@ async fn uploader(s3: Client, written: Written, until: Instant) {
     }
 }
 
-/// Blob ids node `i`'s records of `namespace` refer to (every version that is not purged).
-async fn referenced_on(cluster: &Cluster, i: usize, namespace: &str) -> BTreeSet<String> {
-    let mut ids = BTreeSet::new();
-    for key in cluster.node_keys(i, namespace).await {
-        let Some(record) = cluster.node_record(i, namespace, &key).await else {
-            continue;
-        };
-        for v in &record.versions {
-            if let VersionState::Object(meta) = &v.state {
-                match &meta.data {
-                    Data::Blob { id } => {
-                        ids.insert(id.clone());
-                    }
-                    Data::Parts { parts } => ids.extend(parts.iter().map(|p| p.blob.clone())),
-                    Data::Inline { .. } | Data::InlineOmitted => {}
-                }
-            }
-        }
-    }
-    ids
-}
-
-/// The blob files in a directory tree (`blobs/xx/id` or `quarantine/id`).
-fn files_under(dir: &std::path::Path) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
-            out.insert(name.to_owned());
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn garbage_collection_leaves_exactly_the_blobs_records_refer_to() {
     let options = options(true)
@@ -246,12 +206,12 @@ async fn garbage_collection_leaves_exactly_the_blobs_records_refer_to() {
             let mut referenced = BTreeSet::new();
             for i in 0..cluster_ref.node_count() {
                 for ns in namespaces_ref {
-                    referenced.extend(referenced_on(cluster_ref, i, ns).await);
+                    referenced.extend(cluster_ref.referenced_blobs(i, ns).await);
                 }
             }
             for i in 0..cluster_ref.node_count() {
                 let dir = cluster_ref.node_data_dir(i);
-                let files = files_under(&dir.join("blobs"));
+                let files = blob_files_under(&dir.join("blobs"));
                 if files != referenced {
                     let extra: Vec<_> = files.difference(&referenced).collect();
                     let missing: Vec<_> = referenced.difference(&files).collect();
@@ -261,7 +221,7 @@ async fn garbage_collection_leaves_exactly_the_blobs_records_refer_to() {
                         missing.len()
                     ));
                 }
-                let quarantined = files_under(&dir.join("quarantine"));
+                let quarantined = blob_files_under(&dir.join("quarantine"));
                 if !quarantined.is_empty() {
                     return Err(format!("node{i} quarantined {quarantined:?}"));
                 }

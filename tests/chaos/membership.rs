@@ -2,8 +2,10 @@
 //! original nodes and has another replaced by a fresh node at a new address, one layout
 //! change at a time, while writers and readers keep going. Nothing acknowledged may be
 //! lost, no read of an acknowledged object may fail at any moment, every key ends on
-//! exactly the owners the final layout names, and the nodes that left hold nothing the
-//! cluster needs (it serves everything with them dead).
+//! exactly the owners the final layout names, each member ends holding exactly the blob
+//! files its own records refer to (garbage collection frees what the moves left on old
+//! owners), and the nodes that left hold nothing the cluster needs (it serves everything
+//! with them dead).
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,10 +19,12 @@ use node::proto::layout::{Layout, owners};
 use serde_json::{Value, json};
 
 use crate::harness::*;
-use crate::{BUCKET, start};
+use crate::{BUCKET, options, start_opts};
 
 /// How long one migration of this test's data may take.
 const MIGRATION: Duration = Duration::from_secs(120);
+/// The blob grace: far above any write's gap between its blob and its record here.
+const GC_GRACE_SECS: u64 = 8;
 
 /// Acknowledged writes: key → MD5 of its only body (every key is written once).
 type Acked = Arc<Mutex<Vec<(String, String)>>>;
@@ -234,9 +238,41 @@ async fn assert_placed(cluster: &Cluster, layout: &Layout, keys: &[(String, Stri
     .await;
 }
 
+/// Each member holds exactly the blob files its own records refer to.
+async fn assert_blobs_follow_records(cluster: &Cluster, layout: &Layout) {
+    let members: Vec<usize> = layout
+        .nodes
+        .iter()
+        .map(|n| index_of(cluster, &n.url))
+        .collect();
+    let members = &members;
+    eventually(
+        "every member holds exactly the blobs its records refer to",
+        MIGRATION,
+        || async move {
+            for &i in members {
+                let referenced = cluster.referenced_blobs(i, BUCKET).await;
+                let files = blob_files_under(&cluster.node_data_dir(i).join("blobs"));
+                if files != referenced {
+                    let extra = files.difference(&referenced).count();
+                    let missing = referenced.difference(&files).count();
+                    return Err(format!(
+                        "node{i}: {extra} files no record of its refers to, {missing} referenced blobs missing"
+                    ));
+                }
+            }
+            Ok(())
+        },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn grow_shrink_and_replace_under_load_lose_nothing() {
-    let mut cluster = start(true).await;
+    let options = options(true)
+        .gateway_arg("--gc-interval-ms", 0)
+        .gateway_arg("--gc-grace-secs", GC_GRACE_SECS);
+    let mut cluster = start_opts(options).await;
     let client = cluster.client();
     for n in 0..300u64 {
         let body = pattern(if n.is_multiple_of(4) { 70 * 1024 } else { 1024 }, n);
@@ -289,6 +325,7 @@ async fn grow_shrink_and_replace_under_load_lose_nothing() {
         .collect();
     all.extend(acked);
     assert_placed(&cluster, &last, &all).await;
+    assert_blobs_follow_records(&cluster, &last).await;
 
     // The nodes that left hold nothing needed: everything reads with them dead.
     cluster.kill_node(index_of(&cluster, &removed.url));

@@ -18,10 +18,10 @@ pub(super) async fn scan(state: &State, shard: &str, query: Option<&str>) -> Ans
     json(&gc::scan(&state.blobs, &state.records, shard, grace).await?)
 }
 
-/// `POST /gc/referenced`: which of the ids sent a record here refers to.
+/// `POST /gc/referenced`: which of the ids sent a record here refers to, and by which keys.
 pub(super) async fn referenced(state: &State, req: Request<Incoming>) -> Answer {
     let ids: Vec<String> = read_json(req).await?;
-    json(&gc::referenced(&state.records, ids).await?)
+    json(&gc::referenced(&state.blobs, &state.records, ids).await?)
 }
 
 /// `POST /gc/collect?grace_secs=`: deletes the ids sent that are still unreferenced.

@@ -4,7 +4,7 @@
 //! | method | path | body | answer |
 //! |---|---|---|---|
 //! | POST | `/gc/scan/{shard}?grace_secs=` | | [`GcScan`]: the shard's blobs no record here refers to |
-//! | POST | `/gc/referenced` | `Vec<String>` blob ids (at most [`MAX_GC_IDS`]) | `Vec<String>`: those a record here refers to |
+//! | POST | `/gc/referenced` | `Vec<String>` blob ids (at most [`MAX_GC_IDS`]) | `Vec<`[`Referenced`]`>`: those a record here refers to, and by which keys |
 //! | POST | `/gc/collect?grace_secs=` | `Vec<String>` blob ids (at most [`MAX_GC_IDS`]) | [`GcCollected`] |
 //! | GET | `/gc/tombstones?grace_secs=&after=&limit=` | | [`TombstonePage`]: purge tombstones held longer than the grace |
 //! | POST | `/gc/drop` | `Vec<TombstoneRef>` (at most [`MAX_GC_IDS`]) | [`Dropped`] |
@@ -27,6 +27,32 @@ use super::Stamp;
 pub const GC_SHARDS: u16 = 256;
 /// Most blob ids one `referenced` or `collect` request names.
 pub const MAX_GC_IDS: usize = 10_000;
+/// Most keys one [`Referenced`] names; a blob more keys refer to says so with `more`.
+pub const MAX_REFERRING_KEYS: usize = 16;
+
+/// A blob some record on the node refers to: which record addresses do, and whether the
+/// node holds the blob's file. The collector needs the keys to tell a replica's reference
+/// (its copy may be a repair source) from a reference on a node that no longer owns the
+/// key once the layout changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Referenced {
+    pub id: String,
+    /// The record addresses (bucket, key) whose stored versions or accepted Paxos values
+    /// refer to the blob; at most [`MAX_REFERRING_KEYS`], in the node's order.
+    pub keys: Vec<KeyRef>,
+    /// More keys refer to it than `keys` names.
+    #[serde(default)]
+    pub more: bool,
+    /// The node holds the blob's file (not only a quarantined copy).
+    pub stored: bool,
+}
+
+/// A record address: a bucket (or an upload namespace) and a key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct KeyRef {
+    pub bucket: String,
+    pub key: String,
+}
 
 /// A blob file nothing on the node refers to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

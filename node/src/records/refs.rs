@@ -27,6 +27,7 @@ use redb::{ReadableTable, Table, TableDefinition};
 
 use super::{Change, RecordStore, Reply};
 use crate::error::Error;
+use crate::proto::gc::{KeyRef, MAX_REFERRING_KEYS};
 use crate::proto::{Data, ObjectRecord, Version, VersionState};
 
 pub(super) const REFS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blob_refs");
@@ -146,13 +147,63 @@ pub(super) fn referenced(
     refs: &impl ReadableTable<&'static [u8], &'static [u8]>,
     id: &str,
 ) -> Result<bool, Error> {
+    Ok(referrers(refs, id, 1)?.0.is_some())
+}
+
+/// The distinct record addresses whose versions or accepted values refer to blob `id`, at
+/// most `most` of them, and whether there are more; `None` when nothing refers to it.
+fn referrers(
+    refs: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    id: &str,
+    most: usize,
+) -> Result<(Option<BTreeSet<KeyRef>>, bool), Error> {
     let start = entry(id, VERSION, &[]);
     let mut end = id.as_bytes().to_vec();
     end.push(1);
-    let mut range = refs
+    let range = refs
         .range::<&[u8]>(start.as_slice()..end.as_slice())
         .map_err(Error::db("read blob references"))?;
-    Ok(range.next().is_some())
+    let mut keys: Option<BTreeSet<KeyRef>> = None;
+    for item in range {
+        let (k, _) = item.map_err(Error::db("read blob references"))?;
+        let owner = &k.value()[id.len() + 1..];
+        let at = owner_address(owner)?;
+        let found = keys.get_or_insert_with(BTreeSet::new);
+        if found.len() == most && !found.contains(&at) {
+            return Ok((keys, true));
+        }
+        found.insert(at);
+    }
+    Ok((keys, false))
+}
+
+/// The record address a reference entry's `kind ++ owner` belongs to: a version key
+/// (`bucket 0x00 esc(key) 0x00 0x01 stamp`) or a Paxos key (`bucket 0x00 key`).
+fn owner_address(entry: &[u8]) -> Result<KeyRef, Error> {
+    let bad = || Error::Corrupt("bad blob reference entry".into());
+    let (&kind, owner) = entry.split_first().ok_or_else(bad)?;
+    let cut = owner.iter().position(|&b| b == 0).ok_or_else(bad)?;
+    let bucket = std::str::from_utf8(&owner[..cut])
+        .map_err(|_| bad())?
+        .to_owned();
+    let rest = &owner[cut + 1..];
+    let key = match kind {
+        VERSION => {
+            // The escaped key ends at the first NUL not followed by 0xFF.
+            let mut end = 0;
+            while end < rest.len() {
+                match (rest[end], rest.get(end + 1)) {
+                    (0, Some(0xFF)) => end += 2,
+                    (0, _) => break,
+                    _ => end += 1,
+                }
+            }
+            super::versions::unescape(&rest[..end])?
+        }
+        PAXOS => String::from_utf8(rest.to_vec()).map_err(|_| bad())?,
+        _ => return Err(bad()),
+    };
+    Ok(KeyRef { bucket, key })
 }
 
 /// Removes one unreferenced blob's files; the bytes it freed.
@@ -181,16 +232,20 @@ impl RecordStore {
         .await
     }
 
-    /// Which of `ids` a stored version or an accepted value here refers to.
-    pub(crate) async fn referenced(&self, ids: Vec<String>) -> Result<Vec<String>, Error> {
+    /// Of `ids`, each a stored version or an accepted value here refers to, with the
+    /// addresses of the records that do (at most [`MAX_REFERRING_KEYS`]) and whether more do.
+    pub(crate) async fn referrers(
+        &self,
+        ids: Vec<String>,
+    ) -> Result<Vec<(String, Vec<KeyRef>, bool)>, Error> {
         self.read(move |txn| {
             let refs = txn
                 .open_table(REFS)
                 .map_err(Error::db("open blob references"))?;
             let mut out = Vec::new();
             for id in ids {
-                if referenced(&refs, &id)? {
-                    out.push(id);
+                if let (Some(keys), more) = referrers(&refs, &id, MAX_REFERRING_KEYS)? {
+                    out.push((id, keys.into_iter().collect(), more));
                 }
             }
             Ok(out)

@@ -4,7 +4,7 @@
 
 use super::healing::{object, object_record};
 use super::*;
-use crate::proto::gc::{GcCollected, GcScan};
+use crate::proto::gc::{GcCollected, GcScan, KeyRef, MAX_REFERRING_KEYS, Referenced};
 use crate::proto::{Data, PartRef, VersionState};
 
 /// Four blob ids of four different shards.
@@ -39,11 +39,17 @@ impl Node {
         reply.json()
     }
 
-    pub(super) async fn gc_referenced(&self, ids: &[&str]) -> Vec<String> {
+    pub(super) async fn gc_referrers(&self, ids: &[&str]) -> Vec<Referenced> {
         let body = serde_json::to_vec(ids).expect("encode");
         let reply = self.call("POST", "/gc/referenced", &[], &body).await;
         assert_eq!(reply.status, 200);
         reply.json()
+    }
+
+    /// The ids of `ids` something here refers to.
+    pub(super) async fn gc_referenced(&self, ids: &[&str]) -> Vec<String> {
+        let found = self.gc_referrers(ids).await;
+        found.into_iter().map(|r| r.id).collect()
     }
 
     pub(super) async fn put_blob(&self, id: &str) {
@@ -378,5 +384,89 @@ async fn old_tombstones_are_listed_and_dropped_and_nothing_else() {
     ] {
         assert_eq!(node.call("GET", bad, &[], &[]).await.status, 400, "{bad}");
     }
+    node.stop().await;
+}
+
+/// What a collector needs to tell whose copy a blob is: `referenced` names the record
+/// addresses (an object's, an upload's with a NUL in its key, an accepted value's) that
+/// refer to each blob, says when more refer to it than it names, and whether the file is
+/// here.
+#[tokio::test]
+async fn referenced_names_the_keys_that_refer_and_whether_the_file_is_here() {
+    let node = Node::start().await;
+    node.put_blob(KEPT).await;
+    let record = |id: &str| object_record(vec![(1, object(Data::Blob { id: id.into() }))]);
+    let store = |bucket: &str, key: &str, body: Vec<u8>| {
+        let path = format!(
+            "/records/{}/{}",
+            proto::encode_segment(bucket),
+            proto::encode_segment(key)
+        );
+        let node = &node;
+        async move {
+            let reply = node.call("POST", &path, &[], &body).await;
+            assert_eq!(reply.status, 204, "{path}");
+        }
+    };
+    store("b", "obj/\u{0}x", record(KEPT)).await;
+    store("b/uploads", "obj\u{0}upload-1", record(KEPT)).await;
+    // PART's file is not here: a record may arrive before its blob (a repair in progress).
+    store("b", "other", record(PART)).await;
+    let value: ObjectRecord = serde_json::from_slice(&record(PROPOSED)).expect("decode");
+    let proposal = serde_json::json!({ "ballot": { "ts": 7, "id": "p" }, "value": value });
+    let accepted = node
+        .call(
+            "POST",
+            "/paxos/b/cas%00key/accept",
+            &[],
+            &serde_json::to_vec(&proposal).unwrap(),
+        )
+        .await;
+    assert_eq!(accepted.status, 200);
+    node.put_blob(PROPOSED).await;
+
+    let key = |bucket: &str, key: &str| KeyRef {
+        bucket: bucket.into(),
+        key: key.into(),
+    };
+    let found = node.gc_referrers(&[KEPT, LOOSE, PROPOSED, PART]).await;
+    assert_eq!(
+        found,
+        [
+            Referenced {
+                id: KEPT.into(),
+                keys: vec![key("b", "obj/\u{0}x"), key("b/uploads", "obj\u{0}upload-1")],
+                more: false,
+                stored: true,
+            },
+            Referenced {
+                id: PROPOSED.into(),
+                keys: vec![key("b", "cas\u{0}key")],
+                more: false,
+                stored: true,
+            },
+            Referenced {
+                id: PART.into(),
+                keys: vec![key("b", "other")],
+                more: false,
+                stored: false,
+            },
+        ]
+    );
+
+    // Two versions of one key are one address; past the cap, `more` says the list is cut.
+    let two = object_record(vec![
+        (1, object(Data::Blob { id: LOOSE.into() })),
+        (2, object(Data::Blob { id: LOOSE.into() })),
+    ]);
+    store("many", "k", two).await;
+    for n in 1..=MAX_REFERRING_KEYS {
+        store("many", &format!("k{n:02}"), record(LOOSE)).await;
+    }
+    let found = node.gc_referrers(&[LOOSE]).await;
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].keys.len(), MAX_REFERRING_KEYS);
+    assert!(found[0].more);
+    assert!(!found[0].stored);
     node.stop().await;
 }

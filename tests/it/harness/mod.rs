@@ -42,7 +42,7 @@ use tempfile::TempDir;
 pub use admin::{ADMIN_TOKEN, Grant};
 pub use converge::CONVERGE_TIMEOUT;
 pub use http::{RawResponse, keep_alive_probe, raw_request, try_raw_request};
-pub use nodes::sign_node_call;
+pub use nodes::{blob_files_under, sign_node_call};
 pub use sigv4::sha256_hex;
 pub use util::*;
 

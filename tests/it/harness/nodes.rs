@@ -2,6 +2,8 @@
 //! key lists, bucket records, blobs. Tests use it to check placement, replication and repair
 //! below the S3 layer.
 
+use std::collections::BTreeSet;
+
 use super::*;
 
 /// The `x-s3q-auth` value of a node call signed with `secret`, `age_ms` in the past, as a
@@ -43,6 +45,30 @@ impl Cluster {
     }
 
     /// The record node `i` holds for (bucket, key), `None` on 404.
+    /// Blob ids node `i`'s records of `namespace` refer to (every version not purged).
+    pub async fn referenced_blobs(&self, i: usize, namespace: &str) -> BTreeSet<String> {
+        let mut ids = BTreeSet::new();
+        for key in self.node_keys(i, namespace).await {
+            let Some(record) = self.node_record(i, namespace, &key).await else {
+                continue;
+            };
+            for v in &record.versions {
+                if let proto::VersionState::Object(meta) = &v.state {
+                    match &meta.data {
+                        proto::Data::Blob { id } => {
+                            ids.insert(id.clone());
+                        }
+                        proto::Data::Parts { parts } => {
+                            ids.extend(parts.iter().map(|p| p.blob.clone()));
+                        }
+                        proto::Data::Inline { .. } | proto::Data::InlineOmitted => {}
+                    }
+                }
+            }
+        }
+        ids
+    }
+
     pub async fn node_record(&self, i: usize, bucket: &str, key: &str) -> Option<ObjectRecord> {
         let path = format!(
             "/records/{}/{}",
@@ -146,4 +172,21 @@ impl Cluster {
             }
         })
     }
+}
+
+/// The blob files in a directory tree (`blobs/xx/id` or `quarantine/id`).
+pub fn blob_files_under(dir: &Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(blob_files_under(&path));
+        } else if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+            out.insert(name.to_owned());
+        }
+    }
+    out
 }
