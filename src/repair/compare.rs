@@ -2,10 +2,14 @@
 //! their merge, then the repairs of the replicas behind, several at a time (a migration
 //! copies whole nodes' worth of keys; one repair at a time would take hours).
 //!
-//! A key is *short* when one of its current owners did not answer the round or could not
-//! be repaired: a migration retires only after a pass with no short key. A key that is
-//! not short and has stray copies (on nodes that no longer own it) has them released,
-//! once no migration runs.
+//! A key is *short* when fewer than W of its current owners are in sync at the end of the
+//! round, or when an owner the health checks see up is not (it did not answer, or could
+//! not be repaired): a migration retires only after a pass with no short key. So a new
+//! owner that died mid-migration does not hold the migration forever: once W owners of
+//! each of its keys hold them, any R current owners include one of them (R + W > RF), and
+//! the dead node is filled like any node back from a failure (or replaced). A key whose
+//! every owner is in sync and that has stray copies (on nodes that no longer own it) has
+//! them released, once no migration runs.
 
 use futures::StreamExt;
 use node::proto::ObjectRecord;
@@ -21,7 +25,9 @@ const CONCURRENT_REPAIRS: usize = 8;
 pub(super) struct KeyCheck {
     key: String,
     bytes: u64,
-    short: bool,
+    /// Current owners in sync with the merge, and those not (yet).
+    synced: usize,
+    lacking: Vec<usize>,
     strays: Vec<usize>,
     repairs: Vec<Repair>,
 }
@@ -81,7 +87,12 @@ impl Worker {
         let mut check = KeyCheck {
             key: key.clone(),
             bytes: plan::record_bytes(&scanned.merged),
-            short: owners.iter().any(|r| !answered.contains(r)),
+            synced: 0,
+            lacking: owners
+                .iter()
+                .copied()
+                .filter(|r| !answered.contains(r))
+                .collect(),
             strays: scanned.strays.clone(),
             repairs: Vec::new(),
         };
@@ -95,6 +106,7 @@ impl Worker {
                 None => is_behind(have, &scanned.merged),
             } || !missing.is_empty();
             if !stale {
+                check.synced += usize::from(owners.contains(&r));
                 continue;
             }
             // Bitrot is bad bytes a node found; a blob merely missing may be one still
@@ -126,7 +138,9 @@ impl Worker {
                 if self.usable(repair.node) {
                     jobs.push((c, j));
                 } else {
-                    check.short |= repair.owner;
+                    if repair.owner {
+                        check.lacking.push(repair.node);
+                    }
                     pass.lagging
                         .insert((namespace.to_owned(), check.key.clone()));
                 }
@@ -162,6 +176,7 @@ impl Worker {
                     pass.repaired += 1;
                     self.count(true);
                     tracing::info!(node = %url, bucket = namespace, key = %check.key, "repair done");
+                    check.synced += usize::from(repair.owner);
                     if migrating && repair.owner && repair.new_copy {
                         self.copied(check.bytes).await;
                     }
@@ -170,21 +185,26 @@ impl Worker {
                     tracing::warn!(node = %url, bucket = namespace, key = %check.key, "repair failed, will retry: {e}");
                     self.count(false);
                     self.failed(repair.node);
-                    check.short |= repair.owner;
+                    if repair.owner {
+                        check.lacking.push(repair.node);
+                    }
                     pass.lagging
                         .insert((namespace.to_owned(), check.key.clone()));
                 }
             }
         }
+        let w = self.cluster.write_quorum();
         for check in checks {
-            if check.short {
+            let up_lacking = check.lacking.iter().any(|&i| self.up[i] == Some(true));
+            if check.synced < w || up_lacking {
                 pass.short_keys += 1;
                 pass.short_bytes += check.bytes;
-            } else if !check.strays.is_empty() {
-                tracing::debug!(bucket = namespace, key = %check.key, strays = ?check.strays, migrating, "stray copies");
             }
-            if !check.short && !migrating && !check.strays.is_empty() {
-                self.release(namespace, &check.key, &check.strays).await;
+            if check.lacking.is_empty() && !check.strays.is_empty() {
+                tracing::debug!(bucket = namespace, key = %check.key, strays = ?check.strays, migrating, "stray copies");
+                if !migrating {
+                    self.release(namespace, &check.key, &check.strays).await;
+                }
             }
         }
     }

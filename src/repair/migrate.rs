@@ -1,15 +1,18 @@
 //! The migration a layout change starts, run by the repair lease holder: once every node
 //! fences the old layout, anti-entropy passes over the owners under both layouts copy
 //! each key to its new owners (paced by `--rebalance-rate-mib`); the first complete pass
-//! that leaves every key in sync on all its current owners retires the previous members.
+//! that leaves every key in sync on all its current owners the health checks see up, and
+//! on at least W of them, retires the previous members.
 //!
 //! Why the steps are safe:
 //! - a gateway still on the old layout can get neither a write nor a read quorum once
 //!   fewer than min(W, R) members lack the new layout: any W or R of a key's old owners
 //!   include a node that refuses it (`StaleLayout`). So after `ready`, every new write
 //!   reaches both replica sets and a pass sees everything written before;
-//! - retirement needs a complete pass with no key short on a current owner, so when the
-//!   previous members stop being asked, the current owners hold every acknowledged write;
+//! - retirement needs a complete pass with no key short (see `compare`), so when the
+//!   previous members stop being asked, at least W current owners of every key hold every
+//!   acknowledged write, and any R of them include one that does. A new owner down meanwhile
+//!   is caught up later, as after any failure, or replaced by the next change;
 //! - a node's copy of a key it no longer owns is released only once no migration runs and
 //!   every owner holds the key (the node checks ownership itself, too).
 

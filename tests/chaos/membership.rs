@@ -157,6 +157,13 @@ async fn layout(cluster: &Cluster) -> Layout {
 /// Stages `change`, applies it and waits until the migration it starts has retired the
 /// previous members; returns the final layout and how long the migration took.
 async fn change(cluster: &Cluster, change: Value) -> (Layout, Duration) {
+    let started = Instant::now();
+    let done = apply(cluster, change).await;
+    (retired(cluster, done).await, started.elapsed())
+}
+
+/// Stages and applies `change`; the layout version its migration retires to.
+async fn apply(cluster: &Cluster, change: Value) -> u64 {
     let before = layout(cluster).await;
     let staged = cluster
         .admin(Method::POST, "/v1/layout/stage", Some(change))
@@ -164,14 +171,17 @@ async fn change(cluster: &Cluster, change: Value) -> (Layout, Duration) {
     assert_eq!(staged["version"], before.version, "staging moves nothing");
     let plan = cluster.admin(Method::GET, "/v1/layout/plan", None).await;
     assert!(plan["keys_scanned"].as_u64() > Some(0), "{plan}");
-    let started = Instant::now();
     let applied = cluster.admin(Method::POST, "/v1/layout/apply", None).await;
     assert_eq!(applied["version"], before.version + 1);
     assert!(
         !applied["previous"].is_null(),
         "two layouts live: {applied}"
     );
-    let done = before.version + 2;
+    before.version + 2
+}
+
+/// Waits until the migration has retired the previous members at layout version `done`.
+async fn retired(cluster: &Cluster, done: u64) -> Layout {
     eventually("the migration retires", MIGRATION, || async move {
         let status = cluster.gateway_status().await;
         let rebalance = &status["rebalance"];
@@ -190,7 +200,7 @@ async fn change(cluster: &Cluster, change: Value) -> (Layout, Duration) {
     let after = layout(cluster).await;
     assert_eq!(after.version, done);
     assert!(after.previous.is_none());
-    (after, started.elapsed())
+    after
 }
 
 fn index_of(cluster: &Cluster, url: &str) -> usize {
@@ -335,4 +345,61 @@ async fn grow_shrink_and_replace_under_load_lose_nothing() {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
     }
+}
+
+/// A new owner killed in the middle of the migration that brings it in: the migration
+/// still retires (W owners of every key hold it), every object reads meanwhile and after,
+/// writes go on, and the node, restarted, is filled to exactly its share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_node_dying_mid_migration_does_not_hold_it() {
+    // Slow enough (1 MiB/s) that the kill lands mid-way.
+    let options = options(true).gateway_arg("--rebalance-rate-mib", 1);
+    let mut cluster = start_opts(options).await;
+    let client = cluster.client();
+    let body = |n: u64| pattern(20 * 1024, n);
+    let mut all = Vec::new();
+    for n in 0..400u64 {
+        let key = format!("pre/{n}");
+        put_bytes(&client, BUCKET, &key, &body(n)).await;
+        all.push((key, md5_hex(&body(n))));
+    }
+    let load = Load::start(&client, 2, 2);
+    let fresh = cluster.start_new_node().await;
+    let url = cluster.node_url(fresh).to_owned();
+    let done = apply(&cluster, json!({ "op": "add", "url": url })).await;
+    let cluster_ref = &cluster;
+    eventually("the migration copies", MIGRATION, || async move {
+        let status = cluster_ref.gateway_status().await;
+        let copies = status["rebalance"]["copies_made"].as_u64().unwrap_or(0);
+        if copies >= 20 && status["rebalance"]["keys_remaining"].as_u64() > Some(50) {
+            Ok(())
+        } else {
+            Err(format!("rebalance {}", status["rebalance"]))
+        }
+    })
+    .await;
+    cluster.kill_node(fresh);
+    let last = retired(&cluster, done).await;
+    assert!(
+        last.nodes.iter().any(|n| n.url == url),
+        "the dead node stays a member"
+    );
+    for (key, md5) in &all {
+        check_object(&client, key, md5)
+            .await
+            .unwrap_or_else(|e| panic!("with the new node dead: {e}"));
+    }
+    cluster.restart_node(fresh).await;
+    let (acked, bad, reads, failed_puts) = load.stop().await;
+    eprintln!(
+        "new node killed mid-migration: {} writes acknowledged ({failed_puts} failed), {reads} reads",
+        acked.len()
+    );
+    assert!(
+        bad.is_empty(),
+        "failed reads: {:?}",
+        &bad[..bad.len().min(5)]
+    );
+    all.extend(acked);
+    assert_placed(&cluster, &last, &all).await;
 }
