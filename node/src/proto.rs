@@ -64,7 +64,7 @@ use summary::merge_versions;
 
 pub use block_crcs::{BlockCrcs, table_digest};
 pub use bodies::Bodies;
-pub use select::{MAX_SELECT_STAMPS, Select, windows_cover};
+pub use select::{MAX_PAGE_BYTES, MAX_SELECT_STAMPS, Select, windows_cover};
 pub(crate) use summary::Versioned;
 pub use summary::{RecordSummary, SummaryEntry, SummaryPage, SummaryState, VersionSummary};
 

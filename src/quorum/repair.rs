@@ -28,11 +28,21 @@ pub fn blobs_of(meta: &ObjectMeta) -> Vec<(String, Option<String>)> {
     }
 }
 
-/// Versions per page of a key repair: 128 inline bodies of 64 KiB stay well under the
-/// largest record body a node answers.
+/// Versions per page of a key repair (a node ends a page earlier, at
+/// [`node::proto::MAX_PAGE_BYTES`], when inline bodies make it heavy).
 const REPAIR_PAGE: usize = 128;
 /// Versions per page of a history comparison (no bodies).
 const COMPARE_PAGE: usize = 1000;
+
+/// How far one round of a paged walk over a key's history reaches: the smallest last
+/// stamp of the replicas' non-empty pages (a page may end early, at its byte limit, so
+/// only an empty one is known to be the last). Every replica's page is complete up to it;
+/// versions above it are compared on the next round. `None`: every page was empty.
+fn page_bound<'a>(pages: impl Iterator<Item = &'a ObjectRecord>) -> Option<Stamp> {
+    pages
+        .filter_map(|r| r.versions.last().map(|v| v.stamp.clone()))
+        .min()
+}
 
 /// A version younger than this may still be on its way to a replica (a write finishes
 /// its last replica in the background): not yet a reason to repair.
@@ -158,14 +168,22 @@ impl Cluster {
                 async move { (i, node.get_record(bucket, key, &Bodies::All, &select).await) }
             });
             let mut answers = join_all(reads).await;
-            // Every replica's page is complete up to the smallest last stamp of the full
-            // pages: versions above it are compared on the next round.
-            let bound = answers
-                .iter()
-                .filter_map(|(_, a)| a.as_ref().ok()?.as_ref())
-                .filter(|r| r.versions.len() >= REPAIR_PAGE)
-                .filter_map(|r| r.versions.last().map(|v| v.stamp.clone()))
-                .min();
+            // A page no other replica answered shows nothing to copy: that is not a repair.
+            if !answers.iter().any(|(i, a)| *i != target && a.is_ok())
+                && let Some(at) = answers.iter().position(|(i, _)| *i != target)
+                && let (i, Err(source)) = answers.swap_remove(at)
+            {
+                return Err(Error::Node {
+                    op: "repair: read the other replicas' versions",
+                    node: self.node(i).url().to_owned(),
+                    source,
+                });
+            }
+            let bound = page_bound(
+                answers
+                    .iter()
+                    .filter_map(|(_, a)| a.as_ref().ok()?.as_ref()),
+            );
             for (_, answer) in &mut answers {
                 if let Ok(Some(r)) = answer {
                     r.versions.retain(|v| {
@@ -242,11 +260,7 @@ impl Cluster {
                     }
                 }
             }
-            let bound = pages
-                .iter()
-                .filter(|(_, r)| r.versions.len() >= COMPARE_PAGE)
-                .filter_map(|(_, r)| r.versions.last().map(|v| v.stamp.clone()))
-                .min();
+            let bound = page_bound(pages.iter().map(|(_, r)| r));
             let mut merged = ObjectRecord::default();
             for (_, r) in &mut pages {
                 r.versions.retain(|v| {

@@ -172,10 +172,10 @@ impl Worker {
             let check = &mut checks[c];
             let repair = &check.repairs[j];
             match result {
-                Ok(_) => {
+                Ok(sent) => {
                     pass.repaired += 1;
                     self.count(true);
-                    tracing::info!(node = %url, bucket = namespace, key = %check.key, "repair done");
+                    tracing::info!(node = %url, bucket = namespace, key = %check.key, sent, "repair done");
                     check.synced += usize::from(repair.owner);
                     if migrating && repair.owner && repair.new_copy {
                         self.copied(check.bytes).await;

@@ -30,12 +30,17 @@ pub enum Select {
         since: Option<Stamp>,
     },
     /// At most `limit` (capped at [`MAX_PAGE_VERSIONS`]) versions stamped above `after`,
-    /// oldest first: how a repair walks a history of any size.
+    /// oldest first, ending early once [`MAX_PAGE_BYTES`] of stored versions are in it:
+    /// how a repair walks a history of any size. A page shorter than `limit` is not
+    /// necessarily the last; an empty one is.
     Page { after: Option<Stamp>, limit: usize },
 }
 
 /// Most versions a [`Select::Page`] answers.
 pub const MAX_PAGE_VERSIONS: usize = 1000;
+/// Stored bytes (inline bodies included) past which a [`Select::Page`] ends: an answer
+/// that carries bodies stays far below a call's deadline and the largest record body.
+pub const MAX_PAGE_BYTES: usize = 2 * 1024 * 1024;
 
 /// Whether a merge of window answers shows the key's current state, given each answer's
 /// own current version (`None`: it has none, so its window is its whole history) and the

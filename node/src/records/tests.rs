@@ -751,3 +751,77 @@ async fn a_plain_version_below_a_promised_ballot_is_refused_and_nothing_of_it_st
 }
 
 mod format;
+
+/// A history walked in pages comes back whole, in order, once: pages of small versions
+/// hold `limit` of them, pages of heavy inline bodies end near [`MAX_PAGE_BYTES`], and
+/// only the page past the last version is empty.
+#[tokio::test]
+async fn pages_walk_a_history_within_their_version_and_byte_limits() {
+    use crate::proto::MAX_PAGE_BYTES;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _writer) = open(&dir, false);
+    const BODY: usize = 64 * 1024;
+    for ts in 1..=100u64 {
+        let mut heavy = version(ts, &format!("h{ts}"));
+        if let VersionState::Object(meta) = &mut heavy.state {
+            meta.data = Data::Inline {
+                bytes: vec![ts as u8; BODY],
+            };
+        }
+        store
+            .merge_object("b", "heavy", ObjectRecord::single(heavy))
+            .await
+            .expect("merge heavy");
+        store
+            .merge_object("b", "light", record(ts))
+            .await
+            .expect("merge light");
+    }
+    for (key, limit) in [("light", 7), ("heavy", 1000)] {
+        let mut after = None;
+        let mut seen = Vec::new();
+        let mut pages = 0;
+        loop {
+            let page = store
+                .get_object(
+                    "b",
+                    key,
+                    Select::Page {
+                        after: after.clone(),
+                        limit,
+                    },
+                )
+                .await
+                .expect("page")
+                .unwrap_or_default();
+            let Some(last) = page.versions.last() else {
+                break;
+            };
+            after = Some(last.stamp.clone());
+            pages += 1;
+            assert!(page.versions.len() <= limit, "{key}: page over its limit");
+            let inline: usize = page
+                .versions
+                .iter()
+                .filter_map(|v| match &v.state {
+                    VersionState::Object(ObjectMeta {
+                        data: Data::Inline { bytes },
+                        ..
+                    }) => Some(bytes.len()),
+                    _ => None,
+                })
+                .sum();
+            assert!(
+                inline < MAX_PAGE_BYTES + BODY,
+                "{key}: page of {inline} inline bytes"
+            );
+            seen.extend(page.versions.iter().map(|v| v.stamp.ts));
+        }
+        assert_eq!(seen, (1..=100).collect::<Vec<_>>(), "{key}");
+        let fewest = 100usize.div_ceil(match key {
+            "light" => limit,
+            _ => MAX_PAGE_BYTES / BODY + 1,
+        });
+        assert!(pages >= fewest, "{key}: {pages} pages");
+    }
+}

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::{decode, get_decoded as get, refs, tombstones};
 use crate::error::Error;
 use crate::proto::gc::TombstoneRef;
-use crate::proto::{ObjectRecord, Select, Stamp, Version, Versioned};
+use crate::proto::{MAX_PAGE_BYTES, ObjectRecord, Select, Stamp, Version, Versioned};
 
 pub(super) const VERSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("versions");
 pub(super) const HEADS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("heads");
@@ -170,6 +170,7 @@ fn select_in(
                 None => std::ops::Bound::Included(start),
             };
             let mut page = Vec::new();
+            let mut bytes = 0;
             for item in versions
                 .range::<&[u8]>((
                     lower.as_ref().map(Vec::as_slice),
@@ -180,6 +181,10 @@ fn select_in(
             {
                 let (_, v) = item.map_err(Error::db("read version"))?;
                 page.push(decode(v.value())?);
+                bytes += v.value().len();
+                if bytes >= MAX_PAGE_BYTES {
+                    break;
+                }
             }
             page
         }
