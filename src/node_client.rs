@@ -29,7 +29,7 @@ use node::proto::access::KeyRecord;
 use node::proto::auth;
 use node::proto::gc::{Dropped, GcCollected, GcScan, TombstonePage, TombstoneRef};
 use node::proto::layout::{LAYOUT_HEADER, STALE_LAYOUT_CODE};
-use node::proto::paxos::{AcceptReply, Ballot, Prepare, Promise, Proposal};
+use node::proto::paxos::{AcceptReply, AgreedKeys, Ballot, Prepare, Promise, Proposal};
 use node::proto::{
     self, BlobPutReply, Bodies, BucketRecord, CHECK_HEADER, EXPECTED_MD5_HEADER, ErrorBody, Hint,
     LeaseReply, LeaseRequest, ListPage, NodeInfo, ObjectRecord, STALE_CODE, Select, Stamp,
@@ -669,6 +669,19 @@ impl NodeClient {
         );
         let req = self.request(Method::POST, &path, Self::json_body(body));
         self.call_json(req).await
+    }
+
+    /// A page of the keys the node holds agreement state for, after `after` (an
+    /// [`node::proto::paxos::AgreedKey::cursor`]).
+    pub async fn agreed_keys(&self, after: Option<&str>) -> Result<AgreedKeys, NodeError> {
+        let mut path = "/paxos".to_owned();
+        if let Some(cursor) = after {
+            path.push_str("?after=");
+            path.push_str(&encode_segment(cursor));
+        }
+        self.call_json(self.request(Method::GET, &path, Self::empty()))
+            .await?
+            .ok_or_else(|| NodeError::BadReply("empty agreed keys page".into()))
     }
 
     pub async fn paxos_prepare(

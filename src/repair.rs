@@ -21,6 +21,7 @@ use node::proto::{Bodies, Hint, ObjectRecord, Select};
 use serde::Serialize;
 use tokio::sync::watch;
 
+mod agreements;
 mod compare;
 mod health;
 mod migrate;
@@ -124,6 +125,8 @@ struct Worker {
     cluster: Cluster,
     membership: Membership,
     rebalance: Rebalance,
+    /// The moving keys whose agreement the running migration carried over.
+    carried: agreements::Carried,
     pace: Pace,
     config: RepairConfig,
     id: String,
@@ -166,6 +169,7 @@ pub async fn run(
         live: cluster,
         membership,
         rebalance: Rebalance::default(),
+        carried: agreements::Carried::default(),
         pace: Pace::new(config.rebalance_rate),
         config,
         id,

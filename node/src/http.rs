@@ -77,6 +77,7 @@ enum Route<'a> {
     GetHints,
     ClearHints,
     Lease(&'a str),
+    AgreedKeys,
     PaxosPrepare(&'a str, &'a str),
     PaxosAccept(&'a str, &'a str),
     PaxosCommit(&'a str, &'a str),
@@ -116,6 +117,7 @@ impl<'a> Route<'a> {
             ("GET", ["hints"]) => Route::GetHints,
             ("POST", ["hints", "delete"]) => Route::ClearHints,
             ("POST", ["lease", name]) => Route::Lease(name),
+            ("GET", ["paxos"]) => Route::AgreedKeys,
             ("POST", ["paxos", bucket, key, "prepare"]) => Route::PaxosPrepare(bucket, key),
             ("POST", ["paxos", bucket, key, "accept"]) => Route::PaxosAccept(bucket, key),
             ("POST", ["paxos", bucket, key, "commit"]) => Route::PaxosCommit(bucket, key),
@@ -144,6 +146,7 @@ impl<'a> Route<'a> {
                 | ["hints"]
                 | ["hints", "delete"]
                 | ["lease", _]
+                | ["paxos"]
                 | ["paxos", _, _, "prepare" | "accept" | "commit"]
                 | ["gc", "scan", _]
                 | ["gc", "referenced" | "collect" | "tombstones" | "drop"]
@@ -175,6 +178,7 @@ impl<'a> Route<'a> {
             Route::GetHints => "get_hints",
             Route::ClearHints => "delete_hints",
             Route::Lease(_) => "lease",
+            Route::AgreedKeys => "paxos_keys",
             Route::PaxosPrepare(..) => "paxos_prepare",
             Route::PaxosAccept(..) => "paxos_accept",
             Route::PaxosCommit(..) => "paxos_commit",
@@ -285,6 +289,7 @@ async fn dispatch(
         Route::GetHints => records::get_hints(state, query).await,
         Route::ClearHints => records::clear_hints(state, req).await,
         Route::Lease(name) => records::lease(state, name, req).await,
+        Route::AgreedKeys => records::agreed_keys(state, query).await,
         Route::PaxosPrepare(bucket, key) => records::paxos_prepare(state, bucket, key, req).await,
         Route::PaxosAccept(bucket, key) => records::paxos_accept(state, bucket, key, req).await,
         Route::PaxosCommit(bucket, key) => records::paxos_commit(state, bucket, key, req).await,

@@ -532,6 +532,15 @@ impl Cluster {
         }
     }
 
+    /// A page of the keys node `i` holds agreement state for, after `after`.
+    pub async fn agreed_keys_of(
+        &self,
+        i: usize,
+        after: Option<&str>,
+    ) -> Result<node::proto::paxos::AgreedKeys, NodeError> {
+        self.node(i).agreed_keys(after).await
+    }
+
     /// Node `i`'s id, as it answers now (within the health checks' deadline).
     pub async fn node_id(&self, i: usize) -> Result<String, Error> {
         let node = self.node(i);

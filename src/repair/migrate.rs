@@ -71,7 +71,7 @@ impl Worker {
         if self.rebalance.migrating_to != Some(layout.version) {
             self.begin(&layout).await;
         }
-        if !self.ready(&layout).await {
+        if !self.ready(&layout).await || !self.carry_agreements().await {
             return;
         }
         let pass = self.anti_entropy(stop).await;
@@ -190,10 +190,24 @@ impl Worker {
         }
     }
 
+    /// Publishes the followed layout's version and its migration. Whether a migration runs
+    /// is the layout's to say, not this worker's: the lease may have moved to another
+    /// gateway, whose worker then migrates and retires while this one only follows. Its
+    /// counts are this worker's, and only while they are of the running migration.
     pub(super) fn publish(&self) {
+        let layout = self.cluster.layout();
+        let running = layout.previous.is_some().then_some(layout.version);
+        let rebalance = match running {
+            None => Rebalance::default(),
+            Some(_) if self.rebalance.migrating_to == running => self.rebalance.clone(),
+            Some(_) => Rebalance {
+                migrating_to: running,
+                ..Rebalance::default()
+            },
+        };
         if let Ok(mut s) = self.status.lock() {
-            s.rebalance = self.rebalance.clone();
-            s.layout_version = self.cluster.layout().version;
+            s.rebalance = rebalance;
+            s.layout_version = layout.version;
         }
     }
 }

@@ -17,6 +17,7 @@
 #[path = "../it/harness/mod.rs"]
 mod harness;
 
+mod agreements;
 mod bitrot;
 mod disk_full;
 mod gc;

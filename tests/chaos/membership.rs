@@ -149,7 +149,7 @@ fn error_text<E: std::fmt::Debug>(e: &aws_sdk_s3::error::SdkError<E>) -> String 
     format!("{e:?}").chars().take(300).collect()
 }
 
-async fn layout(cluster: &Cluster) -> Layout {
+pub(crate) async fn layout(cluster: &Cluster) -> Layout {
     let v = cluster.admin(Method::GET, "/v1/layout", None).await;
     serde_json::from_value(v).expect("a layout")
 }
@@ -163,7 +163,7 @@ async fn change(cluster: &Cluster, change: Value) -> (Layout, Duration) {
 }
 
 /// Stages and applies `change`; the layout version its migration retires to.
-async fn apply(cluster: &Cluster, change: Value) -> u64 {
+pub(crate) async fn apply(cluster: &Cluster, change: Value) -> u64 {
     let before = layout(cluster).await;
     let staged = cluster
         .admin(Method::POST, "/v1/layout/stage", Some(change))
@@ -181,7 +181,7 @@ async fn apply(cluster: &Cluster, change: Value) -> u64 {
 }
 
 /// Waits until the migration has retired the previous members at layout version `done`.
-async fn retired(cluster: &Cluster, done: u64) -> Layout {
+pub(crate) async fn retired(cluster: &Cluster, done: u64) -> Layout {
     eventually("the migration retires", MIGRATION, || async move {
         let status = cluster.gateway_status().await;
         let rebalance = &status["rebalance"];
@@ -203,7 +203,7 @@ async fn retired(cluster: &Cluster, done: u64) -> Layout {
     after
 }
 
-fn index_of(cluster: &Cluster, url: &str) -> usize {
+pub(crate) fn index_of(cluster: &Cluster, url: &str) -> usize {
     (0..cluster.node_count())
         .find(|&i| cluster.node_url(i) == url)
         .unwrap_or_else(|| panic!("no node at {url}"))

@@ -149,7 +149,18 @@ pub(super) fn grace(query: Option<&str>) -> Result<std::time::Duration, Error> {
 /// The `after` cursor and `limit` (default and maximum [`proto::gc::MAX_GC_IDS`]) of `GET
 /// /gc/tombstones`.
 pub(super) fn tombstone_page(query: Option<&str>) -> Result<(Option<String>, usize), Error> {
-    let (mut after, mut parsed) = (None, proto::gc::MAX_GC_IDS);
+    cursor_page(query, proto::gc::MAX_GC_IDS)
+}
+
+/// The `after` cursor and `limit` (default and maximum
+/// [`proto::paxos::MAX_AGREED_KEYS`]) of `GET /paxos`.
+pub(super) fn agreed_page(query: Option<&str>) -> Result<(Option<String>, usize), Error> {
+    cursor_page(query, proto::paxos::MAX_AGREED_KEYS)
+}
+
+/// An `after` cursor (none when empty) and a `limit` of at most `max` (`max` by default).
+fn cursor_page(query: Option<&str>, max: usize) -> Result<(Option<String>, usize), Error> {
+    let (mut after, mut parsed) = (None, max);
     for (name, value) in params(query)? {
         match name {
             "after" if !value.is_empty() => after = Some(value),
@@ -157,7 +168,7 @@ pub(super) fn tombstone_page(query: Option<&str>) -> Result<(Option<String>, usi
             _ => {}
         }
     }
-    Ok((after, parsed.min(proto::gc::MAX_GC_IDS)))
+    Ok((after, parsed.min(max)))
 }
 
 /// The decoded (name, value) pairs of a query string, in order.

@@ -190,6 +190,12 @@ pub(super) async fn clear_hints(state: &State, req: Request<Incoming>) -> Answer
     Ok(no_content())
 }
 
+/// `GET /paxos`: a page of the keys with agreement state here.
+pub(super) async fn agreed_keys(state: &State, query: Option<&str>) -> Answer {
+    let (after, limit) = params::agreed_page(query)?;
+    json(&state.records.agreed_keys(after, limit).await?)
+}
+
 /// `POST /lease/{name}`: takes or renews the named lease.
 pub(super) async fn lease(state: &State, name: &str, req: Request<Incoming>) -> Answer {
     let name = decode(name)?;

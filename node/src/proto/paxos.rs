@@ -6,6 +6,7 @@
 //! | POST | `/paxos/{bucket}/{key}/prepare` | [`Prepare`] | [`Promise`] |
 //! | POST | `/paxos/{bucket}/{key}/accept` | [`Proposal`] | [`AcceptReply`] |
 //! | POST | `/paxos/{bucket}/{key}/commit` | [`Proposal`] | 204 |
+//! | GET | `/paxos?after=&limit=` | | [`AgreedKeys`] |
 //!
 //! A proposal's value is a whole [`ObjectRecord`]: the join of everything the proposer saw
 //! in a majority plus its own change. Values therefore only grow in the record lattice, and
@@ -69,6 +70,34 @@ pub struct AcceptReply {
     pub accepted: bool,
     /// The highest ballot this node has promised.
     pub highest: Ballot,
+}
+
+/// Most keys one [`AgreedKeys`] page names.
+pub const MAX_AGREED_KEYS: usize = 1000;
+
+/// Answer to `GET /paxos`: the keys this node holds agreement state for, in byte order of
+/// `bucket ++ 0x00 ++ key`, after the `after` cursor (that same string, percent-encoded).
+/// A layout change settles each moving key's agreement before it retires the previous
+/// owners (see the gateway's migration).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgreedKeys {
+    pub keys: Vec<AgreedKey>,
+    /// True when more keys follow the last one.
+    pub truncated: bool,
+}
+
+/// One key of an [`AgreedKeys`] page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgreedKey {
+    pub bucket: String,
+    pub key: String,
+}
+
+impl AgreedKey {
+    /// The page cursor that continues after this key.
+    pub fn cursor(&self) -> String {
+        format!("{}\0{}", self.bucket, self.key)
+    }
 }
 
 /// What a node stores per key: its promise and its last accepted proposal.

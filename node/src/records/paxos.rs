@@ -10,12 +10,14 @@
 //! uncommitted value refers to are recorded in [`refs`], so garbage collection keeps them
 //! for the round that may still commit it.
 
-use redb::{Table, TableDefinition};
+use redb::{ReadTransaction, Table, TableDefinition};
 
 use super::versions::{self, Tables};
 use super::{Change, ObjectKeys, RecordStore, Reply, get_decoded, refs};
 use crate::error::Error;
-use crate::proto::paxos::{AcceptReply, Ballot, PaxosState, Promise, Proposal};
+use crate::proto::paxos::{
+    AcceptReply, AgreedKey, AgreedKeys, Ballot, MAX_AGREED_KEYS, PaxosState, Promise, Proposal,
+};
 use crate::proto::{ObjectRecord, Select};
 
 pub(super) const PAXOS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("paxos");
@@ -72,6 +74,56 @@ impl RecordStore {
         let key = ObjectKeys::new(bucket, key)?;
         self.write(Change::Commit { key, proposal }).await.map(drop)
     }
+}
+
+impl RecordStore {
+    /// The keys with agreement state here, after `after` (`bucket ++ 0x00 ++ key`), at
+    /// most `limit` (capped at [`MAX_AGREED_KEYS`]).
+    pub(crate) async fn agreed_keys(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<AgreedKeys, Error> {
+        self.read(move |txn| agreed_keys(txn, after.as_deref(), limit))
+            .await
+    }
+}
+
+fn agreed_keys(
+    txn: &ReadTransaction,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<AgreedKeys, Error> {
+    let table = txn.open_table(PAXOS).map_err(Error::db("open paxos"))?;
+    let limit = limit.min(MAX_AGREED_KEYS);
+    let after = after.unwrap_or_default().as_bytes();
+    let range = table
+        .range::<&[u8]>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+        .map_err(Error::db("paxos range"))?;
+    let mut page = AgreedKeys::default();
+    for item in range {
+        let (k, _) = item.map_err(Error::db("paxos read"))?;
+        if page.keys.len() == limit {
+            page.truncated = true;
+            break;
+        }
+        // Bucket names hold no 0x00, so the first one ends the bucket.
+        let raw = k.value();
+        let Some(split) = raw.iter().position(|&b| b == 0) else {
+            continue;
+        };
+        let (Ok(bucket), Ok(key)) = (
+            std::str::from_utf8(&raw[..split]),
+            std::str::from_utf8(&raw[split + 1..]),
+        ) else {
+            continue;
+        };
+        page.keys.push(AgreedKey {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+        });
+    }
+    Ok(page)
 }
 
 /// `prepare(ballot)` for the object at `key`. Returns the answer and whether anything

@@ -750,6 +750,7 @@ async fn a_plain_version_below_a_promised_ballot_is_refused_and_nothing_of_it_st
     );
 }
 
+mod agreed;
 mod format;
 
 /// A history walked in pages comes back whole, in order, once: pages of small versions
