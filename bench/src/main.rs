@@ -9,6 +9,7 @@
 mod body;
 mod client;
 mod compare;
+mod mixed;
 mod multipart;
 mod ops;
 mod procs;
@@ -99,6 +100,19 @@ struct RunArgs {
     /// Keyspace of the mixed run.
     #[arg(long, default_value_t = 1024)]
     mixed_keys: u64,
+    /// Object size of the mixed run, KiB.
+    #[arg(long, default_value_t = 4)]
+    mixed_kib: u64,
+    /// Concurrent workers of the mixed run.
+    #[arg(long, default_value_t = 32)]
+    mixed_concurrency: usize,
+    /// Leave the mixed run's objects in the bucket.
+    #[arg(long)]
+    keep_objects: bool,
+    /// After the timed mixed run, create DIR/timed and go on until DIR/stop exists, reported
+    /// as `mixed-<size>-during` (bench/rebalance.sh changes the cluster meanwhile).
+    #[arg(long, value_name = "DIR")]
+    signal_dir: Option<PathBuf>,
     /// Compare the bytes of every Nth GET per worker with what was written (0: lengths only).
     #[arg(long, default_value_t = 16)]
     verify_every: u64,
@@ -263,7 +277,14 @@ async fn run(args: RunArgs) -> Result<bool, String> {
         results.push(workloads::list(&ctx, list_keys, args.list_concurrency).await);
     }
     if wants("mixed") {
-        results.push(workloads::mixed(&ctx, 4 * KIB, args.mixed_keys, 32).await);
+        let m = mixed::Mixed {
+            size: args.mixed_kib.max(1) * KIB,
+            keys: args.mixed_keys,
+            concurrency: args.mixed_concurrency.max(1),
+            keep_objects: args.keep_objects,
+            signal_dir: args.signal_dir.clone(),
+        };
+        results.extend(mixed::run(&ctx, &m).await);
     }
     if wants("mpu") {
         let part = args.part_mib.max(5) * MIB;

@@ -1,5 +1,5 @@
-//! The workloads of the matrix: PUT, GET, HEAD and DELETE of one object size, LIST of a
-//! populated prefix, and the mixed run.
+//! The workloads of the matrix: PUT, GET, HEAD and DELETE of one object size, and LIST of a
+//! populated prefix (the mixed run is in `mixed`).
 //!
 //! A workload runs `concurrency` workers, each with its own keep-alive connection opened
 //! before the clock starts, until the duration has elapsed (operations in flight finish and
@@ -10,9 +10,7 @@
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::sync::atomic::{
-    AtomicU8, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
-};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -98,19 +96,19 @@ impl KeySet {
         })
     }
 
-    fn key(&self, ctx: &Ctx, idx: u64) -> String {
+    pub(crate) fn key(&self, ctx: &Ctx, idx: u64) -> String {
         format!("{}/{}/{idx:08}", ctx.prefix, self.class)
     }
 
-    fn seed(&self, ctx: &Ctx, idx: u64) -> u64 {
+    pub(crate) fn seed(&self, ctx: &Ctx, idx: u64) -> u64 {
         ctx.nonce ^ (self.class_id << 56) ^ idx
     }
 
-    fn written(&self) -> u64 {
+    pub(crate) fn written(&self) -> u64 {
         self.next.load(Relaxed)
     }
 
-    fn failed(&self, idx: u64) -> bool {
+    pub(crate) fn failed(&self, idx: u64) -> bool {
         self.failed.lock().expect("failed lock").contains(&idx)
     }
 
@@ -164,7 +162,8 @@ where
     (rec, start.elapsed())
 }
 
-/// Runs a timed workload and turns it into a result (with CPU and memory of the servers).
+/// Runs a workload for the run's duration and turns it into a result (with CPU and memory
+/// of the servers).
 async fn measure<F, Fut>(
     ctx: &Ctx,
     name: &str,
@@ -176,8 +175,24 @@ where
     F: Fn(usize, Conn, Instant) -> Fut,
     Fut: Future<Output = Recorder> + Send + 'static,
 {
+    measure_for(ctx, name, size, concurrency, Some(ctx.duration), f).await
+}
+
+/// [`measure`] for `limit` (None: until the workers stop by themselves).
+pub(crate) async fn measure_for<F, Fut>(
+    ctx: &Ctx,
+    name: &str,
+    size: u64,
+    concurrency: usize,
+    limit: Option<Duration>,
+    f: F,
+) -> WorkloadResult
+where
+    F: Fn(usize, Conn, Instant) -> Fut,
+    Fut: Future<Output = Recorder> + Send + 'static,
+{
     let mark = ctx.watch.start();
-    let (mut rec, wall) = run_workers(ctx, concurrency, Some(ctx.duration), f).await;
+    let (mut rec, wall) = run_workers(ctx, concurrency, limit, f).await;
     let cost = ctx.watch.finish(&mark);
     for d in ctx.watch.dead() {
         rec.error(format!("server process {d} is gone"));
@@ -191,7 +206,7 @@ where
 }
 
 /// Writes objects `0..count` of `ks` untimed (setup of LIST and mixed runs).
-async fn fill(ctx: &Arc<Ctx>, ks: &Arc<KeySet>, count: u64, concurrency: usize) {
+pub(crate) async fn fill(ctx: &Arc<Ctx>, ks: &Arc<KeySet>, count: u64, concurrency: usize) {
     let (c, k) = (ctx.clone(), ks.clone());
     run_workers(ctx, concurrency, None, move |_, mut conn, _| {
         let (ctx, ks) = (c.clone(), k.clone());
@@ -449,131 +464,6 @@ pub async fn list(ctx: &Arc<Ctx>, keys: u64, concurrency: usize) -> WorkloadResu
             rec
         }
     })
-    .await;
-    cleanup(ctx, &ks).await;
-    result
-}
-
-const ABSENT: u8 = 0;
-const PRESENT: u8 = 1;
-const BUSY: u8 = 2;
-/// A failed PUT or DELETE leaves the key in an unknown state; it is not used again.
-const UNKNOWN: u8 = 3;
-
-/// Mixed: 45% GET / 30% HEAD / 15% PUT / 10% DELETE of `size`-byte objects over a keyspace of
-/// `keys` objects written first. No two workers touch the same key at once, so every answer
-/// is predictable: GET and HEAD of a present key must succeed with the newest body, DELETE
-/// answers 204.
-pub async fn mixed(ctx: &Arc<Ctx>, size: u64, keys: u64, concurrency: usize) -> WorkloadResult {
-    let ks = KeySet::new("mixed", 0x22, size);
-    fill(ctx, &ks, keys, 32).await;
-    let n = ks.written() as usize;
-    let state: Arc<Vec<AtomicU8>> = Arc::new(
-        (0..n as u64)
-            .map(|i| AtomicU8::new(if ks.failed(i) { UNKNOWN } else { PRESENT }))
-            .collect(),
-    );
-    let version: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
-    let (c, k, st, ver) = (ctx.clone(), ks.clone(), state.clone(), version.clone());
-    let name = format!("mixed-{}", size_label(size));
-    let result = measure(
-        ctx,
-        &name,
-        size,
-        concurrency,
-        move |w, mut conn, deadline| {
-            let (ctx, ks, state, version) = (c.clone(), k.clone(), st.clone(), ver.clone());
-            async move {
-                let mut rec = Recorder::new();
-                let mut rng = Rng::new(ctx.nonce ^ 0x3141 ^ w as u64);
-                let mut scratch = Vec::new();
-                let mut gets = 0u64;
-                while Instant::now() < deadline {
-                    let roll = rng.below(100);
-                    let kind = match roll {
-                        0..45 => "get",
-                        45..75 => "head",
-                        75..90 => "put",
-                        _ => "delete",
-                    };
-                    let wanted: &[u8] = if kind == "put" {
-                        &[PRESENT, ABSENT]
-                    } else {
-                        &[PRESENT]
-                    };
-                    let Some((idx, was)) = (0..32).find_map(|_| {
-                        let i = rng.below(n as u64) as usize;
-                        wanted.iter().find_map(|&s| {
-                            state[i]
-                                .compare_exchange(s, BUSY, Acquire, Relaxed)
-                                .ok()
-                                .map(|_| (i, s))
-                        })
-                    }) else {
-                        tokio::task::yield_now().await;
-                        continue;
-                    };
-                    let key = ks.key(&ctx, idx as u64);
-                    let ver = version[idx].load(Relaxed);
-                    let seed = ks.seed(&ctx, idx as u64) ^ (ver << 32);
-                    let limit = ctx.op_timeout;
-                    let (r, after) = match kind {
-                        "get" => {
-                            let verify =
-                                ctx.verify_every > 0 && gets.is_multiple_of(ctx.verify_every);
-                            gets += 1;
-                            let op = ops::get(
-                                &mut conn,
-                                &ctx.pattern,
-                                &key,
-                                seed,
-                                size,
-                                verify,
-                                &mut scratch,
-                            );
-                            (timeout(limit, op).await, PRESENT)
-                        }
-                        "head" => (
-                            timeout(limit, ops::head(&mut conn, &key, size)).await,
-                            PRESENT,
-                        ),
-                        "put" => {
-                            let seed = ks.seed(&ctx, idx as u64) ^ ((ver + 1) << 32);
-                            let path = ctx.target.object_path(&key);
-                            let op = ops::put(&mut conn, &ctx.pattern, &path, seed, 0, size);
-                            let r = timeout(limit, op).await.map(|r| r.map(|(d, _)| d));
-                            if matches!(r, Ok(Ok(_))) {
-                                version[idx].store(ver + 1, Relaxed);
-                            }
-                            (r, PRESENT)
-                        }
-                        _ => (timeout(limit, ops::delete(&mut conn, &key)).await, ABSENT),
-                    };
-                    match ops::settle(&mut conn, limit, r) {
-                        Ok(d) => {
-                            rec.ok(d.lat, d.bytes);
-                            if let Some(t) = d.ttfb {
-                                rec.first_byte(t);
-                            }
-                            rec.kind(kind);
-                            state[idx].store(after, Release);
-                        }
-                        Err(e) => {
-                            rec.error(format!("mixed {kind}: {e}"));
-                            let keep = if matches!(kind, "put" | "delete") {
-                                UNKNOWN
-                            } else {
-                                was
-                            };
-                            state[idx].store(keep, Release);
-                        }
-                    }
-                }
-                rec.reconnects = conn.reconnects;
-                rec
-            }
-        },
-    )
     .await;
     cleanup(ctx, &ks).await;
     result
