@@ -2,7 +2,10 @@
 # TLS tier: makes a CA and a server certificate for 127.0.0.1 with openssl, starts
 # `s3quorum dev --tls-cert --tls-key` on free loopback ports, round-trips objects with
 # aws-cli and boto3 trusting only that CA, checks that plain HTTP is refused, replaces the
-# certificate and sends SIGHUP, and checks the new certificate is served.
+# certificate and sends SIGHUP, and checks the new certificate is served. Then three nodes
+# serve TLS (`node --tls-cert --tls-key`) behind a gateway that trusts the CA
+# (`--node-ca`): objects round-trip, a node answers no plain HTTP, and a gateway that does
+# not trust the CA reaches no node.
 #
 #   S3Q_BIN=target/release/s3quorum bash compat/tls.sh
 set -euo pipefail
@@ -16,17 +19,23 @@ unset AWS_CA_BUNDLE
 
 DIR="$(mktemp -d "${TMPDIR:-/tmp}/s3q-tls.XXXXXX")"
 SERVER=""
+PIDS=()
 stop() {
     local rc=$?
+    local pid
+    for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
     if [[ -n $SERVER ]] && kill -0 "$SERVER" 2>/dev/null; then
         kill -INT "$SERVER" 2>/dev/null || true
         for _ in $(seq 1 100); do kill -0 "$SERVER" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$SERVER" 2>/dev/null || true
         wait "$SERVER" 2>/dev/null || true
     fi
-    if [[ $rc != 0 && -f $DIR/server.log ]]; then
-        echo "== tls: last lines of the server log" >&2
-        tail -n 30 "$DIR/server.log" >&2
+    if [[ $rc != 0 ]]; then
+        for log in "$DIR"/*.log; do
+            [[ -f $log ]] || continue
+            echo "== tls: last lines of $log" >&2
+            tail -n 30 "$log" >&2
+        done
     fi
     rm -rf "$DIR"
     exit "$rc"
@@ -115,4 +124,71 @@ done
 "${AWS[@]}" s3 cp s3://tls-bucket/blob "$DIR/blob.again" >/dev/null
 cmp "$DIR/blob" "$DIR/blob.again"
 kill -0 "$SERVER"
-echo "== tls: certificate reloaded on SIGHUP; all TLS checks passed"
+echo "== tls: certificate reloaded on SIGHUP"
+
+# Nodes over TLS. Every node serves the 127.0.0.1 certificate the test CA signed.
+SECRET="$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+# listening FILE ROLE: the URL of FILE's `listening ROLE` line, waiting up to 30 s.
+listening() {
+    local url deadline=$((SECONDS + 30))
+    until url="$(sed -n "s/^listening $2 //p" "$1" 2>/dev/null)" && [[ -n $url ]]; do
+        ((SECONDS < deadline)) || { echo "no 'listening $2' line in $1" >&2; return 1; }
+        sleep 0.1
+    done
+    echo "$url"
+}
+NODE_URLS=()
+for i in 1 2 3; do
+    "$BIN" node --data-dir "$DIR/node$i" --listen 127.0.0.1:0 --cluster-secret "$SECRET" \
+        --tls-cert "$DIR/server.pem" --tls-key "$DIR/server.key" \
+        >"$DIR/node$i.out" 2>"$DIR/node$i.log" &
+    PIDS+=($!)
+    NODE_URLS+=("$(listening "$DIR/node$i.out" node)")
+done
+[[ ${NODE_URLS[0]} == https://* ]] || { echo "node not served over TLS: ${NODE_URLS[0]}" >&2; exit 1; }
+NODES="$(IFS=,; echo "${NODE_URLS[*]}")"
+# gateway NAME [ARGS...]: a gateway in front of the TLS nodes; sets GW_S3 and GW_ADMIN.
+gateway() {
+    local name="$1"
+    shift
+    "$BIN" gateway --nodes "$NODES" --s3-addr 127.0.0.1:0 --admin-addr 127.0.0.1:0 \
+        --access-key "$AWS_ACCESS_KEY_ID" --secret-key "$AWS_SECRET_ACCESS_KEY" \
+        --cluster-secret "$SECRET" "$@" >"$DIR/$name.out" 2>"$DIR/$name.log" &
+    PIDS+=($!)
+    GW_S3="$(listening "$DIR/$name.out" s3)"
+    GW_ADMIN="$(listening "$DIR/$name.out" admin)"
+}
+gateway gw-trusting --node-ca "$DIR/ca.pem"
+deadline=$((SECONDS + 60))
+until curl -fsS --max-time 5 "$GW_ADMIN/ready" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || { echo "the gateway over TLS nodes is not ready within 60 s" >&2; exit 1; }
+    sleep 0.1
+done
+AWS=(aws --endpoint-url "$GW_S3")
+"${AWS[@]}" s3 mb s3://tls-nodes >/dev/null
+"${AWS[@]}" s3 cp "$DIR/blob" s3://tls-nodes/blob >/dev/null
+"${AWS[@]}" s3 cp s3://tls-nodes/blob "$DIR/blob.nodes" >/dev/null
+cmp "$DIR/blob" "$DIR/blob.nodes"
+[[ "$(curl -fsS --max-time 10 "$GW_ADMIN/status" | jq '[.nodes[] | select(.up)] | length')" == 3 ]] ||
+    { echo "not every TLS node is up: $(curl -sS "$GW_ADMIN/status")" >&2; exit 1; }
+echo "== tls: objects round-trip through a gateway whose nodes serve TLS"
+
+# A node's TLS port answers TLS (any status) and nothing in plain HTTP.
+code="$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' --cacert "$DIR/ca.pem" "${NODE_URLS[0]}/health" || true)"
+[[ $code != 000 ]] || { echo "no TLS answer from ${NODE_URLS[0]}" >&2; exit 1; }
+if curl -sS --max-time 5 -o /dev/null "${NODE_URLS[0]/https:/http:}/health" 2>/dev/null; then
+    echo "plain HTTP was answered on a node's TLS port" >&2; exit 1
+fi
+
+# A gateway that does not trust the CA reaches no node: it never gets ready, and the
+# handshake failure is what its log names.
+gateway gw-untrusting
+deadline=$((SECONDS + 30))
+until grep -qi 'certificate' "$DIR/gw-untrusting.log"; do
+    ((SECONDS < deadline)) || { echo "no certificate error from the untrusting gateway" >&2; exit 1; }
+    sleep 0.2
+done
+if curl -fsS --max-time 5 "$GW_ADMIN/ready" >/dev/null 2>&1; then
+    echo "a gateway that does not trust the nodes' CA got ready" >&2; exit 1
+fi
+echo "== tls: all TLS checks passed"

@@ -336,7 +336,8 @@ pub struct S3Args {
 
 #[derive(Debug, Clone, Args)]
 pub struct GatewayArgs {
-    /// Base URLs of every data node, comma separated (http://host:port).
+    /// Base URLs of the data nodes, comma separated (http://host:port, or https:// for a
+    /// node serving TLS); any one reachable is enough to learn the layout.
     #[arg(long, env = "S3QUORUM_NODES", value_delimiter = ',', required = true)]
     pub nodes: Vec<String>,
     /// S3 access key clients sign with.
@@ -355,6 +356,10 @@ pub struct GatewayArgs {
     /// A file holding the cluster secret.
     #[arg(long, env = "S3QUORUM_CLUSTER_SECRET_FILE")]
     pub cluster_secret_file: Option<PathBuf>,
+    /// PEM file of the certificate authorities trusted for `https://` node URLs (default:
+    /// the system's roots). `http://` node URLs are reached in plain HTTP.
+    #[arg(long, env = "S3QUORUM_NODE_CA")]
+    pub node_ca: Option<PathBuf>,
     #[command(flatten)]
     pub s3: S3Args,
 }
@@ -381,6 +386,13 @@ pub struct NodeArgs {
     /// start with another).
     #[arg(long, env = "S3QUORUM_NODE_ID")]
     pub node_id: Option<String>,
+    /// PEM certificate chain: serve TLS instead of plain HTTP (with `--tls-key`; both files
+    /// are read again on SIGHUP). Gateways then reach this node at its `https://` URL.
+    #[arg(long, env = "S3QUORUM_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "S3QUORUM_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     #[command(flatten)]
     pub disk: DiskArgs,
 }
@@ -466,6 +478,8 @@ pub struct Config {
     /// TLS certificate chain and key (PEM files); `None`: plain HTTP.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Roots trusted for `https://` node URLs (PEM); `None`: the system's.
+    pub node_ca: Option<PathBuf>,
 }
 
 impl Config {
@@ -514,6 +528,7 @@ impl Config {
             )?,
             tls_cert: args.s3.tls_cert.clone(),
             tls_key: args.s3.tls_key.clone(),
+            node_ca: args.node_ca.clone(),
         })
     }
 
@@ -577,8 +592,10 @@ impl Config {
         }
         let mut seen = std::collections::HashSet::new();
         for node in &self.nodes {
-            if !(node.starts_with("http://")) {
-                return Err(format!("node URL {node:?} must start with http://"));
+            if !(node.starts_with("http://") || node.starts_with("https://")) {
+                return Err(format!(
+                    "node URL {node:?} must start with http:// or https://"
+                ));
             }
             if !seen.insert(node) {
                 return Err(format!("node URL {node:?} is listed twice"));
@@ -635,6 +652,7 @@ mod tests {
             admin_token: None,
             tls_cert: None,
             tls_key: None,
+            node_ca: None,
         }
     }
 

@@ -151,6 +151,7 @@ pub async fn run(
         admin_token: Some(creds.admin_token.clone()),
         tls_cert: args.s3.tls_cert.clone(),
         tls_key: args.s3.tls_key.clone(),
+        node_ca: None,
     };
     config.validate()?;
     let s3 = TcpListener::bind(args.s3.s3_addr)

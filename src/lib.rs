@@ -38,7 +38,6 @@ mod s3;
 mod scope;
 pub mod server;
 mod store;
-pub mod tls;
 mod wire;
 mod xml_escape;
 

@@ -73,9 +73,19 @@ async fn run(command: Command) -> Result<(), String> {
                 .disk
                 .node_config(args.data_dir, &secret, !args.no_fsync);
             config.node_id = args.node_id;
+            if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+                let tls = node::tls::Tls::new(cert, key)?;
+                tls.reload_on_sighup();
+                config.tls = Some(tls);
+            }
             config.validate().map_err(|e| e.to_string())?;
             let listener = bind(args.listen).await?;
-            announce("node", "http", &listener)?;
+            let scheme = if config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            announce("node", scheme, &listener)?;
             node::serve(config, listener, ctrl_c())
                 .await
                 .map_err(|e| e.to_string())

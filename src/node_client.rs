@@ -1,5 +1,6 @@
 //! One async function per data-node endpoint (see `node::proto` for the route table).
 //!
+//! Nodes at `https://` URLs are reached over TLS ([`new_pool`]), the others in plain HTTP.
 //! Every call is signed with the cluster secret (`node::proto::auth`: the secret itself
 //! never goes on the wire) and has a deadline; streamed bodies have an idle deadline per
 //! chunk instead. Connections are pooled and kept alive (one pool for all
@@ -12,6 +13,7 @@
 //! Every answer carries the node's committed version; the newest one seen goes to the
 //! shared [`LayoutSeen`], which wakes the gateway's layout follower.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -22,6 +24,7 @@ use http::{HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full, Limited, StreamBody};
 use hyper::body::Frame;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -36,6 +39,10 @@ use node::proto::{
     SummaryPage, encode_segment,
 };
 use serde::de::DeserializeOwned;
+use tokio_rustls::rustls::crypto::ring;
+use tokio_rustls::rustls::pki_types::CertificateDer;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 mod layout;
 
@@ -109,7 +116,7 @@ impl LayoutSeen {
 #[derive(Clone)]
 pub struct NodeClient {
     base: String,
-    client: Client<HttpConnector, ReqBody>,
+    client: Pool,
     secret: std::sync::Arc<[u8]>,
     timeout: Duration,
     /// The layout version requests are placed with; 0: unplaced (no header).
@@ -137,25 +144,67 @@ impl Payload {
 #[derive(Clone)]
 struct BodyDigest(String);
 
-/// A pool shared by every [`NodeClient`] of a gateway.
-pub fn new_pool() -> Client<HttpConnector, ReqBody> {
+/// The connection pool every [`NodeClient`] of a gateway shares: plain HTTP for `http://`
+/// node URLs, TLS for `https://` ones.
+pub type Pool = Client<HttpsConnector<HttpConnector>, ReqBody>;
+
+/// A pool shared by every [`NodeClient`] of a gateway; `https://` nodes must present a
+/// certificate `ca` (a PEM file of roots) vouches for, or the system's roots without one.
+pub fn new_pool(ca: Option<&Path>) -> Result<Pool, String> {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_keepalive(Some(Duration::from_secs(60)));
     connector.set_connect_timeout(Some(Duration::from_secs(3)));
-    Client::builder(TokioExecutor::new())
+    // The TLS layer above decides the scheme; this one only opens TCP connections.
+    connector.enforce_http(false);
+    let https = HttpsConnectorBuilder::new()
+        .with_tls_config(client_tls(ca)?)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
+    Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(256)
-        .build(connector)
+        .build(https))
+}
+
+/// The TLS client configuration trusting `ca`'s certificates, or the system's roots.
+fn client_tls(ca: Option<&Path>) -> Result<ClientConfig, String> {
+    let mut roots = RootCertStore::empty();
+    match ca {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| format!("cannot read certificates from {}: {e}", path.display()))?;
+            if certs.is_empty() {
+                return Err(format!("{} holds no certificate", path.display()));
+            }
+            for cert in certs {
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("{}: not a usable CA certificate: {e}", path.display()))?;
+            }
+        }
+        None => {
+            // Unreadable system roots only matter once an https:// node is used; then the
+            // handshake fails and says so.
+            let native = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(native.certs);
+        }
+    }
+    // The provider is named, not taken from the process default: which crypto backends
+    // the dependency graph enables differs between builds.
+    Ok(
+        ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS setup: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
 }
 
 impl NodeClient {
-    pub fn new(
-        base: String,
-        pool: Client<HttpConnector, ReqBody>,
-        secret: &str,
-        timeout: Duration,
-    ) -> Result<Self, String> {
+    pub fn new(base: String, pool: Pool, secret: &str, timeout: Duration) -> Result<Self, String> {
         if secret.is_empty() || !secret.bytes().all(|b| b.is_ascii_graphic()) {
             return Err("cluster secret must be printable ASCII".to_owned());
         }

@@ -36,9 +36,9 @@ use crate::quorum::Cluster;
 use crate::repair::{self, RepairConfig, SharedStatus};
 use crate::s3::Gateway;
 use crate::store::Store;
-use crate::tls::Tls;
 use crate::wire::{self, ErrorContext};
 use crate::xml_escape::Escapes;
+use node::tls::Tls;
 
 /// How long in-flight requests may run after shutdown was asked for.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);

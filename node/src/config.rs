@@ -49,6 +49,9 @@ pub struct Config {
     /// The id a new data directory takes (default: made at random); for a directory that
     /// has one, the id it must have ([`crate::proto::NodeInfo`]).
     pub node_id: Option<String>,
+    /// Serve TLS instead of plain HTTP (gateways then reach the node at an `https://` URL
+    /// and must trust its certificate). Default `None`.
+    pub tls: Option<crate::tls::Tls>,
 }
 
 impl Config {
@@ -62,6 +65,7 @@ impl Config {
             scrub_rate_bytes_per_sec: DEFAULT_SCRUB_RATE,
             disk_reserve_bytes: DEFAULT_DISK_RESERVE,
             node_id: None,
+            tls: None,
         }
     }
 
@@ -105,6 +109,7 @@ impl fmt::Debug for Config {
             .field("scrub_rate_bytes_per_sec", &self.scrub_rate_bytes_per_sec)
             .field("disk_reserve_bytes", &self.disk_reserve_bytes)
             .field("node_id", &self.node_id)
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }

@@ -1,4 +1,5 @@
-//! The s3quorum data node: blob files and merged metadata records over plain HTTP. It knows
+//! The s3quorum data node: blob files and merged metadata records over HTTP (plain, or TLS
+//! with [`Config::tls`]). It knows
 //! nothing of S3; the gateway turns S3 requests into calls on the routes in [`proto`].
 //!
 //! # Layout
@@ -17,6 +18,8 @@
 //! - `layout`: the node's acceptor of the cluster layout register (`layout.json`) and the
 //!   fence that refuses record requests placed with an older layout.
 //! - `metrics`: the node's Prometheus metrics, in a registry of its own.
+//! - `tls`: the reloadable TLS acceptor (the node's listener with `--tls-cert`, and the
+//!   gateway's listeners).
 //! - `config`, `error`: the node's [`Config`] and its one [`Error`] type with the one
 //!   mapping to HTTP statuses.
 //!
@@ -36,6 +39,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 pub mod proto;
+pub mod tls;
 
 mod auth;
 mod blobs;
@@ -59,6 +63,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// A client that has not sent complete request headers by then is disconnected, so idle or
 /// slow sockets cannot pile up.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// A client that has not finished its TLS handshake by then is disconnected.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause after a failed `accept` (typically out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -135,7 +141,7 @@ pub async fn serve(
         shutdown.await;
         drop(stop_scrubber);
     };
-    accept_until(listener, state, shutdown).await;
+    accept_until(listener, state, config.tls, shutdown).await;
     if let Some(scrubber) = scrubber
         && scrubber.await.is_err()
     {
@@ -158,6 +164,7 @@ pub async fn serve(
 async fn accept_until(
     listener: TcpListener,
     state: Arc<http::State>,
+    tls: Option<tls::Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let mut builder = http1::Builder::new();
@@ -185,8 +192,31 @@ async fn accept_until(
                         let state = Arc::clone(&state);
                         async move { http::handle(&state, req).await }
                     });
-                    let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+                    let Some(acceptor) = tls.as_ref().and_then(tls::Tls::acceptor) else {
+                        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+                        connections.spawn(async move {
+                            if let Err(e) = connection.await {
+                                tracing::debug!(%peer, error = %e, "connection ended with an error");
+                            }
+                        });
+                        continue;
+                    };
+                    // The handshake runs in the connection's task, so a client that never
+                    // finishes it holds up nothing but itself.
+                    let (watcher, builder) = (graceful.watcher(), builder.clone());
                     connections.spawn(async move {
+                        let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        };
+                        let connection = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
                         if let Err(e) = connection.await {
                             tracing::debug!(%peer, error = %e, "connection ended with an error");
                         }

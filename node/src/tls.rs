@@ -1,5 +1,5 @@
-//! TLS for the gateway's S3 and admin listeners (`--tls-cert`, `--tls-key`, PEM files),
-//! reloaded from the same files on SIGHUP.
+//! Server-side TLS from PEM files (`--tls-cert`, `--tls-key`), reloaded from the same files
+//! on SIGHUP: a node's listener and the gateway's S3 and admin listeners all use it.
 //!
 //! Invariant: a reload that fails (unreadable files, a key that does not fit the
 //! certificate) leaves the configuration in force and logs why; connections already open

@@ -225,6 +225,7 @@ mod tests {
             admin_token: None,
             tls_cert: None,
             tls_key: None,
+            node_ca: None,
         };
         Cluster::new(&config, Metrics::new()).expect("cluster")
     }

@@ -127,7 +127,7 @@ impl Cluster {
         let seen = Arc::new(LayoutSeen::default());
         let template = NodeClient::new(
             String::new(),
-            new_pool(),
+            new_pool(config.node_ca.as_deref())?,
             &config.cluster_secret,
             config.node_timeout,
         )?
