@@ -10,8 +10,8 @@
 # the key copies and bytes the migrations moved (from the gateway's "migration done" lines),
 # each node's data directory size before and after, and the two latency rows.
 #
-# With --kill-joining, node 5 is killed (SIGKILL) once half of its migration's bytes are
-# copied; the script reports how long the migration takes to retire with it dead and what
+# With --kill-joining, node 5 is killed (SIGKILL) once its migration has half of its keys
+# left; the script reports how long the migration takes to retire with it dead and what
 # the clients saw, then restarts node 5 on its address and reports how long until the
 # gateway counts no object below its replication factor (replication_lag 0).
 #
@@ -179,18 +179,22 @@ wait_retired() {
 
 KILLED=0
 KILLED_AT=
-# kill_half: kills node 5 once half of its migration's bytes are copied.
+FIRST_KEYS=
+# kill_half: kills node 5 once its migration has half as many keys left as when first seen
+# (bytes_copied alone is no measure: read repair and anti-entropy fill the new node too).
 kill_half() {
-	local s copied remaining
+	local s keys
 	[ "$KILL" = 1 ] && [ "$KILLED" = 0 ] || return 0
 	s="$(cat)"
-	copied="$(jq -r '.rebalance.bytes_copied // 0' <<<"$s")"
-	remaining="$(jq -r '.rebalance.bytes_remaining // 0' <<<"$s")"
-	if [ "$copied" -gt 0 ] && [ "$copied" -ge "$remaining" ]; then
+	[ "$(jq -r '.rebalance.migrating_to' <<<"$s")" = null ] && return 0
+	keys="$(jq -r '.rebalance.keys_remaining // 0' <<<"$s")"
+	[ "$keys" -gt 0 ] || return 0
+	[ -n "$FIRST_KEYS" ] || FIRST_KEYS="$keys"
+	if [ $((keys * 2)) -le "$FIRST_KEYS" ]; then
 		kill -KILL "${NODE_PIDS[5]}"
 		KILLED=1
 		KILLED_AT="$(now)"
-		log "node5 killed with $copied bytes copied, $remaining to go"
+		log "node5 killed with $keys of $FIRST_KEYS keys left to migrate"
 	fi
 }
 
