@@ -182,7 +182,7 @@ pub async fn serve<F, Fut>(
         let _ = tcp.set_nodelay(true);
         let handler = handler.clone();
         let service = service_fn(move |req| handler.clone()(req));
-        let Some(acceptor) = tls.as_ref().and_then(Tls::acceptor) else {
+        let Some(acceptor) = tls.as_ref().map(Tls::acceptor) else {
             let conn = conn_builder
                 .serve_connection(TokioIo::new(tcp), service)
                 .into_owned();

@@ -192,7 +192,7 @@ async fn accept_until(
                         let state = Arc::clone(&state);
                         async move { http::handle(&state, req).await }
                     });
-                    let Some(acceptor) = tls.as_ref().and_then(tls::Tls::acceptor) else {
+                    let Some(acceptor) = tls.as_ref().map(tls::Tls::acceptor) else {
                         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
                         connections.spawn(async move {
                             if let Err(e) = connection.await {

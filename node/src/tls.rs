@@ -53,19 +53,26 @@ impl Tls {
         })
     }
 
-    /// The acceptor for the next connection, with the configuration in force.
-    pub fn acceptor(&self) -> Option<TlsAcceptor> {
-        let config = self.current.read().ok()?.clone();
-        Some(TlsAcceptor::from(config))
+    /// The acceptor for the next connection, with the configuration in force. Never
+    /// absent: a listener configured for TLS must not fall back to plain HTTP, and the
+    /// lock only guards a pointer swap, so a poisoned one still holds a whole config.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        let config = self
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        TlsAcceptor::from(config)
     }
 
     /// Reads the files again; keeps the old configuration when they do not load.
     pub fn reload(&self) {
         match load(&self.cert, &self.key) {
             Ok(config) => {
-                if let Ok(mut current) = self.current.write() {
-                    *current = config;
-                }
+                *self
+                    .current
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = config;
                 tracing::info!(cert = %self.cert.display(), "TLS certificate reloaded");
             }
             Err(e) => tracing::error!("TLS certificate not reloaded, the old one stays: {e}"),
